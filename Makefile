@@ -1,0 +1,48 @@
+# Set-up and checks. `make run` and `make test` are all a fresh machine needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+# Debian packages of the reference tools the tests and benchmarks compare
+# against, as command:package.
+PEER_TOOLS := md5sum:coreutils xxhsum:xxhash rhash:rhash hashdeep:hashdeep \
+              b3sum:b3sum jdupes:jdupes rdfind:rdfind
+
+.PHONY: run test lint bench peers venv clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+venv: $(BIN)/python
+
+run: venv
+	$(BIN)/pip install --quiet .
+	$(BIN)/parhash scan . --exclude .venv --exclude .git --algo sha256
+
+# Installs the peer tools that are missing (apt-get, as root or with sudo).
+peers:
+	@missing=""; for pair in $(PEER_TOOLS); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  echo "installing$$missing"; \
+	  $$sudo apt-get update && $$sudo apt-get install -y $$missing; \
+	fi
+
+test: venv peers
+	$(BIN)/pip install --quiet '.[test,lint]'
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/pip install --quiet '.[lint]'
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: venv peers
+	$(BIN)/pip install --quiet '.[bench]' || $(BIN)/pip install --quiet .
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from parhash.cli import main
+
+main()

@@ -1,0 +1,349 @@
+"""The ``parhash`` command: click options over the library, and exit statuses.
+
+Exit statuses: 0 all files hashed; 1 some file could not be read (the rest
+still are); 2 usage error; 130 interrupted (SIGINT); 143 terminated
+(SIGTERM); 141 the reader of standard output went away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Any, BinaryIO, NoReturn
+
+import click
+
+from parhash import __version__
+from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO, UnknownAlgorithm, parse_algos
+from parhash.pipeline import DEFAULT_CHUNKSIZE
+from parhash.report import (
+    MULTI_ALGO_FORMATS,
+    WRITERS,
+    Output,
+    ReportOptions,
+    Tally,
+    progress,
+    tally,
+)
+from parhash.worker import DEFAULT_BLOCK_SIZE
+
+EXIT_OK = 0
+EXIT_FILE_ERROR = 1
+EXIT_USAGE = 2
+EXIT_PIPE = 128 + signal.SIGPIPE
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(BaseException):
+    """Raised in the main process on SIGTERM, so that clean-up runs."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> NoReturn:
+    raise Terminated
+
+
+class ByteSize(click.ParamType):  # type: ignore[type-arg]
+    """A size such as ``65536``, ``64K``, ``1M`` or ``1MiB``."""
+
+    name = "size"
+    _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            number = value
+        else:
+            text = str(value).strip().lower().removesuffix("ib").removesuffix("b")
+            unit = text[-1:] if text[-1:] in self._UNITS and text[-1:] else ""
+            digits = text[: len(text) - len(unit)]
+            if not digits.isdigit():
+                self.fail(f"{value!r} is not a size (try 65536, 64K or 1M)", param, ctx)
+            number = int(digits) * self._UNITS[unit]
+        if number < 1:
+            self.fail(f"{value!r} is not a positive size", param, ctx)
+        return number
+
+
+def _guarded(fn: Any) -> Any:
+    """Turn Ctrl-C, SIGTERM and a closed stdout into exit statuses, quietly.
+
+    Raised inside the command, they unwind the pipeline's generators first,
+    which stops the workers and removes a half-written ``-o`` file.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        except Terminated:
+            raise click.exceptions.Exit(EXIT_TERMINATED) from None
+        except BrokenPipeError:
+            raise click.exceptions.Exit(EXIT_PIPE) from None
+
+    return wrapper
+
+
+def _list_algos(ctx: click.Context, param: Any, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    for a in ALGORITHMS.values():
+        click.echo(f"{a.name:<9} {a.hex_length * 4:>4}-bit  tag {a.tag:<8}  {a.doc}")
+    ctx.exit(0)
+
+
+def _algos_option(fn: Any) -> Any:
+    @click.option(
+        "-a", "--algo", "algo_specs", multiple=True, metavar="NAME",
+        help=f"Algorithm, repeatable or comma-separated (default {DEFAULT_ALGO}). "
+        "Several are computed from one read of each file.",
+    )
+    @functools.wraps(fn)
+    def wrapper(*args: Any, algo_specs: tuple[str, ...], **kwargs: Any) -> Any:
+        try:
+            algos = parse_algos(algo_specs) or (DEFAULT_ALGO,)
+        except UnknownAlgorithm as e:
+            raise click.BadParameter(str(e), param_hint="'-a' / '--algo'") from None
+        return fn(*args, algos=algos, **kwargs)
+
+    return wrapper
+
+
+def _pipeline_options(fn: Any) -> Any:
+    for option in reversed(
+        [
+            click.option(
+                "-j", "--jobs", type=click.IntRange(min=1), default=None,
+                help="Worker processes (default: the CPUs this process may use; "
+                "at most 4 per CPU).",
+            ),
+            click.option(
+                "--chunksize", type=click.IntRange(min=1), default=None,
+                help=f"Paths per task sent to a worker (default {DEFAULT_CHUNKSIZE}; "
+                "a task also closes at 16 MiB, so large files go alone).",
+            ),
+            click.option(
+                "--block-size", type=ByteSize(), default=DEFAULT_BLOCK_SIZE, show_default=True,
+                help="Read buffer, e.g. 64K or 1M.",
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+def _walk_options(fn: Any) -> Any:
+    for option in reversed(
+        [
+            click.option("-L", "--follow", is_flag=True,
+                         help="Follow symlinks met during the walk (loops are detected)."),
+            click.option("--include", multiple=True, metavar="GLOB",
+                         help="Hash only files matching GLOB (gitignore-style, repeatable)."),
+            click.option("--exclude", multiple=True, metavar="GLOB",
+                         help="Skip files and directories matching GLOB (repeatable)."),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+def _format_options(fn: Any) -> Any:
+    for option in reversed(
+        [
+            click.option("--tag", "fmt", flag_value="bsd",
+                         help="BSD lines: 'SHA256 (NAME) = DIGEST', one per algorithm."),
+            click.option("--json", "fmt", flag_value="json",
+                         help="JSON Lines: one object per file, errors included."),
+            click.option("--csv", "fmt", flag_value="csv",
+                         help="CSV: a header, then one row per file."),
+            click.option("-z", "--zero", is_flag=True,
+                         help="End each record with NUL, not newline; no escaping."),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="parhash")
+def cli() -> None:
+    """Hash many files in parallel; speak md5sum's and xxhsum's formats."""
+
+
+def _open_list(name: str) -> BinaryIO:
+    if name == "-":
+        return sys.stdin.buffer
+    try:
+        return open(name, "rb")
+    except OSError as e:
+        from parhash.manifest import quote_name
+
+        click.echo(f"parhash: cannot open {quote_name(name)} for reading: {e.strerror}",
+                   err=True)
+        raise click.exceptions.Exit(EXIT_FILE_ERROR) from None
+
+
+@contextlib.contextmanager
+def _atomic_output(path: str | None) -> Iterator[BinaryIO]:
+    """Standard output, or a temporary file renamed over ``path`` on success."""
+    if path is None or path == "-":
+        yield sys.stdout.buffer
+        return
+    directory = os.path.dirname(path) or "."
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
+                                   suffix=".tmp")
+    except OSError as e:
+        click.echo(f"parhash: cannot write to {path}: {e.strerror}", err=True)
+        raise click.exceptions.Exit(EXIT_FILE_ERROR) from None
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    stream = os.fdopen(fd, "wb", buffering=1 << 16)
+    try:
+        yield stream
+        stream.flush()
+        os.fsync(stream.fileno())
+        stream.close()
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            stream.close()
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _sort_key(r: Any) -> bytes:
+    return os.fsencode(r.path)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@_algos_option
+@click.option("--list-algos", is_flag=True, expose_value=False, is_eager=True,
+              callback=_list_algos, help="List the algorithms and exit.")
+@_format_options
+@_walk_options
+@_pipeline_options
+@click.option("--files-from", metavar="FILE",
+              help="Also read paths, one per line, from FILE ('-' for standard input).")
+@click.option("--files0-from", metavar="FILE",
+              help="Also read NUL-separated paths from FILE ('-' for standard input).")
+@click.option("--sort", "sort_output", is_flag=True,
+              help="Write in path order (deterministic manifests) instead of arrival order.")
+@click.option("-o", "--output", metavar="FILE",
+              help="Write to FILE atomically (a temporary file, then rename).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar on stderr (default: when stderr is a terminal).")
+@_guarded
+def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, block_size,
+         files_from, files0_from, sort_output, output, progress):
+    """Hash files, directories and globs, printing md5sum-style lines as they finish.
+
+    PATH is a file, a directory (walked recursively) or a quoted glob such as
+    'src/**/*.py'; no PATH means '.'. Exits 1 if any file could not be read.
+
+    \b
+    Examples:
+      parhash scan ./src --algo md5 > MD5SUMS && md5sum -c MD5SUMS
+      find . -name '*.iso' -print0 | parhash scan --files0-from - -a xxh3
+      parhash scan data --json -a sha256,md5 | jq -r .sha256
+    """
+    import parhash
+
+    fmt = fmt or "gnu"
+    if len(algos) > 1 and fmt not in MULTI_ALGO_FORMATS:
+        raise click.UsageError(
+            "a GNU line holds one digest; with several algorithms use --tag, --json or --csv"
+        )
+    listed: list[Any] = []
+    if files_from:
+        listed.append(_read_list(files_from, b"\n"))
+    if files0_from:
+        listed.append(_read_list(files0_from, b"\0"))
+    if not paths and not listed:
+        paths = (".",)
+    results = parhash.scan(
+        paths, algos=algos, jobs=jobs, chunksize=chunksize, block_size=block_size,
+        follow=follow, include=include, exclude=exclude, listed=_chain(listed),
+    )
+    counts = Tally()
+    show = progress if progress is not None else sys.stderr.isatty()
+    stream: Any = _progress(tally(results, counts), show)
+    try:
+        with _atomic_output(output) as raw:
+            if sort_output:
+                stream = sorted(stream, key=_sort_key)
+            WRITERS[fmt](stream, Output(raw), ReportOptions(algos, zero))
+            raw.flush()
+    finally:
+        results.close()
+    return EXIT_FILE_ERROR if counts.errors else EXIT_OK
+
+
+def _progress(results: Any, show: bool) -> Any:
+    return progress(results, enabled=show)
+
+
+def _read_list(name: str, separator: bytes) -> Iterator[str]:
+    from parhash.walk import read_path_list
+
+    stream = _open_list(name)
+    return read_path_list(stream, separator)
+
+
+def _chain(lists: list[Iterator[str]]) -> Iterator[str]:
+    for names in lists:
+        yield from names
+
+
+def _run(args: list[str] | None) -> int:
+    try:
+        rc = cli.main(args=args, prog_name="parhash", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.Abort:
+        return EXIT_INTERRUPTED
+    return rc if isinstance(rc, int) else EXIT_OK
+
+
+def main(args: list[str] | None = None) -> NoReturn:
+    """Entry point of the ``parhash`` console script."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    stdout: IO[bytes] = sys.stdout.buffer
+    try:
+        rc = _run(args)
+        stdout.flush()
+    except KeyboardInterrupt:
+        rc = EXIT_INTERRUPTED
+    except Terminated:
+        rc = EXIT_TERMINATED
+    except BrokenPipeError:
+        rc = EXIT_PIPE
+    if rc == EXIT_PIPE or _stdout_broken(stdout):
+        # Point stdout at /dev/null so that the interpreter's final flush
+        # doesn't fail again on the closed pipe.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        rc = EXIT_PIPE
+    sys.exit(rc)
+
+
+def _stdout_broken(stdout: IO[bytes]) -> bool:
+    try:
+        stdout.flush()
+    except BrokenPipeError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return False

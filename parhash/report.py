@@ -1,0 +1,205 @@
+"""One writer per output format, each printing a record as soon as it arrives.
+
+Every writer has the signature ``(results, out, options) -> None``: it reads
+:class:`Result` values and writes bytes to ``out``. Results with an error are
+written only by the formats that hold errors (``json``, ``csv``); the others
+leave them to :func:`tally`, which reports them on stderr. ``WRITERS`` is the
+only dispatch.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any, BinaryIO
+
+from parhash.algorithms import ALGORITHMS
+from parhash.manifest import format_bsd, format_gnu, quote_name
+from parhash.results import Result
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    algos: tuple[str, ...]
+    zero: bool = False
+
+
+class Output:
+    """A binary stream that flushes at most every ``interval`` seconds.
+
+    Writes go to a large buffer; a reader at the other end of a pipe still
+    sees lines as they arrive, a few times a second, without a system call
+    per line.
+    """
+
+    def __init__(self, stream: BinaryIO, interval: float = 0.2) -> None:
+        self.stream = stream
+        self.interval = interval
+        self.last = time.monotonic()
+
+    def write(self, data: bytes) -> None:
+        self.stream.write(data)
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.stream.flush()
+            self.last = now
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def write_gnu(results: Iterable[Result], out: Output, options: ReportOptions) -> None:
+    """``md5sum`` lines; one algorithm only.
+
+    ``d41d8cd98f00b204e9800998ecf8427e  ./empty``
+    """
+    (algo,) = options.algos
+    zero = options.zero
+    for r in results:
+        if r.error is None:
+            out.write(format_gnu(r.digests[algo], r.path, zero=zero))
+
+
+def write_bsd(results: Iterable[Result], out: Output, options: ReportOptions) -> None:
+    """``md5sum --tag`` lines, one per algorithm per file.
+
+    ``MD5 (./empty) = d41d8cd98f00b204e9800998ecf8427e``
+    """
+    tags = [(a, ALGORITHMS[a].tag) for a in options.algos]
+    zero = options.zero
+    for r in results:
+        if r.error is None:
+            out.write(b"".join(format_bsd(tag, r.digests[a], r.path, zero=zero) for a, tag in tags))
+
+
+def json_record(r: Result) -> dict[str, Any]:
+    """The ``--json`` object for one result.
+
+    A name that is not valid UTF-8 is written with Python's surrogate escapes
+    (each undecodable byte ``0xNN`` as ``\\udcNN``), which ``parhash`` and any
+    Python reader turn back into the same bytes, and also, losslessly for any
+    reader, as base64 in ``path_b64``.
+    """
+    record: dict[str, Any] = {"path": r.path}
+    try:
+        r.path.encode("utf-8")
+    except UnicodeEncodeError:
+        record["path_b64"] = base64.b64encode(os.fsencode(r.path)).decode("ascii")
+    if r.error is not None:
+        record["error"] = r.error
+        return record
+    record["size"] = r.size
+    record.update(r.digests)
+    return record
+
+
+def write_json(results: Iterable[Result], out: Output, options: ReportOptions) -> None:
+    """JSON Lines, one object per file, errors included.
+
+    ``{"path": "./empty", "size": 0, "md5": "d41d8cd98f00b204e9800998ecf8427e"}``
+    ``{"path": "./gone", "error": "No such file or directory"}``
+    """
+    import json
+
+    end = b"\0" if options.zero else b"\n"
+    encode = json.JSONEncoder(ensure_ascii=True).encode
+    for r in results:
+        out.write(encode(json_record(r)).encode("ascii") + end)
+
+
+def _csv_field(value: str) -> bytes:
+    data = os.fsencode(value)
+    if any(c in data for c in b',"\r\n'):
+        data = b'"' + data.replace(b'"', b'""') + b'"'
+    return data
+
+
+def write_csv(results: Iterable[Result], out: Output, options: ReportOptions) -> None:
+    """A header, then one RFC 4180 row per file; names are written as their bytes.
+
+    ``path,size,md5,error``
+    ``./empty,0,d41d8cd98f00b204e9800998ecf8427e,``
+    ``./gone,,,No such file or directory``
+    """
+    end = b"\r\n"
+    out.write(b",".join([b"path", b"size", *(a.encode() for a in options.algos), b"error"]) + end)
+    blanks = [b""] * len(options.algos)
+    for r in results:
+        if r.error is None:
+            row = [str(r.size).encode(), *(r.digests[a].encode() for a in options.algos), b""]
+        else:
+            row = [b"", *blanks, _csv_field(r.error)]
+        out.write(_csv_field(r.path) + b"," + b",".join(row) + end)
+
+
+Writer = Callable[[Iterable[Result], Output, ReportOptions], None]
+
+WRITERS: dict[str, Writer] = {
+    "gnu": write_gnu,
+    "bsd": write_bsd,
+    "json": write_json,
+    "csv": write_csv,
+}
+
+# Formats that put every algorithm of a file on record; the GNU line has room
+# for one digest only, and md5sum -c would misread a line of another length.
+MULTI_ALGO_FORMATS = frozenset({"bsd", "json", "csv"})
+
+
+@dataclass
+class Tally:
+    """Counts kept while results stream past."""
+
+    files: int = 0
+    bytes: int = 0
+    errors: int = 0
+    error_paths: list[str] = field(default_factory=list)
+
+
+def error_line(prog: str, path: str, reason: str) -> str:
+    """``parhash: PATH: reason``, with the path quoted as coreutils quotes it."""
+    return f"{prog}: {quote_name(path)}: {reason}\n"
+
+
+def tally(
+    results: Iterable[Result], counts: Tally, err: IO[str] | None = None, prog: str = "parhash"
+) -> Iterator[Result]:
+    """Pass results through, counting them and reporting each error on ``err``."""
+    err = err if err is not None else sys.stderr
+    for r in results:
+        if r.error is None:
+            counts.files += 1
+            counts.bytes += r.size
+        else:
+            counts.errors += 1
+            err.write(error_line(prog, r.path, r.error))
+            err.flush()
+        yield r
+
+
+def progress(results: Iterable[Result], *, enabled: bool) -> Iterator[Result]:
+    """Show a tqdm bar on stderr counting files and bytes, when ``enabled``."""
+    if not enabled:
+        yield from results
+        return
+    from tqdm import tqdm
+
+    # No monitor thread: nothing else should be running when a pool forks.
+    tqdm.monitor_interval = 0
+    with tqdm(
+        unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, dynamic_ncols=True,
+        mininterval=0.2, desc="hashing",
+    ) as bar:
+        files = 0
+        for r in results:
+            files += 1
+            if r.size > 0:
+                bar.update(r.size)
+            if files % 64 == 1:
+                bar.set_postfix(files=files, refresh=False)
+            yield r
+        bar.set_postfix(files=files)

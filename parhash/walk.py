@@ -1,0 +1,261 @@
+"""Arguments, directories, globs and path lists in; files to hash out.
+
+The walk yields one value per entry and goes on after errors: a path string
+for each regular file to hash, a :class:`WalkError` for each argument or
+directory it could not read. It streams: directories are read one at a time
+from an explicit stack (no recursion limit, no whole-tree list), so hashing
+starts while the walk is still going.
+
+Policy, shared by directories and globs:
+
+- regular files only; hidden files included;
+- a symlink named as an argument is followed (like ``md5sum``); symlinks met
+  during the walk are skipped unless ``follow`` is set; then each directory is
+  entered once, by device and inode, and a link back to an ancestor is
+  reported as a loop; a broken link is skipped;
+- FIFOs, sockets and devices met during the walk are skipped without being
+  opened (opening a FIFO blocks); named as an argument they are an error.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO, NamedTuple, Protocol
+
+from parhash.results import WalkError, reason
+from parhash.select import has_magic, translate
+
+NOT_REGULAR = "not a regular file"
+LOOP = "File system loop detected"
+
+
+class Predicates(Protocol):
+    def enter_dir(self, relpath: str) -> bool: ...
+    def keep_file(self, relpath: str) -> bool: ...
+
+
+class _Dir(NamedTuple):
+    path: str  # as displayed, ending in "/" unless it is "" (the current directory)
+    rel: str  # relative to the walk's top, "" for the top
+    depth: int
+    ancestor: _Ancestor | None
+
+
+class _Ancestor(NamedTuple):
+    dev: int
+    ino: int
+    path: str
+    parent: _Ancestor | None
+
+
+def _loop_ancestor(node: _Ancestor | None, dev: int, ino: int) -> str | None:
+    while node is not None:
+        if node.dev == dev and node.ino == ino:
+            return node.path
+        node = node.parent
+    return None
+
+
+def _as_prefix(path: str) -> str:
+    return path if path == "" or path.endswith("/") else path + "/"
+
+
+def walk_tree(
+    top: str,
+    *,
+    follow: bool = False,
+    select: Predicates | None = None,
+    top_stat: os.stat_result | None = None,
+) -> Iterator[str | WalkError]:
+    """Yield the regular files under directory ``top``, then errors as values.
+
+    Paths are ``top`` joined with the names below it, as ``find`` prints them
+    (``./src`` gives ``./src/a.py``). Names within a directory come in byte
+    order, files before subdirectories. Costs one ``scandir`` per directory and
+    no ``stat`` per file; with ``follow``, one ``stat`` per directory and link.
+    """
+    visited: set[tuple[int, int]] = set()
+    root: _Ancestor | None = None
+    if follow:
+        st = top_stat or os.stat(top or ".")
+        root = _Ancestor(st.st_dev, st.st_ino, top or ".", None)
+        visited.add((st.st_dev, st.st_ino))
+    stack = [_Dir(_as_prefix(top), "", 0, root)]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current.path or ".") as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            yield WalkError(current.path.rstrip("/") or ".", reason(e), e.errno, current.depth)
+            continue
+        subdirs: list[_Dir] = []
+        depth = current.depth + 1
+        for entry in entries:
+            name = entry.name
+            path = current.path + name
+            rel = current.rel + "/" + name if current.rel else name
+            try:
+                if entry.is_file(follow_symlinks=False):
+                    if select is None or select.keep_file(rel):
+                        yield path
+                    continue
+                is_dir = entry.is_dir(follow_symlinks=False)
+                if not is_dir and not (follow and entry.is_symlink()):
+                    continue  # a FIFO, socket, device, or a link we don't follow
+                if select is not None and not select.enter_dir(rel) and is_dir:
+                    continue
+                if not follow:
+                    subdirs.append(_Dir(path + "/", rel, depth, None))
+                    continue
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:
+                    continue  # a broken link
+                if stat.S_ISREG(st.st_mode):
+                    if select is None or select.keep_file(rel):
+                        yield path
+                    continue
+                if not stat.S_ISDIR(st.st_mode):
+                    continue
+                if select is not None and not select.enter_dir(rel):
+                    continue
+                key = (st.st_dev, st.st_ino)
+                if key in visited:
+                    ancestor = _loop_ancestor(current.ancestor, *key)
+                    if ancestor is not None:
+                        yield WalkError(path, LOOP, errno.ELOOP, depth, ancestor)
+                    continue  # entered already by another path
+                visited.add(key)
+                node = _Ancestor(st.st_dev, st.st_ino, path, current.ancestor)
+                subdirs.append(_Dir(path + "/", rel, depth, node))
+            except OSError as e:
+                yield WalkError(path, reason(e), e.errno, depth)
+        stack.extend(reversed(subdirs))
+
+
+class _GlobPredicates:
+    """Matches the part of a glob below its literal base directory.
+
+    A directory that matches the whole pattern is taken whole, as a shell
+    would pass it to a command that walks it. Wildcards don't match a leading
+    dot, as in a shell.
+    """
+
+    def __init__(self, pattern: str, then: Predicates | None) -> None:
+        parts = [p for p in pattern.split("/") if p]
+        self.full = re.compile(translate("/".join(parts), hidden=False) + r"\Z", re.DOTALL)
+        # Components before the first "**" prune directories that can't match.
+        self.fixed: list[re.Pattern[str]] = []
+        for part in parts:
+            if part == "**" or "**" in part:
+                break
+            self.fixed.append(re.compile(translate(part, hidden=False) + r"\Z", re.DOTALL))
+        self.bounded = len(self.fixed) == len(parts)
+        self.then = then
+
+    def _inside_match(self, relpath: str) -> bool:
+        parts = relpath.split("/")
+        return any(self.full.match("/".join(parts[:i])) for i in range(1, len(parts)))
+
+    def enter_dir(self, relpath: str) -> bool:
+        if self.then is not None and not self.then.enter_dir(relpath):
+            return False
+        parts = relpath.split("/")
+        if self.bounded and len(parts) >= len(self.fixed):
+            # Deep enough that only a whole-directory match can keep it.
+            return self.full.match(relpath) is not None or self._inside_match(relpath)
+        return all(
+            rx.match(part) for rx, part in zip(self.fixed, parts, strict=False)
+        ) or self._inside_match(relpath)
+
+    def keep_file(self, relpath: str) -> bool:
+        if self.then is not None and not self.then.keep_file(relpath):
+            return False
+        return self.full.match(relpath) is not None or self._inside_match(relpath)
+
+
+def walk_glob(
+    pattern: str, *, follow: bool = False, select: Predicates | None = None
+) -> Iterator[str | WalkError]:
+    """Expand ``pattern`` (``**`` included) with the walk's link policy.
+
+    Yields a :class:`WalkError` (``No such file or directory``) when nothing
+    matches, as ``md5sum`` says of an unexpanded shell pattern.
+    """
+    parts = pattern.split("/")
+    literal = 0
+    while literal < len(parts) - 1 and not has_magic(parts[literal]):
+        literal += 1
+    base = "/".join(parts[:literal])
+    if pattern.startswith("/") and not base:
+        base = "/"
+    rest = "/".join(parts[literal:])
+    matched = False
+    try:
+        top_stat = os.stat(base or ".")
+    except OSError as e:
+        yield WalkError(pattern, reason(e), e.errno)
+        return
+    for item in walk_tree(
+        base, follow=follow, select=_GlobPredicates(rest, select), top_stat=top_stat
+    ):
+        matched = matched or isinstance(item, str)
+        yield item
+    if not matched:
+        yield WalkError(pattern, os.strerror(errno.ENOENT), errno.ENOENT)
+
+
+def walk_paths(
+    paths: Iterable[str],
+    *,
+    follow: bool = False,
+    select: Predicates | None = None,
+    expand_globs: bool = True,
+) -> Iterator[str | WalkError]:
+    """Walk each argument in turn: a file, a directory, or a glob.
+
+    An argument that exists is taken literally even if it holds ``*``; one that
+    doesn't and holds a wildcard is expanded by :func:`walk_glob`. ``select``
+    filters what is found below directories and globs, never a file named
+    directly. Errors come back as :class:`WalkError` values; nothing raises.
+    """
+    for arg in paths:
+        try:
+            st = os.stat(arg)
+        except OSError as e:
+            if expand_globs and has_magic(arg) and e.errno == errno.ENOENT:
+                yield from walk_glob(arg, follow=follow, select=select)
+            else:
+                yield WalkError(arg, reason(e), e.errno)
+            continue
+        if stat.S_ISREG(st.st_mode):
+            yield arg
+        elif stat.S_ISDIR(st.st_mode):
+            yield from walk_tree(arg, follow=follow, select=select, top_stat=st)
+        else:
+            yield WalkError(arg, NOT_REGULAR)
+
+
+def read_path_list(stream: BinaryIO, separator: bytes = b"\n") -> Iterator[str]:
+    """Yield the names in a newline- or NUL-separated list, as they are read.
+
+    Names are bytes on disk; they are decoded with the file system encoding
+    and ``surrogateescape``, so any name survives. Empty names are skipped.
+    """
+    pending = b""
+    while True:
+        chunk = stream.read(1 << 16)
+        if not chunk:
+            break
+        pending += chunk
+        *names, pending = pending.split(separator)
+        for name in names:
+            if name:
+                yield os.fsdecode(name)
+    if pending:
+        yield os.fsdecode(pending)
