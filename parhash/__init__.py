@@ -11,17 +11,29 @@ layer over it.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Generator, Iterable, Sequence
-
-from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO, UnknownAlgorithm, parse_algos
-from parhash.pipeline import DEFAULT_CHUNKSIZE, hash_paths
-from parhash.results import Result, WalkError
-from parhash.select import Selector
-from parhash.walk import walk_paths
-from parhash.worker import DEFAULT_BLOCK_SIZE, hash_file
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO, UnknownAlgorithm
+    from parhash.pipeline import DEFAULT_CHUNKSIZE
+    from parhash.results import Result, WalkError
+    from parhash.worker import DEFAULT_BLOCK_SIZE, hash_file
+
+# Names are loaded on first use, so that `import parhash` (and so the start of
+# every `parhash` command) costs almost nothing.
+_LAZY = {
+    "ALGORITHMS": "parhash.algorithms",
+    "DEFAULT_ALGO": "parhash.algorithms",
+    "UnknownAlgorithm": "parhash.algorithms",
+    "DEFAULT_CHUNKSIZE": "parhash.pipeline",
+    "Result": "parhash.results",
+    "WalkError": "parhash.results",
+    "DEFAULT_BLOCK_SIZE": "parhash.worker",
+    "hash_file": "parhash.worker",
+}
 
 __all__ = [
     "ALGORITHMS",
@@ -37,13 +49,23 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'parhash' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
 def scan(
     paths: Iterable[str] = (".",),
     *,
-    algos: Sequence[str] = (DEFAULT_ALGO,),
+    algos: Sequence[str] = ("sha256",),
     jobs: int | None = None,
     chunksize: int | None = None,
-    block_size: int = DEFAULT_BLOCK_SIZE,
+    block_size: int | None = None,
     follow: bool = False,
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
@@ -65,6 +87,13 @@ def scan(
     :class:`UnknownAlgorithm` for an unknown name and ``ValueError`` for a
     ``jobs``, ``chunksize`` or ``block_size`` below 1, before any work starts.
     """
+    from parhash.algorithms import parse_algos
+    from parhash.pipeline import hash_paths
+    from parhash.select import Selector
+    from parhash.walk import walk_paths
+    from parhash.worker import DEFAULT_BLOCK_SIZE
+
+    block_size = DEFAULT_BLOCK_SIZE if block_size is None else block_size
     names = parse_algos(algos)
     if not names:
         raise ValueError("no algorithm given")
@@ -75,6 +104,8 @@ def scan(
     if jobs is not None and jobs < 1:
         raise ValueError("jobs must be at least 1")
     select = Selector.from_patterns(include, exclude)
+    import itertools
+
     items = itertools.chain(
         walk_paths(paths, follow=follow, select=select),
         walk_paths(listed, follow=follow, select=select, expand_globs=False),

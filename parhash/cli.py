@@ -12,7 +12,6 @@ import functools
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import Iterator
 from typing import IO, Any, BinaryIO, NoReturn
 
@@ -195,6 +194,8 @@ def _atomic_output(path: str | None) -> Iterator[BinaryIO]:
     if path is None or path == "-":
         yield sys.stdout.buffer
         return
+    import tempfile
+
     directory = os.path.dirname(path) or "."
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",

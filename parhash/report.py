@@ -9,21 +9,18 @@ only dispatch.
 
 from __future__ import annotations
 
-import base64
 import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, NamedTuple
 
 from parhash.algorithms import ALGORITHMS
 from parhash.manifest import format_bsd, format_gnu, quote_name
 from parhash.results import Result
 
 
-@dataclass(frozen=True)
-class ReportOptions:
+class ReportOptions(NamedTuple):
     algos: tuple[str, ...]
     zero: bool = False
 
@@ -88,6 +85,8 @@ def json_record(r: Result) -> dict[str, Any]:
     try:
         r.path.encode("utf-8")
     except UnicodeEncodeError:
+        import base64
+
         record["path_b64"] = base64.b64encode(os.fsencode(r.path)).decode("ascii")
     if r.error is not None:
         record["error"] = r.error
@@ -150,14 +149,13 @@ WRITERS: dict[str, Writer] = {
 MULTI_ALGO_FORMATS = frozenset({"bsd", "json", "csv"})
 
 
-@dataclass
 class Tally:
     """Counts kept while results stream past."""
 
-    files: int = 0
-    bytes: int = 0
-    errors: int = 0
-    error_paths: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.files = 0
+        self.bytes = 0
+        self.errors = 0
 
 
 def error_line(prog: str, path: str, reason: str) -> str:

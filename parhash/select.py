@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 
 def _translate_class(pattern: str, i: int) -> tuple[str, int]:
@@ -91,10 +90,12 @@ def has_magic(path: str) -> bool:
     return any(c in path for c in "*?[")
 
 
-@dataclass(frozen=True)
 class _Pattern:
-    regex: re.Pattern[str]
-    dirs_only: bool
+    __slots__ = ("regex", "dirs_only")
+
+    def __init__(self, regex: re.Pattern[str], dirs_only: bool) -> None:
+        self.regex = regex
+        self.dirs_only = dirs_only
 
     @classmethod
     def compile(cls, pattern: str) -> _Pattern:
@@ -112,18 +113,17 @@ class _Pattern:
         return self.regex.match(relpath) is not None
 
 
-@dataclass(frozen=True)
 class Selector:
     """Include/exclude predicates over paths relative to a walk's argument."""
 
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    _include: tuple[_Pattern, ...] = field(init=False, repr=False, compare=False)
-    _exclude: tuple[_Pattern, ...] = field(init=False, repr=False, compare=False)
+    def __init__(self, include: Iterable[str] = (), exclude: Iterable[str] = ()) -> None:
+        self.include = tuple(include)
+        self.exclude = tuple(exclude)
+        self._include = tuple(map(_Pattern.compile, self.include))
+        self._exclude = tuple(map(_Pattern.compile, self.exclude))
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_include", tuple(map(_Pattern.compile, self.include)))
-        object.__setattr__(self, "_exclude", tuple(map(_Pattern.compile, self.exclude)))
+    def __repr__(self) -> str:
+        return f"Selector(include={self.include!r}, exclude={self.exclude!r})"
 
     @classmethod
     def from_patterns(
