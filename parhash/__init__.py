@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO, UnknownAlgorithm
-    from parhash.pipeline import DEFAULT_CHUNKSIZE
+    from parhash.pipeline import DEFAULT_CHUNKSIZE, PipelineStats
     from parhash.results import Result, WalkError
     from parhash.worker import DEFAULT_BLOCK_SIZE, hash_file
 
@@ -29,6 +29,7 @@ _LAZY = {
     "DEFAULT_ALGO": "parhash.algorithms",
     "UnknownAlgorithm": "parhash.algorithms",
     "DEFAULT_CHUNKSIZE": "parhash.pipeline",
+    "PipelineStats": "parhash.pipeline",
     "Result": "parhash.results",
     "WalkError": "parhash.results",
     "DEFAULT_BLOCK_SIZE": "parhash.worker",
@@ -40,6 +41,7 @@ __all__ = [
     "DEFAULT_ALGO",
     "DEFAULT_BLOCK_SIZE",
     "DEFAULT_CHUNKSIZE",
+    "PipelineStats",
     "Result",
     "UnknownAlgorithm",
     "WalkError",
@@ -70,6 +72,7 @@ def scan(
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
     listed: Iterable[str] = (),
+    stats: PipelineStats | None = None,
 ) -> Generator[Result, None, None]:
     """Hash every regular file reachable from ``paths``; yield results as they complete.
 
@@ -80,7 +83,9 @@ def scan(
     (default: the CPUs this process may use); small jobs and ``jobs=1`` run in
     this process. ``include``/``exclude`` are gitignore-style patterns matched
     against paths relative to each argument. ``listed`` names more paths, as
-    read from a file list: each is taken literally, never as a glob.
+    read from a file list: each is taken literally, never as a glob. A worker
+    process that dies (killed, out of memory) costs no result: its files are
+    hashed again in a fresh worker, and ``stats.worker_deaths`` counts it.
 
     Each file gives one :class:`Result`, in completion order; files that can't
     be read and walk errors come back as results with ``error`` set. Raises
@@ -110,4 +115,6 @@ def scan(
         walk_paths(paths, follow=follow, select=select),
         walk_paths(listed, follow=follow, select=select, expand_globs=False),
     )
-    return hash_paths(items, algos=names, jobs=jobs, chunksize=chunksize, block_size=block_size)
+    return hash_paths(
+        items, algos=names, jobs=jobs, chunksize=chunksize, block_size=block_size, stats=stats
+    )

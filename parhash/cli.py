@@ -271,9 +271,10 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
         listed.append(_read_list(files0_from, b"\0"))
     if not paths and not listed:
         paths = (".",)
+    stats = parhash.PipelineStats()
     results = parhash.scan(
         paths, algos=algos, jobs=jobs, chunksize=chunksize, block_size=block_size,
-        follow=follow, include=include, exclude=exclude, listed=_chain(listed),
+        follow=follow, include=include, exclude=exclude, listed=_chain(listed), stats=stats,
     )
     counts = Tally()
     show = progress if progress is not None else sys.stderr.isatty()
@@ -286,7 +287,19 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
             raw.flush()
     finally:
         results.close()
+    if stats.worker_deaths:
+        _warn_worker_deaths(stats)
+        return EXIT_FILE_ERROR
     return EXIT_FILE_ERROR if counts.errors else EXIT_OK
+
+
+def _warn_worker_deaths(stats: Any) -> None:
+    n = stats.worker_deaths
+    click.echo(
+        f"parhash: WARNING: {n} worker process{'es' if n > 1 else ''} died; "
+        "their files were hashed again in a fresh worker",
+        err=True,
+    )
 
 
 def _progress(results: Any, show: bool) -> Any:

@@ -19,13 +19,10 @@ import sys
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from parhash.results import Result, WalkError
 from parhash.worker import DEFAULT_BLOCK_SIZE, Job, hash_batch
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 Item = str | WalkError
 
@@ -63,29 +60,72 @@ def clamp_jobs(jobs: int | None) -> int:
 
 
 class Executor(Protocol):
-    """Runs ``fn`` over tasks, yielding results in completion order."""
+    """Runs ``fn`` over batches, yielding each batch's results as it completes."""
 
-    def map_unordered(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]: ...
+    def map_unordered(
+        self, fn: Callable[[list[Item]], list[Result]], batches: Iterable[list[Item]]
+    ) -> Iterator[list[Result]]: ...
 
     def close(self) -> None: ...
 
 
 class InlineExecutor:
-    """Runs every task in this process, in order."""
+    """Runs every batch in this process, in order."""
 
-    def map_unordered(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]:
-        return map(fn, tasks)
+    def map_unordered(
+        self, fn: Callable[[list[Item]], list[Result]], batches: Iterable[list[Item]]
+    ) -> Iterator[list[Result]]:
+        return map(fn, batches)
 
     def close(self) -> None:
         pass
 
 
-def _init_worker() -> None:
+class PipelineStats:
+    """What went wrong beneath the results: workers that died mid-batch."""
+
+    def __init__(self) -> None:
+        self.worker_deaths = 0
+        self.retried = 0
+
+
+# Worker-side bookkeeping, set by _init_worker: which batch each worker is on,
+# so that the parent can tell which batch a dead worker took with it.
+_SLOT = -1
+_CURRENT: Any = None
+
+
+def _init_worker(current: Any, pids: Any, counter: Any) -> None:
     # Ctrl-C reaches the whole process group; only the parent acts on it, and
     # it stops the workers itself, with SIGTERM, which must kill them outright
     # whatever handler the parent had installed before forking.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    global _SLOT, _CURRENT
+    with counter.get_lock():
+        slot = counter.value
+        counter.value += 1
+    if slot < len(pids):
+        _SLOT, _CURRENT = slot, current
+        current[slot] = -1
+        pids[slot] = os.getpid()
+
+
+class _Tracked:
+    """Runs a batch in a worker, noting its number in the worker's slot."""
+
+    def __init__(self, fn: Callable[[list[Item]], list[Result]]) -> None:
+        self.fn = fn
+
+    def __call__(self, task: tuple[int, list[Item]]) -> tuple[int, list[Result]]:
+        number, batch = task
+        if _SLOT >= 0:
+            _CURRENT[_SLOT] = number
+        try:
+            return number, self.fn(batch)
+        finally:
+            if _SLOT >= 0:
+                _CURRENT[_SLOT] = -1
 
 
 def _pool_context() -> Any:
@@ -100,38 +140,144 @@ def _pool_context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
+# How often the parent looks for dead workers while it waits for results.
+POLL_SECONDS = 0.25
+# A death the slots could not pin on a batch (a worker killed after finishing
+# a batch but before handing back its results) is assumed after this long
+# with no result, every live worker idle and nothing left to send.
+IDLE_SECONDS = 2.0
+
+
 class PoolExecutor:
     """A ``multiprocessing.Pool`` of ``jobs`` processes behind ``imap_unordered``.
 
-    At most ``jobs * INFLIGHT_PER_WORKER`` tasks are queued or running at a
-    time, so a huge stream of tasks is not read ahead into memory.
+    At most ``jobs * INFLIGHT_PER_WORKER`` batches are queued or running at a
+    time, so a huge stream of batches is not read ahead into memory.
+
+    A plain Pool waits forever for a batch whose worker died (killed, out of
+    memory, a crash in a C library). Here each worker notes in shared memory
+    which batch it is on; while waiting, the parent looks for dead workers and
+    takes their batches back. Each of their paths is tried once more, alone,
+    in a fresh worker; a path whose worker dies again comes back as an error.
+    ``stats.worker_deaths`` counts the deaths.
     """
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, stats: PipelineStats | None = None) -> None:
         self.jobs = jobs
-        self.pool = _pool_context().Pool(jobs, initializer=_init_worker)
+        self.stats = stats if stats is not None else PipelineStats()
+        ctx = _pool_context()
+        # Room for every worker the pool may start to replace dead ones.
+        slots = jobs * 8 + 16
+        self._current = ctx.Array("q", slots, lock=False)
+        self._pids = ctx.Array("q", slots, lock=False)
+        self._counter = ctx.Value("i", 0)
+        self.pool = ctx.Pool(
+            jobs, initializer=_init_worker, initargs=(self._current, self._pids, self._counter)
+        )
+        self._seen: dict[int, Any] = {}
         self._closed = False
         self._stop = threading.Event()
 
-    def map_unordered(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]:
-        slots = threading.BoundedSemaphore(self.jobs * INFLIGHT_PER_WORKER)
+    def map_unordered(
+        self, fn: Callable[[list[Item]], list[Result]], batches: Iterable[list[Item]]
+    ) -> Iterator[list[Result]]:
+        lost: list[list[Item]] = []
+        yield from self._run(fn, batches, lost)
+        if not lost:
+            return
+        retry = [[item] for batch in lost for item in batch]
+        self.stats.retried += len(retry)
+        lost_again: list[list[Item]] = []
+        yield from self._run(fn, retry, lost_again)
+        for batch in lost_again:
+            yield [_lost_result(item) for item in batch]
 
+    def _run(
+        self,
+        fn: Callable[[list[Item]], list[Result]],
+        batches: Iterable[list[Item]],
+        lost: list[list[Item]],
+    ) -> Iterator[list[Result]]:
+        import multiprocessing
+
+        slots = threading.BoundedSemaphore(self.jobs * INFLIGHT_PER_WORKER)
+        inflight: dict[int, list[Item]] = {}
+        lock = threading.Lock()
+        fed_all = threading.Event()
         stop = self._stop
 
         # This runs in the pool's task-feeding thread, which close() joins:
         # it must notice a stop while it waits for a free slot.
-        def throttled() -> Iterator[T]:
-            for task in tasks:
+        def feed() -> Iterator[tuple[int, list[Item]]]:
+            for number, batch in enumerate(batches):
                 while not slots.acquire(timeout=0.05):
                     if stop.is_set():
                         return
                 if stop.is_set():
                     return
-                yield task
+                with lock:
+                    inflight[number] = batch
+                yield number, batch
+            fed_all.set()
 
-        for result in self.pool.imap_unordered(fn, throttled(), chunksize=1):
+        results = self.pool.imap_unordered(_Tracked(fn), feed(), chunksize=1)
+        watch = _Watch()
+        while True:
+            with lock:
+                if fed_all.is_set() and not inflight:
+                    return
+            try:
+                number, batch_results = results.next(timeout=POLL_SECONDS)
+            except StopIteration:
+                return
+            except multiprocessing.TimeoutError:
+                for batch in self._reap(inflight, lock, fed_all, watch):
+                    lost.append(batch)
+                    slots.release()
+                continue
+            watch.idle_since = None
+            with lock:
+                inflight.pop(number, None)
             slots.release()
-            yield result
+            yield batch_results
+
+    def _reap(
+        self,
+        inflight: dict[int, list[Item]],
+        lock: threading.Lock,
+        fed_all: threading.Event,
+        watch: _Watch,
+    ) -> list[list[Item]]:
+        """Take back and return the batches that dead workers took with them."""
+        import time
+
+        for process in list(self.pool._pool):  # no public list of the workers
+            self._seen.setdefault(process.pid, process)
+        slot_of = {pid: i for i, pid in enumerate(self._pids) if pid}
+        taken: list[list[Item]] = []
+        for process in [p for p in self._seen.values() if p.exitcode is not None]:
+            del self._seen[process.pid]
+            self.stats.worker_deaths += 1
+            watch.deaths += 1
+            slot = slot_of.get(process.pid)
+            number = self._current[slot] if slot is not None else -1
+            with lock:
+                batch = inflight.pop(number, None) if number >= 0 else None
+            if batch is not None:
+                taken.append(batch)
+        if not watch.deaths or not fed_all.is_set():
+            return taken
+        if any(self._current[slot_of[pid]] >= 0 for pid in self._seen if pid in slot_of):
+            watch.idle_since = None
+            return taken
+        now = time.monotonic()
+        if watch.idle_since is None:
+            watch.idle_since = now
+        elif now - watch.idle_since >= IDLE_SECONDS:
+            with lock:
+                taken.extend(inflight.values())
+                inflight.clear()
+        return taken
 
     def close(self) -> None:
         if self._closed:
@@ -151,6 +297,23 @@ class PoolExecutor:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class _Watch:
+    """Per-run state of the dead-worker watch."""
+
+    def __init__(self) -> None:
+        self.deaths = 0
+        self.idle_since: float | None = None
+
+
+WORKER_DIED = "worker process died while hashing this file"
+
+
+def _lost_result(item: Item) -> Result:
+    if isinstance(item, WalkError):
+        return item.as_result()
+    return Result(item, {}, error=WORKER_DIED)
 
 
 def _batches(items: Iterable[Item], chunksize: int, batch_bytes: int) -> Iterator[list[Item]]:
@@ -202,6 +365,7 @@ def hash_paths(
     chunksize: int | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
     executor: Executor | None = None,
+    stats: PipelineStats | None = None,
 ) -> Generator[Result, None, None]:
     """Hash every path in ``items``, yielding results as batches complete.
 
@@ -215,6 +379,8 @@ def hash_paths(
     stopped when the iterator is exhausted or closed (Ctrl-C included).
     ``chunksize`` caps the paths per batch (default ``DEFAULT_CHUNKSIZE``);
     a batch also closes at ``BATCH_BYTES``, so large files travel alone.
+    A worker that dies costs no result (see :class:`PoolExecutor`); ``stats``,
+    when given, counts such deaths.
     """
     job = Job(tuple(algos), block_size)
     fn = _HashBatch(job)
@@ -230,7 +396,7 @@ def hash_paths(
         # Inline, a batch only delays the first line: hash path by path.
         yield from _flatten(inline.map_unordered(fn, _batches(itertools.chain(head, it), 1, 0)))
         return
-    with PoolExecutor(jobs) as pool:
+    with PoolExecutor(jobs, stats) as pool:
         yield from _flatten(
             pool.map_unordered(fn, _batches(itertools.chain(head, it), size, BATCH_BYTES))
         )
