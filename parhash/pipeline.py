@@ -92,23 +92,21 @@ class PipelineStats:
 # Worker-side bookkeeping, set by _init_worker: which batch each worker is on,
 # so that the parent can tell which batch a dead worker took with it.
 _SLOT = -1
-_CURRENT: Any = None
+_SLOTS: Any = None
 
 
-def _init_worker(current: Any, pids: Any, counter: Any) -> None:
+def _init_worker(slots: _Slots) -> None:
     # Ctrl-C reaches the whole process group; only the parent acts on it, and
     # it stops the workers itself, with SIGTERM, which must kill them outright
     # whatever handler the parent had installed before forking.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    global _SLOT, _CURRENT
-    with counter.get_lock():
-        slot = counter.value
-        counter.value += 1
-    if slot < len(pids):
-        _SLOT, _CURRENT = slot, current
-        current[slot] = -1
-        pids[slot] = os.getpid()
+    global _SLOT, _SLOTS
+    slot = slots.take()
+    if slot >= 0:
+        _SLOT, _SLOTS = slot, slots
+        slots.set_batch(slot, -1)
+        slots.set_pid(slot, os.getpid())
 
 
 class _Tracked:
@@ -120,12 +118,73 @@ class _Tracked:
     def __call__(self, task: tuple[int, list[Item]]) -> tuple[int, list[Result]]:
         number, batch = task
         if _SLOT >= 0:
-            _CURRENT[_SLOT] = number
+            _SLOTS.set_batch(_SLOT, number)
         try:
             return number, self.fn(batch)
         finally:
             if _SLOT >= 0:
-                _CURRENT[_SLOT] = -1
+                _SLOTS.set_batch(_SLOT, -1)
+
+
+def _new_pool(ctx: Any, jobs: int, initargs: tuple[Any, ...]) -> Any:
+    from multiprocessing.pool import Pool
+
+    class QuietPool(Pool):
+        # Pool's maintenance thread also wakes whenever a result is waiting to
+        # be read, and then spins, polling every worker, until the result
+        # thread has read it: on many small batches that cost as much CPU as
+        # hashing. Worker exits and the pool's own notices still wake it, as
+        # in ThreadPool.
+        def _get_sentinels(self) -> list[Any]:
+            return [self._change_notifier._reader]  # type: ignore[attr-defined]
+
+    return QuietPool(jobs, _init_worker, initargs, context=ctx)
+
+
+class _Slots:
+    """Which batch each worker is on, in memory the workers share with the parent.
+
+    Under fork an anonymous shared mapping is inherited for free; elsewhere
+    ``multiprocessing.Array`` is pickled to the workers.
+    """
+
+    def __init__(self, ctx: Any, size: int) -> None:
+        self.size = size
+        self.lock = ctx.Lock()
+        if ctx.get_start_method() == "fork":
+            import mmap
+
+            self.memory: Any = mmap.mmap(-1, 8 * (2 * size + 1))
+            self.cells: Any = memoryview(self.memory).cast("q")
+        else:
+            self.memory = None
+            self.cells = ctx.Array("q", 2 * size + 1, lock=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"size": self.size, "lock": self.lock, "memory": None, "cells": self.cells}
+
+    # cells[0] counts the slots taken; then one (batch, pid) pair per worker.
+    def take(self) -> int:
+        with self.lock:
+            slot = self.cells[0]
+            self.cells[0] = slot + 1
+        return slot if slot < self.size else -1
+
+    def set_pid(self, slot: int, pid: int) -> None:
+        self.cells[2 + 2 * slot] = pid
+
+    def set_batch(self, slot: int, number: int) -> None:
+        self.cells[1 + 2 * slot] = number
+
+    def batch(self, slot: int) -> int:
+        return int(self.cells[1 + 2 * slot])
+
+    def slot_of(self) -> dict[int, int]:
+        return {
+            int(self.cells[2 + 2 * i]): i
+            for i in range(min(int(self.cells[0]), self.size))
+            if self.cells[2 + 2 * i]
+        }
 
 
 def _pool_context() -> Any:
@@ -167,13 +226,8 @@ class PoolExecutor:
         self.stats = stats if stats is not None else PipelineStats()
         ctx = _pool_context()
         # Room for every worker the pool may start to replace dead ones.
-        slots = jobs * 8 + 16
-        self._current = ctx.Array("q", slots, lock=False)
-        self._pids = ctx.Array("q", slots, lock=False)
-        self._counter = ctx.Value("i", 0)
-        self.pool = ctx.Pool(
-            jobs, initializer=_init_worker, initargs=(self._current, self._pids, self._counter)
-        )
+        self._slots = _Slots(ctx, jobs * 8 + 16)
+        self.pool = _new_pool(ctx, jobs, (self._slots,))
         self._seen: dict[int, Any] = {}
         self._closed = False
         self._stop = threading.Event()
@@ -253,21 +307,21 @@ class PoolExecutor:
 
         for process in list(self.pool._pool):  # no public list of the workers
             self._seen.setdefault(process.pid, process)
-        slot_of = {pid: i for i, pid in enumerate(self._pids) if pid}
+        slot_of = self._slots.slot_of()
         taken: list[list[Item]] = []
         for process in [p for p in self._seen.values() if p.exitcode is not None]:
             del self._seen[process.pid]
             self.stats.worker_deaths += 1
             watch.deaths += 1
             slot = slot_of.get(process.pid)
-            number = self._current[slot] if slot is not None else -1
+            number = self._slots.batch(slot) if slot is not None else -1
             with lock:
                 batch = inflight.pop(number, None) if number >= 0 else None
             if batch is not None:
                 taken.append(batch)
         if not watch.deaths or not fed_all.is_set():
             return taken
-        if any(self._current[slot_of[pid]] >= 0 for pid in self._seen if pid in slot_of):
+        if any(self._slots.batch(slot_of[pid]) >= 0 for pid in self._seen if pid in slot_of):
             watch.idle_since = None
             return taken
         now = time.monotonic()
