@@ -109,10 +109,12 @@ def _hash_file(
         view = _BUFFER.get(block_size)
         views = _BUFFER.views
         total = 0
+        reads = 0
         while True:
             n = os.readv(fd, views)
             if not n:
                 break
+            reads += 1
             chunk = view if n == block_size else view[:n]
             for h in hashers:
                 h.update(chunk)
@@ -122,7 +124,9 @@ def _hash_file(
             # grew meanwhile is caught by the second fstat below.
             if n < block_size and total == size:
                 break
-        after = os.fstat(fd)
+        # A file that came whole from one read has nothing to mix from two
+        # versions; one read in several may have, so check size and mtime.
+        after = before if reads <= 1 and total == size else os.fstat(fd)
     except OSError as e:
         return Result(path, {}, error=reason(e), errno=e.errno)
     finally:
@@ -161,9 +165,13 @@ def _finish(
         return Result(
             path, {}, size, after.st_mtime_ns, after.st_dev, after.st_ino, CHANGED_WHILE_HASHING
         )
+    if len(hashers) == 1:
+        digests = {algos[0]: hashers[0].hexdigest()}
+    else:
+        digests = {a: h.hexdigest() for a, h in zip(algos, hashers, strict=True)}
     return Result(
         path,
-        {a: h.hexdigest() for a, h in zip(algos, hashers, strict=True)},
+        digests,
         size,
         before.st_mtime_ns,
         before.st_dev,
