@@ -192,7 +192,11 @@ def _open_list(name: str) -> BinaryIO:
 def _atomic_output(path: str | None) -> Iterator[BinaryIO]:
     """Standard output, or a temporary file renamed over ``path`` on success."""
     if path is None or path == "-":
-        yield sys.stdout.buffer
+        # A large buffer: Output flushes it a few times a second anyway, and
+        # every flush lets the pool's threads take the interpreter lock.
+        sys.stdout.flush()
+        with open(sys.stdout.fileno(), "wb", buffering=1 << 20, closefd=False) as stream:
+            yield stream
         return
     import tempfile
 
