@@ -1,0 +1,338 @@
+"""The cases: what each benchmark runs, its shell baseline, and the issue's targets.
+
+A case is a handful of commands doing the same work over the same corpus;
+they are timed together, alternating. Its comparisons are the ratios the
+report prints (``parhash / baseline``), each with the target of issue 3 it
+checks, if any. Commands run from the work directory, so every path below is
+relative to it (see ``corpus.py`` for the layout).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.corpus import Sizes
+from benchmarks.timing import Command
+
+# Every program a case runs besides parhash; `make peers` installs them.
+PEER_TOOLS = (
+    "md5sum", "sha256sum", "xxhsum", "b3sum", "rhash", "hashdeep", "jdupes", "rdfind",
+    "find", "xargs", "sh",
+)
+
+BLOCK_SIZES = ("8K", "64K", "256K", "1M", "4M")
+CHUNKSIZES = (16, 64, 256, 1024, 4096)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``subject`` over ``baseline`` (labels of two commands of the case)."""
+
+    subject: str
+    baseline: str
+    target: float | None = None
+    target_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Case:
+    """A benchmark: commands over one corpus, timed together.
+
+    ``baseline`` names the shell command parhash is measured against.
+    ``metric`` is ``"time"`` (wall seconds) or ``"rss"`` (peak memory).
+    ``corpus`` is the corpus whose bytes give the throughput, if any.
+    ``sweep`` marks a parameter sweep: its commands are settings of one
+    option, compared with parhash's default.
+    """
+
+    name: str
+    measures: str
+    baseline: str
+    corpora: tuple[str, ...]
+    commands: tuple[Command, ...]
+    comparisons: tuple[Comparison, ...] = ()
+    metric: str = "time"
+    corpus: str | None = None
+    sweep: str | None = None
+
+
+@dataclass(frozen=True)
+class Parhash:
+    """How to start parhash, and which of its commands exist."""
+
+    argv: tuple[str, ...]
+    commands: dict[str, str]  # name -> its --help text, for the commands that exist
+
+    def has(self, command: str) -> bool:
+        return command in self.commands
+
+    def accepts(self, command: str, option: str) -> bool:
+        return option in self.commands.get(command, "")
+
+
+def find_parhash() -> tuple[str, ...]:
+    """The console script next to this interpreter (as users run it), else ``python -m parhash``."""
+    script = Path(sys.executable).parent / "parhash"
+    if script.exists():
+        return (str(script),)
+    return (sys.executable, "-m", "parhash")
+
+
+def probe_parhash(argv: tuple[str, ...]) -> Parhash:
+    """Ask parhash which of ``scan``, ``check`` and ``dupes`` it has (``COMMAND --help``)."""
+    commands = {}
+    for name in ("scan", "check", "dupes"):
+        proc = subprocess.run([*argv, name, "--help"], capture_output=True, text=True)
+        if proc.returncode == 0:
+            commands[name] = proc.stdout
+    return Parhash(argv, commands)
+
+
+def _missing(*tools: str) -> str | None:
+    absent = [t for t in tools if shutil.which(t) is None]
+    return f"{', '.join(absent)} not installed" if absent else None
+
+
+def _peer(label: str, argv: list[str], tools: tuple[str, ...] | None = None) -> Command:
+    return Command(label, tuple(argv), shlex.join(argv),
+                   unavailable=_missing(*(tools or (argv[0],))))
+
+
+def _shell(label: str, script: str, tools: tuple[str, ...]) -> Command:
+    return Command(label, ("sh", "-c", script), script, unavailable=_missing("sh", *tools))
+
+
+def _xargs(tool: str, root: str, label: str | None = None) -> Command:
+    script = f"find {root} -type f -print0 | xargs -0 -P2 -n256 {tool}"
+    return _shell(label or f"find|xargs -P2 {tool}", script, ("find", "xargs", tool.split()[0]))
+
+
+def build_cases(sizes: Sizes, parhash: Parhash) -> list[Case]:
+    """Every case, in the order the report lists them."""
+    ph = parhash.argv
+    large = [f"large/large-{i}.bin" for i in range(sizes.large_files)]
+    large_shown = "large/*.bin"
+
+    def scan(label: str, args: list[str], paths: list[str], shown_paths: str) -> Command:
+        argv = (*ph, "scan", *args, *paths)
+        return Command(label, argv, shlex.join(["parhash", "scan", *args]) + " " + shown_paths,
+                       is_parhash=True)
+
+    def peer_large(label: str, tool: list[str]) -> Command:
+        argv = [*tool, *large]
+        return Command(label, tuple(argv), shlex.join(tool) + " " + large_shown,
+                       unavailable=_missing(tool[0]))
+
+    def subcommand(name: str, label: str, args: list[str], paths: list[str]) -> Command:
+        flags = []
+        if parhash.accepts(name, "--jobs"):
+            flags += ["-j", "2"]
+        if name == "check" and parhash.accepts(name, "--algo"):
+            flags += ["-a", "md5"]
+        argv = (*ph, name, *flags, *args, *paths)
+        reason = None if parhash.has(name) else f"`parhash {name}` does not exist yet"
+        return Command(label, argv, shlex.join(["parhash", name, *flags, *args, *paths]),
+                       is_parhash=True, unavailable=reason)
+
+    j1, j2 = ["-j", "1"], ["-j", "2"]
+    a, b = sizes.memory_files
+    default_block = _default_block_size(parhash)
+    cases = [
+        Case(
+            "large-md5", "md5 of the large files: two workers against one md5sum process",
+            "md5sum FILES", ("large",),
+            (scan("parhash -j1", ["-a", "md5", *j1], large, large_shown),
+             scan("parhash -j2", ["-a", "md5", *j2], large, large_shown),
+             peer_large("md5sum", ["md5sum"])),
+            (Comparison("parhash -j2", "md5sum", 0.54, "1"),
+             Comparison("parhash -j1", "md5sum"),
+             Comparison("parhash -j2", "parhash -j1")),
+            corpus="large",
+        ),
+        Case(
+            "large-sha256", "sha256 of the large files: scaling from one worker to two",
+            "sha256sum FILES", ("large",),
+            (scan("parhash -j1", ["-a", "sha256", *j1], large, large_shown),
+             scan("parhash -j2", ["-a", "sha256", *j2], large, large_shown),
+             peer_large("sha256sum", ["sha256sum"])),
+            (Comparison("parhash -j2", "parhash -j1", 0.54, "2"),
+             Comparison("parhash -j2", "sha256sum"),
+             Comparison("parhash -j1", "sha256sum")),
+            corpus="large",
+        ),
+        Case(
+            "large-xxh3", "xxh3 of the large files, where copying out of the page cache "
+            "costs more than hashing", "xxhsum -H3 FILES", ("large",),
+            (scan("parhash -j1", ["-a", "xxh3", *j1], large, large_shown),
+             scan("parhash -j2", ["-a", "xxh3", *j2], large, large_shown),
+             peer_large("xxhsum -H3", ["xxhsum", "-H3"])),
+            (Comparison("parhash -j2", "xxhsum -H3", 0.8, "3"),
+             Comparison("parhash -j1", "xxhsum -H3")),
+            corpus="large",
+        ),
+        Case(
+            "large-blake3", "b3sum (multi-threaded BLAKE3, memory-mapped) over the large "
+            "files, for context: what a native parallel hasher reaches here",
+            "b3sum FILES", ("large",),
+            (peer_large("b3sum", ["b3sum"]),),
+            corpus="large",
+        ),
+        Case(
+            "small-md5", "md5 of the small files, parhash walking the directory itself: "
+            "the per-file cost", "find DIR -type f -print0 | xargs -0 -P2 -n256 md5sum",
+            ("small",),
+            (scan("parhash -j2", ["-a", "md5", *j2], ["small"], "small"),
+             _xargs("md5sum", "small"),
+             _peer("rhash -r", ["rhash", "-r", "--md5", "small"]),
+             _peer("hashdeep -r", ["hashdeep", "-r", "-c", "md5", "small"])),
+            (Comparison("parhash -j2", "find|xargs -P2 md5sum", 0.9, "4"),
+             Comparison("parhash -j2", "rhash -r", 0.6, "4"),
+             Comparison("parhash -j2", "hashdeep -r", 0.6, "4")),
+            corpus="small",
+        ),
+        Case(
+            "small-xxh3", "xxh3 of the small files: nearly all per-file cost, little hashing",
+            "find DIR -type f -print0 | xargs -0 -P2 -n256 xxhsum -H3", ("small",),
+            (scan("parhash -j2", ["-a", "xxh3", *j2], ["small"], "small"),
+             _xargs("xxhsum -H3", "small")),
+            (Comparison("parhash -j2", "find|xargs -P2 xxhsum -H3", 1.0, "4"),),
+            corpus="small",
+        ),
+        Case(
+            "small-sha256", "sha256 of the small files (OpenSSL's SHA extensions against "
+            "coreutils' portable code)",
+            "find DIR -type f -print0 | xargs -0 -P2 -n256 sha256sum", ("small",),
+            (scan("parhash -j2", ["-a", "sha256", *j2], ["small"], "small"),
+             _xargs("sha256sum", "small")),
+            (Comparison("parhash -j2", "find|xargs -P2 sha256sum"),),
+            corpus="small",
+        ),
+        Case(
+            "mixed-md5", "md5 of a tree of small, medium and big files: batching by bytes "
+            "and keeping both cores busy to the end",
+            "find DIR -type f -print0 | xargs -0 -P2 -n256 md5sum", ("mixed",),
+            (scan("parhash -j2", ["-a", "md5", *j2], ["mixed"], "mixed"),
+             _xargs("md5sum", "mixed")),
+            (Comparison("parhash -j2", "find|xargs -P2 md5sum"),),
+            corpus="mixed",
+        ),
+        Case(
+            "startup", "start-up: hashing one 4 KiB file, all interpreter and import cost",
+            "python -c 'import click' (the same venv)", ("one",),
+            (scan("parhash scan (1 file)", [], ["one/one.bin"], "one/one.bin"),
+             Command("python -c 'import click'", (sys.executable, "-c", "import click"),
+                     "python -c 'import click'"),
+             Command("python -c pass", (sys.executable, "-c", "pass"), "python -c pass")),
+            (Comparison("parhash scan (1 file)", "python -c 'import click'", 1.3, "5"),
+             Comparison("parhash scan (1 file)", "python -c pass")),
+        ),
+        Case(
+            "memory", f"peak RSS scanning {b:,} small files against {a:,}: "
+            "the pipeline must stream, not hold the tree",
+            f"parhash itself on {a:,} files", (f"memory-{a}", f"memory-{b}"),
+            (scan(f"parhash -j2 ({a:,} files)", ["-a", "md5", *j2], [f"memory-{a}"],
+                  f"memory-{a}"),
+             scan(f"parhash -j2 ({b:,} files)", ["-a", "md5", *j2], [f"memory-{b}"],
+                  f"memory-{b}")),
+            (Comparison(f"parhash -j2 ({b:,} files)", f"parhash -j2 ({a:,} files)", 1.5, "6"),),
+            metric="rss",
+        ),
+        Case(
+            "check", "verifying a manifest of the small files: `parhash check` against "
+            "its own scan and md5sum -c", "md5sum -c, the manifest split over two processes",
+            ("small", "manifests"),
+            (subcommand("check", "parhash check", [], ["manifests/small.md5"]),
+             scan("parhash scan", ["-a", "md5", *j2], ["small"], "small"),
+             _shell("md5sum -c (2 processes)",
+                    "md5sum -c manifests/small-1.md5 & p=$!; md5sum -c manifests/small-2.md5;"
+                    " s=$?; wait $p && exit $s", ("md5sum",)),
+             _peer("md5sum -c", ["md5sum", "-c", "manifests/small.md5"])),
+            (Comparison("parhash check", "parhash scan", 1.1, "7"),
+             Comparison("parhash check", "md5sum -c (2 processes)", 0.9, "7")),
+            corpus="small",
+        ),
+        Case(
+            "dupes", "finding duplicate files in a tree with copies, same-size decoys "
+            "and hard links", "jdupes -r -q DIR; rdfind -dryrun true DIR", ("dupes",),
+            (subcommand("dupes", "parhash dupes", [], ["dupes"]),
+             _peer("jdupes -r -q", ["jdupes", "-r", "-q", "dupes"]),
+             _peer("rdfind -dryrun true",
+                   ["rdfind", "-dryrun", "true", "-makeresultsfile", "false", "dupes"])),
+            (Comparison("parhash dupes", "jdupes -r -q"),
+             Comparison("parhash dupes", "rdfind -dryrun true")),
+            corpus="dupes",
+        ),
+    ]
+    default = f"--block-size {_size_text(default_block)}"
+    block_sizes = sorted({*BLOCK_SIZES, _size_text(default_block)}, key=_size_value)
+    for algo in ("md5", "sha256", "xxh3"):
+        commands = tuple(
+            scan(f"--block-size {s}", ["-a", algo, *j1, "--block-size", s], large, large_shown)
+            for s in block_sizes
+        )
+        cases.append(Case(
+            f"block-size-{algo}", f"{algo} of the large files with one worker at each "
+            "read-buffer size: the default should be the fastest", f"parhash's default "
+            f"--block-size ({_size_text(default_block)})", ("large",), commands,
+            tuple(Comparison(c.label, default) for c in commands if c.label != default),
+            corpus="large", sweep="--block-size",
+        ))
+    for algo in ("md5", "xxh3"):
+        commands = (
+            scan("default", ["-a", algo, *j2], ["small"], "small"),
+            *(scan(f"--chunksize {n}", ["-a", algo, *j2, "--chunksize", str(n)], ["small"],
+                   "small") for n in CHUNKSIZES),
+        )
+        cases.append(Case(
+            f"chunksize-{algo}", f"{algo} of the small files with two workers at each "
+            "--chunksize (paths per task)", "parhash's default --chunksize", ("small",),
+            commands, tuple(Comparison(c.label, "default") for c in commands[1:]),
+            corpus="small", sweep="--chunksize",
+        ))
+    return cases
+
+
+def _default_block_size(parhash: Parhash) -> int:
+    """The ``--block-size`` default that ``parhash scan --help`` shows, else 1 MiB."""
+    found = re.search(r"--block-size.*?\[default:\s*([0-9]+[KMkm]?)", parhash.commands["scan"],
+                      re.DOTALL)
+    if found is None:
+        return 1 << 20
+    return _size_value(found.group(1).upper())
+
+
+def _size_text(n: int) -> str:
+    for unit, size in (("M", 1 << 20), ("K", 1 << 10)):
+        if n % size == 0:
+            return f"{n // size}{unit}"
+    return str(n)
+
+
+def _size_value(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20}
+    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+
+
+def select(cases: list[Case], spec: str | None) -> list[Case]:
+    """The cases named in ``spec`` (comma-separated); a name also selects ``name-*``.
+
+    ``large`` selects every ``large-*`` case, ``block-size`` the three sweeps.
+    Raises ``ValueError`` naming the valid cases for a name that selects none.
+    """
+    if not spec:
+        return cases
+    wanted = [w.strip() for w in spec.split(",") if w.strip()]
+    chosen = []
+    for w in wanted:
+        hits = [c for c in cases if c.name == w or c.name.startswith(w + "-")]
+        if not hits:
+            names = ", ".join(c.name for c in cases)
+            raise ValueError(f"no case named {w!r}; the cases are: {names}")
+        chosen += [c for c in hits if c not in chosen]
+    return [c for c in cases if c in chosen]

@@ -1,0 +1,412 @@
+"""RESULTS.md and the chart: medians, ratios against the targets, the machine.
+
+The markdown has, in order: the targets of issue 3 (ratio of medians, met
+or not), every measurement, the other ratios, the parameter sweeps, the
+corpora, the machine, the commands run, the chart, and the notes kept from
+the previous file (anything below ``NOTES_MARKER``).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.cases import Case, Comparison
+from benchmarks.corpus import Corpus
+from benchmarks.timing import Samples, stats
+
+NOTES_MARKER = "<!-- Notes below this line are kept when the benchmarks rewrite this file. -->"
+
+TARGETS = {
+    "1": "large md5 -j2 <= 0.54x md5sum",
+    "2": "large sha256 -j2 <= 0.54x its -j1",
+    "3": "large xxh3 -j2 <= 0.8x xxhsum -H3",
+    "4": "small files: md5 <= 0.9x find|xargs, <= 0.6x rhash/hashdeep; xxh3 <= 1.0x",
+    "5": "start-up <= 1.3x python -c 'import click'",
+    "6": "peak RSS on 200,000 files <= 1.5x on 20,000",
+    "7": "check <= 1.1x scan, <= 0.9x md5sum -c on two processes",
+}
+
+
+@dataclass
+class CaseResult:
+    case: Case
+    samples: list[Samples]
+    seconds: float = 0.0
+    other_cores: float | None = None
+
+    def get(self, label: str) -> Samples:
+        for s in self.samples:
+            if s.command.label == label:
+                return s
+        raise KeyError(label)
+
+
+@dataclass
+class Run:
+    """Everything the report needs from one invocation."""
+
+    results: list[CaseResult]
+    all_cases: list[Case]
+    corpora: list[Corpus]
+    machine: list[tuple[str, str]]
+    rounds: int
+    warmup: bool
+    quick: bool
+    argv: list[str]
+    seconds: float
+    load_after: str
+    rss_launcher: str
+    rss_floor: int
+
+
+def _values(s: Samples, metric: str) -> list[float]:
+    return [float(v) for v in (s.rss if metric == "rss" else s.seconds)]
+
+
+def fmt_value(value: float, metric: str) -> str:
+    if metric == "rss":
+        return f"{value / (1 << 20):.1f} MiB"
+    if value >= 1:
+        return f"{value:.2f} s"
+    return f"{value * 1000:.3g} ms"
+
+
+def _why_missing(s: Samples) -> str:
+    if s.command.unavailable:
+        return f"not run: {s.command.unavailable}"
+    if s.error:
+        return f"failed: {s.error}".replace("\n", " ").replace("|", "\\|")
+    return "not run"
+
+
+def ratio(result: CaseResult, c: Comparison) -> tuple[float | None, str]:
+    """The ratio of medians ``subject / baseline``, or None and why it is missing."""
+    subject, baseline = result.get(c.subject), result.get(c.baseline)
+    for s in (subject, baseline):
+        if not s.ok:
+            return None, f"{s.command.label}: {_why_missing(s)}"
+    metric = result.case.metric
+    num = stats(_values(subject, metric)).median
+    den = stats(_values(baseline, metric)).median
+    return num / den, ""
+
+
+def verdict(value: float | None, target: float | None, why: str) -> str:
+    if value is None:
+        return f"n/a ({why})"
+    if target is None:
+        return ""
+    if value <= target:
+        return "met"
+    return f"**not met** (+{(value / target - 1) * 100:.0f}% over)"
+
+
+def _median_cell(s: Samples, metric: str) -> str:
+    if not s.ok:
+        return "—"
+    return fmt_value(stats(_values(s, metric)).median, metric)
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(c.replace("\n", " ") for c in cells) + " |"
+
+
+def _table(header: Sequence[str], rows: list[list[str]], align: str = "") -> list[str]:
+    marks = [("---:" if a == "r" else "---") for a in align.ljust(len(header), "l")]
+    marks = marks[: len(header)]
+    return [_row(header), _row(marks), *(_row(r) for r in rows)]
+
+
+def targets_table(run: Run) -> list[str]:
+    by_name = {r.case.name: r for r in run.results}
+    rows = []
+    for case in run.all_cases:
+        for c in case.comparisons:
+            if c.target_id is None:
+                continue
+            result = by_name.get(case.name)
+            if result is None:
+                rows.append([c.target_id, case.name, c.subject, c.baseline, "", "", "",
+                             f"<= {c.target:g}x", "not run (case not selected)"])
+                continue
+            value, why = ratio(result, c)
+            rows.append([
+                c.target_id, case.name, c.subject, c.baseline,
+                _median_cell(result.get(c.subject), case.metric),
+                _median_cell(result.get(c.baseline), case.metric),
+                f"{value:.2f}x" if value is not None else "—",
+                f"<= {c.target:g}x", verdict(value, c.target, why),
+            ])
+    rows.sort(key=lambda r: r[0])
+    return _table(["#", "case", "parhash", "baseline", "parhash median", "baseline median",
+                   "ratio", "target", "result"], rows, "llllrrrrl")
+
+
+def _throughput(run: Run, case: Case, s: Samples) -> str:
+    if case.metric != "time" or not s.ok or case.corpus is None:
+        return ""
+    corpus = next((c for c in run.corpora if c.name == case.corpus), None)
+    if corpus is None or not corpus.bytes:
+        return ""
+    seconds = stats(s.seconds).median
+    rate = corpus.bytes / seconds / 1e6
+    files = corpus.files / seconds
+    if corpus.files > 100:
+        return f"{rate:,.0f} MB/s, {files:,.0f} files/s"
+    return f"{rate:,.0f} MB/s"
+
+
+def measurements_table(run: Run) -> list[str]:
+    rows = []
+    for result in run.results:
+        case = result.case
+        for s in result.samples:
+            if s.ok:
+                st = stats(_values(s, case.metric))
+                rows.append([
+                    case.name, s.command.label, fmt_value(st.median, case.metric),
+                    f"{fmt_value(st.low, case.metric)} – {fmt_value(st.high, case.metric)}",
+                    f"{fmt_value(st.q1, case.metric)} – {fmt_value(st.q3, case.metric)}",
+                    _throughput(run, case, s), _rss_cell(run, s), "",
+                ])
+            else:
+                rows.append([case.name, s.command.label, "—", "", "", "", "",
+                             _why_missing(s)])
+    return _table(["case", "command", "median", "min – max", "IQR", "throughput",
+                   "peak RSS", "note"], rows, "llrrrrrl")
+
+
+def _rss_cell(run: Run, s: Samples) -> str:
+    if not s.rss:
+        return ""
+    rss = stats([float(v) for v in s.rss]).median
+    if rss <= run.rss_floor * 1.1:
+        # The launcher's own size: the command needed no more than this.
+        return f"<= {fmt_value(run.rss_floor, 'rss')}"
+    return fmt_value(rss, "rss")
+
+
+def context_table(run: Run) -> list[str]:
+    rows = []
+    for result in run.results:
+        if result.case.sweep:
+            continue
+        for c in result.case.comparisons:
+            if c.target_id is not None:
+                continue
+            value, why = ratio(result, c)
+            rows.append([result.case.name, f"{c.subject} / {c.baseline}",
+                         f"{value:.2f}x" if value is not None else f"n/a ({why})"])
+    return _table(["case", "ratio of medians", "value"], rows, "llr")
+
+
+def sweep_tables(run: Run) -> list[str]:
+    lines: list[str] = []
+    groups: dict[str, list[CaseResult]] = {}
+    for r in run.results:
+        if r.case.sweep:
+            groups.setdefault(r.case.sweep, []).append(r)
+    for option, results in groups.items():
+        labels = [s.command.label.removeprefix(option).strip() for s in results[0].samples]
+        default = results[0].case.comparisons[0].baseline.removeprefix(option).strip()
+        shown = f"no `{option}`" if default == "default" else f"`{option} {default}`"
+        lines += ["", f"### `{option}`", "",
+                  f"Median wall time at each setting, and its ratio to parhash's default "
+                  f"({shown}). Fastest in bold.", ""]
+        rows = []
+        for r in results:
+            base = r.get(results[0].case.comparisons[0].baseline)
+            medians = [stats(s.seconds).median if s.ok else None for s in r.samples]
+            best = min((m for m in medians if m is not None), default=None)
+            cells = [r.case.name]
+            for m in medians:
+                if m is None:
+                    cells.append("—")
+                    continue
+                text = fmt_value(m, "time")
+                if base.ok:
+                    text += f" ({m / stats(base.seconds).median:.2f}x)"
+                cells.append(f"**{text}**" if m == best else text)
+            rows.append(cells)
+        header = ["case", *[f"{lab} (default)" if lab == default != "default" else lab
+                            for lab in labels]]
+        lines += _table(header, rows, "l" + "r" * len(labels))
+    return lines
+
+
+def load_table(run: Run) -> list[str]:
+    rows = [[r.case.name, f"{r.seconds:.1f} s",
+             f"{r.other_cores:.2f}" if r.other_cores is not None else "unknown"]
+            for r in run.results]
+    return _table(["case", "duration", "cores used by other processes (average)"], rows, "lrr")
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{n} B"
+
+
+def corpora_table(corpora: list[Corpus]) -> list[str]:
+    rows = [[c.name, f"`{c.path}/`", f"{c.files:,}", _bytes(c.bytes), c.note] for c in corpora]
+    return _table(["corpus", "directory", "files", "size", "contents"], rows, "llrrl")
+
+
+def commands_section(run: Run) -> list[str]:
+    lines: list[str] = []
+    for r in run.results:
+        case = r.case
+        lines += ["", f"**{case.name}**: {case.measures}. Baseline: `{case.baseline}`.", "",
+                  "```sh"]
+        lines += [s.command.shown for s in r.samples]
+        lines += ["```"]
+    return lines
+
+
+def render(run: Run, chart: str | None, chart_note: str, notes: str) -> str:
+    """The whole of RESULTS.md."""
+    settings = (
+        f"{run.rounds} round{'s' if run.rounds != 1 else ''}"
+        + (", after one untimed warm-up run of each command" if run.warmup else "")
+        + (" (quick mode: toy corpora, timings meaningless)" if run.quick else "")
+    )
+    lines = [
+        "# parhash benchmark results",
+        "",
+        f"Produced by `{shlex.join(['python', '-m', 'benchmarks', *run.argv])}` in "
+        f"{run.seconds:.0f} s. Each case's commands ran {settings}, alternating "
+        "round-robin within each round (the starting command rotates), from a warm page "
+        "cache, with standard output on `/dev/null`. Values are medians; ratios are "
+        "medians of parhash over medians of the baseline, from the same run. Wall time "
+        "is `time.perf_counter` around the child; peak RSS is `ru_maxrss` from `wait4` "
+        f"(the largest process of the run: parhash's main process or a worker), measured "
+        f"through {run.rss_launcher} on the untimed warm-up run (on every run of the "
+        "memory case), since a child of the harness would inherit the harness's own "
+        "pages. See "
+        "`benchmarks/README.md` for what each case measures.",
+        "",
+        "## Targets (issue 3)",
+        "",
+        *targets_table(run),
+        "",
+        "## All measurements",
+        "",
+        *measurements_table(run),
+        "",
+        "## Other ratios (context, no target)",
+        "",
+        *context_table(run),
+    ]
+    sweeps = sweep_tables(run)
+    if sweeps:
+        lines += ["", "## Parameter sweeps", *sweeps]
+    lines += [
+        "",
+        "## Load during each case",
+        "",
+        "The CPU time other processes took while each case ran (from `/proc/stat`, "
+        "minus the harness and its commands), as average cores. Parallel commands suffer "
+        "most from it: with one of two cores taken, `-j 2` and `xargs -P2` lose their lead.",
+        "",
+        *load_table(run),
+        "",
+        "## Corpora",
+        "",
+        "Generated from a fixed seed (same bytes on every run and machine); paths are "
+        "relative to the work directory the commands run from.",
+        "",
+        *corpora_table(run.corpora),
+        "",
+        "## Machine",
+        "",
+        *[f"- {label}: {value}" for label, value in run.machine],
+        f"- Load average at end (1, 5, 15 min): {run.load_after}",
+        "",
+        "## Commands",
+        *commands_section(run),
+        "",
+        "## Chart",
+        "",
+    ]
+    if chart:
+        lines += [f"![Throughput by tool and corpus]({chart})", "", chart_note]
+    else:
+        lines += [chart_note]
+    lines += ["", NOTES_MARKER, notes.rstrip("\n")]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def kept_notes(path: Path) -> str:
+    """What follows ``NOTES_MARKER`` in an existing ``path`` (hand-written notes)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return ""
+    _, found, after = text.partition(NOTES_MARKER)
+    return after.lstrip("\n") if found else ""
+
+
+def chart_cases(run: Run) -> list[CaseResult]:
+    return [r for r in run.results
+            if r.case.metric == "time" and not r.case.sweep
+            and r.case.corpus in ("large", "small", "mixed") and any(s.ok for s in r.samples)]
+
+
+def draw_chart(run: Run, path: Path) -> str:
+    """Draw throughput (MB/s) by tool, one panel per corpus and algorithm, to ``path``.
+
+    Returns a note for RESULTS.md. Needs matplotlib (the ``bench`` extra);
+    without it nothing is drawn and the note says so.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return ("No chart: matplotlib is not installed "
+                "(`pip install '.[bench]'`, which `make bench` does).")
+    results = chart_cases(run)
+    if not results:
+        return "No chart: no throughput case ran."
+    corpora = {c.name: c for c in run.corpora}
+    plt.rcParams["svg.hashsalt"] = "parhash-benchmarks"  # stable ids: diffs show data changes
+    plt.rcParams["svg.fonttype"] = "none"  # text stays text: a smaller, searchable file
+    heights = [max(1, sum(s.ok for s in r.samples)) for r in results]
+    fig, axes = plt.subplots(
+        len(results), 1, figsize=(8, 0.9 + 0.38 * sum(heights) + 0.45 * len(results)),
+        gridspec_kw={"height_ratios": heights}, squeeze=False,
+    )
+    for ax, r in zip(axes[:, 0], results, strict=True):
+        ok = [s for s in r.samples if s.ok]
+        corpus = corpora[r.case.corpus or ""]
+        rates = [corpus.bytes / stats(s.seconds).median / 1e6 for s in ok]
+        colors = ["#1f77b4" if s.command.is_parhash else "#999999" for s in ok]
+        y = range(len(ok))
+        ax.barh(list(y), rates, color=colors)
+        ax.set_yticks(list(y), [s.command.label for s in ok], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(f"{r.case.name} ({corpus.note})", fontsize=9, loc="left")
+        ax.tick_params(axis="x", labelsize=8)
+        for i, v in enumerate(rates):
+            ax.text(v, i, f" {v:,.0f}", va="center", fontsize=7)
+        ax.set_xlim(0, max(rates) * 1.18)
+    axes[-1, 0].set_xlabel("MB/s (median; higher is better; parhash in blue)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Date": None} if path.suffix == ".svg" else None)
+    plt.close(fig)
+    return ("Throughput is the corpus size over the median wall time, start-up and "
+            "walking included.")
+
+
+def chart_path(output: Path) -> Path:
+    return output.with_name("results.svg")
+
+
+def relative(target: Path, start: Path) -> str:
+    return os.path.relpath(target, start)
