@@ -7,7 +7,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Debian packages of the reference tools the tests and benchmarks compare
 # against, as command:package.
 PEER_TOOLS := md5sum:coreutils xxhsum:xxhash rhash:rhash hashdeep:hashdeep \
-              b3sum:b3sum jdupes:jdupes rdfind:rdfind
+              b3sum:b3sum jdupes:jdupes rdfind:rdfind /usr/bin/time:time
 
 .PHONY: run test lint bench peers venv clean
 
