@@ -8,9 +8,11 @@ still are); 2 usage error; 130 interrupted (SIGINT); 143 terminated
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import signal
+import stat
 import sys
 from collections.abc import Iterator
 from typing import IO, Any, BinaryIO, NoReturn
@@ -78,13 +80,19 @@ def _guarded(fn: Any) -> Any:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            rc = fn(*args, **kwargs)
         except KeyboardInterrupt:
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
         except Terminated:
             raise click.exceptions.Exit(EXIT_TERMINATED) from None
         except BrokenPipeError:
             raise click.exceptions.Exit(EXIT_PIPE) from None
+        # Raised rather than returned: click's standalone mode (and so
+        # CliRunner and any caller of cli.main()) ignores a command's return
+        # value and would exit 0 after a file error.
+        if rc:
+            raise click.exceptions.Exit(rc)
+        return rc
 
     return wrapper
 
@@ -183,8 +191,8 @@ def _open_list(name: str) -> BinaryIO:
     except OSError as e:
         from parhash.manifest import quote_name
 
-        click.echo(f"parhash: cannot open {quote_name(name)} for reading: {e.strerror}",
-                   err=True)
+        quoted = quote_name(name, colon=False)
+        click.echo(f"parhash: cannot open {quoted} for reading: {e.strerror}", err=True)
         raise click.exceptions.Exit(EXIT_FILE_ERROR) from None
 
 
@@ -192,21 +200,45 @@ def _open_list(name: str) -> BinaryIO:
 def _atomic_output(path: str | None) -> Iterator[BinaryIO]:
     """Standard output, or a temporary file renamed over ``path`` on success."""
     if path is None or path == "-":
+        sys.stdout.flush()
+        try:
+            fileno = sys.stdout.fileno()
+        except (AttributeError, OSError, ValueError):
+            # No file descriptor behind sys.stdout (CliRunner, an embedding
+            # application): write through its own binary buffer.
+            yield sys.stdout.buffer
+            return
         # A large buffer: Output flushes it a few times a second anyway, and
         # every flush lets the pool's threads take the interpreter lock.
-        sys.stdout.flush()
-        with open(sys.stdout.fileno(), "wb", buffering=1 << 20, closefd=False) as stream:
+        with open(fileno, "wb", buffering=1 << 20, closefd=False) as stream:
             yield stream
         return
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        _cannot_write(path, os.strerror(errno.EISDIR))
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        # /dev/null, /dev/stdout, a FIFO: a rename would replace the device
+        # or pipe itself with a regular file, so write to it in place.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+        except OSError as e:
+            _cannot_write(path, e.strerror or str(e))
+        with os.fdopen(fd, "wb", buffering=1 << 16) as device:
+            yield device
+        return
+    # Through a symlink, replace the file it names and keep the link.
+    target = os.path.realpath(path) if os.path.islink(path) else path
     import tempfile
 
-    directory = os.path.dirname(path) or "."
+    directory = os.path.dirname(target) or "."
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.",
                                    suffix=".tmp")
     except OSError as e:
-        click.echo(f"parhash: cannot write to {path}: {e.strerror}", err=True)
-        raise click.exceptions.Exit(EXIT_FILE_ERROR) from None
+        _cannot_write(path, e.strerror or str(e))
     umask = os.umask(0)
     os.umask(umask)
     os.fchmod(fd, 0o666 & ~umask)
@@ -216,13 +248,55 @@ def _atomic_output(path: str | None) -> Iterator[BinaryIO]:
         stream.flush()
         os.fsync(stream.fileno())
         stream.close()
-        os.replace(tmp, path)
+        os.replace(tmp, target)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            stream.close()
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        _cannot_write(path, e.strerror or str(e))
     except BaseException:
         with contextlib.suppress(OSError):
             stream.close()
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _cannot_write(path: str, reason: str) -> NoReturn:
+    from parhash.manifest import quote_name
+
+    click.echo(f"parhash: cannot write to {quote_name(path, colon=False)}: {reason}", err=True)
+    raise click.exceptions.Exit(EXIT_FILE_ERROR)
+
+
+def _own_files(out: BinaryIO, path: str | None) -> set[tuple[int, int]]:
+    """(device, inode) of the file being written and of the one it replaces.
+
+    The scan's own output is left out of what it reports: scanning the
+    directory that ``-o FILE`` or ``> FILE`` writes to would otherwise hash a
+    half-written manifest (or the old one about to be replaced), and
+    ``md5sum -c`` would then fail on that line.
+    """
+    own = set()
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        st = os.fstat(out.fileno())
+        if stat.S_ISREG(st.st_mode):
+            own.add((st.st_dev, st.st_ino))
+    if path is not None and path != "-":
+        with contextlib.suppress(OSError):
+            st = os.stat(path)
+            own.add((st.st_dev, st.st_ino))
+    return own
+
+
+def _skip_own_output(results: Any, own: set[tuple[int, int]]) -> Any:
+    if not own:
+        yield from results
+        return
+    for r in results:
+        if not r.ino or (r.dev, r.ino) not in own:
+            yield r
 
 
 def _sort_key(r: Any) -> bytes:
@@ -282,9 +356,10 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
     )
     counts = Tally()
     show = progress if progress is not None else sys.stderr.isatty()
-    stream: Any = _progress(tally(results, counts), show)
     try:
         with _atomic_output(output) as raw:
+            stream: Any = _skip_own_output(results, _own_files(raw, output))
+            stream = _progress(tally(stream, counts), show)
             if sort_output:
                 stream = sorted(stream, key=_sort_key)
             WRITERS[fmt](stream, Output(raw), ReportOptions(algos, zero))

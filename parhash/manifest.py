@@ -65,8 +65,13 @@ def _pieces(name: bytes) -> list[tuple[bool, str]]:
     return out
 
 
-def quote_name(path: str) -> str:
-    """Quote a path for a diagnostic the way coreutils does (``'a b'``, ``'n'$'\\n''l'``)."""
+def quote_name(path: str, *, colon: bool = True) -> str:
+    """Quote a path for a diagnostic the way coreutils does (``'a b'``, ``'n'$'\\n''l'``).
+
+    With ``colon`` (coreutils' ``quotef``, for ``PROG: NAME: reason``) a name
+    holding ``:`` is quoted too, so the message still splits at its colons;
+    without it this is ``quoteaf``, as in ``cannot open NAME for reading``.
+    """
     name = os.fsencode(path)
     if not name:
         return "''"
@@ -75,6 +80,7 @@ def quote_name(path: str) -> str:
     printable = len(pieces) == 1 and pieces[0][0]
     special = (
         any(c in _SHELL_SPECIAL for c in text)
+        or (colon and ":" in text)
         or text[0] in "#~"
         or text in ("{", "}")
         or "'" in text

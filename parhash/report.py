@@ -120,11 +120,13 @@ def _csv_field(value: str) -> bytes:
 def write_csv(results: Iterable[Result], out: Output, options: ReportOptions) -> None:
     """A header, then one RFC 4180 row per file; names are written as their bytes.
 
+    Rows end in CRLF, or in NUL with ``zero`` (``-z``), as every other format.
+
     ``path,size,md5,error``
     ``./empty,0,d41d8cd98f00b204e9800998ecf8427e,``
     ``./gone,,,No such file or directory``
     """
-    end = b"\r\n"
+    end = b"\0" if options.zero else b"\r\n"
     out.write(b",".join([b"path", b"size", *(a.encode() for a in options.algos), b"error"]) + end)
     blanks = [b""] * len(options.algos)
     for r in results:

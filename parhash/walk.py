@@ -223,7 +223,10 @@ def walk_paths(
     doesn't and holds a wildcard is expanded by :func:`walk_glob`. ``select``
     filters what is found below directories and globs, never a file named
     directly. Errors come back as :class:`WalkError` values; nothing raises.
+    A single string is one path, not a sequence of one-letter paths.
     """
+    if isinstance(paths, str):
+        paths = (paths,)
     for arg in paths:
         try:
             st = os.stat(arg)
@@ -246,10 +249,15 @@ def read_path_list(stream: BinaryIO, separator: bytes = b"\n") -> Iterator[str]:
 
     Names are bytes on disk; they are decoded with the file system encoding
     and ``surrogateescape``, so any name survives. Empty names are skipped.
+    Each name is yielded as soon as its separator arrives: ``read1`` returns
+    what a pipe holds instead of waiting for a full 64 KiB, so a slow
+    producer (``find / -print0 | parhash scan --files0-from -``) is hashed
+    while it runs.
     """
+    read = getattr(stream, "read1", stream.read)
     pending = b""
     while True:
-        chunk = stream.read(1 << 16)
+        chunk = read(1 << 16)
         if not chunk:
             break
         pending += chunk

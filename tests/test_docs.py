@@ -1,0 +1,39 @@
+"""Every command has help: a summary, an example, and words for every option."""
+
+from __future__ import annotations
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from parhash.cli import cli
+
+COMMANDS = sorted(cli.commands)
+
+
+def test_top_level_help_lists_every_command() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for name in COMMANDS:
+        assert f"  {name}" in result.output
+    assert "scan" in COMMANDS
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_every_command_has_help(name: str, flag: str) -> None:
+    result = CliRunner().invoke(cli, [name, flag], prog_name="parhash")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Usage: parhash {name} ")
+    command = cli.commands[name]
+    summary = (command.help or "").strip().splitlines()[0]
+    assert summary and summary in result.output
+    assert "Example" in result.output, "the docstring shows an example under \\b"
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_option_has_help_text(name: str) -> None:
+    command = cli.commands[name]
+    for param in command.params:
+        if isinstance(param, click.Option):
+            assert param.help, f"{name} {param.opts} has no help"

@@ -1,0 +1,93 @@
+"""Lines and names as coreutils writes them: escaping and diagnostic quoting."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from conftest import bsd_line, gnu_line
+from hypothesis import given
+from hypothesis import strategies as st
+
+from parhash.manifest import escape_name, format_bsd, format_gnu, quote_name
+
+MD5_EMPTY = "d41d8cd98f00b204e9800998ecf8427e"
+
+
+def unescape(name: bytes) -> bytes:
+    """What `md5sum -c` reads back from an escaped name."""
+    out = bytearray()
+    i = 0
+    while i < len(name):
+        if name[i : i + 1] == b"\\":
+            out += {b"\\": b"\\", b"n": b"\n", b"r": b"\r"}[name[i + 1 : i + 2]]
+            i += 2
+        else:
+            out += name[i : i + 1]
+            i += 1
+    return bytes(out)
+
+
+@pytest.mark.parametrize(
+    "name, line",
+    [
+        (b"a", b"d41d8cd98f00b204e9800998ecf8427e  a\n"),
+        (b"a b", b"d41d8cd98f00b204e9800998ecf8427e  a b\n"),
+        (b"a\\b", b"\\d41d8cd98f00b204e9800998ecf8427e  a\\\\b\n"),
+        (b"a\nb", b"\\d41d8cd98f00b204e9800998ecf8427e  a\\nb\n"),
+        (b"a\rb", b"\\d41d8cd98f00b204e9800998ecf8427e  a\\rb\n"),
+        (b"a\tb", b"d41d8cd98f00b204e9800998ecf8427e  a\tb\n"),
+        (b"\xff", b"d41d8cd98f00b204e9800998ecf8427e  \xff\n"),
+    ],
+)
+def test_format_gnu_escapes_as_coreutils(name: bytes, line: bytes) -> None:
+    assert format_gnu(MD5_EMPTY, os.fsdecode(name)) == line
+
+
+def test_format_bsd_escapes_as_md5sum_tag() -> None:
+    assert format_bsd("MD5", MD5_EMPTY, "a\nb") == bsd_line("md5", MD5_EMPTY, b"a\nb")
+    assert format_bsd("MD5", MD5_EMPTY, "a\nb") == b"\\MD5 (a\\nb) = " + MD5_EMPTY.encode() + b"\n"
+
+
+def test_zero_terminated_lines_are_never_escaped() -> None:
+    assert format_gnu(MD5_EMPTY, "a\\\nb", zero=True) == MD5_EMPTY.encode() + b"  a\\\nb\0"
+    assert format_bsd("MD5", MD5_EMPTY, "a\nb", zero=True) == (
+        b"MD5 (a\nb) = " + MD5_EMPTY.encode() + b"\0"
+    )
+
+
+@given(st.binary(min_size=1, max_size=40).filter(lambda b: b"\0" not in b))
+def test_escaped_names_read_back_to_the_same_bytes(name: bytes) -> None:
+    line = format_gnu(MD5_EMPTY, os.fsdecode(name))
+    assert line == gnu_line(MD5_EMPTY, name)
+    assert line.count(b"\n") == 1  # one record, one line
+    escaped, needed = escape_name(name)
+    assert needed == line.startswith(b"\\")
+    assert unescape(escaped) == name
+
+
+@pytest.mark.parametrize(
+    "name, quoted",
+    [
+        ("plain", "plain"),
+        ("a b", "'a b'"),
+        ("it's", '"it\'s"'),
+        ("it's $x", "'it'\\''s $x'"),
+        ("x:y", "'x:y'"),
+        ("n\nl", "'n'$'\\n''l'"),
+        ("\tlead", "''$'\\t''lead'"),
+        ("\udcffz", "''$'\\377''z'"),
+        ("#h", "'#h'"),
+        ("a#", "a#"),
+        ("{", "'{'"),
+        ("", "''"),
+        ("café", "café"),
+    ],
+)
+def test_quote_name_quotes_as_coreutils_diagnostics(name: str, quoted: str) -> None:
+    assert quote_name(name) == quoted
+
+
+def test_quote_name_without_colon_is_quoteaf() -> None:
+    assert quote_name("x:y", colon=False) == "x:y"
+    assert quote_name("a b:c", colon=False) == "'a b:c'"

@@ -1,0 +1,114 @@
+"""The writers of report.py on hand-made results, and the error tally."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from parhash.report import (
+    MULTI_ALGO_FORMATS,
+    WRITERS,
+    Output,
+    ReportOptions,
+    Tally,
+    error_line,
+    tally,
+)
+from parhash.results import Result
+
+OK = Result("dir/a b", {"md5": "0" * 32, "sha1": "1" * 40}, 3, 1, 2, 3)
+ESCAPED = Result("dir/x\ny", {"md5": "2" * 32, "sha1": "3" * 40}, 0, 1, 2, 4)
+FAILED = Result("gone", {}, error="No such file or directory", errno=2)
+
+
+def write(fmt: str, results: list[Result], algos: tuple[str, ...], zero: bool = False) -> bytes:
+    buffer = io.BytesIO()
+    out = Output(buffer)  # type: ignore[arg-type]
+    WRITERS[fmt](results, out, ReportOptions(algos, zero))
+    out.flush()
+    return buffer.getvalue()
+
+
+def test_every_format_has_one_writer() -> None:
+    assert set(WRITERS) == {"gnu", "bsd", "json", "csv"}
+    assert frozenset({"bsd", "json", "csv"}) == MULTI_ALGO_FORMATS
+
+
+def test_gnu_writer_leaves_errors_to_stderr() -> None:
+    assert write("gnu", [OK, FAILED, ESCAPED], ("md5",)) == (
+        b"00000000000000000000000000000000  dir/a b\n"
+        b"\\22222222222222222222222222222222  dir/x\\ny\n"
+    )
+
+
+def test_gnu_writer_refuses_several_algorithms() -> None:
+    with pytest.raises(ValueError):
+        write("gnu", [OK], ("md5", "sha1"))
+
+
+def test_bsd_writer_gives_one_line_per_algorithm() -> None:
+    assert write("bsd", [OK, FAILED], ("md5", "sha1")) == (
+        b"MD5 (dir/a b) = 00000000000000000000000000000000\n"
+        b"SHA1 (dir/a b) = 1111111111111111111111111111111111111111\n"
+    )
+
+
+def test_json_writer_holds_errors_and_every_algorithm() -> None:
+    lines = write("json", [OK, FAILED], ("md5", "sha1")).splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"path": "dir/a b", "size": 3, "md5": "0" * 32, "sha1": "1" * 40},
+        {"path": "gone", "error": "No such file or directory"},
+    ]
+
+
+def test_csv_writer_quotes_fields_that_need_it() -> None:
+    assert write("csv", [OK, ESCAPED, FAILED], ("md5",)) == (
+        b"path,size,md5,error\r\n"
+        b"dir/a b,3," + b"0" * 32 + b",\r\n"
+        b'"dir/x\ny",0,' + b"2" * 32 + b",\r\n"
+        b"gone,,,No such file or directory\r\n"
+    )
+
+
+def test_csv_doubles_quotes_in_names() -> None:
+    r = Result('say "hi", then', {"md5": "0" * 32}, 1)
+    assert write("csv", [r], ("md5",)).splitlines()[1] == b'"say ""hi"", then",1,' + (
+        b"0" * 32 + b","
+    )
+
+
+def test_tally_counts_and_reports_each_error_as_md5sum_would() -> None:
+    counts = Tally()
+    err = io.StringIO()
+    passed = list(tally([OK, FAILED, ESCAPED], counts, err))
+    assert passed == [OK, FAILED, ESCAPED]
+    assert (counts.files, counts.bytes, counts.errors) == (2, 3, 1)
+    assert err.getvalue() == "parhash: gone: No such file or directory\n"
+
+
+def test_error_line_quotes_the_name() -> None:
+    assert error_line("parhash", "a\nb", "Permission denied") == (
+        "parhash: 'a'$'\\n''b': Permission denied\n"
+    )
+
+
+def test_writers_print_each_record_as_it_arrives() -> None:
+    # A writer must not collect the stream first: the second result is not
+    # computed until the first record is out.
+    buffer = io.BytesIO()
+    seen: list[int] = []
+
+    def results():  # type: ignore[no-untyped-def]
+        yield OK
+        seen.append(len(buffer.getvalue()))
+        yield ESCAPED
+
+    out = Output(buffer, interval=0)  # type: ignore[arg-type]
+    for fmt in ("gnu", "bsd", "json", "csv"):
+        buffer.seek(0)
+        buffer.truncate()
+        seen.clear()
+        WRITERS[fmt](results(), out, ReportOptions(("md5",)))
+        assert seen and seen[0] > 0, fmt
