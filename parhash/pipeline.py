@@ -22,12 +22,12 @@ from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from parhash.results import Result, WalkError
-from parhash.worker import DEFAULT_BLOCK_SIZE, Job, hash_batch
+from parhash.worker import DEFAULT_BLOCK_SIZE, Job, Task, hash_batch
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-Item = str | WalkError
+Item = str | WalkError | Task
 
 # Batches close at whichever comes first: this many paths, or this many bytes
 # (see benchmarks/RESULTS.md). Large files travel alone, so two workers share
@@ -151,13 +151,21 @@ class PoolExecutor:
         self.close()
 
 
+def _path_of(item: Item) -> str | None:
+    """The path to stat for batching: a plain path or a :class:`Task`'s."""
+    if type(item) is str:
+        return item
+    return item.path if type(item) is Task else None
+
+
 def _batches(items: Iterable[Item], chunksize: int, batch_bytes: int) -> Iterator[list[Item]]:
     batch: list[Item] = []
     nbytes = 0
     for item in items:
-        if type(item) is str and batch_bytes:
+        path = _path_of(item) if batch_bytes else None
+        if path is not None:
             try:
-                size = os.stat(item).st_size
+                size = os.stat(path).st_size
             except OSError:
                 size = 0  # the worker will report why
             if size >= batch_bytes:
@@ -176,9 +184,10 @@ def _batches(items: Iterable[Item], chunksize: int, batch_bytes: int) -> Iterato
 def _small_enough_for_inline(items: Sequence[Item]) -> bool:
     total = 0
     for item in items:
-        if type(item) is str:
+        path = _path_of(item)
+        if path is not None:
             with contextlib.suppress(OSError):
-                total += os.stat(item).st_size
+                total += os.stat(path).st_size
     return total <= INLINE_MAX_BYTES
 
 
@@ -204,7 +213,8 @@ def hash_paths(
     """Hash every path in ``items``, yielding results as batches complete.
 
     ``items`` are paths and :class:`WalkError` values, as :func:`walk_paths`
-    yields them; each becomes exactly one :class:`Result`, in completion order.
+    yields them, or :class:`Task` values that carry their own algorithms; each
+    becomes exactly one :class:`Result`, in completion order.
     Per-file failures are values (``Result.error``); only bugs raise.
 
     ``jobs=1``, or a job of at most ``INLINE_MAX_FILES`` files and

@@ -41,6 +41,17 @@ class Job(NamedTuple):
     block_size: int = DEFAULT_BLOCK_SIZE
 
 
+class Task(NamedTuple):
+    """A path with its own algorithms, for callers whose paths differ in what to compute.
+
+    ``check`` sends these: each manifest line names its algorithm, and one
+    manifest may mix them. The batch's :class:`Job` still gives the block size.
+    """
+
+    path: str
+    algos: tuple[str, ...]
+
+
 class _Buffer:
     """The read buffer of this process, grown on demand and then reused."""
 
@@ -135,8 +146,11 @@ def _hash_file(
     )
 
 
-def hash_batch(job: Job, items: Sequence[str | WalkError]) -> list[Result]:
-    """Hash every path of ``items``; a :class:`WalkError` passes through as a Result."""
+def hash_batch(job: Job, items: Sequence[str | WalkError | Task]) -> list[Result]:
+    """Hash every path of ``items``; a :class:`WalkError` passes through as a Result.
+
+    A :class:`Task` is hashed with its own algorithms instead of the job's.
+    """
     constructors = _constructors(job.algos)
     algos = job.algos
     block_size = job.block_size
@@ -144,6 +158,8 @@ def hash_batch(job: Job, items: Sequence[str | WalkError]) -> list[Result]:
     for item in items:
         if type(item) is str:
             out.append(_hash_file(item, constructors, algos, block_size))
+        elif type(item) is Task:
+            out.append(_hash_file(item.path, _constructors(item.algos), item.algos, block_size))
         else:
             assert isinstance(item, WalkError)
             out.append(item.as_result())
