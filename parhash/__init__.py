@@ -15,8 +15,9 @@ import itertools
 from collections.abc import Generator, Iterable, Sequence
 
 from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO, UnknownAlgorithm, parse_algos
+from parhash.check import check_manifests
 from parhash.pipeline import DEFAULT_CHUNKSIZE, hash_paths
-from parhash.results import Result, WalkError
+from parhash.results import Result, Verdict, WalkError
 from parhash.select import Selector
 from parhash.walk import walk_paths
 from parhash.worker import DEFAULT_BLOCK_SIZE, hash_file
@@ -30,8 +31,10 @@ __all__ = [
     "DEFAULT_CHUNKSIZE",
     "Result",
     "UnknownAlgorithm",
+    "Verdict",
     "WalkError",
     "__version__",
+    "check",
     "hash_file",
     "scan",
 ]
@@ -80,3 +83,53 @@ def scan(
         walk_paths(listed, follow=follow, select=select, expand_globs=False),
     )
     return hash_paths(items, algos=names, jobs=jobs, chunksize=chunksize, block_size=block_size)
+
+
+def check(
+    manifests: Sequence[str] = ("-",),
+    *,
+    algo: str | None = None,
+    root: str | None = None,
+    relative_to_manifest: bool = False,
+    zero: bool = False,
+    jobs: int | None = None,
+    chunksize: int | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    progress: bool = False,
+) -> Generator[Verdict, None, None]:
+    """Verify the files that ``manifests`` list; yield one :class:`Verdict` per line, in order.
+
+    ``manifests`` are file names, ``"-"`` for standard input; they may hold
+    GNU lines (``md5sum``, ``sha256sum``, ``b2sum``), BSD tag lines
+    (``md5sum --tag``, ``xxhsum``) and ``scan --json`` / ``scan --csv``
+    records, mixed algorithms included. ``algo`` is the algorithm of untagged
+    lines (default: guessed from the digest's length, 32 hex digits md5 ... 128
+    sha512); lines that name another one are then malformed. Names are looked
+    up relative to the current directory, to ``root``, or with
+    ``relative_to_manifest`` to each manifest's directory. ``zero``: records
+    end in NUL. ``jobs``, ``chunksize`` and ``block_size`` are as for
+    :func:`scan`; ``progress`` shows a bar on stderr.
+
+    Verdicts come in manifest order, each as soon as the lines before it are
+    done, while files are hashed in parallel. A file that fails, is missing or
+    can't be read, a malformed line (``status == "malformed"``) and a manifest
+    that can't be read (``line == 0``) are verdicts, not exceptions. Raises
+    :class:`UnknownAlgorithm` and ``ValueError`` for bad options, before any
+    work starts. Costs one read of each listed file, and memory for the lines
+    whose results wait for an earlier, slower file.
+    """
+    if algo is not None:
+        names = parse_algos([algo])
+        if len(names) != 1:
+            raise ValueError("check takes one algorithm, for untagged lines")
+        algo = names[0]
+    if root is not None and relative_to_manifest:
+        raise ValueError("root and relative_to_manifest exclude each other")
+    for option, value in (("jobs", jobs), ("chunksize", chunksize), ("block_size", block_size)):
+        if value is not None and value < 1:
+            raise ValueError(f"{option} must be at least 1")
+    return check_manifests(
+        list(manifests), algo=algo, root=root, relative_to_manifest=relative_to_manifest,
+        zero=zero, jobs=jobs, chunksize=chunksize, block_size=block_size, progress=progress,
+    )
+

@@ -43,6 +43,20 @@ def format_bsd(tag: str, digest: str, path: str, *, zero: bool = False) -> bytes
     return b"%s%s (%s) = %s\n" % (b"\\" if escaped else b"", tag.encode(), name, digest.encode())
 
 
+def format_check_line(name: str, outcome: str) -> bytes:
+    """``NAME: OK``, as ``md5sum -c`` of coreutils 9.1 prints it.
+
+    It escapes a name only when it holds a newline (the one case where a
+    line would split): then the line starts with a backslash and backslash,
+    newline and carriage return are escaped as in :func:`escape_name`. A name
+    with only a backslash or a carriage return is printed as it is.
+    """
+    raw = os.fsencode(name)
+    if b"\n" in raw:
+        return b"\\%s: %s\n" % (escape_name(raw)[0], outcome.encode())
+    return b"%s: %s\n" % (raw, outcome.encode())
+
+
 # Characters after which a shell would see more than a plain word, as in
 # gnulib's quotearg (shell-escape style), which coreutils uses for file names
 # in diagnostics.

@@ -55,3 +55,42 @@ class WalkError(NamedTuple):
 
     def as_result(self) -> Result:
         return Result(self.path, {}, error=self.error, errno=self.errno)
+
+
+# What check concludes about a manifest line (Verdict.status).
+OK = "ok"
+FAILED = "failed"
+MISSING = "missing"  # the file does not exist (ENOENT)
+UNREADABLE = "unreadable"  # it exists but could not be read; or the manifest itself
+MALFORMED = "malformed"  # the line is not a checksum line
+
+
+class Verdict(NamedTuple):
+    """What ``check`` found for one line of a manifest.
+
+    ``manifest`` is the manifest as named (``"-"`` for standard input) and
+    ``manifest_index`` its position among those checked. ``line`` counts from
+    1; a verdict with ``line == 0`` is about the manifest itself, which could
+    not be read (``status`` is ``"unreadable"``). ``name`` is the file name as
+    the line gives it, unescaped; ``path`` is where it was read, after
+    ``--root`` or the manifest's directory. ``algos``, ``expected`` and
+    ``actual`` are parallel tuples (``actual`` is empty when the file could
+    not be read). ``error`` says why a file or the manifest could not be read,
+    or why a line is malformed.
+    """
+
+    manifest: str
+    line: int
+    name: str
+    path: str
+    status: str
+    algos: tuple[str, ...] = ()
+    expected: tuple[str, ...] = ()
+    actual: tuple[str, ...] = ()
+    error: str | None = None
+    errno: int | None = None
+    manifest_index: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK

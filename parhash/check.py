@@ -1,0 +1,323 @@
+"""Verify manifests: manifest lines in, the scan pipeline, :class:`Verdict` values out.
+
+A manifest is read as it streams in (:func:`parhash.manifest.read_manifest`);
+each checksum line becomes a :class:`~parhash.worker.Task` for the same
+pipeline ``scan`` uses (:func:`parhash.pipeline.hash_paths`), which hashes in
+parallel and returns results in completion order. Verdicts are put back in
+manifest order as results arrive: each is yielded as soon as every line before
+it has been, so the output matches ``md5sum -c`` line for line.
+
+The policy of ``md5sum -c`` (what ``--strict`` and ``--ignore-missing`` make
+of these verdicts, the warnings at the end of each manifest) is
+:class:`Summary`; docs/check.md tells the edge cases in prose.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import threading
+from collections import deque
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from parhash.manifest import Entry, Malformed, read_manifest
+from parhash.pipeline import hash_paths
+from parhash.report import progress as progress_bar
+from parhash.results import (
+    FAILED,
+    MALFORMED,
+    MISSING,
+    OK,
+    UNREADABLE,
+    Result,
+    Verdict,
+    reason,
+)
+from parhash.worker import DEFAULT_BLOCK_SIZE, Task
+
+STDIN = "-"
+
+
+@dataclass
+class _Line:
+    """A checksum line waiting for its file's result."""
+
+    index: int  # position among all lines of all manifests, for ordering
+    manifest: str
+    manifest_index: int
+    number: int
+    entry: Entry
+
+
+@dataclass
+class _Group:
+    """Consecutive lines naming the same path: the file is read once for all of them."""
+
+    path: str
+    lines: list[_Line] = field(default_factory=list)
+
+    def task(self) -> Task:
+        algos = dict.fromkeys(a for line in self.lines for a, _ in line.entry.digests)
+        return Task(self.path, tuple(algos))
+
+
+class _Checker:
+    def __init__(
+        self,
+        manifests: Sequence[str],
+        algo: str | None,
+        root: str | None,
+        relative_to_manifest: bool,
+        zero: bool,
+    ) -> None:
+        self.manifests = manifests
+        self.algo = algo
+        self.root = root
+        self.relative_to_manifest = relative_to_manifest
+        self.zero = zero
+        # The task generator may run in the pool's feeding thread while this
+        # thread takes results: `waiting` is shared, under the lock. `ready`
+        # only gets distinct keys from either side and is drained here.
+        self.lock = threading.Lock()
+        self.waiting: dict[str, deque[_Group]] = {}
+        self.ready: dict[int, Verdict] = {}
+        self.count = 0  # indices handed out
+        self.next = 0  # the next index to yield
+
+    def _index(self) -> int:
+        self.count += 1
+        return self.count - 1
+
+    def _resolve(self, manifest: str, name: str) -> str:
+        if not name:
+            return name  # no such file, as md5sum finds; never the root directory
+        if self.root is not None:
+            return os.path.join(self.root, name)
+        if self.relative_to_manifest and manifest != STDIN:
+            return os.path.join(os.path.dirname(manifest), name)
+        return name
+
+    def _submit(self, group: _Group) -> Task:
+        with self.lock:
+            self.waiting.setdefault(group.path, deque()).append(group)
+        return group.task()
+
+    def tasks(self) -> Iterator[Task]:
+        """Read the manifests in turn, yielding a task per run of lines naming one path."""
+        for manifest_index, manifest in enumerate(self.manifests):
+            yield from self._read(manifest, manifest_index)
+
+    def _read(self, manifest: str, manifest_index: int) -> Iterator[Task]:
+        def fail(e: OSError) -> None:
+            self.ready[self._index()] = Verdict(
+                manifest, 0, manifest, manifest, UNREADABLE, error=reason(e), errno=e.errno,
+                manifest_index=manifest_index,
+            )
+
+        stream: BinaryIO
+        try:
+            stream = sys.stdin.buffer if manifest == STDIN else open(manifest, "rb")  # noqa: SIM115
+        except OSError as e:
+            fail(e)
+            return
+        group: _Group | None = None
+        algos = (self.algo,) if self.algo else ()
+        try:
+            for number, parsed in read_manifest(stream, algo=self.algo, zero=self.zero):
+                if isinstance(parsed, Entry) and manifest == STDIN and parsed.name == STDIN:
+                    parsed = Malformed("'-' names standard input, which holds the manifest")
+                if isinstance(parsed, Malformed):
+                    self.ready[self._index()] = Verdict(
+                        manifest, number, "", "", MALFORMED, algos, error=parsed.reason,
+                        manifest_index=manifest_index,
+                    )
+                    continue
+                path = self._resolve(manifest, parsed.name)
+                line = _Line(self._index(), manifest, manifest_index, number, parsed)
+                if group is not None and group.path == path:
+                    group.lines.append(line)
+                    continue
+                if group is not None:
+                    yield self._submit(group)
+                group = _Group(path, [line])
+        except OSError as e:
+            fail(e)
+        finally:
+            if stream is not sys.stdin.buffer:
+                stream.close()
+        if group is not None:
+            yield self._submit(group)
+
+    def _claim(self, r: Result) -> _Group:
+        with self.lock:
+            groups = self.waiting[r.path]
+            # The same path may be waiting twice, for different algorithms.
+            chosen = next(
+                (g for g in groups if r.error or set(g.task().algos) <= r.digests.keys()),
+                groups[0],
+            )
+            groups.remove(chosen)
+            if not groups:
+                del self.waiting[r.path]
+        return chosen
+
+    def verdicts(self, results: Iterable[Result]) -> Iterator[Verdict]:
+        for r in results:
+            for line in self._claim(r).lines:
+                self.ready[line.index] = _judge(line, r)
+            yield from self._drain()
+        yield from self._drain()
+        # Every task has come back and the manifests are read to the end.
+        assert not self.ready and not self.waiting, "check lost track of a line"
+
+    def _drain(self) -> Iterator[Verdict]:
+        ready = self.ready
+        while self.next in ready:
+            yield ready.pop(self.next)
+            self.next += 1
+
+
+def _judge(line: _Line, r: Result) -> Verdict:
+    entry = line.entry
+    algos = tuple(a for a, _ in entry.digests)
+    expected = tuple(d for _, d in entry.digests)
+    if r.error is not None:
+        status = MISSING if r.errno == errno.ENOENT else UNREADABLE
+        return Verdict(
+            line.manifest, line.number, entry.name, r.path, status, algos, expected,
+            error=r.error, errno=r.errno, manifest_index=line.manifest_index,
+        )
+    actual = tuple(r.digests[a] for a in algos)
+    return Verdict(
+        line.manifest, line.number, entry.name, r.path, OK if actual == expected else FAILED,
+        algos, expected, actual, manifest_index=line.manifest_index,
+    )
+
+
+def check_manifests(
+    manifests: Sequence[str],
+    *,
+    algo: str | None = None,
+    root: str | None = None,
+    relative_to_manifest: bool = False,
+    zero: bool = False,
+    jobs: int | None = None,
+    chunksize: int | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    progress: bool = False,
+) -> Generator[Verdict, None, None]:
+    """Verify every line of ``manifests``; yield one :class:`Verdict` per line, in order.
+
+    See :func:`parhash.check` for the options. Each file is hashed once for a
+    run of consecutive lines that name it. Files that can't be read, malformed
+    lines and manifests that can't be read are verdicts, never exceptions.
+    """
+    checker = _Checker(manifests, algo, root, relative_to_manifest, zero)
+    results = hash_paths(
+        checker.tasks(), jobs=jobs, chunksize=chunksize, block_size=block_size
+    )
+    try:
+        yield from checker.verdicts(progress_bar(results, enabled=progress))
+    finally:
+        results.close()
+
+
+@dataclass
+class Summary:
+    """What ``md5sum -c`` counts for one manifest, and what it concludes.
+
+    ``error`` is set when the manifest itself could not be read.
+    """
+
+    manifest: str
+    ok: int = 0
+    failed: int = 0
+    missing: int = 0
+    unreadable: int = 0
+    malformed: int = 0
+    error: str | None = None
+
+    def add(self, v: Verdict) -> None:
+        if v.line == 0:
+            self.error = v.error
+        elif v.status == OK:
+            self.ok += 1
+        elif v.status == FAILED:
+            self.failed += 1
+        elif v.status == MISSING:
+            self.missing += 1
+        elif v.status == UNREADABLE:
+            self.unreadable += 1
+        else:
+            self.malformed += 1
+
+    @property
+    def checked(self) -> int:
+        """Properly formatted lines: coreutils counts a missing file as one."""
+        return self.ok + self.failed + self.missing + self.unreadable
+
+    def passed(self, *, strict: bool = False, ignore_missing: bool = False) -> bool:
+        """Whether this manifest verifies: ``md5sum -c``'s exit status 0."""
+        return (
+            self.error is None
+            and self.checked > 0
+            and self.failed == 0
+            and self.unreadable == 0
+            and (ignore_missing or self.missing == 0)
+            and (not strict or self.malformed == 0)
+            and (not ignore_missing or self.ok > 0)
+        )
+
+    def warnings(self, *, ignore_missing: bool = False) -> list[str]:
+        """The warnings ``md5sum -c`` prints after the manifest's lines, in its words.
+
+        Each still needs the program's name and the manifest's quoted name
+        where it has ``{manifest}``.
+        """
+        if self.error is not None:
+            return ["{manifest}: " + self.error]
+        if self.checked == 0:
+            return ["{manifest}: no properly formatted checksum lines found"]
+        out = []
+        if self.malformed:
+            out.append(_plural(self.malformed, "line is", "lines are") + " improperly formatted")
+        unread = self.unreadable + (0 if ignore_missing else self.missing)
+        if unread:
+            out.append(_plural(unread, "listed file", "listed files") + " could not be read")
+        if self.failed:
+            out.append(
+                _plural(self.failed, "computed checksum", "computed checksums") + " did NOT match"
+            )
+        out = ["WARNING: " + w for w in out]
+        if ignore_missing and self.ok == 0:
+            out.append("{manifest}: no file was verified")
+        return out
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def summarize(verdicts: Iterable[Verdict], manifests: Sequence[str]) -> Iterator[Verdict | Summary]:
+    """Pass verdicts through, with each manifest's :class:`Summary` after its last line.
+
+    A manifest with no line at all still gets its summary, in its place.
+    """
+    if not manifests:
+        yield from verdicts
+        return
+    current = 0
+    summary = Summary(manifests[0])
+    for v in verdicts:
+        while v.manifest_index > current:
+            yield summary
+            current += 1
+            summary = Summary(manifests[current])
+        summary.add(v)
+        yield v
+    yield summary
+    for manifest in manifests[current + 1 :]:
+        yield Summary(manifest)
