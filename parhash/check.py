@@ -9,7 +9,7 @@ it has been, so the output matches ``md5sum -c`` line for line.
 
 The policy of ``md5sum -c`` (what ``--strict`` and ``--ignore-missing`` make
 of these verdicts, the warnings at the end of each manifest) is
-:class:`Summary`; docs/check.md tells the edge cases in prose.
+:class:`~parhash.results.Summary`; docs/check.md tells the edge cases in prose.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from parhash.results import (
     OK,
     UNREADABLE,
     Result,
+    Summary,
     Verdict,
     reason,
 )
@@ -59,9 +60,9 @@ class _Group:
     path: str
     lines: list[_Line] = field(default_factory=list)
 
-    def task(self) -> Task:
-        algos = dict.fromkeys(a for line in self.lines for a, _ in line.entry.digests)
-        return Task(self.path, tuple(algos))
+    @property
+    def algos(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(a for line in self.lines for a, _ in line.entry.digests))
 
 
 class _Checker:
@@ -103,7 +104,7 @@ class _Checker:
     def _submit(self, group: _Group) -> Task:
         with self.lock:
             self.waiting.setdefault(group.path, deque()).append(group)
-        return group.task()
+        return Task(group.path, group.algos)
 
     def tasks(self) -> Iterator[Task]:
         """Read the manifests in turn, yielding a task per run of lines naming one path."""
@@ -156,7 +157,7 @@ class _Checker:
             groups = self.waiting[r.path]
             # The same path may be waiting twice, for different algorithms.
             chosen = next(
-                (g for g in groups if r.error or set(g.task().algos) <= r.digests.keys()),
+                (g for g in groups if r.error or set(g.algos) <= r.digests.keys()),
                 groups[0],
             )
             groups.remove(chosen)
@@ -223,82 +224,6 @@ def check_manifests(
         yield from checker.verdicts(progress_bar(results, enabled=progress))
     finally:
         results.close()
-
-
-@dataclass
-class Summary:
-    """What ``md5sum -c`` counts for one manifest, and what it concludes.
-
-    ``error`` is set when the manifest itself could not be read.
-    """
-
-    manifest: str
-    ok: int = 0
-    failed: int = 0
-    missing: int = 0
-    unreadable: int = 0
-    malformed: int = 0
-    error: str | None = None
-
-    def add(self, v: Verdict) -> None:
-        if v.line == 0:
-            self.error = v.error
-        elif v.status == OK:
-            self.ok += 1
-        elif v.status == FAILED:
-            self.failed += 1
-        elif v.status == MISSING:
-            self.missing += 1
-        elif v.status == UNREADABLE:
-            self.unreadable += 1
-        else:
-            self.malformed += 1
-
-    @property
-    def checked(self) -> int:
-        """Properly formatted lines: coreutils counts a missing file as one."""
-        return self.ok + self.failed + self.missing + self.unreadable
-
-    def passed(self, *, strict: bool = False, ignore_missing: bool = False) -> bool:
-        """Whether this manifest verifies: ``md5sum -c``'s exit status 0."""
-        return (
-            self.error is None
-            and self.checked > 0
-            and self.failed == 0
-            and self.unreadable == 0
-            and (ignore_missing or self.missing == 0)
-            and (not strict or self.malformed == 0)
-            and (not ignore_missing or self.ok > 0)
-        )
-
-    def warnings(self, *, ignore_missing: bool = False) -> list[str]:
-        """The warnings ``md5sum -c`` prints after the manifest's lines, in its words.
-
-        Each still needs the program's name and the manifest's quoted name
-        where it has ``{manifest}``.
-        """
-        if self.error is not None:
-            return ["{manifest}: " + self.error]
-        if self.checked == 0:
-            return ["{manifest}: no properly formatted checksum lines found"]
-        out = []
-        if self.malformed:
-            out.append(_plural(self.malformed, "line is", "lines are") + " improperly formatted")
-        unread = self.unreadable + (0 if ignore_missing else self.missing)
-        if unread:
-            out.append(_plural(unread, "listed file", "listed files") + " could not be read")
-        if self.failed:
-            out.append(
-                _plural(self.failed, "computed checksum", "computed checksums") + " did NOT match"
-            )
-        out = ["WARNING: " + w for w in out]
-        if ignore_missing and self.ok == 0:
-            out.append("{manifest}: no file was verified")
-        return out
-
-
-def _plural(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
 
 
 def summarize(verdicts: Iterable[Verdict], manifests: Sequence[str]) -> Iterator[Verdict | Summary]:

@@ -288,6 +288,22 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
     return EXIT_FILE_ERROR if counts.errors else EXIT_OK
 
 
+def _progress(results: Any, show: bool) -> Any:
+    return progress(results, enabled=show)
+
+
+def _read_list(name: str, separator: bytes) -> Iterator[str]:
+    from parhash.walk import read_path_list
+
+    stream = _open_list(name)
+    return read_path_list(stream, separator)
+
+
+def _chain(lists: list[Iterator[str]]) -> Iterator[str]:
+    for names in lists:
+        yield from names
+
+
 @cli.command("check")
 @click.argument("manifests", nargs=-1, metavar="[MANIFEST]...")
 @click.option("-a", "--algo", metavar="NAME",
@@ -347,7 +363,8 @@ def check_command(manifests, algo, root, relative_to_manifest, verbosity, strict
         relative_to_manifest=relative_to_manifest, zero=zero, jobs=jobs,
         chunksize=chunksize, block_size=block_size, progress=show,
     )
-    options = CheckOptions(verbosity or "normal", strict, ignore_missing, as_json)
+    options = CheckOptions(verbosity or "normal", strict=strict, ignore_missing=ignore_missing,
+                           json=as_json)
     out = Output(sys.stdout.buffer)
     try:
         passed = write_check(summarize(verdicts, manifests), out, options, sys.stderr)
@@ -355,22 +372,6 @@ def check_command(manifests, algo, root, relative_to_manifest, verbosity, strict
     finally:
         verdicts.close()
     return EXIT_OK if passed else EXIT_FILE_ERROR
-
-
-def _progress(results: Any, show: bool) -> Any:
-    return progress(results, enabled=show)
-
-
-def _read_list(name: str, separator: bytes) -> Iterator[str]:
-    from parhash.walk import read_path_list
-
-    stream = _open_list(name)
-    return read_path_list(stream, separator)
-
-
-def _chain(lists: list[Iterator[str]]) -> Iterator[str]:
-    for names in lists:
-        yield from names
 
 
 def _run(args: list[str] | None) -> int:

@@ -22,12 +22,12 @@ from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from parhash.results import Result, WalkError
-from parhash.worker import DEFAULT_BLOCK_SIZE, Job, Task, hash_batch
+from parhash.worker import DEFAULT_BLOCK_SIZE, Job, hash_batch
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-Item = str | WalkError | Task
+Item = str | WalkError
 
 # Batches close at whichever comes first: this many paths, or this many bytes
 # (see benchmarks/RESULTS.md). Large files travel alone, so two workers share
@@ -151,21 +151,13 @@ class PoolExecutor:
         self.close()
 
 
-def _path_of(item: Item) -> str | None:
-    """The path to stat for batching: a plain path or a :class:`Task`'s."""
-    if type(item) is str:
-        return item
-    return item.path if type(item) is Task else None
-
-
 def _batches(items: Iterable[Item], chunksize: int, batch_bytes: int) -> Iterator[list[Item]]:
     batch: list[Item] = []
     nbytes = 0
     for item in items:
-        path = _path_of(item) if batch_bytes else None
-        if path is not None:
+        if batch_bytes and isinstance(item, str):  # a path or a worker.Task
             try:
-                size = os.stat(path).st_size
+                size = os.stat(item).st_size
             except OSError:
                 size = 0  # the worker will report why
             if size >= batch_bytes:
@@ -184,10 +176,9 @@ def _batches(items: Iterable[Item], chunksize: int, batch_bytes: int) -> Iterato
 def _small_enough_for_inline(items: Sequence[Item]) -> bool:
     total = 0
     for item in items:
-        path = _path_of(item)
-        if path is not None:
+        if isinstance(item, str):
             with contextlib.suppress(OSError):
-                total += os.stat(path).st_size
+                total += os.stat(item).st_size
     return total <= INLINE_MAX_BYTES
 
 
@@ -213,8 +204,7 @@ def hash_paths(
     """Hash every path in ``items``, yielding results as batches complete.
 
     ``items`` are paths and :class:`WalkError` values, as :func:`walk_paths`
-    yields them, or :class:`Task` values that carry their own algorithms; each
-    becomes exactly one :class:`Result`, in completion order.
+    yields them; each becomes exactly one :class:`Result`, in completion order.
     Per-file failures are values (``Result.error``); only bugs raise.
 
     ``jobs=1``, or a job of at most ``INLINE_MAX_FILES`` files and
