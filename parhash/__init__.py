@@ -15,7 +15,6 @@ import itertools
 from collections.abc import Generator, Iterable, Sequence
 
 from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO, UnknownAlgorithm, parse_algos
-from parhash.check import check_manifests
 from parhash.pipeline import DEFAULT_CHUNKSIZE, hash_paths
 from parhash.results import Result, Verdict, WalkError
 from parhash.select import Selector
@@ -94,7 +93,7 @@ def check(
     zero: bool = False,
     jobs: int | None = None,
     chunksize: int | None = None,
-    block_size: int = DEFAULT_BLOCK_SIZE,
+    block_size: int | None = None,
     progress: bool = False,
 ) -> Generator[Verdict, None, None]:
     """Verify the files that ``manifests`` list; yield one :class:`Verdict` per line, in order.
@@ -107,8 +106,9 @@ def check(
     sha512); lines that name another one are then malformed. Names are looked
     up relative to the current directory, to ``root``, or with
     ``relative_to_manifest`` to each manifest's directory. ``zero``: records
-    end in NUL. ``jobs``, ``chunksize`` and ``block_size`` are as for
-    :func:`scan`; ``progress`` shows a bar on stderr.
+    end in NUL. ``jobs``, ``chunksize`` and ``block_size`` (default
+    ``DEFAULT_BLOCK_SIZE``) are as for :func:`scan`; ``progress`` shows a bar
+    on stderr.
 
     Verdicts come in manifest order, each as soon as the lines before it are
     done, while files are hashed in parallel. A file that fails, is missing or
@@ -118,6 +118,10 @@ def check(
     work starts. Costs one read of each listed file, and memory for the lines
     whose results wait for an earlier, slower file.
     """
+    from parhash.check import check_manifests
+    from parhash.worker import DEFAULT_BLOCK_SIZE
+
+    block_size = DEFAULT_BLOCK_SIZE if block_size is None else block_size
     if algo is not None:
         names = parse_algos([algo])
         if len(names) != 1:
