@@ -82,8 +82,10 @@ class InlineExecutor:
 
 def _init_worker() -> None:
     # Ctrl-C reaches the whole process group; only the parent acts on it, and
-    # it stops the workers itself.
+    # it stops the workers itself, with SIGTERM, which must kill them outright
+    # whatever handler the parent had installed before forking.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _pool_context() -> Any:
