@@ -118,7 +118,7 @@ def check(
     work starts. Costs one read of each listed file, and memory for the lines
     whose results wait for an earlier, slower file.
     """
-    from parhash.check import check_manifests
+    from parhash.verify import check_manifests
     from parhash.worker import DEFAULT_BLOCK_SIZE
 
     block_size = DEFAULT_BLOCK_SIZE if block_size is None else block_size

@@ -345,8 +345,8 @@ def check_command(manifests, algo, root, relative_to_manifest, verbosity, strict
       b2sum * | parhash check --algo blake2b
     """
     import parhash
-    from parhash.check import summarize
     from parhash.report import CheckOptions, write_check
+    from parhash.verify import summarize
 
     if root is not None and relative_to_manifest:
         raise click.UsageError("--root and --relative-to-manifest exclude each other")

@@ -1,5 +1,9 @@
 """Verify manifests: manifest lines in, the scan pipeline, :class:`Verdict` values out.
 
+This is ``parhash check``. The module is not called ``check``: importing a
+submodule sets it as an attribute of its package, and ``parhash.check`` must
+stay the public function whatever was imported first.
+
 A manifest is read as it streams in (:func:`parhash.manifest.read_manifest`);
 each checksum line becomes a :class:`~parhash.worker.Task` for the same
 pipeline ``scan`` uses (:func:`parhash.pipeline.hash_paths`), which hashes in
