@@ -19,13 +19,12 @@ of these verdicts, the warnings at the end of each manifest) is
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import sys
 import threading
-from collections import deque
 from collections.abc import Generator, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from parhash.manifest import Entry, Malformed, read_manifest
 from parhash.pipeline import hash_paths
@@ -46,27 +45,25 @@ from parhash.worker import DEFAULT_BLOCK_SIZE, Task
 STDIN = "-"
 
 
-@dataclass
-class _Line:
+class _Line(NamedTuple):
     """A checksum line waiting for its file's result."""
 
-    index: int  # position among all lines of all manifests, for ordering
+    order: int  # position among all lines of all manifests
     manifest: str
     manifest_index: int
     number: int
     entry: Entry
 
 
-@dataclass
 class _Group:
     """Consecutive lines naming the same path: the file is read once for all of them."""
 
-    path: str
-    lines: list[_Line] = field(default_factory=list)
+    __slots__ = ("algos", "lines", "path")
 
-    @property
-    def algos(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(a for line in self.lines for a, _ in line.entry.digests))
+    def __init__(self, path: str, line: _Line) -> None:
+        self.path = path
+        self.lines = [line]
+        self.algos: tuple[str, ...] = ()  # set once the last line is in
 
 
 class _Checker:
@@ -87,7 +84,10 @@ class _Checker:
         # thread takes results: `waiting` is shared, under the lock. `ready`
         # only gets distinct keys from either side and is drained here.
         self.lock = threading.Lock()
-        self.waiting: dict[str, deque[_Group]] = {}
+        self.waiting: dict[str, list[_Group]] = {}
+        # The algorithms of the first checksum line: the pipeline's job, so
+        # that lines with these (nearly all, as a rule) travel as plain paths.
+        self.common: tuple[str, ...] | None = None
         self.ready: dict[int, Verdict] = {}
         self.count = 0  # indices handed out
         self.next = 0  # the next index to yield
@@ -105,17 +105,32 @@ class _Checker:
             return os.path.join(os.path.dirname(manifest), name)
         return name
 
-    def _submit(self, group: _Group) -> Task:
+    def _submit(self, group: _Group) -> str:
+        lines = group.lines
+        if len(lines) == 1:
+            group.algos = tuple(a for a, _ in lines[0].entry.digests)
+        else:
+            group.algos = tuple(dict.fromkeys(a for x in lines for a, _ in x.entry.digests))
+        path = group.path
         with self.lock:
-            self.waiting.setdefault(group.path, deque()).append(group)
-        return Task(group.path, group.algos)
+            waiting = self.waiting.get(path)
+            if waiting is None:
+                self.waiting[path] = [group]
+            else:
+                waiting.append(group)
+        if self.common is None:
+            self.common = group.algos
+        return path if group.algos == self.common else Task(path, group.algos)
 
-    def tasks(self) -> Iterator[Task]:
-        """Read the manifests in turn, yielding a task per run of lines naming one path."""
+    def tasks(self) -> Iterator[str]:
+        """Read the manifests in turn, yielding a path per run of lines naming one path.
+
+        The path is a :class:`Task` when its algorithms are not :attr:`common`.
+        """
         for manifest_index, manifest in enumerate(self.manifests):
             yield from self._read(manifest, manifest_index)
 
-    def _read(self, manifest: str, manifest_index: int) -> Iterator[Task]:
+    def _read(self, manifest: str, manifest_index: int) -> Iterator[str]:
         def fail(e: OSError) -> None:
             self.ready[self._index()] = Verdict(
                 manifest, 0, manifest, manifest, UNREADABLE, error=reason(e), errno=e.errno,
@@ -147,7 +162,7 @@ class _Checker:
                     continue
                 if group is not None:
                     yield self._submit(group)
-                group = _Group(path, [line])
+                group = _Group(path, line)
         except OSError as e:
             fail(e)
         finally:
@@ -159,20 +174,21 @@ class _Checker:
     def _claim(self, r: Result) -> _Group:
         with self.lock:
             groups = self.waiting[r.path]
-            # The same path may be waiting twice, for different algorithms.
+            if len(groups) == 1:
+                del self.waiting[r.path]
+                return groups[0]
+            # The same path is waiting twice, maybe for different algorithms.
             chosen = next(
                 (g for g in groups if r.error or set(g.algos) <= r.digests.keys()),
                 groups[0],
             )
             groups.remove(chosen)
-            if not groups:
-                del self.waiting[r.path]
         return chosen
 
     def verdicts(self, results: Iterable[Result]) -> Iterator[Verdict]:
         for r in results:
             for line in self._claim(r).lines:
-                self.ready[line.index] = _judge(line, r)
+                self.ready[line.order] = _judge(line, r)
             yield from self._drain()
         yield from self._drain()
         # Every task has come back and the manifests are read to the end.
@@ -221,8 +237,12 @@ def check_manifests(
     lines and manifests that can't be read are verdicts, never exceptions.
     """
     checker = _Checker(manifests, algo, root, relative_to_manifest, zero)
+    tasks = checker.tasks()
+    first = next(tasks, None)  # sets checker.common, the job's algorithms
+    items = tasks if first is None else itertools.chain([first], tasks)
     results = hash_paths(
-        checker.tasks(), jobs=jobs, chunksize=chunksize, block_size=block_size
+        items, algos=checker.common or ("md5",), jobs=jobs, chunksize=chunksize,
+        block_size=block_size,
     )
     try:
         yield from checker.verdicts(progress_bar(results, enabled=progress))
