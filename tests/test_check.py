@@ -601,3 +601,34 @@ def test_check_help_has_an_example() -> None:
     result = CliRunner().invoke(cli, ["check", "--help"])
     assert result.exit_code == 0
     assert "Examples:" in result.output and "parhash check" in result.output
+
+
+def test_check_same_file_listed_apart_with_other_algorithms(tree: dict[bytes, bytes]) -> None:
+    a = tree[b"back\\slash"]
+    manifest = (format_bsd("SHA1", digest("sha1", a), "back\\slash")
+                + format_gnu(digest("md5", tree[b"plain.txt"]), "plain.txt")
+                + format_bsd("XXH64", digest("xxh64", a), "back\\slash")
+                + format_bsd("SHA1", digest("sha1", b"other"), "back\\slash"))
+    Path("../M").write_bytes(manifest)
+    code, out, _ = invoke("../M")
+    assert code == 1
+    assert out == (b"back\\slash: OK\nplain.txt: OK\nback\\slash: OK\nback\\slash: FAILED\n")
+
+
+def test_check_progress_bar_goes_to_stderr_only(tree: dict[bytes, bytes]) -> None:
+    Path("../M").write_bytes(gnu_manifest(tree))
+    plain = invoke("../M")
+    code, out, err = invoke("--progress", "../M")
+    assert (code, out) == (plain[0], plain[1])
+    assert "hashing" in err
+
+
+def test_check_closed_stdout_ends_quietly(tmp_path: Path) -> None:
+    for i in range(200):
+        (tmp_path / f"f{i}").write_bytes(b"%d" % i)
+    manifest = b"".join(format_gnu(digest("md5", b"%d" % i), f"f{i}") for i in range(200))
+    (tmp_path / "M").write_bytes(manifest * 50)
+    done = subprocess.run(
+        ["bash", "-c", '"$0" -m parhash check -j 2 M | head -1; exit "${PIPESTATUS[0]}"',
+         sys.executable], cwd=tmp_path, capture_output=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (141, b"f0: OK\n", b"")
