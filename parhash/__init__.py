@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Generator, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO, UnknownAlgorithm, parse_algos
 from parhash.pipeline import DEFAULT_CHUNKSIZE, hash_paths
@@ -22,6 +23,9 @@ from parhash.walk import walk_paths
 from parhash.worker import DEFAULT_BLOCK_SIZE, hash_file
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    import threading
 
 __all__ = [
     "ALGORITHMS",
@@ -95,6 +99,7 @@ def check(
     chunksize: int | None = None,
     block_size: int | None = None,
     progress: bool = False,
+    stop: threading.Event | None = None,
 ) -> Generator[Verdict, None, None]:
     """Verify the files that ``manifests`` list; yield one :class:`Verdict` per line, in order.
 
@@ -108,7 +113,9 @@ def check(
     ``relative_to_manifest`` to each manifest's directory. ``zero``: records
     end in NUL. ``jobs``, ``chunksize`` and ``block_size`` (default
     ``DEFAULT_BLOCK_SIZE``) are as for :func:`scan`; ``progress`` shows a bar
-    on stderr.
+    on stderr. Setting ``stop`` (from a signal handler, say) ends the reading
+    of a manifest that comes from a pipe, so that stopping never waits for a
+    producer that is still alive.
 
     Verdicts come in manifest order, each as soon as the lines before it are
     done, while files are hashed in parallel. A file that fails, is missing or
@@ -135,5 +142,6 @@ def check(
     return check_manifests(
         list(manifests), algo=algo, root=root, relative_to_manifest=relative_to_manifest,
         zero=zero, jobs=jobs, chunksize=chunksize, block_size=block_size, progress=progress,
+        stop=stop,
     )
 

@@ -344,6 +344,8 @@ def check_command(manifests, algo, root, relative_to_manifest, verbosity, strict
       parhash check --quiet --relative-to-manifest /backup/SHA256SUMS
       b2sum * | parhash check --algo blake2b
     """
+    import threading
+
     import parhash
     from parhash.report import CheckOptions, write_check
     from parhash.verify import summarize
@@ -358,20 +360,56 @@ def check_command(manifests, algo, root, relative_to_manifest, verbosity, strict
         raise click.BadParameter("give one algorithm", param_hint="'-a' / '--algo'")
     manifests = manifests or ("-",)
     show = progress if progress is not None else sys.stderr.isatty()
+    stop = threading.Event()  # see _signals_set
     verdicts = parhash.check(
         manifests, algo=algos[0] if algos else None, root=root,
         relative_to_manifest=relative_to_manifest, zero=zero, jobs=jobs,
-        chunksize=chunksize, block_size=block_size, progress=show,
+        chunksize=chunksize, block_size=block_size, progress=show, stop=stop,
     )
     options = CheckOptions(verbosity or "normal", strict=strict, ignore_missing=ignore_missing,
                            json=as_json)
     out = Output(sys.stdout.buffer)
     try:
-        passed = write_check(summarize(verdicts, manifests), out, options, sys.stderr)
+        with _signals_set(stop):
+            passed = write_check(summarize(verdicts, manifests), out, options, sys.stderr)
         out.flush()
     finally:
         verdicts.close()
     return EXIT_OK if passed else EXIT_FILE_ERROR
+
+
+@contextlib.contextmanager
+def _signals_set(event: Any) -> Iterator[None]:
+    """Set ``event`` on SIGINT and SIGTERM before they interrupt as usual.
+
+    The pool is stopped while the exception unwinds; ``check`` must first stop
+    reading a manifest from a pipe, or the pool's feeding thread would keep it
+    waiting for the producer.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, frame: Any) -> None:
+        event.set()
+        previous = before[signal.Signals(signum)]
+        if callable(previous):
+            previous(signum, frame)
+        elif signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        else:
+            raise Terminated
+
+    for s in before:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, previous in before.items():
+            signal.signal(s, previous)
 
 
 def _run(args: list[str] | None) -> int:

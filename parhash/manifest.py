@@ -13,7 +13,7 @@ import base64
 import os
 import re
 from collections.abc import Iterator
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from parhash.algorithms import ALGORITHMS
 
@@ -161,6 +161,12 @@ class Malformed(NamedTuple):
 
 
 Parsed = Entry | Malformed | None
+
+
+class Source(Protocol):
+    """What a manifest is read from: a binary file, or anything with its ``read``."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 def unescape_name(name: bytes) -> bytes | None:
@@ -381,7 +387,7 @@ def parse_csv_row(line: bytes, algos: tuple[str, ...], *, algo: str | None = Non
                                for a, d in zip(algos, fields[2:-1], strict=True)], algo)
 
 
-def _records(stream: BinaryIO, end: bytes, max_line: int) -> Iterator[bytes | None]:
+def _records(stream: Source, end: bytes, max_line: int) -> Iterator[bytes | None]:
     """Split a stream at ``end``, reading as it goes; ``None`` for an overlong record.
 
     A record longer than ``max_line`` is dropped as it is read, so binary
@@ -417,7 +423,7 @@ def _records(stream: BinaryIO, end: bytes, max_line: int) -> Iterator[bytes | No
 
 
 def read_manifest(
-    stream: BinaryIO, *, algo: str | None = None, zero: bool = False, max_line: int = MAX_LINE
+    stream: Source, *, algo: str | None = None, zero: bool = False, max_line: int = MAX_LINE
 ) -> Iterator[tuple[int, Entry | Malformed]]:
     """Yield ``(line number, Entry or Malformed)`` for each line of a manifest, as read.
 

@@ -21,12 +21,14 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import select
+import stat
 import sys
 import threading
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import BinaryIO, NamedTuple
 
-from parhash.manifest import Entry, Malformed, read_manifest
+from parhash.manifest import Entry, Malformed, Source, read_manifest
 from parhash.pipeline import hash_paths
 from parhash.report import progress as progress_bar
 from parhash.results import (
@@ -66,6 +68,36 @@ class _Group:
         self.algos: tuple[str, ...] = ()  # set once the last line is in
 
 
+class _Pipe:
+    """A pipe or terminal, read so that a stop request ends a read within 0.1 s.
+
+    Manifests are read in the pool's task-feeding thread, which the pool
+    joins when it stops. A read blocked on a producer that is still alive
+    (``producer | timeout 60 parhash check``) would make SIGTERM or Ctrl-C
+    hang until the producer wrote again.
+    """
+
+    def __init__(self, fd: int, stop: threading.Event) -> None:
+        self.fd = fd
+        self.stop = stop
+
+    def read(self, size: int = -1, /) -> bytes:
+        while not self.stop.is_set():
+            if select.select([self.fd], [], [], 0.1)[0]:
+                return os.read(self.fd, size if size > 0 else 1 << 16)
+        return b""  # stopped: the rest of the manifest is not wanted
+
+
+def _pipe(stream: BinaryIO, stop: threading.Event) -> _Pipe | None:
+    """``stream`` as a :class:`_Pipe` if it is one (or a terminal), else ``None``."""
+    try:
+        fd = stream.fileno()
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except (OSError, ValueError):
+        return None  # not a file descriptor at all (io.BytesIO)
+    return None if regular else _Pipe(fd, stop)
+
+
 class _Checker:
     def __init__(
         self,
@@ -74,6 +106,7 @@ class _Checker:
         root: str | None,
         relative_to_manifest: bool,
         zero: bool,
+        stop: threading.Event | None = None,
     ) -> None:
         self.manifests = manifests
         self.algo = algo
@@ -84,6 +117,7 @@ class _Checker:
         # thread takes results: `waiting` is shared, under the lock. `ready`
         # only gets distinct keys from either side and is drained here.
         self.lock = threading.Lock()
+        self.stop = stop or threading.Event()
         self.waiting: dict[str, list[_Group]] = {}
         # The algorithms of the first checksum line: the pipeline's job, so
         # that lines with these (nearly all, as a rule) travel as plain paths.
@@ -146,7 +180,8 @@ class _Checker:
         group: _Group | None = None
         algos = (self.algo,) if self.algo else ()
         try:
-            for number, parsed in read_manifest(stream, algo=self.algo, zero=self.zero):
+            source: Source = _pipe(stream, self.stop) or stream
+            for number, parsed in read_manifest(source, algo=self.algo, zero=self.zero):
                 if isinstance(parsed, Entry) and manifest == STDIN and parsed.name == STDIN:
                     parsed = Malformed("'-' names standard input, which holds the manifest")
                 if isinstance(parsed, Malformed):
@@ -229,14 +264,18 @@ def check_manifests(
     chunksize: int | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
     progress: bool = False,
+    stop: threading.Event | None = None,
 ) -> Generator[Verdict, None, None]:
     """Verify every line of ``manifests``; yield one :class:`Verdict` per line, in order.
 
     See :func:`parhash.check` for the options. Each file is hashed once for a
     run of consecutive lines that name it. Files that can't be read, malformed
     lines and manifests that can't be read are verdicts, never exceptions.
+    Setting ``stop`` ends the reading of a manifest that comes from a pipe
+    (it is set anyway when the iterator is closed, but a signal handler can
+    set it first: see ``_Pipe``).
     """
-    checker = _Checker(manifests, algo, root, relative_to_manifest, zero)
+    checker = _Checker(manifests, algo, root, relative_to_manifest, zero, stop)
     tasks = checker.tasks()
     first = next(tasks, None)  # sets checker.common, the job's algorithms
     items = tasks if first is None else itertools.chain([first], tasks)
@@ -247,6 +286,7 @@ def check_manifests(
     try:
         yield from checker.verdicts(progress_bar(results, enabled=progress))
     finally:
+        checker.stop.set()
         results.close()
 
 

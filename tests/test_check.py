@@ -12,8 +12,10 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -632,3 +634,29 @@ def test_check_closed_stdout_ends_quietly(tmp_path: Path) -> None:
         ["bash", "-c", '"$0" -m parhash check -j 2 M | head -1; exit "${PIPESTATUS[0]}"',
          sys.executable], cwd=tmp_path, capture_output=True, timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (141, b"f0: OK\n", b"")
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_check_stops_on_signal_while_the_manifest_pipe_stays_open(
+    tmp_path: Path, signum: int, status: int
+) -> None:
+    # More lines than an inline job, so a pool reads the rest of standard
+    # input in its feeding thread; the producer (this test) never closes it.
+    for i in range(100):
+        (tmp_path / f"f{i}").write_bytes(b"%d" % i)
+    manifest = b"".join(format_gnu(digest("md5", b"%d" % i), f"f{i}") for i in range(100))
+    process = subprocess.Popen([sys.executable, "-m", "parhash", "check", "-j", "2", "-"],
+                               cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    assert process.stdin is not None
+    process.stdin.write(manifest)
+    process.stdin.flush()
+    # Let the pool start (a signal that comes sooner is answered the same way).
+    time.sleep(1)
+    process.send_signal(signum)
+    try:
+        assert process.wait(timeout=20) == status
+    finally:
+        process.kill()
+        out, err = process.communicate()
+    assert err == b""
