@@ -125,6 +125,7 @@ def check(
     work starts. Costs one read of each listed file, and memory for the lines
     whose results wait for an earlier, slower file.
     """
+    from parhash.algorithms import parse_algos
     from parhash.verify import check_manifests
     from parhash.worker import DEFAULT_BLOCK_SIZE
 
