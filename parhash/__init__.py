@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    import threading
+
     from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO, UnknownAlgorithm
     from parhash.pipeline import DEFAULT_CHUNKSIZE, PipelineStats
-    from parhash.results import Result, WalkError
+    from parhash.results import Result, Verdict, WalkError
     from parhash.worker import DEFAULT_BLOCK_SIZE, hash_file
 
 # Names are loaded on first use, so that `import parhash` (and so the start of
@@ -32,6 +34,7 @@ _LAZY = {
     "PipelineStats": "parhash.pipeline",
     "Result": "parhash.results",
     "WalkError": "parhash.results",
+    "Verdict": "parhash.results",
     "DEFAULT_BLOCK_SIZE": "parhash.worker",
     "hash_file": "parhash.worker",
 }
@@ -44,8 +47,10 @@ __all__ = [
     "PipelineStats",
     "Result",
     "UnknownAlgorithm",
+    "Verdict",
     "WalkError",
     "__version__",
+    "check",
     "hash_file",
     "scan",
 ]
@@ -117,4 +122,63 @@ def scan(
     )
     return hash_paths(
         items, algos=names, jobs=jobs, chunksize=chunksize, block_size=block_size, stats=stats
+    )
+
+
+def check(
+    manifests: Sequence[str] = ("-",),
+    *,
+    algo: str | None = None,
+    root: str | None = None,
+    relative_to_manifest: bool = False,
+    zero: bool = False,
+    jobs: int | None = None,
+    chunksize: int | None = None,
+    block_size: int | None = None,
+    progress: bool = False,
+    stop: threading.Event | None = None,
+) -> Generator[Verdict, None, None]:
+    """Verify the files that ``manifests`` list; yield one :class:`Verdict` per line, in order.
+
+    ``manifests`` are file names, ``"-"`` for standard input; they may hold
+    GNU lines (``md5sum``, ``sha256sum``, ``b2sum``), BSD tag lines
+    (``md5sum --tag``, ``xxhsum``) and ``scan --json`` / ``scan --csv``
+    records, mixed algorithms included. ``algo`` is the algorithm of untagged
+    lines (default: guessed from the digest's length, 32 hex digits md5 ... 128
+    sha512); lines that name another one are then malformed. Names are looked
+    up relative to the current directory, to ``root``, or with
+    ``relative_to_manifest`` to each manifest's directory. ``zero``: records
+    end in NUL. ``jobs``, ``chunksize`` and ``block_size`` (default
+    ``DEFAULT_BLOCK_SIZE``) are as for :func:`scan`; ``progress`` shows a bar
+    on stderr. Setting ``stop`` (from a signal handler, say) ends the reading
+    of a manifest that comes from a pipe, so that stopping never waits for a
+    producer that is still alive.
+
+    Verdicts come in manifest order, each as soon as the lines before it are
+    done, while files are hashed in parallel. A file that fails, is missing or
+    can't be read, a malformed line (``status == "malformed"``) and a manifest
+    that can't be read (``line == 0``) are verdicts, not exceptions. Raises
+    :class:`UnknownAlgorithm` and ``ValueError`` for bad options, before any
+    work starts. Costs one read of each listed file, and memory for the lines
+    whose results wait for an earlier, slower file.
+    """
+    from parhash.algorithms import parse_algos
+    from parhash.verify import check_manifests
+    from parhash.worker import DEFAULT_BLOCK_SIZE
+
+    block_size = DEFAULT_BLOCK_SIZE if block_size is None else block_size
+    if algo is not None:
+        names = parse_algos([algo])
+        if len(names) != 1:
+            raise ValueError("check takes one algorithm, for untagged lines")
+        algo = names[0]
+    if root is not None and relative_to_manifest:
+        raise ValueError("root and relative_to_manifest exclude each other")
+    for option, value in (("jobs", jobs), ("chunksize", chunksize), ("block_size", block_size)):
+        if value is not None and value < 1:
+            raise ValueError(f"{option} must be at least 1")
+    return check_manifests(
+        list(manifests), algo=algo, root=root, relative_to_manifest=relative_to_manifest,
+        zero=zero, jobs=jobs, chunksize=chunksize, block_size=block_size, progress=progress,
+        stop=stop,
     )

@@ -397,6 +397,114 @@ def _chain(lists: list[Iterator[str]]) -> Iterator[str]:
         yield from names
 
 
+@cli.command("check")
+@click.argument("manifests", nargs=-1, metavar="[MANIFEST]...")
+@click.option("-a", "--algo", metavar="NAME",
+              help="Algorithm of untagged lines, whose length can be ambiguous (b2sum's, "
+              "xxhsum -H2's); lines and records that name another one are malformed.")
+@click.option("--root", metavar="DIR",
+              help="Look files up under DIR instead of the current directory.")
+@click.option("--relative-to-manifest", is_flag=True,
+              help="Look files up in each manifest's own directory.")
+@click.option("--quiet", "verbosity", flag_value="quiet",
+              help="Don't print OK for each file that verifies.")
+@click.option("--status", "verbosity", flag_value="status",
+              help="Print nothing on stdout; the exit status tells.")
+@click.option("-w", "--warn", "verbosity", flag_value="warn",
+              help="Warn about each improperly formatted line.")
+@click.option("--strict", is_flag=True, help="Fail on improperly formatted lines.")
+@click.option("--ignore-missing", is_flag=True,
+              help="Don't fail or report status for missing files.")
+@click.option("--json", "as_json", is_flag=True,
+              help="JSON Lines on stdout, one object per checked file.")
+@click.option("-z", "--zero", is_flag=True, help="Manifest records end with NUL, not newline.")
+@_pipeline_options
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar on stderr (default: when stderr is a terminal).")
+@_guarded
+def check_command(manifests, algo, root, relative_to_manifest, verbosity, strict,
+                  ignore_missing, as_json, zero, jobs, chunksize, block_size, progress):
+    """Verify the files a manifest lists, answering as md5sum -c does.
+
+    Reads md5sum/sha*sum/b2sum lines, BSD tag lines (md5sum --tag, xxhsum)
+    and parhash's --json and --csv manifests; no MANIFEST or '-' reads
+    standard input. Exits 1 if a file fails, can't be read, or a manifest has
+    no checksum line (or, with --strict, a malformed one).
+
+    \b
+    Examples:
+      parhash scan data -a md5 > MD5SUMS && parhash check MD5SUMS
+      parhash check --quiet --relative-to-manifest /backup/SHA256SUMS
+      b2sum * | parhash check --algo blake2b
+    """
+    import threading
+
+    import parhash
+    from parhash.report import CheckOptions, write_check
+    from parhash.verify import summarize
+
+    if root is not None and relative_to_manifest:
+        raise click.UsageError("--root and --relative-to-manifest exclude each other")
+    try:
+        algos = parse_algos([algo]) if algo else ()
+    except UnknownAlgorithm as e:
+        raise click.BadParameter(str(e), param_hint="'-a' / '--algo'") from None
+    if len(algos) > 1:
+        raise click.BadParameter("give one algorithm", param_hint="'-a' / '--algo'")
+    manifests = manifests or ("-",)
+    show = progress if progress is not None else sys.stderr.isatty()
+    stop = threading.Event()  # see _signals_set
+    verdicts = parhash.check(
+        manifests, algo=algos[0] if algos else None, root=root,
+        relative_to_manifest=relative_to_manifest, zero=zero, jobs=jobs,
+        chunksize=chunksize, block_size=block_size, progress=show, stop=stop,
+    )
+    options = CheckOptions(verbosity or "normal", strict=strict, ignore_missing=ignore_missing,
+                           json=as_json)
+    out = Output(sys.stdout.buffer)
+    try:
+        with _signals_set(stop):
+            passed = write_check(summarize(verdicts, manifests), out, options, sys.stderr)
+        out.flush()
+    finally:
+        verdicts.close()
+    return EXIT_OK if passed else EXIT_FILE_ERROR
+
+
+@contextlib.contextmanager
+def _signals_set(event: Any) -> Iterator[None]:
+    """Set ``event`` on SIGINT and SIGTERM before they interrupt as usual.
+
+    The pool is stopped while the exception unwinds; ``check`` must first stop
+    reading a manifest from a pipe, or the pool's feeding thread would keep it
+    waiting for the producer.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, frame: Any) -> None:
+        event.set()
+        previous = before[signal.Signals(signum)]
+        if callable(previous):
+            previous(signum, frame)
+        elif signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        else:
+            raise Terminated
+
+    for s in before:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, previous in before.items():
+            signal.signal(s, previous)
+
+
 def _run(args: list[str] | None) -> int:
     try:
         rc = cli.main(args=args, prog_name="parhash", standalone_mode=False)

@@ -9,7 +9,13 @@ and nothing is escaped. Names are written as the bytes they have on disk.
 
 from __future__ import annotations
 
+import base64
 import os
+import re
+from collections.abc import Iterator
+from typing import Any, NamedTuple, Protocol
+
+from parhash.algorithms import ALGORITHMS
 
 
 def escape_name(name: bytes) -> tuple[bytes, bool]:
@@ -35,6 +41,20 @@ def format_bsd(tag: str, digest: str, path: str, *, zero: bool = False) -> bytes
         return b"%s (%s) = %s\0" % (tag.encode(), name, digest.encode())
     name, escaped = escape_name(name)
     return b"%s%s (%s) = %s\n" % (b"\\" if escaped else b"", tag.encode(), name, digest.encode())
+
+
+def format_check_line(name: str, outcome: str) -> bytes:
+    """``NAME: OK``, as ``md5sum -c`` of coreutils 9.1 prints it.
+
+    It escapes a name only when it holds a newline (the one case where a
+    line would split): then the line starts with a backslash and backslash,
+    newline and carriage return are escaped as in :func:`escape_name`. A name
+    with only a backslash or a carriage return is printed as it is.
+    """
+    raw = os.fsencode(name)
+    if b"\n" in raw:
+        return b"\\%s: %s\n" % (escape_name(raw)[0], outcome.encode())
+    return b"%s: %s\n" % (raw, outcome.encode())
 
 
 # Characters after which a shell would see more than a plain word, as in
@@ -98,3 +118,359 @@ def quote_name(path: str, *, colon: bool = True) -> str:
     if not pieces[0][0]:
         out.insert(0, "''")
     return "".join(out)
+
+
+# Reading ---------------------------------------------------------------------
+#
+# ``check`` reads back everything ``scan`` writes, and what md5sum, sha*sum,
+# b2sum and xxhsum write, following coreutils' ``split_3`` (src/digest.c)
+# wherever the two could differ, so that a line md5sum accepts means the same
+# file and digest here, and a line it rejects is rejected here too.
+
+# Untagged lines carry no algorithm: coreutils users expect it from the length.
+# b2sum's 128 digits read as sha512 and xxhsum's 32 as md5 unless --algo says.
+GUESS_BY_LENGTH = {32: "md5", 40: "sha1", 56: "sha224", 64: "sha256", 96: "sha384", 128: "sha512"}
+
+# A longer line is no checksum line; it is skipped without being held whole.
+MAX_LINE = 1 << 20
+
+_TAGS = {a.tag: a.name for a in ALGORITHMS.values()}
+_TAG_RE = re.compile(rb"([A-Za-z0-9-]+) ?\(")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+_HEX_RE = re.compile(rb"[0-9A-Fa-f]*")
+_WHITE = b" \t"
+_ESCAPED_NAME = re.compile(rb"(?:[^\\\0]|\\[nr\\])*")
+_UNESCAPE = {b"\\\\": b"\\", b"\\n": b"\n", b"\\r": b"\r"}
+
+
+class Entry(NamedTuple):
+    """A checksum line: a file name and the digests its file should have.
+
+    ``name`` is the name as written, unescaped, decoded with
+    ``os.fsdecode`` (so any bytes survive). ``digests`` holds ``(algorithm,
+    lower-case hex)`` pairs in the manifest's order: one for a text line,
+    several for a ``--json`` or ``--csv`` record. ``reversed`` is set for GNU
+    lines only: whether the line was ``DIGEST NAME`` with a single blank (the
+    form of BSD ``md5 -r``), which fixes how later lines of the same manifest
+    are read.
+    """
+
+    name: str
+    digests: tuple[tuple[str, str], ...]
+    reversed: bool | None = None
+
+
+class Malformed(NamedTuple):
+    """A line that is not a checksum line, and why (for people, not programs)."""
+
+    reason: str
+
+
+Parsed = Entry | Malformed | None
+
+
+class Source(Protocol):
+    """What a manifest is read from: a binary file, or anything with its ``read``."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def unescape_name(name: bytes) -> bytes | None:
+    """Undo :func:`escape_name`; ``None`` for an escape coreutils would reject."""
+    if b"\\" not in name:
+        return None if b"\0" in name else name
+    if _ESCAPED_NAME.fullmatch(name) is None:
+        return None  # a lone or trailing backslash, another escape, or a NUL
+    return re.sub(rb"\\[nr\\]", lambda m: _UNESCAPE[m.group()], name)
+
+
+def _entry(name: bytes, digests: list[tuple[str, str]], reversed: bool | None = None) -> Parsed:
+    if b"\0" in name:
+        # The C library can't open such a name; md5sum would cut it short at
+        # the NUL and check another file.
+        return Malformed("NUL in name")
+    return Entry(os.fsdecode(name), tuple(digests), reversed)
+
+
+def _digest(text: bytes, algo: str) -> str | None:
+    if len(text) != ALGORITHMS[algo].hex_length or not _HEX.issuperset(text):
+        return None
+    return text.decode("ascii").lower()
+
+
+def parse_line(
+    line: bytes, *, algo: str | None = None, reversed: bool | None = None, zero: bool = False
+) -> Parsed:
+    """Read one line of a manifest: an :class:`Entry`, a :class:`Malformed`, or ``None``.
+
+    ``None`` is a line to skip: empty, or a comment (``#`` first). Accepted:
+    GNU lines (``DIGEST  NAME``, ``DIGEST *NAME``, ``DIGEST NAME``), BSD tag
+    lines (``TAG (NAME) = DIGEST``) with the tags of :data:`ALGORITHMS`, and
+    ``scan --json`` records; a leading backslash means an escaped name, and
+    upper-case hex is fine. A trailing newline and then carriage return are
+    dropped (with ``zero``, a trailing NUL only). ``algo`` is the algorithm of
+    untagged lines (otherwise it is guessed from the digest's length, see
+    :data:`GUESS_BY_LENGTH`); lines that name another algorithm are then
+    malformed. ``reversed`` is the form earlier GNU lines of the manifest had
+    (``None`` when there were none): coreutils refuses to mix them, so that a
+    renamed file with leading blanks can't pass for another. Never raises.
+    """
+    if zero:
+        line = line[:-1] if line.endswith(b"\0") else line
+    else:
+        line = line[:-1] if line.endswith(b"\n") else line
+        line = line[:-1] if line.endswith(b"\r") else line
+    if not line or line.startswith(b"#"):
+        return None
+    i = 0
+    while i < len(line) and line[i] in _WHITE:
+        i += 1
+    if line.startswith(b"{", i):
+        return _parse_json(line, algo)
+    escaped = line.startswith(b"\\", i)
+    i += escaped
+    tagged = _TAG_RE.match(line, i)
+    if tagged is not None and tagged.group(1).decode("ascii") in _TAGS:
+        return _parse_tagged(line[tagged.end() :], _TAGS[tagged.group(1).decode("ascii")],
+                             escaped, algo)
+    return _parse_gnu(line, i, escaped, algo, reversed)
+
+
+def _parse_tagged(rest: bytes, tag_algo: str, escaped: bool, algo: str | None) -> Parsed:
+    # Split from the right: the name may itself hold ") = " (a file called
+    # "x) = y" gives "MD5 (x) = y) = DIGEST"), but the digest never holds ")".
+    end = rest.rfind(b")")
+    if end < 0:
+        return Malformed("no ')' after the name")
+    name: bytes | None = rest[:end]
+    if escaped:
+        name = unescape_name(rest[:end])
+        if name is None:
+            return Malformed("bad escape in name")
+    assert name is not None
+    tail = rest[end + 1 :].lstrip(_WHITE)
+    if not tail.startswith(b"="):
+        return Malformed("no '=' after the name")
+    if algo is not None and algo != tag_algo:
+        return Malformed(f"a {tag_algo} line, but the algorithm is {algo}")
+    digest = _digest(tail[1:].lstrip(_WHITE), tag_algo)
+    if digest is None:
+        return Malformed(f"not a {tag_algo} digest")
+    return _entry(name, [(tag_algo, digest)])
+
+
+def _parse_gnu(
+    line: bytes, i: int, escaped: bool, algo: str | None, reversed: bool | None
+) -> Parsed:
+    hex_end = _HEX_RE.match(line, i)
+    assert hex_end is not None  # the pattern matches the empty string
+    j = hex_end.end()
+    length = j - i
+    if length == 0 or j + 1 >= len(line) or line[j] not in _WHITE:
+        return Malformed("not a checksum line")
+    guess = algo or GUESS_BY_LENGTH.get(length)
+    if guess is None:
+        return Malformed(f"no algorithm is guessed from {length} hex digits: give --algo")
+    digest = _digest(line[i:j], guess)
+    if digest is None:
+        return Malformed(f"not a {guess} digest")
+    k = j + 1  # after the one blank that ends the digest
+    if len(line) - k == 1 or line[k] not in b" *":
+        # "DIGEST NAME": allowed only if no earlier line was "DIGEST  NAME".
+        if reversed is False:
+            return Malformed("a 'DIGEST NAME' line after 'DIGEST  NAME' lines")
+        name, now_reversed = line[k:], True
+    elif reversed:
+        # After "DIGEST NAME" lines the blank or '*' belongs to the name.
+        name, now_reversed = line[k:], True
+    else:
+        name, now_reversed = line[k + 1 :], False
+    if escaped:
+        unescaped = unescape_name(name)
+        if unescaped is None:
+            return Malformed("bad escape in name")
+        name = unescaped
+    return _entry(name, [(guess, digest)], now_reversed)
+
+
+def _parse_json(line: bytes, algo: str | None) -> Parsed:
+    import json
+
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return Malformed("not JSON")
+    if not isinstance(record, dict):
+        return Malformed("not a JSON object")
+    try:
+        if isinstance(record.get("path_b64"), str):
+            name = base64.b64decode(record["path_b64"], validate=True)
+        elif isinstance(record.get("path"), str):
+            name = os.fsencode(record["path"])
+        else:
+            return Malformed("no path")
+    except ValueError:
+        return Malformed("a path that is no file name")
+    if record.get("error") is not None:
+        return Malformed("a record of a file that could not be read")
+    return _record(name, [(k, v) for k, v in record.items() if k in ALGORITHMS], algo)
+
+
+def _record(name: bytes, fields: list[tuple[str, Any]], algo: str | None) -> Parsed:
+    """The entry of a JSON or CSV record that has ``fields`` (algorithm, digest)."""
+    if algo is not None:
+        fields = [(a, d) for a, d in fields if a == algo]
+    digests = []
+    for a, text in fields:
+        digest = _digest(text.encode("ascii", "replace"), a) if isinstance(text, str) else None
+        if digest is None:
+            return Malformed(f"not a {a} digest")
+        digests.append((a, digest))
+    if not digests:
+        return Malformed(f"no {algo} digest" if algo else "no digest")
+    return _entry(name, digests)
+
+
+def split_csv(record: bytes) -> list[bytes] | None:
+    """The fields of one RFC 4180 record (no line end), or ``None`` if it is not one."""
+    fields: list[bytes] = []
+    i, n = 0, len(record)
+    while True:
+        if record.startswith(b'"', i):
+            value = bytearray()
+            j = i + 1
+            while True:
+                k = record.find(b'"', j)
+                if k < 0:
+                    return None  # no closing quote
+                value += record[j:k]
+                if record.startswith(b'"', k + 1):
+                    value += b'"'
+                    j = k + 2
+                    continue
+                j = k + 1
+                break
+            fields.append(bytes(value))
+            if j == n:
+                return fields
+            if record[j : j + 1] != b",":
+                return None
+            i = j + 1
+        else:
+            k = record.find(b",", i)
+            field = record[i:] if k < 0 else record[i:k]
+            if b'"' in field:
+                return None
+            fields.append(field)
+            if k < 0:
+                return fields
+            i = k + 1
+
+
+def parse_csv_header(line: bytes) -> tuple[str, ...] | None:
+    """The algorithms of a ``scan --csv`` header (``path,size,md5,error``), or ``None``."""
+    fields = split_csv(line.rstrip(b"\r\n"))
+    if fields is None or len(fields) < 4 or fields[:2] != [b"path", b"size"]:
+        return None
+    if fields[-1] != b"error":
+        return None
+    algos = tuple(f.decode("ascii", "replace") for f in fields[2:-1])
+    return algos if all(a in ALGORITHMS for a in algos) else None
+
+
+def parse_csv_row(line: bytes, algos: tuple[str, ...], *, algo: str | None = None) -> Parsed:
+    """Read one row of a ``scan --csv`` manifest whose header named ``algos``."""
+    line = line[:-1] if line.endswith(b"\n") else line
+    line = line[:-1] if line.endswith(b"\r") else line
+    if not line:
+        return None
+    fields = split_csv(line)
+    if fields is None or len(fields) != len(algos) + 3:
+        return Malformed("not a row of this CSV manifest")
+    if fields[-1]:
+        return Malformed("a record of a file that could not be read")
+    return _record(fields[0], [(a, d.decode("ascii", "replace"))
+                               for a, d in zip(algos, fields[2:-1], strict=True)], algo)
+
+
+def _records(stream: Source, end: bytes, max_line: int) -> Iterator[bytes | None]:
+    """Split a stream at ``end``, reading as it goes; ``None`` for an overlong record.
+
+    A record longer than ``max_line`` is dropped as it is read, so binary
+    garbage without line ends costs no more memory than ``max_line``.
+    """
+    read = getattr(stream, "read1", stream.read)
+    pending = b""
+    overlong = False
+    while True:
+        chunk = read(1 << 16)
+        if not chunk:
+            break
+        pending += chunk
+        start = 0
+        while True:
+            stop = pending.find(end, start)
+            if stop < 0:
+                break
+            if overlong:
+                yield None
+                overlong = False
+            else:
+                yield pending[start : stop + 1]
+            start = stop + 1
+        pending = pending[start:]
+        if len(pending) > max_line:
+            overlong = True
+            pending = b""
+    if overlong:
+        yield None
+    elif pending:
+        yield pending
+
+
+def read_manifest(
+    stream: Source, *, algo: str | None = None, zero: bool = False, max_line: int = MAX_LINE
+) -> Iterator[tuple[int, Entry | Malformed]]:
+    """Yield ``(line number, Entry or Malformed)`` for each line of a manifest, as read.
+
+    Empty lines and comments are skipped. A manifest whose first line is a
+    ``scan --csv`` header is read as CSV (a quoted name may span lines);
+    otherwise each line is read by :func:`parse_line`, keeping coreutils' one
+    piece of state between lines. With ``zero``, records end in NUL. Raises
+    ``OSError`` when the stream can't be read; anything in it is data.
+    """
+    reversed: bool | None = None
+    csv_algos: tuple[str, ...] | None = None
+    partial = b""  # a CSV record whose quoted name holds a line end
+    first_number = 0
+    for number, line in enumerate(_records(stream, b"\0" if zero else b"\n", max_line), 1):
+        if line is None:
+            partial = b""
+            yield number, Malformed(f"a line longer than {max_line} bytes")
+            continue
+        if number == 1 and not zero:
+            csv_algos = parse_csv_header(line)
+            if csv_algos is not None:
+                continue
+        if csv_algos is not None:
+            if not partial:
+                first_number = number
+            partial += line
+            if partial.count(b'"') % 2:
+                if len(partial) > max_line:
+                    partial = b""
+                    yield first_number, Malformed(f"a line longer than {max_line} bytes")
+                continue
+            record, partial = partial, b""
+            parsed = parse_csv_row(record, csv_algos, algo=algo)
+            if parsed is not None:
+                yield first_number, parsed
+            continue
+        parsed = parse_line(line, algo=algo, reversed=reversed, zero=zero)
+        if parsed is None:
+            continue
+        if isinstance(parsed, Entry) and parsed.reversed is not None:
+            reversed = parsed.reversed
+        yield number, parsed
+    if partial:
+        yield first_number, Malformed("a CSV record with no closing quote")

@@ -367,14 +367,14 @@ WORKER_DIED = "worker process died while hashing this file"
 def _lost_result(item: Item) -> Result:
     if isinstance(item, WalkError):
         return item.as_result()
-    return Result(item, {}, error=WORKER_DIED)
+    return Result(str(item), {}, error=WORKER_DIED)
 
 
 def _batches(items: Iterable[Item], chunksize: int, batch_bytes: int) -> Iterator[list[Item]]:
     batch: list[Item] = []
     nbytes = 0
     for item in items:
-        if type(item) is str and batch_bytes:
+        if batch_bytes and isinstance(item, str):  # a path or a worker.Task
             try:
                 size = os.stat(item).st_size
             except OSError:
@@ -395,7 +395,7 @@ def _batches(items: Iterable[Item], chunksize: int, batch_bytes: int) -> Iterato
 def _small_enough_for_inline(items: Sequence[Item]) -> bool:
     total = 0
     for item in items:
-        if type(item) is str:
+        if isinstance(item, str):
             with contextlib.suppress(OSError):
                 total += os.stat(item).st_size
     return total <= INLINE_MAX_BYTES

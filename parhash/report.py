@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, BinaryIO, NamedTuple
 
 from parhash.algorithms import ALGORITHMS
-from parhash.manifest import format_bsd, format_gnu, quote_name
-from parhash.results import Result
+from parhash.manifest import format_bsd, format_check_line, format_gnu, quote_name
+from parhash.results import FAILED, MALFORMED, MISSING, OK, UNREADABLE, Result, Summary, Verdict
 
 
 class ReportOptions(NamedTuple):
@@ -203,3 +203,111 @@ def progress(results: Iterable[Result], *, enabled: bool) -> Iterator[Result]:
                 bar.set_postfix(files=files, refresh=False)
             yield r
         bar.set_postfix(files=files)
+
+
+class CheckOptions:
+    """What ``check`` prints and how it concludes.
+
+    ``verbosity`` is ``"normal"``, ``"quiet"``, ``"status"`` or ``"warn"``: as
+    with md5sum, the last of ``--quiet``, ``--status`` and ``--warn`` wins.
+    """
+
+    def __init__(
+        self,
+        verbosity: str = "normal",
+        *,
+        strict: bool = False,
+        ignore_missing: bool = False,
+        json: bool = False,
+        prog: str = "parhash",
+    ) -> None:
+        self.verbosity = verbosity
+        self.strict = strict
+        self.ignore_missing = ignore_missing
+        self.json = json
+        self.prog = prog
+
+
+def check_record(v: Verdict) -> dict[str, Any]:
+    """The ``check --json`` object for one checked file.
+
+    ``algo``, ``expected`` and ``actual`` are comma-joined when the manifest
+    gives the file several digests; ``actual`` is null and ``error`` set when
+    the file could not be read. Names as in :func:`json_record`.
+    """
+    record: dict[str, Any] = {"path": v.path}
+    try:
+        v.path.encode("utf-8")
+    except UnicodeEncodeError:
+        import base64
+
+        record["path_b64"] = base64.b64encode(os.fsencode(v.path)).decode("ascii")
+    record["algo"] = ",".join(v.algos)
+    record["expected"] = ",".join(v.expected)
+    record["actual"] = ",".join(v.actual) if v.actual else None
+    record["status"] = v.status
+    if v.error is not None:
+        record["error"] = v.error
+    record["manifest"] = v.manifest
+    record["line"] = v.line
+    return record
+
+
+_CHECK_WORDS = {OK: "OK", FAILED: "FAILED", MISSING: "FAILED open or read",
+                UNREADABLE: "FAILED open or read"}
+
+
+def write_check(
+    items: Iterable[Verdict | Summary], out: Output, options: CheckOptions, err: IO[str]
+) -> bool:
+    """Print verdicts as ``md5sum -c`` does; return whether every manifest verified.
+
+    ``NAME: OK`` / ``NAME: FAILED`` / ``NAME: FAILED open or read`` on ``out``
+    (or one ``check_record`` per line with ``json``); on ``err``, why a file
+    could not be read, ``-w`` warnings, and each :class:`Summary`'s warnings.
+    """
+    import json
+
+    encode = json.JSONEncoder(ensure_ascii=True).encode
+    prog = options.prog
+    quiet = options.verbosity == "quiet"
+    status_only = options.verbosity == "status"
+    ignore_missing = options.ignore_missing
+    passed = True
+
+    def warn(text: str) -> None:
+        out.flush()  # keep stdout and stderr in order when they share a terminal
+        err.write(f"{prog}: {text}\n")
+        err.flush()
+
+    for item in items:
+        if isinstance(item, Summary):  # the manifest's last line is done
+            passed = item.passed(strict=options.strict, ignore_missing=ignore_missing) and passed
+            shown = _manifest_name(item.manifest)
+            for line in item.warnings(ignore_missing=ignore_missing):
+                # coreutils says why a manifest is unusable even under --status.
+                if not status_only or not line.startswith(("WARNING", "{manifest}: no file")):
+                    warn(line.format(manifest=shown))
+            continue
+        v = item
+        if v.status == MALFORMED:
+            if options.verbosity == "warn":
+                kind = "".join(ALGORITHMS[a].tag + " " for a in v.algos)  # md5sum: "MD5 "
+                warn(f"{_manifest_name(v.manifest)}: {v.line}: "
+                     f"improperly formatted {kind}checksum line")
+            continue
+        if v.line == 0 or (v.status == MISSING and ignore_missing):
+            continue
+        if v.status in (MISSING, UNREADABLE):
+            warn(f"{quote_name(v.path)}: {v.error}")
+        if status_only or (quiet and v.status == OK):
+            continue
+        if options.json:
+            out.write(encode(check_record(v)).encode("ascii") + b"\n")
+        else:
+            out.write(format_check_line(v.name, _CHECK_WORDS[v.status]))
+    return passed
+
+
+def _manifest_name(manifest: str) -> str:
+    return quote_name("standard input" if manifest == "-" else manifest)

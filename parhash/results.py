@@ -55,3 +55,118 @@ class WalkError(NamedTuple):
 
     def as_result(self) -> Result:
         return Result(self.path, {}, error=self.error, errno=self.errno)
+
+
+# What check concludes about a manifest line (Verdict.status).
+OK = "ok"
+FAILED = "failed"
+MISSING = "missing"  # the file does not exist (ENOENT)
+UNREADABLE = "unreadable"  # it exists but could not be read; or the manifest itself
+MALFORMED = "malformed"  # the line is not a checksum line
+
+
+class Verdict(NamedTuple):
+    """What ``check`` found for one line of a manifest.
+
+    ``manifest`` is the manifest as named (``"-"`` for standard input) and
+    ``manifest_index`` its position among those checked. ``line`` counts from
+    1; a verdict with ``line == 0`` is about the manifest itself, which could
+    not be read (``status`` is ``"unreadable"``). ``name`` is the file name as
+    the line gives it, unescaped; ``path`` is where it was read, after
+    ``--root`` or the manifest's directory. ``algos``, ``expected`` and
+    ``actual`` are parallel tuples (``actual`` is empty when the file could
+    not be read). ``error`` says why a file or the manifest could not be read,
+    or why a line is malformed.
+    """
+
+    manifest: str
+    line: int
+    name: str
+    path: str
+    status: str
+    algos: tuple[str, ...] = ()
+    expected: tuple[str, ...] = ()
+    actual: tuple[str, ...] = ()
+    error: str | None = None
+    errno: int | None = None
+    manifest_index: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+
+class Summary:
+    """What ``md5sum -c`` counts for one manifest, and what it concludes.
+
+    ``error`` is set when the manifest itself could not be read.
+    """
+
+    def __init__(self, manifest: str) -> None:
+        self.manifest = manifest
+        self.ok = 0
+        self.failed = 0
+        self.missing = 0
+        self.unreadable = 0
+        self.malformed = 0
+        self.error: str | None = None
+
+    def add(self, v: Verdict) -> None:
+        if v.line == 0:
+            self.error = v.error
+        elif v.status == OK:
+            self.ok += 1
+        elif v.status == FAILED:
+            self.failed += 1
+        elif v.status == MISSING:
+            self.missing += 1
+        elif v.status == UNREADABLE:
+            self.unreadable += 1
+        else:
+            self.malformed += 1
+
+    @property
+    def checked(self) -> int:
+        """Properly formatted lines: coreutils counts a missing file as one."""
+        return self.ok + self.failed + self.missing + self.unreadable
+
+    def passed(self, *, strict: bool = False, ignore_missing: bool = False) -> bool:
+        """Whether this manifest verifies: ``md5sum -c``'s exit status 0."""
+        return (
+            self.error is None
+            and self.checked > 0
+            and self.failed == 0
+            and self.unreadable == 0
+            and (ignore_missing or self.missing == 0)
+            and (not strict or self.malformed == 0)
+            and (not ignore_missing or self.ok > 0)
+        )
+
+    def warnings(self, *, ignore_missing: bool = False) -> list[str]:
+        """The warnings ``md5sum -c`` prints after the manifest's lines, in its words.
+
+        Each still needs the program's name and the manifest's quoted name
+        where it has ``{manifest}``.
+        """
+        if self.error is not None:
+            return ["{manifest}: " + self.error]
+        if self.checked == 0:
+            return ["{manifest}: no properly formatted checksum lines found"]
+        out = []
+        if self.malformed:
+            out.append(_plural(self.malformed, "line is", "lines are") + " improperly formatted")
+        unread = self.unreadable + (0 if ignore_missing else self.missing)
+        if unread:
+            out.append(_plural(unread, "listed file", "listed files") + " could not be read")
+        if self.failed:
+            out.append(
+                _plural(self.failed, "computed checksum", "computed checksums") + " did NOT match"
+            )
+        out = ["WARNING: " + w for w in out]
+        if ignore_missing and self.ok == 0:
+            out.append("{manifest}: no file was verified")
+        return out
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"

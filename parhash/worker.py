@@ -48,6 +48,25 @@ class Job(NamedTuple):
     block_size: int = DEFAULT_BLOCK_SIZE
 
 
+class Task(str):
+    """A path that carries its own algorithms, instead of the batch's :class:`Job`'s.
+
+    ``check`` sends these: each manifest line names its algorithm, and one
+    manifest may mix them. Being a ``str``, a task goes wherever a path goes
+    (batching, error results); its result has the plain path.
+    """
+
+    algos: tuple[str, ...]
+
+    def __new__(cls, path: str, algos: tuple[str, ...]) -> Task:
+        task = super().__new__(cls, path)
+        task.algos = algos
+        return task
+
+    def __reduce__(self) -> tuple[type[Task], tuple[str, tuple[str, ...]]]:
+        return Task, (str(self), self.algos)
+
+
 class _Buffer:
     """The read buffer of this process, grown on demand and then reused."""
 
@@ -180,7 +199,10 @@ def _finish(
 
 
 def hash_batch(job: Job, items: Sequence[str | WalkError]) -> list[Result]:
-    """Hash every path of ``items``; a :class:`WalkError` passes through as a Result."""
+    """Hash every path of ``items``; a :class:`WalkError` passes through as a Result.
+
+    A :class:`Task` is hashed with its own algorithms instead of the job's.
+    """
     constructors = _constructors(job.algos)
     algos = job.algos
     block_size = job.block_size
@@ -188,6 +210,8 @@ def hash_batch(job: Job, items: Sequence[str | WalkError]) -> list[Result]:
     for item in items:
         if type(item) is str:
             out.append(_hash_file(item, constructors, algos, block_size))
+        elif type(item) is Task:
+            out.append(_hash_file(str(item), _constructors(item.algos), item.algos, block_size))
         else:
             assert isinstance(item, WalkError)
             out.append(item.as_result())

@@ -1,0 +1,312 @@
+"""Verify manifests: manifest lines in, the scan pipeline, :class:`Verdict` values out.
+
+This is ``parhash check``. The module is not called ``check``: importing a
+submodule sets it as an attribute of its package, and ``parhash.check`` must
+stay the public function whatever was imported first.
+
+A manifest is read as it streams in (:func:`parhash.manifest.read_manifest`);
+each checksum line becomes a :class:`~parhash.worker.Task` for the same
+pipeline ``scan`` uses (:func:`parhash.pipeline.hash_paths`), which hashes in
+parallel and returns results in completion order. Verdicts are put back in
+manifest order as results arrive: each is yielded as soon as every line before
+it has been, so the output matches ``md5sum -c`` line for line.
+
+The policy of ``md5sum -c`` (what ``--strict`` and ``--ignore-missing`` make
+of these verdicts, the warnings at the end of each manifest) is
+:class:`~parhash.results.Summary`; docs/check.md tells the edge cases in prose.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+import select
+import stat
+import sys
+import threading
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from typing import BinaryIO, NamedTuple
+
+from parhash.manifest import Entry, Malformed, Source, read_manifest
+from parhash.pipeline import hash_paths
+from parhash.report import progress as progress_bar
+from parhash.results import (
+    FAILED,
+    MALFORMED,
+    MISSING,
+    OK,
+    UNREADABLE,
+    Result,
+    Summary,
+    Verdict,
+    reason,
+)
+from parhash.worker import DEFAULT_BLOCK_SIZE, Task
+
+STDIN = "-"
+
+
+class _Line(NamedTuple):
+    """A checksum line waiting for its file's result."""
+
+    order: int  # position among all lines of all manifests
+    manifest: str
+    manifest_index: int
+    number: int
+    entry: Entry
+
+
+class _Group:
+    """Consecutive lines naming the same path: the file is read once for all of them."""
+
+    __slots__ = ("algos", "lines", "path")
+
+    def __init__(self, path: str, line: _Line) -> None:
+        self.path = path
+        self.lines = [line]
+        self.algos: tuple[str, ...] = ()  # set once the last line is in
+
+
+class _Pipe:
+    """A pipe or terminal, read so that a stop request ends a read within 0.1 s.
+
+    Manifests are read in the pool's task-feeding thread, which the pool
+    joins when it stops. A read blocked on a producer that is still alive
+    (``producer | timeout 60 parhash check``) would make SIGTERM or Ctrl-C
+    hang until the producer wrote again.
+    """
+
+    def __init__(self, fd: int, stop: threading.Event) -> None:
+        self.fd = fd
+        self.stop = stop
+
+    def read(self, size: int = -1, /) -> bytes:
+        while not self.stop.is_set():
+            if select.select([self.fd], [], [], 0.1)[0]:
+                return os.read(self.fd, size if size > 0 else 1 << 16)
+        return b""  # stopped: the rest of the manifest is not wanted
+
+
+def _pipe(stream: BinaryIO, stop: threading.Event) -> _Pipe | None:
+    """``stream`` as a :class:`_Pipe` if it is one (or a terminal), else ``None``."""
+    try:
+        fd = stream.fileno()
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except (OSError, ValueError):
+        return None  # not a file descriptor at all (io.BytesIO)
+    return None if regular else _Pipe(fd, stop)
+
+
+class _Checker:
+    def __init__(
+        self,
+        manifests: Sequence[str],
+        algo: str | None,
+        root: str | None,
+        relative_to_manifest: bool,
+        zero: bool,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.manifests = manifests
+        self.algo = algo
+        self.root = root
+        self.relative_to_manifest = relative_to_manifest
+        self.zero = zero
+        # The task generator may run in the pool's feeding thread while this
+        # thread takes results: `waiting` is shared, under the lock. `ready`
+        # only gets distinct keys from either side and is drained here.
+        self.lock = threading.Lock()
+        self.stop = stop or threading.Event()
+        self.waiting: dict[str, list[_Group]] = {}
+        # The algorithms of the first checksum line: the pipeline's job, so
+        # that lines with these (nearly all, as a rule) travel as plain paths.
+        self.common: tuple[str, ...] | None = None
+        self.ready: dict[int, Verdict] = {}
+        self.count = 0  # indices handed out
+        self.next = 0  # the next index to yield
+
+    def _index(self) -> int:
+        self.count += 1
+        return self.count - 1
+
+    def _resolve(self, manifest: str, name: str) -> str:
+        if not name:
+            return name  # no such file, as md5sum finds; never the root directory
+        if self.root is not None:
+            return os.path.join(self.root, name)
+        if self.relative_to_manifest and manifest != STDIN:
+            return os.path.join(os.path.dirname(manifest), name)
+        return name
+
+    def _submit(self, group: _Group) -> str:
+        lines = group.lines
+        if len(lines) == 1:
+            group.algos = tuple(a for a, _ in lines[0].entry.digests)
+        else:
+            group.algos = tuple(dict.fromkeys(a for x in lines for a, _ in x.entry.digests))
+        path = group.path
+        with self.lock:
+            waiting = self.waiting.get(path)
+            if waiting is None:
+                self.waiting[path] = [group]
+            else:
+                waiting.append(group)
+        if self.common is None:
+            self.common = group.algos
+        return path if group.algos == self.common else Task(path, group.algos)
+
+    def tasks(self) -> Iterator[str]:
+        """Read the manifests in turn, yielding a path per run of lines naming one path.
+
+        The path is a :class:`Task` when its algorithms are not :attr:`common`.
+        """
+        for manifest_index, manifest in enumerate(self.manifests):
+            yield from self._read(manifest, manifest_index)
+
+    def _read(self, manifest: str, manifest_index: int) -> Iterator[str]:
+        def fail(e: OSError) -> None:
+            self.ready[self._index()] = Verdict(
+                manifest, 0, manifest, manifest, UNREADABLE, error=reason(e), errno=e.errno,
+                manifest_index=manifest_index,
+            )
+
+        stream: BinaryIO
+        try:
+            stream = sys.stdin.buffer if manifest == STDIN else open(manifest, "rb")  # noqa: SIM115
+        except OSError as e:
+            fail(e)
+            return
+        group: _Group | None = None
+        algos = (self.algo,) if self.algo else ()
+        try:
+            source: Source = _pipe(stream, self.stop) or stream
+            for number, parsed in read_manifest(source, algo=self.algo, zero=self.zero):
+                if isinstance(parsed, Entry) and manifest == STDIN and parsed.name == STDIN:
+                    parsed = Malformed("'-' names standard input, which holds the manifest")
+                if isinstance(parsed, Malformed):
+                    self.ready[self._index()] = Verdict(
+                        manifest, number, "", "", MALFORMED, algos, error=parsed.reason,
+                        manifest_index=manifest_index,
+                    )
+                    continue
+                path = self._resolve(manifest, parsed.name)
+                line = _Line(self._index(), manifest, manifest_index, number, parsed)
+                if group is not None and group.path == path:
+                    group.lines.append(line)
+                    continue
+                if group is not None:
+                    yield self._submit(group)
+                group = _Group(path, line)
+        except OSError as e:
+            fail(e)
+        finally:
+            if stream is not sys.stdin.buffer:
+                stream.close()
+        if group is not None:
+            yield self._submit(group)
+
+    def _claim(self, r: Result) -> _Group:
+        with self.lock:
+            groups = self.waiting[r.path]
+            if len(groups) == 1:
+                del self.waiting[r.path]
+                return groups[0]
+            # The same path is waiting twice, maybe for different algorithms.
+            chosen = next(
+                (g for g in groups if r.error or set(g.algos) <= r.digests.keys()),
+                groups[0],
+            )
+            groups.remove(chosen)
+        return chosen
+
+    def verdicts(self, results: Iterable[Result]) -> Iterator[Verdict]:
+        for r in results:
+            for line in self._claim(r).lines:
+                self.ready[line.order] = _judge(line, r)
+            yield from self._drain()
+        yield from self._drain()
+        # Every task has come back and the manifests are read to the end.
+        assert not self.ready and not self.waiting, "check lost track of a line"
+
+    def _drain(self) -> Iterator[Verdict]:
+        ready = self.ready
+        while self.next in ready:
+            yield ready.pop(self.next)
+            self.next += 1
+
+
+def _judge(line: _Line, r: Result) -> Verdict:
+    entry = line.entry
+    algos = tuple(a for a, _ in entry.digests)
+    expected = tuple(d for _, d in entry.digests)
+    if r.error is not None:
+        status = MISSING if r.errno == errno.ENOENT else UNREADABLE
+        return Verdict(
+            line.manifest, line.number, entry.name, r.path, status, algos, expected,
+            error=r.error, errno=r.errno, manifest_index=line.manifest_index,
+        )
+    actual = tuple(r.digests[a] for a in algos)
+    return Verdict(
+        line.manifest, line.number, entry.name, r.path, OK if actual == expected else FAILED,
+        algos, expected, actual, manifest_index=line.manifest_index,
+    )
+
+
+def check_manifests(
+    manifests: Sequence[str],
+    *,
+    algo: str | None = None,
+    root: str | None = None,
+    relative_to_manifest: bool = False,
+    zero: bool = False,
+    jobs: int | None = None,
+    chunksize: int | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    progress: bool = False,
+    stop: threading.Event | None = None,
+) -> Generator[Verdict, None, None]:
+    """Verify every line of ``manifests``; yield one :class:`Verdict` per line, in order.
+
+    See :func:`parhash.check` for the options. Each file is hashed once for a
+    run of consecutive lines that name it. Files that can't be read, malformed
+    lines and manifests that can't be read are verdicts, never exceptions.
+    Setting ``stop`` ends the reading of a manifest that comes from a pipe
+    (it is set anyway when the iterator is closed, but a signal handler can
+    set it first: see ``_Pipe``).
+    """
+    checker = _Checker(manifests, algo, root, relative_to_manifest, zero, stop)
+    tasks = checker.tasks()
+    first = next(tasks, None)  # sets checker.common, the job's algorithms
+    items = tasks if first is None else itertools.chain([first], tasks)
+    results = hash_paths(
+        items, algos=checker.common or ("md5",), jobs=jobs, chunksize=chunksize,
+        block_size=block_size,
+    )
+    try:
+        yield from checker.verdicts(progress_bar(results, enabled=progress))
+    finally:
+        checker.stop.set()
+        results.close()
+
+
+def summarize(verdicts: Iterable[Verdict], manifests: Sequence[str]) -> Iterator[Verdict | Summary]:
+    """Pass verdicts through, with each manifest's :class:`Summary` after its last line.
+
+    A manifest with no line at all still gets its summary, in its place.
+    """
+    if not manifests:
+        yield from verdicts
+        return
+    current = 0
+    summary = Summary(manifests[0])
+    for v in verdicts:
+        while v.manifest_index > current:
+            yield summary
+            current += 1
+            summary = Summary(manifests[current])
+        summary.add(v)
+        yield v
+    yield summary
+    for manifest in manifests[current + 1 :]:
+        yield Summary(manifest)
