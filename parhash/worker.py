@@ -39,6 +39,8 @@ class Job(NamedTuple):
 
     algos: tuple[str, ...]
     block_size: int = DEFAULT_BLOCK_SIZE
+    # Hash only the first ``head`` bytes of each file (``parhash dupes``).
+    head: int | None = None
 
 
 class _Buffer:
@@ -137,6 +139,8 @@ def _hash_file(
 
 def hash_batch(job: Job, items: Sequence[str | WalkError]) -> list[Result]:
     """Hash every path of ``items``; a :class:`WalkError` passes through as a Result."""
+    if job.head is not None:
+        return hash_heads(job, items)
     constructors = _constructors(job.algos)
     algos = job.algos
     block_size = job.block_size
@@ -148,3 +152,73 @@ def hash_batch(job: Job, items: Sequence[str | WalkError]) -> list[Result]:
             assert isinstance(item, WalkError)
             out.append(item.as_result())
     return out
+
+
+# --- Heads, for ``parhash dupes`` ---------------------------------------------
+
+
+def hash_heads(job: Job, items: Sequence[str | WalkError]) -> list[Result]:
+    """Like :func:`hash_batch`, hashing only the first ``job.head`` bytes of each file.
+
+    ``Result.size`` is the whole file's size: when it is at most ``job.head``
+    the digest is that of the whole file, which the caller need not read again.
+    """
+    assert job.head is not None and job.head > 0
+    constructors = _constructors(job.algos)
+    out = []
+    for item in items:
+        if type(item) is str:
+            out.append(_hash_head(item, constructors, job.algos, job.head))
+        else:
+            assert isinstance(item, WalkError)
+            out.append(item.as_result())
+    return out
+
+
+def _hash_head(
+    path: str, constructors: list[Callable[[], Hasher]], algos: tuple[str, ...], head: int
+) -> Result:
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as e:
+        return Result(path, {}, error=reason(e), errno=e.errno)
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            if stat.S_ISDIR(before.st_mode):
+                return Result(path, {}, error=os.strerror(errno.EISDIR), errno=errno.EISDIR)
+            return Result(path, {}, error=NOT_REGULAR)
+        size = before.st_size
+        want = min(size, head)
+        view = _BUFFER.get(head)
+        total = 0
+        while total < want:
+            n = os.readv(fd, [view[total:want]])
+            if not n:
+                break
+            total += n
+        hashers = [new() for new in constructors]
+        for h in hashers:
+            h.update(view[:total])
+        after = os.fstat(fd)
+    except OSError as e:
+        return Result(path, {}, error=reason(e), errno=e.errno)
+    finally:
+        os.close(fd)
+    if (
+        total != want
+        or after.st_size != size
+        or after.st_mtime_ns != before.st_mtime_ns
+        or after.st_ino != before.st_ino
+    ):
+        return Result(
+            path, {}, size, after.st_mtime_ns, after.st_dev, after.st_ino, CHANGED_WHILE_HASHING
+        )
+    return Result(
+        path,
+        {a: h.hexdigest() for a, h in zip(algos, hashers, strict=True)},
+        size,
+        before.st_mtime_ns,
+        before.st_dev,
+        before.st_ino,
+    )
