@@ -162,13 +162,21 @@ def hash_heads(job: Job, items: Sequence[str | WalkError]) -> list[Result]:
 
     ``Result.size`` is the whole file's size: when it is at most ``job.head``
     the digest is that of the whole file, which the caller need not read again.
+
+    To save a system call per file, the size, mtime and inode in a result come
+    from one ``fstat`` taken after the read, and nothing here compares them
+    with an earlier look: the caller must, with the ``stat`` it took before
+    asking (as ``parhash dupes`` does). A file changed before or while it was
+    read then shows a different mtime or size.
     """
     assert job.head is not None and job.head > 0
     constructors = _constructors(job.algos)
+    algos = job.algos
+    head = job.head
     out = []
     for item in items:
         if type(item) is str:
-            out.append(_hash_head(item, constructors, job.algos, job.head))
+            out.append(_hash_head(item, constructors, algos, head))
         else:
             assert isinstance(item, WalkError)
             out.append(item.as_result())
@@ -183,42 +191,31 @@ def _hash_head(
     except OSError as e:
         return Result(path, {}, error=reason(e), errno=e.errno)
     try:
-        before = os.fstat(fd)
-        if not stat.S_ISREG(before.st_mode):
-            if stat.S_ISDIR(before.st_mode):
-                return Result(path, {}, error=os.strerror(errno.EISDIR), errno=errno.EISDIR)
-            return Result(path, {}, error=NOT_REGULAR)
-        size = before.st_size
-        want = min(size, head)
         view = _BUFFER.get(head)
-        total = 0
-        while total < want:
-            n = os.readv(fd, [view[total:want]])
-            if not n:
-                break
-            total += n
-        hashers = [new() for new in constructors]
-        for h in hashers:
-            h.update(view[:total])
-        after = os.fstat(fd)
+        total = os.readv(fd, _BUFFER.views)
+        st = os.fstat(fd)
+        want = min(st.st_size, head)
+        if total < want:
+            # A short read before the end of a regular file: rare, but allowed.
+            while total < want:
+                n = os.readv(fd, [view[total:want]])
+                if not n:
+                    break
+                total += n
+            st = os.fstat(fd)
     except OSError as e:
         return Result(path, {}, error=reason(e), errno=e.errno)
     finally:
         os.close(fd)
-    if (
-        total != want
-        or after.st_size != size
-        or after.st_mtime_ns != before.st_mtime_ns
-        or after.st_ino != before.st_ino
-    ):
-        return Result(
-            path, {}, size, after.st_mtime_ns, after.st_dev, after.st_ino, CHANGED_WHILE_HASHING
-        )
-    return Result(
-        path,
-        {a: h.hexdigest() for a, h in zip(algos, hashers, strict=True)},
-        size,
-        before.st_mtime_ns,
-        before.st_dev,
-        before.st_ino,
-    )
+    if not stat.S_ISREG(st.st_mode):
+        return Result(path, {}, error=NOT_REGULAR)
+    if total != want:
+        return Result(path, {}, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino,
+                      CHANGED_WHILE_HASHING)
+    chunk = view[:total]
+    digests = {}
+    for a, new in zip(algos, constructors, strict=True):
+        h = new()
+        h.update(chunk)
+        digests[a] = h.hexdigest()
+    return Result(path, digests, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
