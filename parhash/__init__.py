@@ -15,8 +15,9 @@ import itertools
 from collections.abc import Generator, Iterable, Sequence
 
 from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO, UnknownAlgorithm, parse_algos
+from parhash.dupes import find_dupes
 from parhash.pipeline import DEFAULT_CHUNKSIZE, hash_paths
-from parhash.results import Result, WalkError
+from parhash.results import DupeError, DupeGroup, Result, WalkError
 from parhash.select import Selector
 from parhash.walk import walk_paths
 from parhash.worker import DEFAULT_BLOCK_SIZE, hash_file
@@ -28,10 +29,13 @@ __all__ = [
     "DEFAULT_ALGO",
     "DEFAULT_BLOCK_SIZE",
     "DEFAULT_CHUNKSIZE",
+    "DupeError",
+    "DupeGroup",
     "Result",
     "UnknownAlgorithm",
     "WalkError",
     "__version__",
+    "find_dupes",
     "hash_file",
     "scan",
 ]

@@ -32,6 +32,7 @@ from __future__ import annotations
 import enum
 import errno
 import functools
+import gc
 import itertools
 import logging
 import os
@@ -229,7 +230,14 @@ class Hashing:
             len(files) <= INLINE_MAX_FILES and sum(map(cost, files)) <= INLINE_MAX_BYTES
         ):
             return InlineExecutor()
-        self._pool = PoolExecutor(self.jobs)
+        # Forked workers share this process's memory until they write to it;
+        # a collection in a worker would touch every object the walk left
+        # here and copy it. Frozen objects are never collected.
+        gc.freeze()
+        try:
+            self._pool = PoolExecutor(self.jobs)
+        finally:
+            gc.unfreeze()
         return self._pool
 
     def digests(self, stage: Stage, files: Sequence[FileInfo]) -> dict[str, str]:
