@@ -84,6 +84,12 @@ def _init_worker() -> None:
     # Ctrl-C reaches the whole process group; only the parent acts on it, and
     # it stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A forked worker inherits the CLI's SIGTERM handler, which only sets a
+    # flag for Python to act on later. When Pool.terminate() signals a worker
+    # that is about to block on the task queue's lock (held by a worker that
+    # has just died), the flag is never looked at and join() waits forever.
+    # The default action ends the worker at once.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _pool_context() -> Any:
