@@ -177,6 +177,9 @@ def group_by_inode(groups: list[Group]) -> list[Group]:
     """
     out = []
     for group in groups:
+        if len({(f.dev, f.ino) for f in group.files}) == len(group.files):
+            out.append(group)  # the common case: every name a file of its own
+            continue
         by_inode: dict[tuple[int, int], list[FileInfo]] = {}
         for f in group.files:
             by_inode.setdefault((f.dev, f.ino), []).append(f)
@@ -260,15 +263,19 @@ class Hashing:
         results: Iterator[list[Result]] = executor.map_unordered(
             functools.partial(hash_batch, job), batches
         )
+        algo = self.algo
         for batch in results:
             for r in batch:
                 f = by_path[r.path]
                 if r.error is not None:
                     self.errors.append(DupeError(r.path, r.error, r.errno, not _vanished(r.errno)))
-                elif (r.size, r.mtime_ns, r.dev, r.ino) != (f.size, f.mtime_ns, f.dev, f.ino):
+                elif (
+                    r.mtime_ns != f.mtime_ns or r.size != f.size or r.ino != f.ino
+                    or r.dev != f.dev
+                ):
                     self.errors.append(DupeError(r.path, CHANGED))
                 else:
-                    out[r.path] = r.digests[self.algo]
+                    out[r.path] = r.digests[algo]
             done += len(batch)
             if self.progress is not None:
                 self.progress(stage, done, len(files))
