@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     import threading
 
     from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO, UnknownAlgorithm
+    from parhash.dupes import find_dupes
     from parhash.pipeline import DEFAULT_CHUNKSIZE, PipelineStats
-    from parhash.results import Result, Verdict, WalkError
+    from parhash.results import DupeError, DupeGroup, Result, Verdict, WalkError
     from parhash.worker import DEFAULT_BLOCK_SIZE, hash_file
 
 # Names are loaded on first use, so that `import parhash` (and so the start of
@@ -35,6 +36,9 @@ _LAZY = {
     "Result": "parhash.results",
     "WalkError": "parhash.results",
     "Verdict": "parhash.results",
+    "DupeError": "parhash.results",
+    "DupeGroup": "parhash.results",
+    "find_dupes": "parhash.dupes",
     "DEFAULT_BLOCK_SIZE": "parhash.worker",
     "hash_file": "parhash.worker",
 }
@@ -45,12 +49,15 @@ __all__ = [
     "DEFAULT_BLOCK_SIZE",
     "DEFAULT_CHUNKSIZE",
     "PipelineStats",
+    "DupeError",
+    "DupeGroup",
     "Result",
     "UnknownAlgorithm",
     "Verdict",
     "WalkError",
     "__version__",
     "check",
+    "find_dupes",
     "hash_file",
     "scan",
 ]

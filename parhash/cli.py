@@ -3,6 +3,9 @@
 Exit statuses: 0 all files hashed; 1 some file could not be read (the rest
 still are); 2 usage error; 130 interrupted (SIGINT); 143 terminated
 (SIGTERM); 141 the reader of standard output went away.
+
+``dupes`` exits 0, or 1 with ``--exit-code`` when it found duplicates, and 2
+for a usage error or an error that could hide a duplicate (see its help).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from parhash.worker import DEFAULT_BLOCK_SIZE
 EXIT_OK = 0
 EXIT_FILE_ERROR = 1
 EXIT_USAGE = 2
+EXIT_DUPES_FOUND = 1  # dupes --exit-code
 EXIT_PIPE = 128 + signal.SIGPIPE
 EXIT_INTERRUPTED = 128 + signal.SIGINT
 EXIT_TERMINATED = 128 + signal.SIGTERM
@@ -503,6 +507,125 @@ def _signals_set(event: Any) -> Iterator[None]:
     finally:
         for s, previous in before.items():
             signal.signal(s, previous)
+
+
+# --- parhash dupes ------------------------------------------------------------
+
+
+def _check_algo(ctx: click.Context, param: Any, value: str) -> str:
+    try:
+        names = parse_algos([value])
+    except UnknownAlgorithm as e:
+        raise click.BadParameter(str(e)) from None
+    if len(names) != 1:
+        raise click.BadParameter("dupes compares with exactly one algorithm")
+    return names[0]
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("-a", "--algo", default="xxh128", show_default=True, metavar="NAME",
+              callback=_check_algo,
+              help="Digest that decides equality: any of 'parhash scan --list-algos'.")
+@click.option("--json", "fmt", flag_value="json",
+              help="JSON Lines: one object per group (size, algo, digest, paths, hardlinks).")
+@click.option("--csv", "fmt", flag_value="csv",
+              help="CSV: a header, then one row per name, groups numbered from 1.")
+@click.option("-z", "--zero", is_flag=True,
+              help="End each path with NUL, and each group with one more NUL.")
+@_walk_options
+@click.option("--min-size", type=ByteSize(), default=None,
+              help="Ignore files smaller than this, e.g. 4K.")
+@click.option("--max-size", type=ByteSize(), default=None,
+              help="Ignore files larger than this, e.g. 1G.")
+@click.option("--include-empty", is_flag=True,
+              help="Report empty files as duplicates of each other.")
+@click.option("--exit-code", is_flag=True,
+              help="Exit 1 if any duplicates were found, 0 if none (as git diff --exit-code).")
+@_pipeline_options
+@click.option("--head-size", type=ByteSize(), default=None,
+              help="Bytes hashed first to split files of one size (default 64K).")
+@click.option("--files-from", metavar="FILE",
+              help="Also read paths, one per line, from FILE ('-' for standard input).")
+@click.option("--files0-from", metavar="FILE",
+              help="Also read NUL-separated paths from FILE ('-' for standard input).")
+@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Log how many candidates each stage leaves, on stderr.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress per stage on stderr (default: when stderr is a terminal).")
+@_guarded
+def dupes(paths, algo, fmt, zero, follow, include, exclude, min_size, max_size, include_empty,
+          exit_code, jobs, chunksize, block_size, head_size, files_from, files0_from, quiet,
+          verbose, progress):
+    """Find files with identical contents, reading as little as possible.
+
+    Files are grouped by size, then by the digest of their first 64 KiB, then
+    by the digest of their whole contents; a file whose size no other file
+    has is never opened. Names of one file (hard links) count as one file.
+    Empty files are ignored unless --include-empty. Groups are printed most
+    wasted bytes first, a summary goes to stderr.
+
+    Exit status: 0, or with --exit-code 1 if any duplicates were found; 2 for
+    a usage error, or when an error could hide a duplicate: an argument or a
+    directory that can't be read, a file whose size matches another's that
+    can't be read or changes during the search. Errors that can't hide one
+    (a link loop under -L, a file that vanished) are reported and change
+    nothing.
+
+    \b
+    Example:
+      parhash dupes --exit-code assets/ --exclude 'vendor/' --exclude '*.keep'
+      parhash dupes --json ~/Pictures | jq -r '.paths[1:][]'
+    """
+    import parhash
+    from parhash.dupes import HEAD_SIZE
+    from parhash.report import (
+        DUPE_WRITERS,
+        DupeTally,
+        StageProgress,
+        dupes_summary,
+        tally_dupes,
+    )
+
+    if min_size is not None and max_size is not None and max_size < min_size:
+        raise click.UsageError("--max-size is below --min-size")
+    if verbose:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="parhash: %(message)s")
+    listed: list[Any] = []
+    if files_from:
+        listed.append(_read_list(files_from, b"\n"))
+    if files0_from:
+        listed.append(_read_list(files0_from, b"\0"))
+    if not paths and not listed:
+        paths = (".",)
+    show = progress if progress is not None else sys.stderr.isatty()
+    bar = StageProgress() if show else None
+    found = parhash.find_dupes(
+        paths, algo=algo, jobs=jobs, chunksize=chunksize, block_size=block_size,
+        head_size=head_size or HEAD_SIZE, min_size=min_size or 0, max_size=max_size,
+        include_empty=include_empty, follow=follow, include=include, exclude=exclude,
+        listed=_chain(listed), progress=bar,
+    )
+    counts = DupeTally()
+    out = sys.stdout.buffer
+    try:
+        groups = list(tally_dupes(found, counts))
+        if bar is not None:
+            bar.close()
+        DUPE_WRITERS[fmt or "text"](groups, Output(out), ReportOptions((algo,), zero))
+        out.flush()
+    finally:
+        found.close()
+        if bar is not None:
+            bar.close()
+    if not quiet:
+        sys.stderr.write(dupes_summary(counts))
+    if counts.hiding_errors:
+        return EXIT_USAGE
+    return EXIT_DUPES_FOUND if exit_code and counts.groups else EXIT_OK
 
 
 def _run(args: list[str] | None) -> int:

@@ -13,11 +13,25 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any, BinaryIO, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from parhash.algorithms import ALGORITHMS
 from parhash.manifest import format_bsd, format_check_line, format_gnu, quote_name
-from parhash.results import FAILED, MALFORMED, MISSING, OK, UNREADABLE, Result, Summary, Verdict
+from parhash.results import (
+    FAILED,
+    MALFORMED,
+    MISSING,
+    OK,
+    UNREADABLE,
+    DupeError,
+    DupeGroup,
+    Result,
+    Summary,
+    Verdict,
+)
+
+if TYPE_CHECKING:
+    from parhash.dupes import Stage
 
 
 class ReportOptions(NamedTuple):
@@ -311,3 +325,166 @@ def write_check(
 
 def _manifest_name(manifest: str) -> str:
     return quote_name("standard input" if manifest == "-" else manifest)
+
+
+# --- parhash dupes ------------------------------------------------------------
+# The same shape as above for groups of duplicates: writers with one signature
+# in one dict, and a pass-through that counts and reports errors.
+
+
+def write_dupes_text(groups: Iterable[DupeGroup], out: Output, options: ReportOptions) -> None:
+    """One path per line, a blank line after each group, as ``jdupes`` and ``fdupes``.
+
+    Names are written as their bytes, unescaped. With ``zero`` each path ends
+    in NUL and each group in one more NUL (``jdupes -0``).
+
+    ``./a/logo.png``
+    ``./b/logo.png``
+    ````
+    """
+    end = b"\0" if options.zero else b"\n"
+    for g in groups:
+        out.write(b"".join(os.fsencode(p) + end for p in g.paths) + end)
+
+
+def dupe_record(g: DupeGroup) -> dict[str, Any]:
+    """The ``--json`` object for one group; names that are not UTF-8 as in :func:`json_record`."""
+    return {
+        "size": g.size,
+        "algo": g.algo,
+        "digest": g.digest,
+        "paths": list(g.paths),
+        "hardlinks": [list(names) for names in g.hardlinks],
+    }
+
+
+def write_dupes_json(groups: Iterable[DupeGroup], out: Output, options: ReportOptions) -> None:
+    """JSON Lines, one object per group.
+
+    ``{"size": 5, "algo": "xxh128", "digest": "...", "paths": ["./a", "./c"],
+    "hardlinks": [["./a", "./b"]]}``
+    """
+    import json
+
+    end = b"\0" if options.zero else b"\n"
+    encode = json.JSONEncoder(ensure_ascii=True).encode
+    for g in groups:
+        out.write(encode(dupe_record(g)).encode("ascii") + end)
+
+
+def write_dupes_csv(groups: Iterable[DupeGroup], out: Output, options: ReportOptions) -> None:
+    """A header, then one RFC 4180 row per name; groups are numbered from 1.
+
+    ``same_file_as`` is empty for each distinct file and, for another name of
+    the same file (a hard link), the name it shares the file with.
+
+    ``group,size,algo,digest,path,same_file_as``
+    ``1,5,xxh128,...,./a,``
+    ``1,5,xxh128,...,./b,./a``
+    ``1,5,xxh128,...,./c,``
+    """
+    end = b"\r\n"
+    out.write(b"group,size,algo,digest,path,same_file_as" + end)
+    for number, g in enumerate(groups, 1):
+        lead = b"%d,%d,%s,%s," % (number, g.size, g.algo.encode(), g.digest.encode())
+        links = {names[0]: names[1:] for names in g.hardlinks}
+        for path in g.paths:
+            out.write(lead + _csv_field(path) + b"," + end)
+            for other in links.get(path, ()):
+                out.write(lead + _csv_field(other) + b"," + _csv_field(path) + end)
+
+
+DupeWriter = Callable[[Iterable[DupeGroup], Output, ReportOptions], None]
+
+DUPE_WRITERS: dict[str, DupeWriter] = {
+    "text": write_dupes_text,
+    "json": write_dupes_json,
+    "csv": write_dupes_csv,
+}
+
+
+class DupeTally:
+    """Counts kept while the groups and errors of ``parhash dupes`` stream past."""
+
+    def __init__(self) -> None:
+        self.groups = 0
+        self.redundant = 0
+        self.wasted = 0
+        self.errors = 0
+        self.hiding_errors = 0  # errors that could have kept a duplicate out of the report
+
+
+def tally_dupes(
+    items: Iterable[DupeGroup | DupeError],
+    counts: DupeTally,
+    err: IO[str] | None = None,
+    prog: str = "parhash",
+) -> Iterator[DupeGroup]:
+    """Pass the groups through, counting them; report each error on ``err``."""
+    err = err if err is not None else sys.stderr
+    for item in items:
+        if isinstance(item, DupeError):
+            counts.errors += 1
+            counts.hiding_errors += item.could_hide_duplicate
+            err.write(error_line(prog, item.path, item.error))
+            err.flush()
+            continue
+        counts.groups += 1
+        counts.redundant += item.redundant
+        counts.wasted += item.wasted
+        yield item
+
+
+def _bytes(n: int) -> str:
+    """``512 bytes``, ``1.5 KiB (1536 bytes)``."""
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            break
+    return f"{n} bytes" if n < 1024 else f"{value:.1f} {unit} ({n} bytes)"
+
+
+def dupes_summary(counts: DupeTally, prog: str = "parhash") -> str:
+    """``parhash: 2 groups of duplicates, 3 redundant files, 1.5 KiB (1536 bytes) reclaimable``."""
+    groups = "group" if counts.groups == 1 else "groups"
+    files = "file" if counts.redundant == 1 else "files"
+    line = (
+        f"{prog}: {counts.groups} {groups} of duplicates, {counts.redundant} redundant {files}, "
+        f"{_bytes(counts.wasted)} reclaimable"
+    )
+    if counts.errors:
+        line += f"; {counts.errors} unreadable"
+    return line + "\n"
+
+
+class StageProgress:
+    """A tqdm bar on stderr per stage of ``parhash dupes``, labelled by the stage.
+
+    Called as the library's progress function: ``(stage, done, total)``, with
+    ``total`` 0 while it is unknown.
+    """
+
+    def __init__(self) -> None:
+        from tqdm import tqdm
+
+        # No monitor thread: nothing else should be running when a pool forks.
+        tqdm.monitor_interval = 0
+        self._tqdm = tqdm
+        self._bar: Any = None
+        self._stage: Any = None
+
+    def __call__(self, stage: Stage, done: int, total: int) -> None:
+        if stage is not self._stage:
+            self.close()
+            self._stage = stage
+            self._bar = self._tqdm(
+                desc=stage.value, unit="files", total=total or None, file=sys.stderr,
+                dynamic_ncols=True, mininterval=0.2, leave=False,
+            )
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -170,3 +170,45 @@ class Summary:
 
 def _plural(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
+
+
+class DupeGroup(NamedTuple):
+    """Files with identical contents, as ``parhash dupes`` finds them.
+
+    ``paths`` names each distinct file once, in byte order; a file with
+    several names (hard links, or a symlink followed with ``-L``) is named
+    by the first of them. ``hardlinks`` lists, for each such file, all of its
+    names in byte order, the first being the one in ``paths``. ``digest`` is
+    the ``algo`` digest of the whole contents, ``size`` the size of each file.
+    """
+
+    size: int
+    algo: str
+    digest: str
+    paths: tuple[str, ...]
+    hardlinks: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def redundant(self) -> int:
+        """Files that could go, keeping one."""
+        return len(self.paths) - 1
+
+    @property
+    def wasted(self) -> int:
+        """Bytes that removing the redundant files would free."""
+        return self.size * (len(self.paths) - 1)
+
+
+class DupeError(NamedTuple):
+    """A path ``parhash dupes`` could not compare, and whether that matters.
+
+    ``could_hide_duplicate`` is false only when the failure cannot have kept a
+    duplicate out of the report: a directory loop met with ``-L`` (the
+    directory is walked once anyway), a special file named by the caller, a
+    file that vanished during the search.
+    """
+
+    path: str
+    error: str
+    errno: int | None = None
+    could_hide_duplicate: bool = True

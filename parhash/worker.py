@@ -46,6 +46,8 @@ class Job(NamedTuple):
 
     algos: tuple[str, ...]
     block_size: int = DEFAULT_BLOCK_SIZE
+    # Hash only the first ``head`` bytes of each file (``parhash dupes``).
+    head: int | None = None
 
 
 class Task(str):
@@ -203,6 +205,8 @@ def hash_batch(job: Job, items: Sequence[str | WalkError]) -> list[Result]:
 
     A :class:`Task` is hashed with its own algorithms instead of the job's.
     """
+    if job.head is not None:
+        return hash_heads(job, items)
     constructors = _constructors(job.algos)
     algos = job.algos
     block_size = job.block_size
@@ -216,3 +220,70 @@ def hash_batch(job: Job, items: Sequence[str | WalkError]) -> list[Result]:
             assert isinstance(item, WalkError)
             out.append(item.as_result())
     return out
+
+
+# --- Heads, for ``parhash dupes`` ---------------------------------------------
+
+
+def hash_heads(job: Job, items: Sequence[str | WalkError]) -> list[Result]:
+    """Like :func:`hash_batch`, hashing only the first ``job.head`` bytes of each file.
+
+    ``Result.size`` is the whole file's size: when it is at most ``job.head``
+    the digest is that of the whole file, which the caller need not read again.
+
+    To save a system call per file, the size, mtime and inode in a result come
+    from one ``fstat`` taken after the read, and nothing here compares them
+    with an earlier look: the caller must, with the ``stat`` it took before
+    asking (as ``parhash dupes`` does). A file changed before or while it was
+    read then shows a different mtime or size.
+    """
+    assert job.head is not None and job.head > 0
+    constructors = _constructors(job.algos)
+    algos = job.algos
+    head = job.head
+    out = []
+    for item in items:
+        if type(item) is str:
+            out.append(_hash_head(item, constructors, algos, head))
+        else:
+            assert isinstance(item, WalkError)
+            out.append(item.as_result())
+    return out
+
+
+def _hash_head(
+    path: str, constructors: list[Callable[[], Hasher]], algos: tuple[str, ...], head: int
+) -> Result:
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as e:
+        return Result(path, {}, error=reason(e), errno=e.errno)
+    try:
+        view = _BUFFER.get(head)
+        total = os.readv(fd, _BUFFER.views)
+        st = os.fstat(fd)
+        want = min(st.st_size, head)
+        if total < want:
+            # A short read before the end of a regular file: rare, but allowed.
+            while total < want:
+                n = os.readv(fd, [view[total:want]])
+                if not n:
+                    break
+                total += n
+            st = os.fstat(fd)
+    except OSError as e:
+        return Result(path, {}, error=reason(e), errno=e.errno)
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(st.st_mode):
+        return Result(path, {}, error=NOT_REGULAR)
+    if total != want:
+        return Result(path, {}, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino,
+                      CHANGED_WHILE_HASHING)
+    chunk = view[:total]
+    digests = {}
+    for a, new in zip(algos, constructors, strict=True):
+        h = new()
+        h.update(chunk)
+        digests[a] = h.hexdigest()
+    return Result(path, digests, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)

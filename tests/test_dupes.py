@@ -1,0 +1,457 @@
+"""parhash dupes: the stages, the output formats, exit statuses, and peers.
+
+Trees are real files in temporary directories; runs are real processes. The
+property test checks the groups against a brute-force grouping by contents.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import parhash
+from parhash.cli import cli
+from parhash.dupes import (
+    CHANGED,
+    Hashing,
+    Stage,
+    group_by_contents,
+    group_by_head,
+    group_by_inode,
+    group_by_size,
+    stat_files,
+)
+from parhash.results import DupeError, DupeGroup
+
+SETPRIV = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+# A group as a set of files, each file the set of its names.
+Shape = frozenset[frozenset[frozenset[str]]]
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def run(*args: str, cwd: Path, unprivileged: bool = False) -> subprocess.CompletedProcess[bytes]:
+    """``python -m parhash dupes ARGS``; unprivileged keeps root's uid but not its bypass."""
+    command = [sys.executable, "-m", "parhash", "dupes", *args]
+    if unprivileged:
+        command = SETPRIV + command
+    return subprocess.run(command, cwd=cwd, capture_output=True, stdin=subprocess.DEVNULL,
+                          timeout=60)
+
+
+def groups_of(items: object) -> list[DupeGroup]:
+    return [g for g in items if isinstance(g, DupeGroup)]  # type: ignore[attr-defined]
+
+
+def shape(groups: list[DupeGroup]) -> Shape:
+    out = set()
+    for g in groups:
+        links = {names[0]: names for names in g.hardlinks}
+        out.add(frozenset(frozenset(links.get(p, (p,))) for p in g.paths))
+    return frozenset(out)
+
+
+def brute_force(root: Path, *, follow: bool, include_empty: bool) -> Shape:
+    """Every regular file under ``root`` read whole, grouped by contents, then by inode."""
+    names: dict[tuple[int, int], set[str]] = defaultdict(set)
+    contents: dict[tuple[int, int], bytes] = {}
+    for dirpath, _dirs, files in os.walk(root, followlinks=follow):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path) and not follow:
+                continue
+            try:
+                st_ = os.stat(path)
+            except FileNotFoundError:
+                continue  # a broken link
+            if not os.path.isfile(path):
+                continue
+            key = (st_.st_dev, st_.st_ino)
+            names[key].add(path)
+            contents[key] = Path(path).read_bytes()
+    by_content: dict[bytes, list[tuple[int, int]]] = defaultdict(list)
+    for key, data in contents.items():
+        if data or include_empty:
+            by_content[data].append(key)
+    return frozenset(
+        frozenset(frozenset(names[k]) for k in keys)
+        for keys in by_content.values()
+        if len(keys) > 1
+    )
+
+
+# --- the property: groups equal a brute-force grouping by contents -----------
+
+KINDS = ["new", "new", "copy", "same_size", "same_head", "hardlink", "symlink", "empty"]
+
+operation = st.tuples(
+    st.sampled_from(KINDS),
+    st.integers(0, 1000),  # which earlier file, and which directory
+    st.lists(st.sampled_from(b"ab"), min_size=1, max_size=12).map(bytes),
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    ops=st.lists(operation, min_size=1, max_size=18),
+    head_size=st.sampled_from([1, 3, 64 << 10]),
+    include_empty=st.booleans(),
+    follow=st.booleans(),
+)
+def test_groups_equal_brute_force_grouping(
+    ops: list[tuple[str, int, bytes]], head_size: int, include_empty: bool, follow: bool
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        files: list[Path] = []
+        for i, (kind, pick, data) in enumerate(ops):
+            path = root / f"d{pick % 3}" / f"f{i}"
+            path.parent.mkdir(exist_ok=True)
+            source = files[pick % len(files)] if files else None
+            if kind == "new" or source is None:
+                write(path, data)
+            elif kind == "copy":
+                shutil.copyfile(source, path)
+            elif kind in ("same_size", "same_head"):
+                old = bytearray(source.read_bytes() or b"a")
+                at = -1 if kind == "same_head" else 0  # differ in the tail, or at the start
+                old[at] ^= 1
+                write(path, bytes(old))
+            elif kind == "hardlink":
+                os.link(source, path)
+            elif kind == "symlink":
+                os.symlink(source, path)
+            else:
+                write(path, b"")
+            files.append(path)
+        found = list(
+            parhash.find_dupes(
+                [str(root)], jobs=1, head_size=head_size, include_empty=include_empty,
+                follow=follow,
+            )
+        )
+        assert not [e for e in found if isinstance(e, DupeError)]
+        expected = brute_force(root, follow=follow, include_empty=include_empty)
+        assert shape(groups_of(found)) == expected
+
+
+# --- the stages skip work -----------------------------------------------------
+
+
+def test_unique_size_file_is_never_opened(tmp_path: Path) -> None:
+    write(tmp_path / "a/one", b"same bytes")
+    write(tmp_path / "b/two", b"same bytes")
+    secret = write(tmp_path / "secret", b"a size no other file has")
+    secret.chmod(0)
+    r = run(".", "--json", cwd=tmp_path, unprivileged=True)
+    assert r.returncode == 0, r.stderr
+    assert b"secret" not in r.stderr and b"Permission denied" not in r.stderr
+    (group,) = [json.loads(line) for line in r.stdout.splitlines()]
+    assert group["paths"] == ["./a/one", "./b/two"]
+
+
+def test_unreadable_file_whose_size_matches_exits_2(tmp_path: Path) -> None:
+    write(tmp_path / "a", b"0123456789")
+    write(tmp_path / "b", b"0123456789")
+    write(tmp_path / "c", b"abcdefghij").chmod(0)
+    r = run(".", cwd=tmp_path, unprivileged=True)
+    assert r.returncode == 2
+    assert b"parhash: ./c: Permission denied\n" in r.stderr
+    assert r.stdout == b"./a\n./b\n\n"  # the rest is still reported
+
+
+def test_unreadable_directory_exits_2(tmp_path: Path) -> None:
+    write(tmp_path / "a", b"x")
+    write(tmp_path / "locked/b", b"x")
+    (tmp_path / "locked").chmod(0)
+    try:
+        r = run(".", cwd=tmp_path, unprivileged=True)
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+    assert r.returncode == 2
+    assert b"parhash: ./locked: Permission denied\n" in r.stderr
+
+
+def _record(files: dict[str, bytes], root: Path, head_size: int) -> list[tuple[Stage, int]]:
+    for name, data in files.items():
+        write(root / name, data)
+    calls: list[tuple[Stage, int]] = []
+    list(
+        parhash.find_dupes(
+            [str(root)], jobs=1, head_size=head_size,
+            progress=lambda stage, done, total: calls.append((stage, total)),
+        )
+    )
+    return [c for c in calls if c[0] in (Stage.HEAD, Stage.CONTENTS)]
+
+
+def test_files_read_whole_by_the_head_stage_are_not_read_again(tmp_path: Path) -> None:
+    calls = _record({"a": b"x" * 100, "b": b"x" * 100, "c": b"y" * 100}, tmp_path, 100)
+    assert {stage for stage, _ in calls} == {Stage.HEAD}
+
+
+def test_files_whose_heads_differ_are_not_read_whole(tmp_path: Path) -> None:
+    calls = _record({"a": b"a" + b"x" * 99, "b": b"b" + b"x" * 99}, tmp_path, 10)
+    assert {stage for stage, _ in calls} == {Stage.HEAD}
+
+
+def test_only_files_sharing_a_head_are_read_whole(tmp_path: Path) -> None:
+    files = {"a": b"x" * 99 + b"1", "b": b"x" * 99 + b"1", "c": b"y" * 100, "d": b"z" * 100}
+    calls = _record(files, tmp_path, 10)
+    assert (Stage.HEAD, 4) in calls
+    assert {total for stage, total in calls if stage is Stage.CONTENTS} == {2}
+
+
+def test_hard_links_are_one_file_and_never_hashed_alone(tmp_path: Path) -> None:
+    write(tmp_path / "a", b"only one file")
+    os.link(tmp_path / "a", tmp_path / "b")
+    calls = _record({}, tmp_path, 64)
+    assert calls == []  # one inode: nothing to compare
+    write(tmp_path / "c", b"only one file")
+    (group,) = groups_of(parhash.find_dupes([str(tmp_path)], jobs=1))
+    root = str(tmp_path)
+    assert group.paths == (f"{root}/a", f"{root}/c")
+    assert group.hardlinks == ((f"{root}/a", f"{root}/b"),)
+    assert group.redundant == 1 and group.wasted == len(b"only one file")
+
+
+def test_file_changed_after_its_stat_drops_out_with_an_error(tmp_path: Path) -> None:
+    for name in "abc":
+        write(tmp_path / name, b"same size!")
+    groups = group_by_inode(group_by_size(
+        f for f in stat_files([str(tmp_path / n) for n in "abc"]) if not isinstance(f, DupeError)
+    ))
+    write(tmp_path / "c", b"same size!")  # same bytes, new mtime: still not the file we saw
+    os.utime(tmp_path / "c", ns=(1, 1))
+    hashing = Hashing(algo="xxh128", head_size=4, jobs=1, chunksize=8, block_size=4096)
+    groups = group_by_contents(group_by_head(groups, hashing), hashing)
+    assert hashing.take_errors() == [DupeError(str(tmp_path / "c"), CHANGED)]
+    assert [sorted(f.path for f in g.files) for g in groups] == [
+        [str(tmp_path / "a"), str(tmp_path / "b")]
+    ]
+
+
+# --- output formats ------------------------------------------------------------
+
+
+@pytest.fixture()
+def tree(tmp_path: Path) -> Path:
+    write(tmp_path / "big/1", b"B" * 3000)
+    write(tmp_path / "big/2", b"B" * 3000)
+    write(tmp_path / "small/x", b"tiny")
+    write(tmp_path / "small/y", b"tiny")
+    write(tmp_path / "small/z", b"tiny")
+    os.link(tmp_path / "small/x", tmp_path / "small/x-link")
+    write(tmp_path / "decoy", b"tinx")  # same size as "tiny", other contents
+    write(tmp_path / "e1", b"")
+    write(tmp_path / "e2", b"")
+    return tmp_path
+
+
+def test_text_output_is_jdupes_style_most_wasted_first(tree: Path) -> None:
+    r = run(cwd=tree)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"./big/1\n./big/2\n\n./small/x\n./small/y\n./small/z\n\n"
+    assert r.stderr == (
+        b"parhash: 2 groups of duplicates, 3 redundant files, "
+        b"2.9 KiB (3008 bytes) reclaimable\n"
+    )
+
+
+def test_zero_ends_paths_and_groups_with_nul(tree: Path) -> None:
+    r = run("-z", "-q", "big", cwd=tree)
+    assert (r.returncode, r.stdout, r.stderr) == (0, b"big/1\0big/2\0\0", b"")
+
+
+def test_json_output(tree: Path) -> None:
+    r = run("--json", "--include-empty", "-a", "sha256", cwd=tree)
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    import hashlib
+
+    assert records == [
+        {"size": 3000, "algo": "sha256", "digest": hashlib.sha256(b"B" * 3000).hexdigest(),
+         "paths": ["./big/1", "./big/2"], "hardlinks": []},
+        {"size": 4, "algo": "sha256", "digest": hashlib.sha256(b"tiny").hexdigest(),
+         "paths": ["./small/x", "./small/y", "./small/z"],
+         "hardlinks": [["./small/x", "./small/x-link"]]},
+        {"size": 0, "algo": "sha256", "digest": hashlib.sha256(b"").hexdigest(),
+         "paths": ["./e1", "./e2"], "hardlinks": []},
+    ]
+
+
+def test_csv_output(tree: Path) -> None:
+    import xxhash
+
+    r = run("--csv", "small", cwd=tree)
+    rows = list(csv.reader(io.StringIO(r.stdout.decode())))
+    digest = xxhash.xxh3_128(b"tiny").hexdigest()
+    assert rows == [
+        ["group", "size", "algo", "digest", "path", "same_file_as"],
+        ["1", "4", "xxh128", digest, "small/x", ""],
+        ["1", "4", "xxh128", digest, "small/x-link", "small/x"],
+        ["1", "4", "xxh128", digest, "small/y", ""],
+        ["1", "4", "xxh128", digest, "small/z", ""],
+    ]
+
+
+def test_size_limits_and_filters(tree: Path) -> None:
+    r = run("--max-size", "1K", "-q", cwd=tree)
+    assert r.stdout == b"./small/x\n./small/y\n./small/z\n\n"
+    r = run("--min-size", "1K", "-q", cwd=tree)
+    assert r.stdout == b"./big/1\n./big/2\n\n"
+    r = run("--exclude", "small/", "--exclude", "2", "-q", "--exit-code", cwd=tree)
+    assert (r.returncode, r.stdout) == (0, b"")
+    r = run("--include", "*/[12]", "-q", cwd=tree)
+    assert r.stdout == b"./big/1\n./big/2\n\n"
+
+
+# --- exit statuses ---------------------------------------------------------------
+
+
+def test_exit_code_flag(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    assert run("--exit-code", cwd=tree).returncode == 1
+    assert run(cwd=tree).returncode == 0
+    clean = tmp_path_factory.mktemp("clean")
+    write(clean / "a", b"1")
+    write(clean / "b", b"2")
+    r = run("--exit-code", cwd=clean)
+    assert (r.returncode, r.stdout) == (0, b"")
+    assert b"0 groups of duplicates" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--algo", "nope"], ["--algo", "md5,sha1"], ["--min-size", "2K", "--max-size", "1K"],
+     ["--head-size", "0"], ["-j", "0"], ["--no-such-option"]],
+)
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    result = CliRunner().invoke(cli, ["dupes", *args])
+    assert result.exit_code == 2, result.output
+
+
+def test_missing_argument_exits_2_but_link_loop_does_not(tmp_path: Path) -> None:
+    write(tmp_path / "d/a", b"dup")
+    write(tmp_path / "d/b", b"dup")
+    r = run("d", "missing", cwd=tmp_path)
+    assert r.returncode == 2
+    assert b"parhash: missing: No such file or directory\n" in r.stderr
+    assert r.stdout == b"d/a\nd/b\n\n"
+    os.symlink("..", tmp_path / "d/up")
+    r = run("-L", "--exit-code", "d", cwd=tmp_path)
+    assert r.returncode == 1
+    assert b"File system loop detected" in r.stderr
+    assert r.stdout == b"d/a\nd/b\n\n"
+
+
+def test_library_rejects_bad_arguments_before_work() -> None:
+    with pytest.raises(parhash.UnknownAlgorithm):
+        parhash.find_dupes(["."], algo="nope")
+    with pytest.raises(ValueError):
+        parhash.find_dupes(["."], min_size=10, max_size=5)
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    result = CliRunner().invoke(cli, ["dupes", "--help"])
+    assert result.exit_code == 0
+    assert "Example:" in result.output and "Exit status" in result.output
+
+
+# --- the real pool, and the peers ------------------------------------------------
+
+
+def random_tree(root: Path, n: int, seed: int) -> None:
+    """``n`` files: shared sizes, copies across directories, decoys, hard links, empties."""
+    rng = random.Random(seed)
+    made: list[Path] = []
+    for i in range(n):
+        path = root / f"d{i % 7}" / f"s{i % 3}" / f"f{i}"
+        roll = rng.random()
+        if made and roll < 0.15:
+            write(path, rng.choice(made).read_bytes())
+        elif made and roll < 0.2:
+            data = bytearray(rng.choice(made).read_bytes() or b"x")
+            data[-1] ^= 0xFF  # same size and head, another tail
+            write(path, bytes(data))
+        elif made and roll < 0.23:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.link(rng.choice(made), path)
+        elif roll < 0.25:
+            write(path, b"")
+        else:
+            write(path, rng.randbytes(rng.choice([1, 7, 100, 4096, 70000, 70001])))
+        made.append(path)
+
+
+def test_pool_of_two_finds_what_one_process_finds(tmp_path: Path) -> None:
+    random_tree(tmp_path, 300, seed=1)
+    root = str(tmp_path)
+    one = run("--json", "-j", "1", "--head-size", "4K", root, cwd=tmp_path)
+    two = run("--json", "-j", "2", "--head-size", "4K", "--chunksize", "16", root, cwd=tmp_path)
+    assert one.returncode == two.returncode == 0
+    assert one.stdout == two.stdout
+    groups = []
+    for line in two.stdout.splitlines():
+        record = json.loads(line)
+        groups.append(DupeGroup(record["size"], record["algo"], record["digest"],
+                                tuple(record["paths"]), tuple(map(tuple, record["hardlinks"]))))
+    assert groups, "the tree should hold duplicates"
+    assert shape(groups) == brute_force(tmp_path, follow=False, include_empty=False)
+
+
+def _inodes(paths: list[str], cwd: Path) -> frozenset[tuple[int, int]]:
+    return frozenset((s.st_dev, s.st_ino) for s in (os.stat(cwd / p) for p in paths))
+
+
+def _parhash_groups(cwd: Path) -> set[frozenset[tuple[int, int]]]:
+    r = run("--json", "-j", "2", ".", cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    return {_inodes(json.loads(line)["paths"], cwd) for line in r.stdout.splitlines()}
+
+
+@pytest.mark.skipif(shutil.which("jdupes") is None, reason="jdupes is not installed")
+def test_same_groups_as_jdupes(tmp_path: Path) -> None:
+    random_tree(tmp_path, 400, seed=2)
+    # jdupes waits on a standard input that is an open pipe: give it none.
+    out = subprocess.run(["jdupes", "-r", "-q", "."], cwd=tmp_path, capture_output=True,
+                         stdin=subprocess.DEVNULL, check=True, timeout=60).stdout.decode()
+    theirs = {_inodes(block.split("\n"), tmp_path) for block in out.strip().split("\n\n") if block}
+    assert theirs and _parhash_groups(tmp_path) == theirs
+
+
+@pytest.mark.skipif(shutil.which("rdfind") is None, reason="rdfind is not installed")
+def test_same_groups_as_rdfind(tmp_path: Path) -> None:
+    random_tree(tree := tmp_path / "t", 400, seed=3)
+    results = tmp_path / "results.txt"
+    subprocess.run(["rdfind", "-dryrun", "true", "-outputname", str(results), "."], cwd=tree,
+                   capture_output=True, stdin=subprocess.DEVNULL, check=True, timeout=60)
+    by_id: dict[int, list[str]] = defaultdict(list)
+    for line in results.read_text().splitlines():
+        if line.startswith("#"):
+            continue
+        fields = line.split(" ", 7)
+        by_id[abs(int(fields[1]))].append(fields[7])
+    theirs = {_inodes(paths, tree) for paths in by_id.values()}
+    assert theirs and _parhash_groups(tree) == theirs
