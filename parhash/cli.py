@@ -660,7 +660,20 @@ def main(args: list[str] | None = None) -> NoReturn:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         rc = EXIT_PIPE
+    if _daemon_threads_alive():
+        # A walk thread may be blocked reading a path list from a producer
+        # that is still alive; the interpreter's shutdown would then abort on
+        # the lock of standard input. Everything has been written: leave now.
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+        os._exit(rc)
     sys.exit(rc)
+
+
+def _daemon_threads_alive() -> bool:
+    import threading
+
+    return any(t.daemon and t.is_alive() for t in threading.enumerate())
 
 
 def _stdout_broken(stdout: IO[bytes]) -> bool:

@@ -260,10 +260,14 @@ class PoolExecutor:
         fed_all = threading.Event()
         stop = self._stop
 
-        # This runs in the pool's task-feeding thread, which close() joins:
-        # it must notice a stop while it waits for a free slot.
+        ahead = _ReadAhead(batches, self.jobs * INFLIGHT_PER_WORKER, stop)
+
+        # This runs in the pool's task-feeding thread, which close() joins: it
+        # must notice a stop while it waits, so it never runs the walk itself
+        # (which may wait on a pipe or a hung mount) but takes batches from
+        # _ReadAhead's thread, and waits for a free slot, with timeouts.
         def feed() -> Iterator[tuple[int, list[Item]]]:
-            for number, batch in enumerate(batches):
+            for number, batch in enumerate(ahead):
                 while not slots.acquire(timeout=0.05):
                     if stop.is_set():
                         return
@@ -351,6 +355,69 @@ class PoolExecutor:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class _ReadAhead:
+    """Iterates ``batches`` in a thread of its own, up to ``depth`` ahead.
+
+    Iterating a _ReadAhead yields the same batches; it ends early once
+    ``stop`` is set, even while the thread is blocked inside ``batches``. The
+    thread is a daemon: one stuck reading a path list that never ends doesn't
+    keep the process alive. An exception in ``batches`` is raised to the
+    iterating side.
+    """
+
+    _END = object()
+
+    def __init__(self, batches: Iterable[list[Item]], depth: int, stop: threading.Event) -> None:
+        import queue
+
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = stop
+        self._thread = threading.Thread(
+            target=self._fill, args=(batches,), name="parhash-walk", daemon=True
+        )
+        self._thread.start()
+
+    def _put(self, value: Any) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(value, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _fill(self, batches: Iterable[list[Item]]) -> None:
+        try:
+            for batch in batches:
+                if not self._put(batch):
+                    return
+        except BaseException as e:  # handed to the iterating thread, which raises it
+            self._put(_Raised(e))
+            return
+        self._put(self._END)
+
+    def __iter__(self) -> Iterator[list[Item]]:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                value = self._queue.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if value is self._END:
+                return
+            if isinstance(value, _Raised):
+                raise value.error
+            yield value
+
+
+class _Raised:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
 
 
 class _Watch:
@@ -444,7 +511,8 @@ def hash_paths(
         return
     jobs = clamp_jobs(jobs)
     it = iter(items)
-    head = list(itertools.islice(it, INLINE_MAX_FILES + 1))
+    # With one job, don't wait for more paths before hashing the first.
+    head = [] if jobs == 1 else list(itertools.islice(it, INLINE_MAX_FILES + 1))
     if jobs == 1 or (len(head) <= INLINE_MAX_FILES and _small_enough_for_inline(head)):
         inline = InlineExecutor()
         # Inline, a batch only delays the first line: hash path by path.
