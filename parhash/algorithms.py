@@ -21,11 +21,16 @@ class Algorithm(NamedTuple):
 
 
 def _xxh(name: str) -> Callable[[], Hasher]:
-    # xxhash is imported on first use so that `import parhash` stays cheap.
-    def new() -> Hasher:
-        import xxhash
+    # xxhash is imported on first use so that `import parhash` stays cheap;
+    # then the constructor is looked up once.
+    constructor: Callable[[], Hasher] | None = None
 
-        constructor: Callable[[], Hasher] = getattr(xxhash, name)
+    def new() -> Hasher:
+        nonlocal constructor
+        if constructor is None:
+            import xxhash
+
+            constructor = getattr(xxhash, name)
         return constructor()
 
     return new
