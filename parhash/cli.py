@@ -189,7 +189,9 @@ def cli() -> None:
 
 def _open_list(name: str) -> BinaryIO:
     if name == "-":
-        return sys.stdin.buffer
+        # A stream of our own, not sys.stdin: a worker forked while the walk
+        # thread waits in sys.stdin's read would hang on its lock at start-up.
+        return open(os.dup(sys.stdin.fileno()), "rb")
     try:
         return open(name, "rb")
     except OSError as e:
@@ -214,8 +216,14 @@ def _atomic_output(path: str | None) -> Iterator[BinaryIO]:
             return
         # A large buffer: Output flushes it a few times a second anyway, and
         # every flush lets the pool's threads take the interpreter lock.
-        with open(fileno, "wb", buffering=1 << 20, closefd=False) as stream:
-            yield stream
+        try:
+            with open(fileno, "wb", buffering=1 << 20, closefd=False) as stream:
+                yield stream
+        except BrokenPipeError:
+            raise
+        except OSError as e:  # a full disk, /dev/full, a quota
+            click.echo(f"parhash: write error: {e.strerror or e}", err=True)
+            raise click.exceptions.Exit(EXIT_FILE_ERROR) from None
         return
     try:
         st = os.stat(path)
@@ -230,8 +238,17 @@ def _atomic_output(path: str | None) -> Iterator[BinaryIO]:
             fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
         except OSError as e:
             _cannot_write(path, e.strerror or str(e))
-        with os.fdopen(fd, "wb", buffering=1 << 16) as device:
+        device = os.fdopen(fd, "wb", buffering=1 << 16)
+        try:
             yield device
+            device.flush()
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                device.close()
+            _cannot_write(path, e.strerror or str(e))
+        finally:
+            with contextlib.suppress(OSError):
+                device.close()
         return
     # Through a symlink, replace the file it names and keep the link.
     target = os.path.realpath(path) if os.path.islink(path) else path

@@ -10,6 +10,7 @@ and nothing is escaped. Names are written as the bytes they have on disk.
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import re
 from collections.abc import Iterator
@@ -78,11 +79,14 @@ def _pieces(name: bytes) -> list[tuple[bool, str]]:
             piece = (False, "".join("\\%03o" % b for b in ch.encode()))
         else:
             piece = (True, ch)
-        if out and out[-1][0] == piece[0]:
-            out[-1] = (piece[0], out[-1][1] + piece[1])
-        else:
-            out.append(piece)
-    return out
+        out.append(piece)
+    # Runs are joined once, not grown a character at a time: a name can be
+    # megabytes long.
+    return [(ok, "".join(t for _, t in run)) for ok, run in itertools.groupby(out, key=_first)]
+
+
+def _first(piece: tuple[bool, str]) -> bool:
+    return piece[0]
 
 
 def quote_name(path: str, *, colon: bool = True) -> str:

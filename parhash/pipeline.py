@@ -126,7 +126,7 @@ class _Tracked:
                 _SLOTS.set_batch(_SLOT, -1)
 
 
-def _new_pool(ctx: Any, jobs: int, initargs: tuple[Any, ...]) -> Any:
+def _new_pool(ctx: Any, jobs: int, slots: _Slots, born: list[Any]) -> Any:
     from multiprocessing.pool import Pool
 
     class QuietPool(Pool):
@@ -138,7 +138,14 @@ def _new_pool(ctx: Any, jobs: int, initargs: tuple[Any, ...]) -> Any:
         def _get_sentinels(self) -> list[Any]:
             return [self._change_notifier._reader]  # type: ignore[attr-defined]
 
-    return QuietPool(jobs, _init_worker, initargs, context=ctx)
+        # Every worker the pool starts, replacements included, is recorded:
+        # the pool forgets a dead worker within milliseconds.
+        def Process(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]  # noqa: N802
+            process = super().Process(*args, **kwargs)
+            born.append(process)
+            return process
+
+    return QuietPool(jobs, _init_worker, (slots,), context=ctx)
 
 
 class _Slots:
@@ -176,15 +183,12 @@ class _Slots:
     def set_batch(self, slot: int, number: int) -> None:
         self.cells[1 + 2 * slot] = number
 
-    def batch(self, slot: int) -> int:
-        return int(self.cells[1 + 2 * slot])
-
-    def slot_of(self) -> dict[int, int]:
-        return {
-            int(self.cells[2 + 2 * i]): i
-            for i in range(min(int(self.cells[0]), self.size))
-            if self.cells[2 + 2 * i]
-        }
+    def batch_of(self, pid: int | None) -> int:
+        """The batch the worker ``pid`` was on, or -1 (idle, or not known)."""
+        for i in range(min(int(self.cells[0]), self.size)):
+            if self.cells[2 + 2 * i] == pid:
+                return int(self.cells[1 + 2 * i])
+        return -1
 
 
 def _pool_context() -> Any:
@@ -199,151 +203,154 @@ def _pool_context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
-# How often the parent looks for dead workers while it waits for results.
-POLL_SECONDS = 0.25
-# A death the slots could not pin on a batch (a worker killed after finishing
-# a batch but before handing back its results) is assumed after this long
-# with no result, every live worker idle and nothing left to send.
-IDLE_SECONDS = 2.0
+# How long the parent waits for a result before it looks for dead workers.
+POLL_SECONDS = 0.1
+# Deaths after which the run gives up on the pool.
+MAX_WORKER_DEATHS = 64
+
+
+class WorkersKeepDying(RuntimeError):
+    """Raised when worker processes die faster than the work gets done."""
 
 
 class PoolExecutor:
     """A ``multiprocessing.Pool`` of ``jobs`` processes behind ``imap_unordered``.
 
     At most ``jobs * INFLIGHT_PER_WORKER`` batches are queued or running at a
-    time, so a huge stream of batches is not read ahead into memory.
+    time, so a huge stream of batches is not read ahead into memory. The
+    batches are read in a thread of their own (:class:`_ReadAhead`) and handed
+    to the pool by this process's main thread, so a walk that waits (on a
+    path list from a pipe, on a hung mount) never stops Ctrl-C.
 
     A plain Pool waits forever for a batch whose worker died (killed, out of
-    memory, a crash in a C library). Here each worker notes in shared memory
-    which batch it is on; while waiting, the parent looks for dead workers and
-    takes their batches back. Each of their paths is tried once more, alone,
-    in a fresh worker; a path whose worker dies again comes back as an error.
+    memory, a crash in a C library), and a worker killed while it waits for
+    work takes the lock of the task queue with it, which hangs the others and
+    ``terminate()``. So a death here retires the whole pool: its processes are
+    killed, a fresh pool takes over, and the batches that were queued or
+    running are sent again. Each worker notes in shared memory which batch it
+    is on; the paths of the batch a worker died on are tried once more, one
+    by one, and a path whose worker dies again comes back as an error.
     ``stats.worker_deaths`` counts the deaths.
     """
 
     def __init__(self, jobs: int, stats: PipelineStats | None = None) -> None:
         self.jobs = jobs
         self.stats = stats if stats is not None else PipelineStats()
-        ctx = _pool_context()
-        # Room for every worker the pool may start to replace dead ones.
-        self._slots = _Slots(ctx, jobs * 8 + 16)
-        self.pool = _new_pool(ctx, jobs, (self._slots,))
-        self._seen: dict[int, Any] = {}
-        self._closed = False
+        self._ctx = _pool_context()
         self._stop = threading.Event()
+        self._closed = False
+        self._born: list[Any] = []
+        self._start_pool()
+
+    def _start_pool(self) -> None:
+        self._born = []
+        # Room for every worker the pool may start (it replaces dead ones).
+        self._slots = _Slots(self._ctx, self.jobs * 4 + 8)
+        self.pool = _new_pool(self._ctx, self.jobs, self._slots, self._born)
 
     def map_unordered(
         self, fn: Callable[[list[Item]], list[Result]], batches: Iterable[list[Item]]
     ) -> Iterator[list[Result]]:
-        lost: list[list[Item]] = []
-        yield from self._run(fn, batches, lost)
-        if not lost:
-            return
-        retry = [[item] for batch in lost for item in batch]
-        self.stats.retried += len(retry)
-        lost_again: list[list[Item]] = []
-        yield from self._run(fn, retry, lost_again)
-        for batch in lost_again:
-            yield [_lost_result(item) for item in batch]
-
-    def _run(
-        self,
-        fn: Callable[[list[Item]], list[Result]],
-        batches: Iterable[list[Item]],
-        lost: list[list[Item]],
-    ) -> Iterator[list[Result]]:
+        import collections
         import multiprocessing
+        import queue
 
-        slots = threading.BoundedSemaphore(self.jobs * INFLIGHT_PER_WORKER)
-        inflight: dict[int, list[Item]] = {}
-        lock = threading.Lock()
-        fed_all = threading.Event()
-        stop = self._stop
-
-        ahead = _ReadAhead(batches, self.jobs * INFLIGHT_PER_WORKER, stop)
-
-        # This runs in the pool's task-feeding thread, which close() joins: it
-        # must notice a stop while it waits, so it never runs the walk itself
-        # (which may wait on a pipe or a hung mount) but takes batches from
-        # _ReadAhead's thread, and waits for a free slot, with timeouts.
-        def feed() -> Iterator[tuple[int, list[Item]]]:
-            for number, batch in enumerate(ahead):
-                while not slots.acquire(timeout=0.05):
-                    if stop.is_set():
-                        return
-                if stop.is_set():
-                    return
-                with lock:
-                    inflight[number] = batch
-                yield number, batch
-            fed_all.set()
-
-        results = self.pool.imap_unordered(_Tracked(fn), feed(), chunksize=1)
-        watch = _Watch()
+        ahead = _ReadAhead(batches, self.jobs * INFLIGHT_PER_WORKER, self._stop)
+        limit = self.jobs * INFLIGHT_PER_WORKER
+        # Batches to send again after a death, with whether they are a retry.
+        pending: collections.deque[tuple[list[Item], bool]] = collections.deque()
+        numbers = itertools.count()
+        tracked = _Tracked(fn)
         while True:
-            with lock:
-                if fed_all.is_set() and not inflight:
+            # One generation: one pool, one imap_unordered, fed from `tasks`.
+            tasks: queue.SimpleQueue[Any] = queue.SimpleQueue()
+            generation_stop = threading.Event()
+            results = self.pool.imap_unordered(
+                tracked, _feed(tasks, generation_stop, self._stop), chunksize=1
+            )
+            inflight: dict[int, tuple[list[Item], bool]] = {}
+            dead: list[Any] = []
+            while True:
+                while len(inflight) < limit:
+                    if pending:
+                        batch, retry = pending.popleft()
+                    else:
+                        got = ahead.get(POLL_SECONDS if not inflight else 0)
+                        if got is None:
+                            break
+                        batch, retry = got, False
+                    number = next(numbers)
+                    inflight[number] = (batch, retry)
+                    tasks.put((number, batch))
+                if not inflight and ahead.done and not pending:
+                    tasks.put(None)
                     return
-            try:
-                number, batch_results = results.next(timeout=POLL_SECONDS)
-            except StopIteration:
-                return
-            except multiprocessing.TimeoutError:
-                for batch in self._reap(inflight, lock, fed_all, watch):
-                    lost.append(batch)
-                    slots.release()
-                continue
-            watch.idle_since = None
-            with lock:
+                if not inflight:
+                    continue
+                try:
+                    number, batch_results = results.next(
+                        timeout=POLL_SECONDS if len(inflight) >= self.jobs else 0.01
+                    )
+                except multiprocessing.TimeoutError:
+                    dead = self._dead_workers()
+                    if dead:
+                        break
+                    continue
                 inflight.pop(number, None)
-            slots.release()
-            yield batch_results
+                yield batch_results
+            # Workers died: retire this pool and send its work again.
+            generation_stop.set()
+            culprits = {self._slots.batch_of(p.pid) for p in dead}
+            self.stats.worker_deaths += len(dead)
+            if self.stats.worker_deaths > MAX_WORKER_DEATHS:
+                raise WorkersKeepDying(f"{self.stats.worker_deaths} worker processes died")
+            self._retire_pool()
+            self._start_pool()
+            for number, (batch, retry) in sorted(inflight.items()):
+                if number not in culprits:
+                    pending.append((batch, retry))
+                elif retry:
+                    yield [_lost_result(item) for item in batch]
+                else:
+                    self.stats.retried += len(batch)
+                    pending.extend(([item], True) for item in batch)
 
-    def _reap(
-        self,
-        inflight: dict[int, list[Item]],
-        lock: threading.Lock,
-        fed_all: threading.Event,
-        watch: _Watch,
-    ) -> list[list[Item]]:
-        """Take back and return the batches that dead workers took with them."""
-        import time
+    def _dead_workers(self) -> list[Any]:
+        return [p for p in self._born if p.exitcode is not None]
 
-        for process in list(self.pool._pool):  # no public list of the workers
-            self._seen.setdefault(process.pid, process)
-        slot_of = self._slots.slot_of()
-        taken: list[list[Item]] = []
-        for process in [p for p in self._seen.values() if p.exitcode is not None]:
-            del self._seen[process.pid]
-            self.stats.worker_deaths += 1
-            watch.deaths += 1
-            slot = slot_of.get(process.pid)
-            number = self._slots.batch(slot) if slot is not None else -1
-            with lock:
-                batch = inflight.pop(number, None) if number >= 0 else None
-            if batch is not None:
-                taken.append(batch)
-        if not watch.deaths or not fed_all.is_set():
-            return taken
-        if any(self._slots.batch(slot_of[pid]) >= 0 for pid in self._seen if pid in slot_of):
-            watch.idle_since = None
-            return taken
-        now = time.monotonic()
-        if watch.idle_since is None:
-            watch.idle_since = now
-        elif now - watch.idle_since >= IDLE_SECONDS:
-            with lock:
-                taken.extend(inflight.values())
-                inflight.clear()
-        return taken
+    def _retire_pool(self) -> None:
+        """Kill the pool's processes and let go of it without waiting on its locks.
+
+        ``Pool.terminate()`` takes the task queue's lock, which a worker that
+        died while waiting for work still holds; so the pool is told to stop,
+        its workers are killed, and its threads (daemons, blocked on pipes
+        that no one writes any more) are left to the end of the process.
+        """
+        pool = self.pool
+        pool._terminate.cancel()  # its exit handler would wait on that lock
+        pool._state = "TERMINATE"
+        for thread in (pool._worker_handler, pool._task_handler, pool._result_handler):
+            thread._state = "TERMINATE"
+        for process in self._born:
+            if process.exitcode is None:
+                with contextlib.suppress(OSError, ValueError, AttributeError):
+                    process.kill()
+        for process in self._born:
+            with contextlib.suppress(OSError, ValueError, AssertionError):
+                process.join(timeout=1.0)
+        with contextlib.suppress(OSError, ValueError):
+            pool._change_notifier.put(None)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._stop.set()
-        self.pool.terminate()
-        self.pool.join()
+        if self._dead_workers():
+            self._retire_pool()
+        else:
+            self.pool.terminate()
+            self.pool.join()
 
     def __enter__(self) -> PoolExecutor:
         return self
@@ -357,14 +364,30 @@ class PoolExecutor:
         self.close()
 
 
+def _feed(
+    tasks: Any, generation_stop: threading.Event, stop: threading.Event
+) -> Iterator[tuple[int, list[Item]]]:
+    # Runs in the pool's task-feeding thread, which terminate() joins: it
+    # must notice a stop while it waits, so it only takes what the main
+    # thread hands it, with a timeout.
+    import queue
+
+    while not (stop.is_set() or generation_stop.is_set()):
+        try:
+            task = tasks.get(timeout=0.05)
+        except queue.Empty:
+            continue
+        if task is None:
+            return
+        yield task
+
+
 class _ReadAhead:
     """Iterates ``batches`` in a thread of its own, up to ``depth`` ahead.
 
-    Iterating a _ReadAhead yields the same batches; it ends early once
-    ``stop`` is set, even while the thread is blocked inside ``batches``. The
-    thread is a daemon: one stuck reading a path list that never ends doesn't
-    keep the process alive. An exception in ``batches`` is raised to the
-    iterating side.
+    :meth:`get` hands out the batches; the thread is a daemon, so one stuck
+    reading a path list that never ends keeps neither Ctrl-C waiting nor the
+    process alive. An exception in ``batches`` is raised by :meth:`get`.
     """
 
     _END = object()
@@ -374,6 +397,7 @@ class _ReadAhead:
 
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._stop = stop
+        self.done = False
         self._thread = threading.Thread(
             target=self._fill, args=(batches,), name="parhash-walk", daemon=True
         )
@@ -395,37 +419,34 @@ class _ReadAhead:
             for batch in batches:
                 if not self._put(batch):
                     return
-        except BaseException as e:  # handed to the iterating thread, which raises it
+        except BaseException as e:  # handed to the main thread, which raises it
             self._put(_Raised(e))
             return
         self._put(self._END)
 
-    def __iter__(self) -> Iterator[list[Item]]:
+    def get(self, timeout: float) -> list[Item] | None:
+        """The next batch, or None if there is none yet (or no more: see ``done``)."""
         import queue
 
-        while not self._stop.is_set():
-            try:
-                value = self._queue.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            if value is self._END:
-                return
-            if isinstance(value, _Raised):
-                raise value.error
-            yield value
+        if self.done:
+            return None
+        try:
+            value = self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if value is self._END:
+            self.done = True
+            return None
+        if isinstance(value, _Raised):
+            self.done = True
+            raise value.error
+        batch: list[Item] = value
+        return batch
 
 
 class _Raised:
     def __init__(self, error: BaseException) -> None:
         self.error = error
-
-
-class _Watch:
-    """Per-run state of the dead-worker watch."""
-
-    def __init__(self) -> None:
-        self.deaths = 0
-        self.idle_since: float | None = None
 
 
 WORKER_DIED = "worker process died while hashing this file"

@@ -35,8 +35,23 @@ def _translate_class(pattern: str, i: int) -> tuple[str, int]:
     negate = body[:1] in ("!", "^")
     if negate:
         body = body[1:]
-    body = body.replace("\\", "\\\\").replace("/", "")
-    return ("[^/" if negate else "[") + body + "]", j + 1
+    # Each character escaped, each range kept only if it is in order: a
+    # reversed range (z-a) matches nothing, as in git's wildmatch, instead of
+    # making the regular expression invalid.
+    parts = []
+    k = 0
+    body = body.replace("/", "")
+    while k < len(body):
+        if k + 2 < len(body) and body[k + 1] == "-":
+            if body[k] <= body[k + 2]:
+                parts.append(re.escape(body[k]) + "-" + re.escape(body[k + 2]))
+            k += 3
+        else:
+            parts.append(re.escape(body[k]))
+            k += 1
+    if not parts:
+        return ("[^/]" if negate else "(?!)"), j + 1
+    return ("[^/" if negate else "[") + "".join(parts) + "]", j + 1
 
 
 def translate(pattern: str, *, hidden: bool = True) -> str:

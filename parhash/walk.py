@@ -230,6 +230,9 @@ def walk_paths(
     for arg in paths:
         try:
             st = os.stat(arg)
+        except ValueError:  # a NUL byte, from a newline-separated list
+            yield WalkError(arg, os.strerror(errno.EINVAL), errno.EINVAL)
+            continue
         except OSError as e:
             if expand_globs and has_magic(arg) and e.errno == errno.ENOENT:
                 yield from walk_glob(arg, follow=follow, select=select)
@@ -255,15 +258,23 @@ def read_path_list(stream: BinaryIO, separator: bytes = b"\n") -> Iterator[str]:
     while it runs.
     """
     read = getattr(stream, "read1", stream.read)
-    pending = b""
+    # The tail of a name not yet ended, in pieces: joined only when its
+    # separator comes, so a name of many megabytes costs linear time.
+    pending: list[bytes] = []
     while True:
         chunk = read(1 << 16)
         if not chunk:
             break
-        pending += chunk
-        *names, pending = pending.split(separator)
+        if separator not in chunk:
+            pending.append(chunk)
+            continue
+        first, *names, rest = chunk.split(separator)
+        pending.append(first)
+        names.insert(0, b"".join(pending))
+        pending = [rest] if rest else []
         for name in names:
             if name:
                 yield os.fsdecode(name)
-    if pending:
-        yield os.fsdecode(pending)
+    tail = b"".join(pending)
+    if tail:
+        yield os.fsdecode(tail)
