@@ -650,6 +650,11 @@ def _run(args: list[str] | None) -> int:
         rc = cli.main(args=args, prog_name="parhash", standalone_mode=False)
     except click.exceptions.Exit as e:
         return e.exit_code
+    except click.UsageError as e:
+        # One line, not click's three: scripts and CI logs show it whole.
+        hint = f" Try '{e.ctx.command_path} --help'." if e.ctx is not None else ""
+        click.echo(f"Error: {e.format_message()}{hint}", err=True)
+        return e.exit_code
     except click.ClickException as e:
         e.show()
         return e.exit_code
