@@ -482,11 +482,11 @@ def check_command(manifests, algo, root, relative_to_manifest, verbosity, strict
     )
     options = CheckOptions(verbosity or "normal", strict=strict, ignore_missing=ignore_missing,
                            json=as_json)
-    out = Output(sys.stdout.buffer)
     try:
-        with _signals_set(stop):
+        with _signals_set(stop), _atomic_output(None) as raw:
+            out = Output(raw)
             passed = write_check(summarize(verdicts, manifests), out, options, sys.stderr)
-        out.flush()
+            out.flush()
     finally:
         verdicts.close()
     return EXIT_OK if passed else EXIT_FILE_ERROR
