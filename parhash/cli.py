@@ -363,17 +363,11 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
         raise click.UsageError(
             "a GNU line holds one digest; with several algorithms use --tag, --json or --csv"
         )
-    listed: list[Any] = []
-    if files_from:
-        listed.append(_read_list(files_from, b"\n"))
-    if files0_from:
-        listed.append(_read_list(files0_from, b"\0"))
-    if not paths and not listed:
-        paths = (".",)
+    paths, listed = _path_arguments(paths, files_from, files0_from)
     stats = parhash.PipelineStats()
     results = parhash.scan(
         paths, algos=algos, jobs=jobs, chunksize=chunksize, block_size=block_size,
-        follow=follow, include=include, exclude=exclude, listed=_chain(listed), stats=stats,
+        follow=follow, include=include, exclude=exclude, listed=listed, stats=stats,
     )
     counts = Tally()
     show = progress if progress is not None else sys.stderr.isatty()
@@ -404,6 +398,20 @@ def _warn_worker_deaths(stats: Any) -> None:
 
 def _progress(results: Any, show: bool) -> Any:
     return progress(results, enabled=show)
+
+
+def _path_arguments(
+    paths: tuple[str, ...], files_from: str | None, files0_from: str | None
+) -> tuple[tuple[str, ...], Iterator[str]]:
+    """PATH arguments (``.`` when there are none at all) and the names of any lists."""
+    lists = []
+    if files_from:
+        lists.append(_read_list(files_from, b"\n"))
+    if files0_from:
+        lists.append(_read_list(files0_from, b"\0"))
+    if not paths and not lists:
+        paths = (".",)
+    return paths, _chain(lists)
 
 
 def _read_list(name: str, separator: bytes) -> Iterator[str]:
@@ -611,20 +619,14 @@ def dupes(paths, algo, fmt, zero, follow, include, exclude, min_size, max_size, 
         import logging
 
         logging.basicConfig(level=logging.INFO, format="parhash: %(message)s")
-    listed: list[Any] = []
-    if files_from:
-        listed.append(_read_list(files_from, b"\n"))
-    if files0_from:
-        listed.append(_read_list(files0_from, b"\0"))
-    if not paths and not listed:
-        paths = (".",)
+    paths, listed = _path_arguments(paths, files_from, files0_from)
     show = progress if progress is not None else sys.stderr.isatty()
     bar = StageProgress() if show else None
     found = parhash.find_dupes(
         paths, algo=algo, jobs=jobs, chunksize=chunksize, block_size=block_size,
         head_size=head_size or HEAD_SIZE, min_size=min_size or 0, max_size=max_size,
         include_empty=include_empty, follow=follow, include=include, exclude=exclude,
-        listed=_chain(listed), progress=bar,
+        listed=listed, progress=bar,
     )
     counts = DupeTally()
     out = sys.stdout.buffer

@@ -182,18 +182,30 @@ def hash_batch(job: Job, items: Sequence[str | WalkError]) -> list[Result]:
     """Hash every path of ``items``; a :class:`WalkError` passes through as a Result.
 
     A :class:`Task` is hashed with its own algorithms instead of the job's.
+    With ``job.head`` set, only the first ``head`` bytes of each file are
+    hashed (``parhash dupes``): ``Result.size`` is still the whole file's, and
+    when it is at most ``head`` the digest is that of the whole file. To save a
+    system call per file, a head's size, mtime and inode come from one
+    ``fstat`` taken after the read, compared with nothing: the caller compares
+    them with the ``stat`` it took before asking, as ``parhash dupes`` does.
     """
-    if job.head is not None:
-        return hash_heads(job, items)
+    head = job.head
+    block_size = job.block_size
+
+    def one(path: str, constructors: list[Callable[[], Hasher]], algos: tuple[str, ...]) -> Result:
+        if head is not None:
+            return _hash_head(path, constructors, algos, head)
+        return _hash_file(path, constructors, algos, block_size)
+
+    assert head is None or head > 0
     constructors = _constructors(job.algos)
     algos = job.algos
-    block_size = job.block_size
     out = []
     for item in items:
         if type(item) is str:
-            out.append(_hash_file(item, constructors, algos, block_size))
+            out.append(one(item, constructors, algos))
         elif type(item) is Task:
-            out.append(_hash_file(str(item), _constructors(item.algos), item.algos, block_size))
+            out.append(one(str(item), _constructors(item.algos), item.algos))
         else:
             assert isinstance(item, WalkError)
             out.append(item.as_result())
@@ -201,32 +213,6 @@ def hash_batch(job: Job, items: Sequence[str | WalkError]) -> list[Result]:
 
 
 # --- Heads, for ``parhash dupes`` ---------------------------------------------
-
-
-def hash_heads(job: Job, items: Sequence[str | WalkError]) -> list[Result]:
-    """Like :func:`hash_batch`, hashing only the first ``job.head`` bytes of each file.
-
-    ``Result.size`` is the whole file's size: when it is at most ``job.head``
-    the digest is that of the whole file, which the caller need not read again.
-
-    To save a system call per file, the size, mtime and inode in a result come
-    from one ``fstat`` taken after the read, and nothing here compares them
-    with an earlier look: the caller must, with the ``stat`` it took before
-    asking (as ``parhash dupes`` does). A file changed before or while it was
-    read then shows a different mtime or size.
-    """
-    assert job.head is not None and job.head > 0
-    constructors = _constructors(job.algos)
-    algos = job.algos
-    head = job.head
-    out = []
-    for item in items:
-        if type(item) is str:
-            out.append(_hash_head(item, constructors, algos, head))
-        else:
-            assert isinstance(item, WalkError)
-            out.append(item.as_result())
-    return out
 
 
 def _hash_head(
