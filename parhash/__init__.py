@@ -144,6 +144,7 @@ def check(
     block_size: int | None = None,
     progress: bool = False,
     stop: threading.Event | None = None,
+    stats: PipelineStats | None = None,
 ) -> Generator[Verdict, None, None]:
     """Verify the files that ``manifests`` list; yield one :class:`Verdict` per line, in order.
 
@@ -187,5 +188,5 @@ def check(
     return check_manifests(
         list(manifests), algo=algo, root=root, relative_to_manifest=relative_to_manifest,
         zero=zero, jobs=jobs, chunksize=chunksize, block_size=block_size, progress=progress,
-        stop=stop,
+        stop=stop, stats=stats,
     )

@@ -483,10 +483,11 @@ def check_command(manifests, algo, root, relative_to_manifest, verbosity, strict
     manifests = manifests or ("-",)
     show = progress if progress is not None else sys.stderr.isatty()
     stop = threading.Event()  # see _signals_set
+    stats = parhash.PipelineStats()
     verdicts = parhash.check(
         manifests, algo=algos[0] if algos else None, root=root,
         relative_to_manifest=relative_to_manifest, zero=zero, jobs=jobs,
-        chunksize=chunksize, block_size=block_size, progress=show, stop=stop,
+        chunksize=chunksize, block_size=block_size, progress=show, stop=stop, stats=stats,
     )
     options = CheckOptions(verbosity or "normal", strict=strict, ignore_missing=ignore_missing,
                            json=as_json)
@@ -497,6 +498,9 @@ def check_command(manifests, algo, root, relative_to_manifest, verbosity, strict
             out.flush()
     finally:
         verdicts.close()
+    if stats.worker_deaths:
+        _warn_worker_deaths(stats)
+        return EXIT_FILE_ERROR
     return EXIT_OK if passed else EXIT_FILE_ERROR
 
 
@@ -622,26 +626,29 @@ def dupes(paths, algo, fmt, zero, follow, include, exclude, min_size, max_size, 
     paths, listed = _path_arguments(paths, files_from, files0_from)
     show = progress if progress is not None else sys.stderr.isatty()
     bar = StageProgress() if show else None
+    stats = parhash.PipelineStats()
     found = parhash.find_dupes(
         paths, algo=algo, jobs=jobs, chunksize=chunksize, block_size=block_size,
         head_size=head_size or HEAD_SIZE, min_size=min_size or 0, max_size=max_size,
         include_empty=include_empty, follow=follow, include=include, exclude=exclude,
-        listed=listed, progress=bar,
+        listed=listed, progress=bar, stats=stats,
     )
     counts = DupeTally()
-    out = sys.stdout.buffer
     try:
         groups = list(tally_dupes(found, counts))
         if bar is not None:
             bar.close()
-        DUPE_WRITERS[fmt or "text"](groups, Output(out), ReportOptions((algo,), zero))
-        out.flush()
+        with _atomic_output(None) as out:
+            DUPE_WRITERS[fmt or "text"](groups, Output(out), ReportOptions((algo,), zero))
     finally:
         found.close()
         if bar is not None:
             bar.close()
     if not quiet:
         sys.stderr.write(dupes_summary(counts))
+    if stats.worker_deaths:
+        # The files were hashed again, so no duplicate was missed.
+        _warn_worker_deaths(stats)
     if counts.hiding_errors:
         return EXIT_USAGE
     return EXIT_DUPES_FOUND if exit_code and counts.groups else EXIT_OK

@@ -49,6 +49,7 @@ from parhash.pipeline import (
     Executor,
     InlineExecutor,
     Item,
+    PipelineStats,
     PoolExecutor,
     clamp_jobs,
 )
@@ -119,7 +120,9 @@ def _walk_error(e: WalkError) -> DupeError:
     harmless = (
         e.loop_ancestor is not None
         or e.error in (LOOP, NOT_REGULAR)
-        or (e.depth > 0 and _vanished(e.errno))
+        # A link to itself, or links to each other, under -L: the loop is
+        # not a file, so it hides nothing.
+        or (e.depth > 0 and (_vanished(e.errno) or e.errno == errno.ELOOP))
     )
     return DupeError(e.path, e.error, e.errno, not harmless)
 
@@ -217,7 +220,9 @@ class Hashing:
         chunksize: int,
         block_size: int,
         progress: ProgressFn | None = None,
+        stats: PipelineStats | None = None,
     ) -> None:
+        self.stats = stats
         self.algo = algo
         self.head_size = head_size
         self.jobs = jobs
@@ -239,7 +244,7 @@ class Hashing:
         # here and copy it. Frozen objects are never collected.
         gc.freeze()
         try:
-            self._pool = PoolExecutor(self.jobs)
+            self._pool = PoolExecutor(self.jobs, self.stats)
         finally:
             gc.unfreeze()
         return self._pool
@@ -385,6 +390,7 @@ def find_dupes(
     exclude: Iterable[str] = (),
     listed: Iterable[str] = (),
     progress: ProgressFn | None = None,
+    stats: PipelineStats | None = None,
 ) -> Generator[DupeGroup | DupeError, None, None]:
     """Find the groups of files with identical contents under ``paths``.
 
@@ -432,6 +438,7 @@ def find_dupes(
         chunksize=chunksize or DEFAULT_CHUNKSIZE,
         block_size=block_size,
         progress=progress,
+        stats=stats,
     )
     return _search(items, hashing, min_size, max_size, include_empty, progress)
 

@@ -397,15 +397,25 @@ def parse_csv_row(line: bytes, algos: tuple[str, ...], *, algo: str | None = Non
                                for a, d in zip(algos, fields[2:-1], strict=True)], algo)
 
 
-def _records(stream: Source, end: bytes, max_line: int) -> Iterator[bytes | None]:
-    """Split a stream at ``end``, reading as it goes; ``None`` for an overlong record.
+class Overlong(bytes):
+    """The first bytes of a record longer than the limit, the rest dropped unread."""
 
-    A record longer than ``max_line`` is dropped as it is read, so binary
-    garbage without line ends costs no more memory than ``max_line``.
+
+# What an overlong record keeps: more than PATH_MAX, so that a checksum line
+# whose name it cuts still names no file that can be opened.
+OVERLONG_KEEP = 8192
+
+
+def _records(stream: Source, end: bytes, max_line: int) -> Iterator[bytes]:
+    """Split a stream at ``end``, reading as it goes.
+
+    A record longer than ``max_line`` comes as an :class:`Overlong` holding
+    its first ``OVERLONG_KEEP`` bytes; the rest is dropped as it is read, so
+    binary garbage without line ends costs no more memory than ``max_line``.
     """
     read = getattr(stream, "read1", stream.read)
     pending = b""
-    overlong = False
+    overlong: Overlong | None = None
     while True:
         chunk = read(1 << 16)
         if not chunk:
@@ -416,18 +426,19 @@ def _records(stream: Source, end: bytes, max_line: int) -> Iterator[bytes | None
             stop = pending.find(end, start)
             if stop < 0:
                 break
-            if overlong:
-                yield None
-                overlong = False
+            if overlong is not None:
+                yield overlong
+                overlong = None
             else:
                 yield pending[start : stop + 1]
             start = stop + 1
         pending = pending[start:]
         if len(pending) > max_line:
-            overlong = True
+            if overlong is None:
+                overlong = Overlong(pending[:OVERLONG_KEEP])
             pending = b""
-    if overlong:
-        yield None
+    if overlong is not None:
+        yield overlong
     elif pending:
         yield pending
 
@@ -448,9 +459,17 @@ def read_manifest(
     partial = b""  # a CSV record whose quoted name holds a line end
     first_number = 0
     for number, line in enumerate(_records(stream, b"\0" if zero else b"\n", max_line), 1):
-        if line is None:
+        if isinstance(line, Overlong):
             partial = b""
-            yield number, Malformed(f"a line longer than {max_line} bytes")
+            # md5sum tries to open such a name and fails; a checksum line
+            # whose name runs past the kept bytes names no file that can be
+            # opened either (it is longer than PATH_MAX), so it is checked,
+            # and fails, as a name "too long"; anything else is malformed.
+            cut = parse_line(bytes(line), algo=algo, reversed=reversed, zero=zero)
+            if isinstance(cut, Entry) and len(os.fsencode(cut.name)) > 4096:
+                yield number, cut
+            else:
+                yield number, Malformed(f"a line longer than {max_line} bytes")
             continue
         if number == 1 and not zero:
             csv_algos = parse_csv_header(line)

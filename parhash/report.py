@@ -53,7 +53,17 @@ class Output:
         self.last = time.monotonic()
 
     def write(self, data: bytes) -> None:
-        self.stream.write(data)
+        n = self.stream.write(data)
+        if n is not None and n < len(data):
+            # A record larger than the buffer goes straight to write(2), which
+            # may take part of it when the reader goes away: write the rest,
+            # so that the failure is raised instead of the tail being lost.
+            view = memoryview(data)
+            while n < len(data):
+                k = self.stream.write(view[n:])
+                if not k:
+                    raise BrokenPipeError(32, "Broken pipe")
+                n += k
         now = time.monotonic()
         if now - self.last >= self.interval:
             self.stream.flush()

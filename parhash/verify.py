@@ -29,7 +29,7 @@ from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import BinaryIO, NamedTuple
 
 from parhash.manifest import Entry, Malformed, Source, read_manifest
-from parhash.pipeline import hash_paths
+from parhash.pipeline import PipelineStats, hash_paths
 from parhash.report import progress as progress_bar
 from parhash.results import (
     FAILED,
@@ -265,6 +265,7 @@ def check_manifests(
     block_size: int = DEFAULT_BLOCK_SIZE,
     progress: bool = False,
     stop: threading.Event | None = None,
+    stats: PipelineStats | None = None,
 ) -> Generator[Verdict, None, None]:
     """Verify every line of ``manifests``; yield one :class:`Verdict` per line, in order.
 
@@ -281,7 +282,7 @@ def check_manifests(
     items = tasks if first is None else itertools.chain([first], tasks)
     results = hash_paths(
         items, algos=checker.common or ("md5",), jobs=jobs, chunksize=chunksize,
-        block_size=block_size,
+        block_size=block_size, stats=stats,
     )
     try:
         yield from checker.verdicts(progress_bar(results, enabled=progress))

@@ -416,8 +416,9 @@ def tmpfs(path: Path, size: str, inodes: int | None = None) -> Iterator[bool]:
 # The commands the cases run against. `check` and `dupes` join by adding an
 # entry: ``build`` turns a directory of files into the arguments that make the
 # command read every one of them (for `check`, after writing a manifest of
-# them with `scan`), plus the options a case adds; ``verify`` asserts that
-# the output of a complete run accounts for every file correctly.
+# them), plus the options a case adds; ``verify`` asserts that the output of
+# a complete run accounts for every file correctly. The other fields say how
+# the command differs where a case depends on it.
 
 
 def assert_md5_lines(stdout: bytes, files: Iterable[Path]) -> None:
@@ -425,11 +426,85 @@ def assert_md5_lines(stdout: bytes, files: Iterable[Path]) -> None:
     assert gnu_lines(stdout) == {os.fsencode(p): md5_of(p) for p in files}
 
 
+def regular_files(root: Path) -> list[Path]:
+    """The regular files under ``root``, in byte order of their paths; links not followed."""
+    found = []
+    for directory, _, names in os.walk(root):
+        for name in names:
+            path = Path(directory, name)
+            if path.is_file() and not path.is_symlink():
+                found.append(path)
+    return sorted(found, key=os.fsencode)
+
+
+def write_manifest(root: Path) -> Path:
+    """``md5sum`` lines for every file under ``root``, in a file beside it (not inside).
+
+    Written here, not by ``parhash scan``: a `check` case then depends on no
+    other command being right.
+    """
+    manifest = root.with_name(root.name + ".MD5SUMS")
+    lines = []
+    for path in regular_files(root):
+        name = os.fsencode(path)
+        assert b"\\" not in name and b"\n" not in name, "a name that needs escaping"
+        lines.append(md5_of(path).encode() + b"  " + name + b"\n")
+    manifest.write_bytes(b"".join(lines))
+    return manifest
+
+
+def check_verdicts(stdout: bytes) -> dict[bytes, bytes]:
+    """``{name: word}`` from ``NAME: OK`` / ``NAME: FAILED`` lines; a name twice is an error."""
+    found: dict[bytes, bytes] = {}
+    for line in stdout.splitlines():
+        name, word = line.rsplit(b": ", 1)
+        assert name not in found, f"{name!r} has two verdicts"
+        found[name] = word
+    return found
+
+
+def assert_check_ok(stdout: bytes, files: Iterable[Path]) -> None:
+    """``NAME: OK`` once per file, in manifest (byte) order, and nothing else."""
+    names = sorted(map(os.fsencode, files))
+    assert stdout == b"".join(name + b": OK\n" for name in names), stdout[-300:]
+
+
+def dupe_groups(stdout: bytes) -> set[frozenset[bytes]]:
+    """The groups of ``dupes`` text output: a path per line, a blank line after each group."""
+    assert stdout == b"" or stdout.endswith(b"\n\n"), stdout[-200:]
+    groups = [block.split(b"\n") for block in stdout[:-2].split(b"\n\n")] if stdout else []
+    seen = [path for group in groups for path in group]
+    assert len(seen) == len(set(seen)), "a path in two groups, or twice in one"
+    return {frozenset(group) for group in groups}
+
+
+def expected_dupe_groups(files: Iterable[Path]) -> set[frozenset[bytes]]:
+    """Files with the same contents, by size and digest; groups of two or more."""
+    by_contents: dict[tuple[int, str], set[bytes]] = {}
+    for path in files:
+        key = (os.stat(path).st_size, md5_of(path))
+        by_contents.setdefault(key, set()).add(os.fsencode(path))
+    return {frozenset(group) for group in by_contents.values() if len(group) > 1}
+
+
+def assert_dupe_groups(stdout: bytes, files: Iterable[Path]) -> None:
+    assert dupe_groups(stdout) == expected_dupe_groups(files)
+
+
 @dataclass(frozen=True)
 class Command:
     name: str
     build: Callable[[Path, Sequence[str]], list[str]]
     verify: Callable[[bytes, Iterable[Path]], None]
+    # Prints each record as soon as it is done (dupes prints every group at
+    # the end, once the search is over).
+    streams: bool = True
+    # What ends a record on stdout: a line, or for dupes a group.
+    record_end: bytes = b"\n"
+    # Has ``-o FILE`` (written atomically).
+    output_option: bool = False
+    # Exit status after a worker died and its files were hashed again.
+    death_status: int = 1
 
     def args(self, root: Path, *options: str) -> list[str]:
         return self.build(root, options)
@@ -442,4 +517,21 @@ def _scan_args(root: Path, options: Sequence[str]) -> list[str]:
     return ["scan", "-a", "md5", *options, str(root)]
 
 
-COMMANDS = [Command("scan", _scan_args, assert_md5_lines)]
+def _check_args(root: Path, options: Sequence[str]) -> list[str]:
+    return ["check", *options, str(write_manifest(root))]
+
+
+def _dupes_args(root: Path, options: Sequence[str]) -> list[str]:
+    # Empty files too, so that every file whose size another file has is read.
+    return ["dupes", "--include-empty", *options, str(root)]
+
+
+COMMANDS = [
+    Command("scan", _scan_args, assert_md5_lines, output_option=True),
+    Command("check", _check_args, assert_check_ok),
+    # dupes keeps its statuses for what can hide a duplicate (2) and for
+    # --exit-code (1): a death whose files were hashed again hides none.
+    Command(
+        "dupes", _dupes_args, assert_dupe_groups, streams=False, record_end=b"\n\n", death_status=0
+    ),
+]

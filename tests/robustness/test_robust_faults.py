@@ -1,15 +1,21 @@
 """Faults during a run: dead workers, signals, files that change, vanish or can't be read.
 
 A run is made slow without large files by reading one byte per system call
-(``--block-size 1``): a 64 KiB file then takes about a tenth of a second, so
+(``--block-size 1``): an 80 KiB file then takes about a tenth of a second, so
 that a test can act while parhash is in the middle of it. ``--chunksize 1``
 gives each file a task of its own, and more than 64 files make parhash start
 its pool rather than hash in-process.
+
+``dupes`` reads only files whose size another file has; it reads the first
+64 KiB of each in one system call whatever the block size, and then, block by
+block, the whole of those whose first 64 KiB another file shares. So its slow
+files are larger than that, and share sizes and beginnings.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import stat
 import subprocess
@@ -28,6 +34,7 @@ from harness import (
     assert_nothing_left_behind,
     assert_whole_records,
     error_lines,
+    expected_dupe_groups,
     has_open,
     run_parhash,
     write_files,
@@ -45,10 +52,33 @@ def command(request: pytest.FixtureRequest) -> Command:
     return request.param  # type: ignore[no-any-return]
 
 
+# Larger than the head `dupes` reads at once (64 KiB).
+SLOW_SIZE = 80 << 10
+SHARED_HEAD = random.Random(9).randbytes(64 << 10)
+
+
 def slow_tree(root: Path, slow: int, tiny: int = POOL_FILES) -> dict[Path, bytes]:
-    """``slow-N`` files of 64 KiB, then ``tiny-N`` files of a few bytes, in walk order."""
-    files = write_files(root, [64 << 10] * slow, seed=1, prefix="slow-")
-    files.update(write_files(root, [i % 50 for i in range(tiny)], seed=2, prefix="tiny-"))
+    """``slow-N`` files of 80 KiB, then ``tiny-N`` files of a few bytes, in walk order.
+
+    The slow files differ only after their first 64 KiB, and the tiny ones
+    have sizes that recur: `dupes` reads every file, and the slow ones whole.
+    """
+    files = write_files(root, [SLOW_SIZE - len(SHARED_HEAD)] * slow, seed=1, prefix="slow-")
+    for path, tail in files.items():
+        files[path] = SHARED_HEAD + tail
+        path.write_bytes(files[path])
+    files.update(write_files(root, [i % 20 for i in range(tiny)], seed=2, prefix="tiny-"))
+    return files
+
+
+def duplicated_tree(root: Path, count: int) -> dict[Path, bytes]:
+    """``slow-N`` files of 80 KiB, each with an identical ``copy-N``: ``count`` in all."""
+    files = write_files(root, [SLOW_SIZE] * (count // 2), seed=1, prefix="slow-")
+    for path, data in list(files.items()):
+        copy = path.with_name(path.name.replace("slow-", "copy-"))
+        copy.write_bytes(data)
+        files[copy] = data
+    assert len(expected_dupe_groups(files)) == count // 2
     return files
 
 
@@ -83,9 +113,9 @@ def test_worker_killed_mid_file_costs_no_result_warns_and_exits_1(
 
     out = run_parhash(command.args(tmp_path, *SLOW), during=kill_a_busy_worker, timeout=HANG)
     assert killed
-    assert out.status == 1, out
     command.verify(out.stdout, files)
     assert "worker process died" in out.stderr, out
+    assert out.status == command.death_status, out
     assert_no_traceback(out)
     assert_nothing_left_behind(out)
 
@@ -135,6 +165,9 @@ def idle_workers(running: Running, busy: int) -> list[int]:
     return others
 
 
+# Not dupes: it never opens the slow file, whose size no other file has; and
+# a partner of that size would keep the other worker busy as long.
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c.name != "dupes"], ids=str)
 def test_worker_killed_while_waiting_for_work_does_not_hang_the_run(
     command: Command, tmp_path: Path
 ) -> None:
@@ -217,23 +250,29 @@ SIGNALS = [
 def test_signal_mid_run_exits_quietly_with_whole_records_and_no_workers(
     command: Command, signum: int, group: bool, status: int, tmp_path: Path
 ) -> None:
-    slow_tree(tmp_path / "tree", slow=POOL_FILES, tiny=0)
+    # Duplicates, so that a dupes run that missed the signal would print.
+    duplicated_tree(tmp_path / "tree", POOL_FILES)
 
     def interrupt_mid_run(running: Running) -> None:
         running.wait_for_workers(2)
-        running.wait_for_stdout(1)
+        if command.streams:
+            running.wait_for_stdout(1)
+        else:  # nothing on stdout before the end: wait until it reads
+            running.wait_until_open(tmp_path / "tree" / "copy-003")
         (running.signal_group if group else running.signal)(signum)
 
     out = run_parhash(command.args(tmp_path / "tree", *SLOW), during=interrupt_mid_run)
     assert out.status == status, out
-    assert out.stdout, "the signal was meant to arrive mid-run, after some output"
-    assert_whole_records(out.stdout)
+    if command.streams:
+        assert out.stdout, "the signal was meant to arrive mid-run, after some output"
+    assert_whole_records(out.stdout, command.record_end)
     assert_no_traceback(out)
     assert out.stderr == "", out
     assert_nothing_left_behind(out)
 
 
 @pytest.mark.parametrize(("signum", "group", "status"), SIGNALS)
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c.output_option], ids=str)
 def test_signal_mid_run_leaves_the_existing_manifest_and_no_temporary_file(
     command: Command, signum: int, group: bool, status: int, tmp_path: Path
 ) -> None:

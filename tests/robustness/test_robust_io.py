@@ -15,11 +15,13 @@ from harness import (
     assert_md5_lines,
     assert_no_traceback,
     assert_nothing_left_behind,
+    check_verdicts,
     error_lines,
     make_empty_files,
     run_parhash,
     tmpfs,
     write_files,
+    write_manifest,
 )
 
 
@@ -30,7 +32,10 @@ def command(request: pytest.FixtureRequest) -> Command:
 
 @pytest.fixture(scope="module")
 def lines_3000(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """3,000 empty files: some 300 KB of md5sum lines, more than a pipe holds."""
+    """3,000 empty files: some 300 KB of output from each command, more than a pipe holds.
+
+    (dupes reports them as one group of duplicates: its build adds --include-empty.)
+    """
     root = tmp_path_factory.mktemp("lines") / "three-thousand-empty-files"
     make_empty_files(root, 3000)
     return root
@@ -141,6 +146,72 @@ def test_ten_megabyte_line_in_a_list_is_too_long_and_the_rest_hashed(tmp_path: P
     assert_no_traceback(out)
 
 
+# Manifests that are not manifests: md5sum -c says why in one line and exits
+# 1; so does check, without reading any file.
+
+
+def test_manifest_of_random_bytes_has_no_checksum_line_and_status_1(tmp_path: Path) -> None:
+    manifest = tmp_path / "MD5SUMS"
+    manifest.write_bytes(random.Random(10).randbytes(1 << 20))
+    out = run_parhash(["check", manifest], timeout=20)
+    assert out.status == 1, out
+    assert out.stdout == b""
+    assert_no_traceback(out)
+    assert out.stderr.splitlines() == [
+        f"parhash: {manifest}: no properly formatted checksum lines found"
+    ], out
+
+
+def test_manifest_of_one_ten_megabyte_line_has_no_checksum_line_and_status_1(
+    tmp_path: Path,
+) -> None:
+    manifest = tmp_path / "MD5SUMS"
+    manifest.write_bytes(b"x" * (10 << 20) + b"\n")
+    out = run_parhash(["check", manifest], timeout=20)
+    assert out.status == 1, out
+    assert out.stdout == b""
+    assert_no_traceback(out)
+    assert out.stderr.splitlines() == [
+        f"parhash: {manifest}: no properly formatted checksum lines found"
+    ], out
+
+
+def test_checksum_line_naming_ten_megabytes_fails_as_with_md5sum_and_the_rest_checked(
+    tmp_path: Path,
+) -> None:
+    # md5sum -c tries to open the name, which is too long for any file:
+    # "FAILED open or read", "1 listed file could not be read", status 1.
+    # A line that can never verify must not let the check pass.
+    files = write_files(tmp_path / "t", [10, 20])
+    manifest = write_manifest(tmp_path / "t")
+    first, second = manifest.read_bytes().splitlines(keepends=True)
+    long_line = b"d41d8cd98f00b204e9800998ecf8427e  " + b"y" * (10 << 20) + b"\n"
+    manifest.write_bytes(first + long_line + second)
+    out = run_parhash(["check", manifest], timeout=20)
+    assert_no_traceback(out)
+    verdicts = check_verdicts(out.stdout)
+    for path in files:
+        assert verdicts.get(os.fsencode(path)) == b"OK", out
+    assert out.status == 1, out
+    assert "too long" in out.stderr, out
+
+
+@pytest.mark.parametrize("what", ["directory", "missing"])
+def test_manifest_that_is_a_directory_or_missing_is_one_message_and_status_1(
+    what: str, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "MD5SUMS"
+    if what == "directory":
+        manifest.mkdir()
+        (manifest / "inside").write_bytes(b"not read")
+    reason = "Is a directory" if what == "directory" else "No such file or directory"
+    out = run_parhash(["check", manifest])
+    assert out.status == 1, out
+    assert out.stdout == b""
+    assert_no_traceback(out)
+    assert out.stderr.splitlines() == [f"parhash: {manifest}: {reason}"], out
+
+
 # Output that goes away or fills up.
 
 
@@ -162,6 +233,10 @@ def small_disk(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
         yield tmp_path / "disk", [] if mounted else ["prlimit", "--fsize=65536"]
 
 
+WITH_OUTPUT = [c for c in COMMANDS if c.output_option]
+
+
+@pytest.mark.parametrize("command", WITH_OUTPUT, ids=str)
 def test_output_to_a_full_disk_fails_clearly_and_keeps_the_old_manifest(
     command: Command, small_disk: tuple[Path, list[str]], lines_3000: Path
 ) -> None:
@@ -178,6 +253,7 @@ def test_output_to_a_full_disk_fails_clearly_and_keeps_the_old_manifest(
     assert_nothing_left_behind(out)
 
 
+@pytest.mark.parametrize("command", WITH_OUTPUT, ids=str)
 def test_output_file_dev_full_fails_clearly(command: Command, lines_3000: Path) -> None:
     out = run_parhash(command.args(lines_3000, "-o", "/dev/full"))
     assert out.status == 1, out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import socket
 import stat
@@ -15,8 +16,10 @@ from pathlib import Path
 import pytest
 from harness import (
     ENV,
+    Outcome,
     assert_no_traceback,
     assert_nothing_left_behind,
+    dupe_groups,
     error_lines,
     gnu_lines,
     make_empty_files,
@@ -233,6 +236,76 @@ def test_fifo_socket_and_device_named_directly_are_errors_not_hangs(
     assert out.status == 1, out
     assert gnu_lines(out.stdout) == {os.fsencode(specials / "file"): md5_of(specials / "file")}
     assert sorted(error_lines(out)) == sorted(f"parhash: {p}: not a regular file" for p in paths)
+    assert_no_traceback(out)
+
+
+# dupes on the same trees: each file once, no hang, and the policy of its
+# help: errors that can't hide a duplicate (a link loop under -L, a FIFO,
+# socket or device) are reported and leave the status 0.
+
+DUPES_SUMMARY = re.compile(r"parhash: \d+ groups? of duplicates, ")
+
+
+def dupes_errors(out: Outcome) -> list[str]:
+    """The error lines of a dupes run, after checking that its summary ends stderr."""
+    lines = error_lines(out)
+    assert lines and DUPES_SUMMARY.match(lines[-1]), out
+    assert out.stderr.endswith(lines[-1] + "\n"), out
+    return lines[:-1]
+
+
+def group(*paths: Path) -> frozenset[bytes]:
+    return frozenset(map(os.fsencode, paths))
+
+
+@pytest.mark.parametrize("follow", [[], ["-L"]], ids=["walk", "walk-follow"])
+def test_dupes_in_symlink_loops_finds_each_file_once(follow: list[str], loops: Path) -> None:
+    (loops / "a" / "b" / "same-as-f").write_bytes(b"f")
+    out = run_parhash(["dupes", *follow, loops], timeout=30)
+    assert_no_traceback(out)
+    assert dupe_groups(out.stdout) == {group(loops / "a" / "b" / "same-as-f", loops / "a" / "f")}
+    if not follow:
+        assert dupes_errors(out) == [], out
+    else:
+        assert sorted(dupes_errors(out)) == sorted(
+            [
+                f"parhash: {loops}/a/b/up: File system loop detected",
+                f"parhash: {loops}/self: {os.strerror(errno.ELOOP)}",
+                f"parhash: {loops}/x: {os.strerror(errno.ELOOP)}",
+                f"parhash: {loops}/y: {os.strerror(errno.ELOOP)}",
+            ]
+        ), out
+    # A loop names no file: it can hide no duplicate, and the status says so.
+    assert out.status == 0, out
+    assert_nothing_left_behind(out)
+
+
+@pytest.mark.parametrize("follow", [[], ["-L"]], ids=["walk", "walk-follow"])
+def test_dupes_skips_fifo_socket_and_device_met_by_the_walk_unopened(
+    follow: list[str], specials: Path
+) -> None:
+    # With --include-empty, a FIFO, socket and device taken for files would
+    # be a group of three of size 0, and be opened: the FIFO would hang.
+    (specials / "copy").write_bytes(b"regular")
+    out = run_parhash(["dupes", "--include-empty", *follow, specials], timeout=30)
+    assert out.status == 0, out
+    assert dupe_groups(out.stdout) == {group(specials / "copy", specials / "file")}
+    assert dupes_errors(out) == [], out
+    assert_no_traceback(out)
+
+
+def test_dupes_reports_fifo_socket_and_device_named_directly_and_goes_on(
+    specials: Path,
+) -> None:
+    (specials / "copy").write_bytes(b"regular")
+    names = ["fifo", "zero", "sock", "link-to-fifo", "link-to-zero", "link-to-sock"]
+    paths = [specials / n for n in names]
+    out = run_parhash(
+        ["dupes", "--include-empty", *paths, specials / "file", specials / "copy"], timeout=30
+    )
+    assert out.status == 0, out
+    assert dupe_groups(out.stdout) == {group(specials / "copy", specials / "file")}
+    assert sorted(dupes_errors(out)) == sorted(f"parhash: {p}: not a regular file" for p in paths)
     assert_no_traceback(out)
 
 
