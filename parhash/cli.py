@@ -91,6 +91,13 @@ def _guarded(fn: Any) -> Any:
             raise click.exceptions.Exit(EXIT_TERMINATED) from None
         except BrokenPipeError:
             raise click.exceptions.Exit(EXIT_PIPE) from None
+        except RuntimeError as e:
+            from parhash.pipeline import WorkersKeepDying
+
+            if not isinstance(e, WorkersKeepDying):
+                raise
+            click.echo(f"parhash: {e}; giving up", err=True)
+            raise click.exceptions.Exit(EXIT_FILE_ERROR) from None
         # Raised rather than returned: click's standalone mode (and so
         # CliRunner and any caller of cli.main()) ignores a command's return
         # value and would exit 0 after a file error.
