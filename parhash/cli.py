@@ -267,9 +267,13 @@ def _atomic_output(path: str | None) -> Iterator[BinaryIO]:
                                    suffix=".tmp")
     except OSError as e:
         _cannot_write(path, e.strerror or str(e))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)
+    if st is not None:
+        mode = stat.S_IMODE(st.st_mode)  # a replaced manifest keeps its mode
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.fchmod(fd, mode)
     stream = os.fdopen(fd, "wb", buffering=1 << 16)
     try:
         yield stream
@@ -424,8 +428,13 @@ def _path_arguments(
 def _read_list(name: str, separator: bytes) -> Iterator[str]:
     from parhash.walk import read_path_list
 
-    stream = _open_list(name)
-    return read_path_list(stream, separator)
+    stream = _open_list(name)  # opened now, so that a missing list fails at once
+
+    def names() -> Iterator[str]:
+        with stream:
+            yield from read_path_list(stream, separator)
+
+    return names()
 
 
 def _chain(lists: list[Iterator[str]]) -> Iterator[str]:

@@ -359,13 +359,26 @@ def write_dupes_text(groups: Iterable[DupeGroup], out: Output, options: ReportOp
 
 def dupe_record(g: DupeGroup) -> dict[str, Any]:
     """The ``--json`` object for one group; names that are not UTF-8 as in :func:`json_record`."""
-    return {
+    record: dict[str, Any] = {
         "size": g.size,
         "algo": g.algo,
         "digest": g.digest,
         "paths": list(g.paths),
         "hardlinks": [list(names) for names in g.hardlinks],
     }
+    if not all(_is_utf8(p) for p in g.paths):
+        import base64
+
+        record["paths_b64"] = [base64.b64encode(os.fsencode(p)).decode("ascii") for p in g.paths]
+    return record
+
+
+def _is_utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def write_dupes_json(groups: Iterable[DupeGroup], out: Output, options: ReportOptions) -> None:

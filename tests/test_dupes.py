@@ -6,6 +6,7 @@ property test checks the groups against a brute-force grouping by contents.
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -455,3 +456,16 @@ def test_same_groups_as_rdfind(tmp_path: Path) -> None:
         by_id[abs(int(fields[1]))].append(fields[7])
     theirs = {_inodes(paths, tree) for paths in by_id.values()}
     assert theirs and _parhash_groups(tree) == theirs
+
+
+def test_json_gives_base64_names_when_a_name_is_not_utf8(tmp_path: Path) -> None:
+    odd = os.fsdecode(b"copy-\xff")
+    write(tmp_path / "plain", b"same contents\n")
+    write(tmp_path / odd, b"same contents\n")
+    proc = run("--json", "-j", "1", ".", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (record,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    names = sorted(os.fsencode(p) for p in record["paths"])
+    assert names == [b"./copy-\xff", b"./plain"]
+    decoded = [base64.b64decode(b) for b in record["paths_b64"]]
+    assert decoded == [os.fsencode(p) for p in record["paths"]]

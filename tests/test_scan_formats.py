@@ -320,3 +320,13 @@ def test_no_progress_bar_means_tqdm_is_never_imported(tree: Tree) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == b"False\n"
+
+
+def test_output_replacing_a_manifest_keeps_its_mode(tree: Tree, tmp_path: Path) -> None:
+    manifest = tmp_path / "SUMS"
+    manifest.write_bytes(b"old\n")
+    manifest.chmod(0o640)
+    code, _, _ = scan(tree.root / "plain.txt", "-a", "md5", "-o", manifest)
+    assert code == 0
+    assert stat.S_IMODE(manifest.stat().st_mode) == 0o640
+    assert manifest.read_bytes() != b"old\n"
