@@ -9,7 +9,6 @@ and nothing is escaped. Names are written as the bytes they have on disk.
 
 from __future__ import annotations
 
-import base64
 import itertools
 import os
 import re
@@ -308,6 +307,8 @@ def _parse_json(line: bytes, algo: str | None) -> Parsed:
         return Malformed("not a JSON object")
     try:
         if isinstance(record.get("path_b64"), str):
+            import base64
+
             name = base64.b64decode(record["path_b64"], validate=True)
         elif isinstance(record.get("path"), str):
             name = os.fsencode(record["path"])
