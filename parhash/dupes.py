@@ -48,9 +48,9 @@ from parhash.pipeline import (
     INLINE_MAX_FILES,
     Executor,
     InlineExecutor,
-    Item,
     PipelineStats,
     PoolExecutor,
+    batch_by_size,
     clamp_jobs,
 )
 from parhash.results import DupeError, DupeGroup, Result, WalkError, reason
@@ -263,7 +263,9 @@ class Hashing:
 
         executor = self._executor(files, cost)
         by_path = {f.path: f for f in files}
-        batches = _batches(files, self.chunksize, BATCH_BYTES, cost)
+        # Sizes are known from stage 1: no second stat, and a head costs only
+        # the bytes it reads.
+        batches = batch_by_size(((f.path, cost(f)) for f in files), self.chunksize, BATCH_BYTES)
         out: dict[str, str] = {}
         done = 0
         results: Iterator[list[Result]] = executor.map_unordered(
@@ -295,28 +297,6 @@ class Hashing:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
-
-
-def _batches(
-    files: Iterable[FileInfo], chunksize: int, batch_bytes: int, cost: Callable[[FileInfo], int]
-) -> Iterator[list[Item]]:
-    # As pipeline._batches, with the sizes stage 1 already knows: no second
-    # stat per file, and a head costs only the bytes it reads.
-    batch: list[Item] = []
-    nbytes = 0
-    for f in files:
-        n = cost(f)
-        if n >= batch_bytes:
-            yield [f.path]
-            continue
-        batch.append(f.path)
-        nbytes += n
-        if len(batch) >= chunksize or nbytes >= batch_bytes:
-            yield batch
-            batch = []
-            nbytes = 0
-    if batch:
-        yield batch
 
 
 def _split(group: Group, digests: dict[str, str]) -> list[Group]:

@@ -481,28 +481,43 @@ class _SizeHint:
             self.small = self._average < self.SMALL_FILE
 
 
-def _batches(
-    items: Iterable[Item], chunksize: int, batch_bytes: int, hint: _SizeHint | None = None
+def batch_by_size(
+    sized: Iterable[tuple[Item, int]], chunksize: int, batch_bytes: int
 ) -> Iterator[list[Item]]:
+    """Cut ``(item, bytes)`` pairs into batches of at most ``chunksize`` items.
+
+    With ``batch_bytes``, a batch also closes once it holds that many bytes,
+    and an item of that size or more travels alone.
+    """
     batch: list[Item] = []
     nbytes = 0
-    for item in items:
-        if batch_bytes and isinstance(item, str) and not (hint is not None and hint.small):
-            try:
-                size = os.stat(item).st_size  # a path or a worker.Task
-            except OSError:
-                size = 0  # the worker will report why
-            if size >= batch_bytes:
-                yield [item]
-                continue
-            nbytes += size
+    for item, size in sized:
+        if batch_bytes and size >= batch_bytes:
+            yield [item]
+            continue
         batch.append(item)
-        if len(batch) >= chunksize or nbytes >= batch_bytes:
+        nbytes += size
+        if len(batch) >= chunksize or (batch_bytes and nbytes >= batch_bytes):
             yield batch
             batch = []
             nbytes = 0
     if batch:
         yield batch
+
+
+def _batches(
+    items: Iterable[Item], chunksize: int, batch_bytes: int, hint: _SizeHint | None = None
+) -> Iterator[list[Item]]:
+    def sized() -> Iterator[tuple[Item, int]]:
+        for item in items:
+            size = 0
+            if batch_bytes and isinstance(item, str) and not (hint is not None and hint.small):
+                # A path or a worker.Task; on an error the worker will report why.
+                with contextlib.suppress(OSError):
+                    size = os.stat(item).st_size
+            yield item, size
+
+    return batch_by_size(sized(), chunksize, batch_bytes)
 
 
 def _small_enough_for_inline(items: Sequence[Item]) -> bool:
