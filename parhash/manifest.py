@@ -9,13 +9,23 @@ and nothing is escaped. Names are written as the bytes they have on disk.
 
 from __future__ import annotations
 
+import codecs
 import itertools
 import os
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any, NamedTuple, Protocol
 
 from parhash.algorithms import ALGORITHMS
+
+# What os.fsencode does, without its checks: names are encoded once per line.
+_FS_ENCODING = sys.getfilesystemencoding()
+_FS_ERRORS = sys.getfilesystemencodeerrors()
+# In UTF-8 a name holds a backslash, CR or LF byte exactly when its decoded
+# text holds that character (bytes that are not UTF-8 decode to surrogates):
+# the text can be searched instead of the bytes.
+_UTF8 = codecs.lookup(_FS_ENCODING).name == "utf-8"
 
 
 def escape_name(name: bytes) -> tuple[bytes, bool]:
@@ -27,10 +37,11 @@ def escape_name(name: bytes) -> tuple[bytes, bool]:
 
 def format_gnu(digest: str, path: str, *, zero: bool = False) -> bytes:
     """``DIGEST  NAME\\n``, byte for byte as ``md5sum``/``sha256sum``/``b2sum`` print it."""
-    name = os.fsencode(path)
     if zero:
-        return b"%s  %s\0" % (digest.encode(), name)
-    name, escaped = escape_name(name)
+        return f"{digest}  {path}\0".encode(_FS_ENCODING, _FS_ERRORS)
+    if _UTF8 and "\\" not in path and "\n" not in path and "\r" not in path:
+        return f"{digest}  {path}\n".encode(_FS_ENCODING, _FS_ERRORS)
+    name, escaped = escape_name(os.fsencode(path))
     return b"%s%s  %s\n" % (b"\\" if escaped else b"", digest.encode(), name)
 
 
@@ -51,10 +62,12 @@ def format_check_line(name: str, outcome: str) -> bytes:
     newline and carriage return are escaped as in :func:`escape_name`. A name
     with only a backslash or a carriage return is printed as it is.
     """
-    raw = os.fsencode(name)
-    if b"\n" in raw:
+    if not _UTF8 or "\n" in name:
+        raw = os.fsencode(name)
+        if b"\n" not in raw:
+            return b"%s: %s\n" % (raw, outcome.encode())
         return b"\\%s: %s\n" % (escape_name(raw)[0], outcome.encode())
-    return b"%s: %s\n" % (raw, outcome.encode())
+    return f"{name}: {outcome}\n".encode(_FS_ENCODING, _FS_ERRORS)
 
 
 # Characters after which a shell would see more than a plain word, as in
@@ -142,6 +155,9 @@ _TAG_RE = re.compile(rb"([A-Za-z0-9-]+) ?\(")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _HEX_RE = re.compile(rb"[0-9A-Fa-f]*")
 _WHITE = b" \t"
+# The line nearly every manifest is made of: "DIGEST  NAME" or "DIGEST *NAME",
+# no escape, no blank before the digest. parse_line reads it in one match.
+_PLAIN_GNU = re.compile(rb"([0-9A-Fa-f]+) [ *]([^\0]+)", re.DOTALL)
 _ESCAPED_NAME = re.compile(rb"(?:[^\\\0]|\\[nr\\])*")
 _UNESCAPE = {b"\\\\": b"\\", b"\\n": b"\n", b"\\r": b"\r"}
 
@@ -223,6 +239,19 @@ def parse_line(
     else:
         line = line[:-1] if line.endswith(b"\n") else line
         line = line[:-1] if line.endswith(b"\r") else line
+    plain = _PLAIN_GNU.fullmatch(line)
+    if plain is not None and reversed is not True:
+        # What _parse_gnu makes of such a line, without its steps.
+        hex_digits, name = plain.group(1, 2)
+        guess = algo or GUESS_BY_LENGTH.get(len(hex_digits))
+        if guess is not None and len(hex_digits) == ALGORITHMS[guess].hex_length:
+            digest = hex_digits.decode("ascii").lower()
+            return Entry(os.fsdecode(name), ((guess, digest),), False)
+    return _parse_trimmed(line, algo, reversed)
+
+
+def _parse_trimmed(line: bytes, algo: str | None, reversed: bool | None) -> Parsed:
+    """:func:`parse_line` for a line without its end, step by step."""
     if not line or line.startswith(b"#"):
         return None
     i = 0

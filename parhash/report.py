@@ -205,11 +205,15 @@ def tally(
         yield r
 
 
-def progress(results: Iterable[Result], *, enabled: bool) -> Iterator[Result]:
-    """Show a tqdm bar on stderr counting files and bytes, when ``enabled``."""
-    if not enabled:
-        yield from results
-        return
+def progress(results: Iterable[Result], *, enabled: bool) -> Iterable[Result]:
+    """Show a tqdm bar on stderr counting files and bytes, when ``enabled``.
+
+    Without it the results pass as they are, with no layer per result.
+    """
+    return _bar(results) if enabled else results
+
+
+def _bar(results: Iterable[Result]) -> Iterator[Result]:
     from tqdm import tqdm
 
     # No monitor thread: nothing else should be running when a pool forks.
@@ -304,7 +308,13 @@ def write_check(
         err.write(f"{prog}: {text}\n")
         err.flush()
 
+    show_ok = not (quiet or status_only)
     for item in items:
+        if item.__class__ is Verdict and item.status == OK:  # nearly every line
+            if show_ok:
+                out.write(encode(check_record(item)).encode("ascii") + b"\n" if options.json
+                          else format_check_line(item.name, "OK"))
+            continue
         if isinstance(item, Summary):  # the manifest's last line is done
             passed = item.passed(strict=options.strict, ignore_missing=ignore_missing) and passed
             shown = _manifest_name(item.manifest)

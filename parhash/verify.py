@@ -142,7 +142,8 @@ class _Checker:
     def _submit(self, group: _Group) -> str:
         lines = group.lines
         if len(lines) == 1:
-            group.algos = tuple(a for a, _ in lines[0].entry.digests)
+            digests = lines[0].entry.digests
+            group.algos = (digests[0][0],) if len(digests) == 1 else tuple(a for a, _ in digests)
         else:
             group.algos = tuple(dict.fromkeys(a for x in lines for a, _ in x.entry.digests))
         path = group.path
@@ -179,23 +180,29 @@ class _Checker:
             return
         group: _Group | None = None
         algos = (self.algo,) if self.algo else ()
+        from_stdin = manifest == STDIN
+        plain_names = self.root is None and not (self.relative_to_manifest and not from_stdin)
+        ready = self.ready
         try:
             source: Source = _pipe(stream, self.stop) or stream
             for number, parsed in read_manifest(source, algo=self.algo, zero=self.zero):
-                if isinstance(parsed, Entry) and manifest == STDIN and parsed.name == STDIN:
+                if from_stdin and isinstance(parsed, Entry) and parsed.name == STDIN:
                     parsed = Malformed("'-' names standard input, which holds the manifest")
+                order = self.count
+                self.count = order + 1
                 if isinstance(parsed, Malformed):
-                    self.ready[self._index()] = Verdict(
+                    ready[order] = Verdict(
                         manifest, number, "", "", MALFORMED, algos, error=parsed.reason,
                         manifest_index=manifest_index,
                     )
                     continue
-                path = self._resolve(manifest, parsed.name)
-                line = _Line(self._index(), manifest, manifest_index, number, parsed)
-                if group is not None and group.path == path:
-                    group.lines.append(line)
-                    continue
+                name = parsed.name
+                path = name if plain_names else self._resolve(manifest, name)
+                line = _Line(order, manifest, manifest_index, number, parsed)
                 if group is not None:
+                    if group.path == path:
+                        group.lines.append(line)
+                        continue
                     yield self._submit(group)
                 group = _Group(path, line)
         except OSError as e:
@@ -221,35 +228,48 @@ class _Checker:
         return chosen
 
     def verdicts(self, results: Iterable[Result]) -> Iterator[Verdict]:
+        ready = self.ready
         for r in results:
             for line in self._claim(r).lines:
-                self.ready[line.order] = _judge(line, r)
-            yield from self._drain()
-        yield from self._drain()
+                ready[line.order] = _judge(line, r)
+            # Drained here, not in a helper generator: this runs once per file.
+            following = self.next
+            while following in ready:
+                verdict = ready.pop(following)
+                following += 1
+                self.next = following
+                yield verdict
+        following = self.next
+        while following in ready:  # malformed lines after the last file
+            verdict = ready.pop(following)
+            following += 1
+            self.next = following
+            yield verdict
         # Every task has come back and the manifests are read to the end.
-        assert not self.ready and not self.waiting, "check lost track of a line"
-
-    def _drain(self) -> Iterator[Verdict]:
-        ready = self.ready
-        while self.next in ready:
-            yield ready.pop(self.next)
-            self.next += 1
+        assert not ready and not self.waiting, "check lost track of a line"
 
 
 def _judge(line: _Line, r: Result) -> Verdict:
     entry = line.entry
-    algos = tuple(a for a, _ in entry.digests)
-    expected = tuple(d for _, d in entry.digests)
+    digests = entry.digests
+    if len(digests) == 1:
+        ((algo, digest),) = digests
+        algos: tuple[str, ...] = (algo,)
+        expected: tuple[str, ...] = (digest,)
+    else:
+        algos = tuple(a for a, _ in digests)
+        expected = tuple(d for _, d in digests)
     if r.error is not None:
         status = MISSING if r.errno == errno.ENOENT else UNREADABLE
         return Verdict(
             line.manifest, line.number, entry.name, r.path, status, algos, expected,
-            error=r.error, errno=r.errno, manifest_index=line.manifest_index,
+            (), r.error, r.errno, line.manifest_index,
         )
-    actual = tuple(r.digests[a] for a in algos)
+    found = r.digests
+    actual = (found[algos[0]],) if len(algos) == 1 else tuple(found[a] for a in algos)
     return Verdict(
         line.manifest, line.number, entry.name, r.path, OK if actual == expected else FAILED,
-        algos, expected, actual, manifest_index=line.manifest_index,
+        algos, expected, actual, None, None, line.manifest_index,
     )
 
 
@@ -306,7 +326,10 @@ def summarize(verdicts: Iterable[Verdict], manifests: Sequence[str]) -> Iterator
             yield summary
             current += 1
             summary = Summary(manifests[current])
-        summary.add(v)
+        if v.status == OK:
+            summary.ok += 1
+        else:
+            summary.add(v)
         yield v
     yield summary
     for manifest in manifests[current + 1 :]:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 from conftest import bsd_line, gnu_line
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from parhash.manifest import escape_name, format_bsd, format_gnu, quote_name
@@ -91,3 +91,29 @@ def test_quote_name_quotes_as_coreutils_diagnostics(name: str, quoted: str) -> N
 def test_quote_name_without_colon_is_quoteaf() -> None:
     assert quote_name("x:y", colon=False) == "x:y"
     assert quote_name("a b:c", colon=False) == "'a b:c'"
+
+
+# Lines built from the pieces that decide how a checksum line is read: digests
+# of the lengths the algorithms have (and wrong ones), both separators, blanks,
+# stars, backslashes, NUL, CR and LF in names, and what md5 -r writes.
+_DIGESTS = st.sampled_from([MD5_EMPTY, MD5_EMPTY.upper(), MD5_EMPTY[:31], "ab" * 20,
+                            "ab" * 32, "ab" * 16 + "g", "", "x" * 32])
+_SEPARATORS = st.sampled_from([b"  ", b" *", b" ", b"\t", b"*", b"   ", b" **"])
+_NAME_BYTES = st.lists(st.sampled_from([b"a", b" ", b"*", b"\\", b"\r", b"\n", b"\0", b"\xff",
+                                        b"(", b")", b"=", b"#", b"{"]), max_size=6)
+
+
+@given(_DIGESTS, _SEPARATORS, _NAME_BYTES, st.sampled_from([b"", b"\n", b"\r\n", b"\r"]),
+       st.sampled_from([None, "md5", "sha1", "sha256"]), st.sampled_from([None, False, True]))
+@example(MD5_EMPTY, b"  ", [b"a"], b"\n", None, True)  # after md5 -r lines the blank is the name's
+@settings(max_examples=1000)
+def test_plain_lines_read_as_the_step_by_step_reading_does(
+    digest: str, separator: bytes, name: list[bytes], end: bytes, algo: str | None,
+    reversed: bool | None,
+) -> None:
+    from parhash.manifest import _parse_trimmed, parse_line
+
+    line = digest.encode() + separator + b"".join(name) + end
+    trimmed = line[:-1] if line.endswith(b"\n") else line
+    trimmed = trimmed[:-1] if trimmed.endswith(b"\r") else trimmed
+    assert parse_line(line, algo=algo, reversed=reversed) == _parse_trimmed(trimmed, algo, reversed)
