@@ -155,9 +155,9 @@ _TAG_RE = re.compile(rb"([A-Za-z0-9-]+) ?\(")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _HEX_RE = re.compile(rb"[0-9A-Fa-f]*")
 _WHITE = b" \t"
-# The line nearly every manifest is made of: "DIGEST  NAME" or "DIGEST *NAME",
-# no escape, no blank before the digest. parse_line reads it in one match.
-_PLAIN_GNU = re.compile(rb"([0-9A-Fa-f]+) [ *]([^\0]+)", re.DOTALL)
+# How nearly every line of a manifest starts: "DIGEST  NAME" or "DIGEST *NAME",
+# no escape, no blank before the digest. parse_line takes the name after it.
+_PLAIN_GNU = re.compile(rb"([0-9A-Fa-f]+) [ *]")
 _ESCAPED_NAME = re.compile(rb"(?:[^\\\0]|\\[nr\\])*")
 _UNESCAPE = {b"\\\\": b"\\", b"\\n": b"\n", b"\\r": b"\r"}
 
@@ -237,16 +237,22 @@ def parse_line(
     if zero:
         line = line[:-1] if line.endswith(b"\0") else line
     else:
+        plain = _PLAIN_GNU.match(line)
+        if plain is not None and reversed is not True:
+            # What the steps below make of such a line, in fewer of them.
+            name = line[plain.end() :]
+            name = name[:-1] if name.endswith(b"\n") else name
+            name = name[:-1] if name.endswith(b"\r") else name
+            hex_digits = plain.group(1)
+            guess = algo or GUESS_BY_LENGTH.get(len(hex_digits))
+            if (
+                name and b"\0" not in name and guess is not None
+                and len(hex_digits) == ALGORITHMS[guess].hex_length
+            ):
+                digest = hex_digits.decode("ascii").lower()
+                return Entry(name.decode(_FS_ENCODING, _FS_ERRORS), ((guess, digest),), False)
         line = line[:-1] if line.endswith(b"\n") else line
         line = line[:-1] if line.endswith(b"\r") else line
-    plain = _PLAIN_GNU.fullmatch(line)
-    if plain is not None and reversed is not True:
-        # What _parse_gnu makes of such a line, without its steps.
-        hex_digits, name = plain.group(1, 2)
-        guess = algo or GUESS_BY_LENGTH.get(len(hex_digits))
-        if guess is not None and len(hex_digits) == ALGORITHMS[guess].hex_length:
-            digest = hex_digits.decode("ascii").lower()
-            return Entry(os.fsdecode(name), ((guess, digest),), False)
     return _parse_trimmed(line, algo, reversed)
 
 
