@@ -41,6 +41,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from parhash.algorithms import parse_algos
+from parhash.manifest import FS_ENCODING, FS_ERRORS
 from parhash.pipeline import (
     BATCH_BYTES,
     DEFAULT_CHUNKSIZE,
@@ -108,7 +109,12 @@ class Group(NamedTuple):
 
 
 def _sort_key(path: str) -> bytes:
-    return os.fsencode(path)
+    """A path as its bytes (``os.fsencode`` without its checks): the order of the report."""
+    return path.encode(FS_ENCODING, FS_ERRORS)
+
+
+def _file_key(f: FileInfo) -> bytes:
+    return f.path.encode(FS_ENCODING, FS_ERRORS)
 
 
 def _vanished(err: int | None) -> bool:
@@ -181,8 +187,10 @@ def group_by_inode(groups: list[Group]) -> list[Group]:
     """
     out = []
     for group in groups:
-        if len({(f.dev, f.ino) for f in group.files}) == len(group.files):
-            out.append(group)  # the common case: every name a file of its own
+        if len({f.ino for f in group.files}) == len(group.files):
+            # The common case: every name a file of its own (files on two
+            # devices may share an inode number, never a distinct one).
+            out.append(group)
             continue
         by_inode: dict[tuple[int, int], list[FileInfo]] = {}
         for f in group.files:
@@ -194,7 +202,7 @@ def group_by_inode(groups: list[Group]) -> list[Group]:
             if len(names) == 1:
                 files.append(names[0])
                 continue
-            names.sort(key=lambda f: _sort_key(f.path))
+            names.sort(key=_file_key)
             first = names[0]
             links = tuple(dict.fromkeys(f.path for f in names[1:] if f.path != first.path))
             files.append(first._replace(links=links))
@@ -340,7 +348,7 @@ def _log_stage(stage: Stage, groups: list[Group]) -> None:
 def to_dupe_group(group: Group, algo: str) -> DupeGroup:
     """The reported form of a group that has been through every stage."""
     assert group.digest is not None
-    files = sorted(group.files, key=lambda f: _sort_key(f.path))
+    files = sorted(group.files, key=_file_key)
     return DupeGroup(
         group.size,
         algo,

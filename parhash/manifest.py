@@ -20,12 +20,12 @@ from typing import Any, NamedTuple, Protocol
 from parhash.algorithms import ALGORITHMS
 
 # What os.fsencode does, without its checks: names are encoded once per line.
-_FS_ENCODING = sys.getfilesystemencoding()
-_FS_ERRORS = sys.getfilesystemencodeerrors()
+FS_ENCODING = sys.getfilesystemencoding()
+FS_ERRORS = sys.getfilesystemencodeerrors()
 # In UTF-8 a name holds a backslash, CR or LF byte exactly when its decoded
 # text holds that character (bytes that are not UTF-8 decode to surrogates):
 # the text can be searched instead of the bytes.
-_UTF8 = codecs.lookup(_FS_ENCODING).name == "utf-8"
+_UTF8 = codecs.lookup(FS_ENCODING).name == "utf-8"
 
 
 def escape_name(name: bytes) -> tuple[bytes, bool]:
@@ -38,9 +38,9 @@ def escape_name(name: bytes) -> tuple[bytes, bool]:
 def format_gnu(digest: str, path: str, *, zero: bool = False) -> bytes:
     """``DIGEST  NAME\\n``, byte for byte as ``md5sum``/``sha256sum``/``b2sum`` print it."""
     if zero:
-        return f"{digest}  {path}\0".encode(_FS_ENCODING, _FS_ERRORS)
+        return f"{digest}  {path}\0".encode(FS_ENCODING, FS_ERRORS)
     if _UTF8 and "\\" not in path and "\n" not in path and "\r" not in path:
-        return f"{digest}  {path}\n".encode(_FS_ENCODING, _FS_ERRORS)
+        return f"{digest}  {path}\n".encode(FS_ENCODING, FS_ERRORS)
     name, escaped = escape_name(os.fsencode(path))
     return b"%s%s  %s\n" % (b"\\" if escaped else b"", digest.encode(), name)
 
@@ -67,7 +67,7 @@ def format_check_line(name: str, outcome: str) -> bytes:
         if b"\n" not in raw:
             return b"%s: %s\n" % (raw, outcome.encode())
         return b"\\%s: %s\n" % (escape_name(raw)[0], outcome.encode())
-    return f"{name}: {outcome}\n".encode(_FS_ENCODING, _FS_ERRORS)
+    return f"{name}: {outcome}\n".encode(FS_ENCODING, FS_ERRORS)
 
 
 # Characters after which a shell would see more than a plain word, as in
@@ -250,7 +250,7 @@ def parse_line(
                 and len(hex_digits) == ALGORITHMS[guess].hex_length
             ):
                 digest = hex_digits.decode("ascii").lower()
-                return Entry(name.decode(_FS_ENCODING, _FS_ERRORS), ((guess, digest),), False)
+                return Entry(name.decode(FS_ENCODING, FS_ERRORS), ((guess, digest),), False)
         line = line[:-1] if line.endswith(b"\n") else line
         line = line[:-1] if line.endswith(b"\r") else line
     return _parse_trimmed(line, algo, reversed)

@@ -16,7 +16,14 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from parhash.algorithms import ALGORITHMS
-from parhash.manifest import format_bsd, format_check_line, format_gnu, quote_name
+from parhash.manifest import (
+    FS_ENCODING,
+    FS_ERRORS,
+    format_bsd,
+    format_check_line,
+    format_gnu,
+    quote_name,
+)
 from parhash.results import (
     FAILED,
     MALFORMED,
@@ -362,9 +369,9 @@ def write_dupes_text(groups: Iterable[DupeGroup], out: Output, options: ReportOp
     ``./b/logo.png``
     ````
     """
-    end = b"\0" if options.zero else b"\n"
+    end = "\0" if options.zero else "\n"
     for g in groups:
-        out.write(b"".join(os.fsencode(p) + end for p in g.paths) + end)
+        out.write((end.join(g.paths) + end + end).encode(FS_ENCODING, FS_ERRORS))
 
 
 def dupe_record(g: DupeGroup) -> dict[str, Any]:
