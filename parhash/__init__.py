@@ -11,7 +11,7 @@ layer over it.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -85,6 +85,7 @@ def scan(
     exclude: Iterable[str] = (),
     listed: Iterable[str] = (),
     stats: PipelineStats | None = None,
+    idle: Callable[[], None] | None = None,
 ) -> Generator[Result, None, None]:
     """Hash every regular file reachable from ``paths``; yield results as they complete.
 
@@ -98,6 +99,8 @@ def scan(
     read from a file list: each is taken literally, never as a glob. A worker
     process that dies (killed, out of memory) costs no result: its files are
     hashed again in a fresh worker, and ``stats.worker_deaths`` counts it.
+    ``idle`` is called whenever the pool has had no result for a moment
+    (to flush buffered output, say).
 
     Each file gives one :class:`Result`, in completion order; files that can't
     be read and walk errors come back as results with ``error`` set. Raises
@@ -128,7 +131,8 @@ def scan(
         walk_paths(listed, follow=follow, select=select, expand_globs=False),
     )
     return hash_paths(
-        items, algos=names, jobs=jobs, chunksize=chunksize, block_size=block_size, stats=stats
+        items, algos=names, jobs=jobs, chunksize=chunksize, block_size=block_size, stats=stats,
+        idle=idle,
     )
 
 
@@ -145,6 +149,7 @@ def check(
     progress: bool = False,
     stop: threading.Event | None = None,
     stats: PipelineStats | None = None,
+    idle: Callable[[], None] | None = None,
 ) -> Generator[Verdict, None, None]:
     """Verify the files that ``manifests`` list; yield one :class:`Verdict` per line, in order.
 
@@ -160,7 +165,7 @@ def check(
     ``DEFAULT_BLOCK_SIZE``) are as for :func:`scan`; ``progress`` shows a bar
     on stderr. Setting ``stop`` (from a signal handler, say) ends the reading
     of a manifest that comes from a pipe, so that stopping never waits for a
-    producer that is still alive.
+    producer that is still alive. ``stats`` and ``idle`` are as for :func:`scan`.
 
     Verdicts come in manifest order, each as soon as the lines before it are
     done, while files are hashed in parallel. A file that fails, is missing or
@@ -188,5 +193,5 @@ def check(
     return check_manifests(
         list(manifests), algo=algo, root=root, relative_to_manifest=relative_to_manifest,
         zero=zero, jobs=jobs, chunksize=chunksize, block_size=block_size, progress=progress,
-        stop=stop, stats=stats,
+        stop=stop, stats=stats, idle=idle,
     )

@@ -376,9 +376,16 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
         )
     paths, listed = _path_arguments(paths, files_from, files0_from)
     stats = parhash.PipelineStats()
+    out: Output | None = None
+
+    def flush_idle() -> None:
+        if out is not None:
+            out.flush_if_due()
+
     results = parhash.scan(
         paths, algos=algos, jobs=jobs, chunksize=chunksize, block_size=block_size,
         follow=follow, include=include, exclude=exclude, listed=listed, stats=stats,
+        idle=flush_idle,
     )
     counts = Tally()
     show = progress if progress is not None else sys.stderr.isatty()
@@ -388,7 +395,8 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
             stream = _progress(tally(stream, counts), show)
             if sort_output:
                 stream = sorted(stream, key=_sort_key)
-            WRITERS[fmt](stream, Output(raw), ReportOptions(algos, zero))
+            out = Output(raw)
+            WRITERS[fmt](stream, out, ReportOptions(algos, zero))
             raw.flush()
     finally:
         results.close()
@@ -500,10 +508,17 @@ def check_command(manifests, algo, root, relative_to_manifest, verbosity, strict
     show = progress if progress is not None else sys.stderr.isatty()
     stop = threading.Event()  # see _signals_set
     stats = parhash.PipelineStats()
+    out: Output | None = None
+
+    def flush_idle() -> None:
+        if out is not None:
+            out.flush_if_due()
+
     verdicts = parhash.check(
         manifests, algo=algos[0] if algos else None, root=root,
         relative_to_manifest=relative_to_manifest, zero=zero, jobs=jobs,
         chunksize=chunksize, block_size=block_size, progress=show, stop=stop, stats=stats,
+        idle=flush_idle,
     )
     options = CheckOptions(verbosity or "normal", strict=strict, ignore_missing=ignore_missing,
                            json=as_json)

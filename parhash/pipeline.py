@@ -63,8 +63,14 @@ class Executor(Protocol):
     """Runs ``fn`` over batches, yielding each batch's results as it completes."""
 
     def map_unordered(
-        self, fn: Callable[[list[Item]], list[Result]], batches: Iterable[list[Item]]
-    ) -> Iterator[list[Result]]: ...
+        self,
+        fn: Callable[[list[Item]], list[Result]],
+        batches: Iterable[list[Item]],
+        idle: Callable[[], None] | None = None,
+    ) -> Iterator[list[Result]]:
+        """``idle``, if given, is called whenever the caller would otherwise
+        wait: no result and no batch for a moment."""
+        ...
 
     def close(self) -> None: ...
 
@@ -73,8 +79,12 @@ class InlineExecutor:
     """Runs every batch in this process, in order."""
 
     def map_unordered(
-        self, fn: Callable[[list[Item]], list[Result]], batches: Iterable[list[Item]]
+        self,
+        fn: Callable[[list[Item]], list[Result]],
+        batches: Iterable[list[Item]],
+        idle: Callable[[], None] | None = None,
     ) -> Iterator[list[Result]]:
+        # Never waits for anything but the work itself: no call to ``idle``.
         return map(fn, batches)
 
     def close(self) -> None:
@@ -249,7 +259,10 @@ class PoolExecutor:
         self.pool = _new_pool(self._ctx, self.jobs, self._slots, self._born)
 
     def map_unordered(
-        self, fn: Callable[[list[Item]], list[Result]], batches: Iterable[list[Item]]
+        self,
+        fn: Callable[[list[Item]], list[Result]],
+        batches: Iterable[list[Item]],
+        idle: Callable[[], None] | None = None,
     ) -> Iterator[list[Result]]:
         import collections
         import multiprocessing
@@ -286,12 +299,16 @@ class PoolExecutor:
                     tasks.put(None)
                     return
                 if not inflight:
+                    if idle is not None:
+                        idle()  # waited POLL_SECONDS for a batch: the input stalls
                     continue
                 try:
                     number, batch_results = results.next(
                         timeout=POLL_SECONDS if len(inflight) >= self.jobs else 0.01
                     )
                 except multiprocessing.TimeoutError:
+                    if idle is not None:
+                        idle()
                     dead = self._dead_workers()
                     if dead:
                         break
@@ -548,6 +565,7 @@ def hash_paths(
     block_size: int = DEFAULT_BLOCK_SIZE,
     executor: Executor | None = None,
     stats: PipelineStats | None = None,
+    idle: Callable[[], None] | None = None,
 ) -> Generator[Result, None, None]:
     """Hash every path in ``items``, yielding results as batches complete.
 
@@ -562,13 +580,17 @@ def hash_paths(
     ``chunksize`` caps the paths per batch (default ``DEFAULT_CHUNKSIZE``);
     a batch also closes at ``BATCH_BYTES``, so large files travel alone.
     A worker that dies costs no result (see :class:`PoolExecutor`); ``stats``,
-    when given, counts such deaths.
+    when given, counts such deaths. ``idle`` is called, in the iterating
+    thread, each time the pool has had no result for a moment (every
+    ``POLL_SECONDS`` at most, more often while workers wait for paths):
+    a caller that buffers output flushes it then, so that nothing waits in
+    a buffer while the input or a long file holds the next result back.
     """
     job = Job(tuple(algos), block_size)
     fn = _HashBatch(job)
     size = chunksize or DEFAULT_CHUNKSIZE
     if executor is not None:
-        yield from _flatten(executor.map_unordered(fn, _batches(items, size, BATCH_BYTES)))
+        yield from _flatten(executor.map_unordered(fn, _batches(items, size, BATCH_BYTES), idle))
         return
     jobs = clamp_jobs(jobs)
     it = iter(items)
@@ -582,7 +604,7 @@ def hash_paths(
     hint = _SizeHint()
     with PoolExecutor(jobs, stats) as pool:
         batches = _batches(itertools.chain(head, it), size, BATCH_BYTES, hint)
-        for results in pool.map_unordered(fn, batches):
+        for results in pool.map_unordered(fn, batches, idle):
             hint.update(results)
             yield from results
 

@@ -58,6 +58,7 @@ class Output:
         self.stream = stream
         self.interval = interval
         self.last = time.monotonic()
+        self.pending = False  # written since the last flush
 
     def write(self, data: bytes) -> None:
         n = self.stream.write(data)
@@ -75,9 +76,23 @@ class Output:
         if now - self.last >= self.interval:
             self.stream.flush()
             self.last = now
+            self.pending = False
+        else:
+            self.pending = True
+
+    def flush_if_due(self) -> None:
+        """Flush what waits if the last flush is ``interval`` old.
+
+        For the writer's producer to call while it has nothing new to write,
+        so that lines never wait in the buffer for the next one.
+        """
+        if self.pending and time.monotonic() - self.last >= self.interval:
+            self.flush()
 
     def flush(self) -> None:
         self.stream.flush()
+        self.last = time.monotonic()
+        self.pending = False
 
 
 def write_gnu(results: Iterable[Result], out: Output, options: ReportOptions) -> None:

@@ -25,7 +25,7 @@ import select
 import stat
 import sys
 import threading
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import BinaryIO, NamedTuple
 
 from parhash.manifest import Entry, Malformed, Source, read_manifest
@@ -286,6 +286,7 @@ def check_manifests(
     progress: bool = False,
     stop: threading.Event | None = None,
     stats: PipelineStats | None = None,
+    idle: Callable[[], None] | None = None,
 ) -> Generator[Verdict, None, None]:
     """Verify every line of ``manifests``; yield one :class:`Verdict` per line, in order.
 
@@ -302,7 +303,7 @@ def check_manifests(
     items = tasks if first is None else itertools.chain([first], tasks)
     results = hash_paths(
         items, algos=checker.common or ("md5",), jobs=jobs, chunksize=chunksize,
-        block_size=block_size, stats=stats,
+        block_size=block_size, stats=stats, idle=idle,
     )
     try:
         yield from checker.verdicts(progress_bar(results, enabled=progress))

@@ -112,3 +112,33 @@ def test_writers_print_each_record_as_it_arrives() -> None:
         seen.clear()
         WRITERS[fmt](results(), out, ReportOptions(("md5",)))
         assert seen and seen[0] > 0, fmt
+
+
+class _Recorder(io.RawIOBase):
+    """A raw stream that keeps each write(2)-level call, to see when a buffer flushes."""
+
+    def __init__(self) -> None:
+        self.calls: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[no-untyped-def, override]
+        self.calls.append(bytes(data))
+        return len(data)
+
+
+def test_output_flushes_what_waits_once_its_writer_is_idle() -> None:
+    import time
+
+    raw = _Recorder()
+    out = Output(io.BufferedWriter(raw, buffer_size=1 << 16), interval=0.05)
+    out.write(b"a  x\n")
+    out.flush_if_due()
+    assert raw.calls == []  # written just now: the buffer may wait
+    time.sleep(0.06)
+    out.flush_if_due()
+    assert raw.calls == [b"a  x\n"]
+    time.sleep(0.06)
+    out.flush_if_due()
+    assert raw.calls == [b"a  x\n"]  # nothing new, no empty write

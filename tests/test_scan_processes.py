@@ -211,3 +211,26 @@ def test_one_job_hashes_listed_paths_while_the_list_is_still_being_written(
         assert proc.stderr is not None
         proc.stderr.close()
     assert proc.returncode == 0
+
+
+def test_the_pool_reports_idle_while_a_long_file_holds_the_next_result(tmp_path: Path) -> None:
+    # The CLI flushes its output on these calls, so that lines already
+    # computed never wait in a buffer behind a file that takes seconds.
+    from parhash.pipeline import hash_paths
+
+    small = [tmp_path / f"a{i}" for i in range(8)]
+    for i, p in enumerate(small):
+        p.write_bytes(b"x" * i)
+    big = tmp_path / "z"
+    with open(big, "wb") as f:
+        f.truncate(256 << 20)  # sparse: read at memory speed, hashed slowly
+    idle_at: list[float] = []
+    done_at: dict[str, float] = {}
+    for r in hash_paths([str(big), *map(str, small)], algos=("sha3-512",), jobs=2,
+                        idle=lambda: idle_at.append(time.monotonic())):
+        assert r.error is None, r
+        done_at[r.path] = time.monotonic()
+    assert len(done_at) == 9
+    last_small = max(t for p, t in done_at.items() if p != str(big))
+    waiting = [t for t in idle_at if last_small < t < done_at[str(big)]]
+    assert len(waiting) >= 2, (len(idle_at), done_at[str(big)] - last_small)
