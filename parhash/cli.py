@@ -34,6 +34,7 @@ from parhash.report import (
     progress,
     tally,
 )
+from parhash.walk import Pause
 from parhash.worker import DEFAULT_BLOCK_SIZE
 
 EXIT_OK = 0
@@ -380,7 +381,7 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
 
     def flush_idle() -> None:
         if out is not None:
-            out.flush_if_due()
+            out.flush_pending()
 
     results = parhash.scan(
         paths, algos=algos, jobs=jobs, chunksize=chunksize, block_size=block_size,
@@ -421,7 +422,7 @@ def _progress(results: Any, show: bool) -> Any:
 
 def _path_arguments(
     paths: tuple[str, ...], files_from: str | None, files0_from: str | None
-) -> tuple[tuple[str, ...], Iterator[str]]:
+) -> tuple[tuple[str, ...], Iterator[str | Pause]]:
     """PATH arguments (``.`` when there are none at all) and the names of any lists."""
     lists = []
     if files_from:
@@ -433,19 +434,19 @@ def _path_arguments(
     return paths, _chain(lists)
 
 
-def _read_list(name: str, separator: bytes) -> Iterator[str]:
+def _read_list(name: str, separator: bytes) -> Iterator[str | Pause]:
     from parhash.walk import read_path_list
 
     stream = _open_list(name)  # opened now, so that a missing list fails at once
 
-    def names() -> Iterator[str]:
+    def names() -> Iterator[str | Pause]:
         with stream:
             yield from read_path_list(stream, separator)
 
     return names()
 
 
-def _chain(lists: list[Iterator[str]]) -> Iterator[str]:
+def _chain(lists: list[Iterator[str | Pause]]) -> Iterator[str | Pause]:
     for names in lists:
         yield from names
 
@@ -512,7 +513,7 @@ def check_command(manifests, algo, root, relative_to_manifest, verbosity, strict
 
     def flush_idle() -> None:
         if out is not None:
-            out.flush_if_due()
+            out.flush_pending()
 
     verdicts = parhash.check(
         manifests, algo=algos[0] if algos else None, root=root,

@@ -56,7 +56,7 @@ from parhash.pipeline import (
 )
 from parhash.results import DupeError, DupeGroup, Result, WalkError, reason
 from parhash.select import Selector
-from parhash.walk import LOOP, NOT_REGULAR, walk_paths
+from parhash.walk import LOOP, NOT_REGULAR, Pause, walk_paths
 from parhash.worker import DEFAULT_BLOCK_SIZE, Job, hash_batch
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def _walk_error(e: WalkError) -> DupeError:
 
 
 def stat_files(
-    items: Iterable[str | WalkError],
+    items: Iterable[str | WalkError | Pause],
     *,
     min_size: int = 0,
     max_size: int | None = None,
@@ -149,9 +149,9 @@ def stat_files(
     count = 0
     for item in items:
         if type(item) is not str:
-            assert isinstance(item, WalkError)
-            yield _walk_error(item)
-            continue
+            if isinstance(item, WalkError):
+                yield _walk_error(item)
+            continue  # a Pause: every file is wanted before stage 1 ends anyway
         try:
             st = os.stat(item)
         except OSError as e:
@@ -376,7 +376,7 @@ def find_dupes(
     follow: bool = False,
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
-    listed: Iterable[str] = (),
+    listed: Iterable[str | Pause] = (),
     progress: ProgressFn | None = None,
     stats: PipelineStats | None = None,
 ) -> Generator[DupeGroup | DupeError, None, None]:
@@ -432,7 +432,7 @@ def find_dupes(
 
 
 def _search(
-    items: Iterable[str | WalkError],
+    items: Iterable[str | WalkError | Pause],
     hashing: Hashing,
     min_size: int,
     max_size: int | None,

@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from parhash.results import Result, WalkError
+from parhash.walk import PAUSE, Pause
 from parhash.worker import DEFAULT_BLOCK_SIZE, Job, hash_batch
 
 Item = str | WalkError
@@ -111,6 +112,7 @@ def _init_worker(slots: _Slots) -> None:
     # whatever handler the parent had installed before forking.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     global _SLOT, _SLOTS
     slot = slots.take()
     if slot >= 0:
@@ -155,7 +157,17 @@ def _new_pool(ctx: Any, jobs: int, slots: _Slots, born: list[Any]) -> Any:
             born.append(process)
             return process
 
-    return QuietPool(jobs, _init_worker, (slots,), context=ctx)
+    # A worker gets the parent's handlers until _init_worker replaces them:
+    # SIGTERM in between (the pool stopping a fresh replacement) would run
+    # the parent's handler in the worker. Blocked here, in this thread and in
+    # the pool's threads that start now (and fork replacements later), the
+    # signals wait in each new worker until its own handlers are in place.
+    stopping = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+    try:
+        return QuietPool(jobs, _init_worker, (slots,), context=ctx)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class _Slots:
@@ -249,6 +261,7 @@ class PoolExecutor:
         self._ctx = _pool_context()
         self._stop = threading.Event()
         self._closed = False
+        self._drained = False  # the last map_unordered got every batch back
         self._born: list[Any] = []
         self._start_pool()
 
@@ -268,6 +281,7 @@ class PoolExecutor:
         import multiprocessing
         import queue
 
+        self._drained = False
         ahead = _ReadAhead(batches, self.jobs * INFLIGHT_PER_WORKER, self._stop)
         limit = self.jobs * INFLIGHT_PER_WORKER
         # Batches to send again after a death, with whether they are a retry.
@@ -297,6 +311,7 @@ class PoolExecutor:
                     tasks.put((number, batch))
                 if not inflight and ahead.done and not pending:
                     tasks.put(None)
+                    self._drained = True
                     return
                 if not inflight:
                     if idle is not None:
@@ -363,11 +378,17 @@ class PoolExecutor:
             return
         self._closed = True
         self._stop.set()
-        if self._dead_workers():
-            self._retire_pool()
-        else:
-            self.pool.terminate()
+        if self._drained and not self._dead_workers():
+            # Every batch came back: the workers wait for work, and the
+            # sentinels of close() end them cleanly.
+            self.pool.close()
             self.pool.join()
+        else:
+            # Stopped with work in flight (a write error, Ctrl-C, SIGTERM). A
+            # worker that terminate() kills while it sends a result holds the
+            # result queue's lock, and terminate() then waits on it forever:
+            # kill the workers and let go of the pool instead.
+            self._retire_pool()
 
     def __enter__(self) -> PoolExecutor:
         return self
@@ -499,16 +520,23 @@ class _SizeHint:
 
 
 def batch_by_size(
-    sized: Iterable[tuple[Item, int]], chunksize: int, batch_bytes: int
+    sized: Iterable[tuple[Item | Pause, int]], chunksize: int, batch_bytes: int
 ) -> Iterator[list[Item]]:
     """Cut ``(item, bytes)`` pairs into batches of at most ``chunksize`` items.
 
     With ``batch_bytes``, a batch also closes once it holds that many bytes,
-    and an item of that size or more travels alone.
+    and an item of that size or more travels alone. A :class:`Pause` (the
+    input waits on its producer) closes the batch at once.
     """
     batch: list[Item] = []
     nbytes = 0
     for item, size in sized:
+        if isinstance(item, Pause):
+            if batch:
+                yield batch
+                batch = []
+                nbytes = 0
+            continue
         if batch_bytes and size >= batch_bytes:
             yield [item]
             continue
@@ -523,10 +551,19 @@ def batch_by_size(
 
 
 def _batches(
-    items: Iterable[Item], chunksize: int, batch_bytes: int, hint: _SizeHint | None = None
+    items: Iterable[Item | Pause],
+    chunksize: int,
+    batch_bytes: int,
+    hint: _SizeHint | None = None,
+    on_pause: Callable[[], None] | None = None,
 ) -> Iterator[list[Item]]:
-    def sized() -> Iterator[tuple[Item, int]]:
+    def sized() -> Iterator[tuple[Item | Pause, int]]:
         for item in items:
+            if isinstance(item, Pause):
+                if on_pause is not None:
+                    on_pause()  # the input is about to wait: so may the caller's output
+                yield item, 0
+                continue
             size = 0
             if batch_bytes and isinstance(item, str) and not (hint is not None and hint.small):
                 # A path or a worker.Task; on an error the worker will report why.
@@ -557,7 +594,7 @@ class _HashBatch:
 
 
 def hash_paths(
-    items: Iterable[Item],
+    items: Iterable[Item | Pause],
     *,
     algos: Sequence[str] = ("sha256",),
     jobs: int | None = None,
@@ -595,15 +632,29 @@ def hash_paths(
     jobs = clamp_jobs(jobs)
     it = iter(items)
     # With one job, don't wait for more paths before hashing the first.
-    head = [] if jobs == 1 else list(itertools.islice(it, INLINE_MAX_FILES + 1))
-    if jobs == 1 or (len(head) <= INLINE_MAX_FILES and _small_enough_for_inline(head)):
+    head: list[Item] = []
+    paused = False
+    if jobs > 1:
+        for item in it:
+            if isinstance(item, Pause):
+                # A producer that keeps the list waiting makes a job of
+                # unknown size: the pool takes it.
+                paused = True
+                break
+            head.append(item)
+            if len(head) > INLINE_MAX_FILES:
+                break
+    rest = itertools.chain(head, [PAUSE] if paused else [], it)
+    if jobs == 1 or (
+        not paused and len(head) <= INLINE_MAX_FILES and _small_enough_for_inline(head)
+    ):
         inline = InlineExecutor()
         # Inline, a batch only delays the first line: hash path by path.
-        yield from _flatten(inline.map_unordered(fn, _batches(itertools.chain(head, it), 1, 0)))
+        yield from _flatten(inline.map_unordered(fn, _batches(rest, 1, 0, on_pause=idle)))
         return
     hint = _SizeHint()
     with PoolExecutor(jobs, stats) as pool:
-        batches = _batches(itertools.chain(head, it), size, BATCH_BYTES, hint)
+        batches = _batches(rest, size, BATCH_BYTES, hint)
         for results in pool.map_unordered(fn, batches, idle):
             hint.update(results)
             yield from results

@@ -80,13 +80,13 @@ class Output:
         else:
             self.pending = True
 
-    def flush_if_due(self) -> None:
-        """Flush what waits if the last flush is ``interval`` old.
+    def flush_pending(self) -> None:
+        """Flush what was written since the last flush, if anything.
 
-        For the writer's producer to call while it has nothing new to write,
-        so that lines never wait in the buffer for the next one.
+        For the writer's producer to call when it is about to wait, so that
+        no line waits in the buffer for the next one.
         """
-        if self.pending and time.monotonic() - self.last >= self.interval:
+        if self.pending:
             self.flush()
 
     def flush(self) -> None:

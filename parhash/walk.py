@@ -23,7 +23,7 @@ import errno
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, NamedTuple, Protocol
 
 from parhash.results import WalkError, reason
@@ -210,13 +210,30 @@ def walk_glob(
         yield WalkError(pattern, os.strerror(errno.ENOENT), errno.ENOENT)
 
 
+class Pause:
+    """Not a path: the list being read has nothing more for now.
+
+    :func:`read_path_list` yields :data:`PAUSE` before it waits on a slow
+    producer, so that whoever batches paths sends what it holds instead of
+    waiting with it. :func:`walk_paths` passes it through.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "PAUSE"
+
+
+PAUSE = Pause()
+
+
 def walk_paths(
-    paths: Iterable[str],
+    paths: Iterable[str | Pause],
     *,
     follow: bool = False,
     select: Predicates | None = None,
     expand_globs: bool = True,
-) -> Iterator[str | WalkError]:
+) -> Iterator[str | WalkError | Pause]:
     """Walk each argument in turn: a file, a directory, or a glob.
 
     An argument that exists is taken literally even if it holds ``*``; one that
@@ -224,10 +241,14 @@ def walk_paths(
     filters what is found below directories and globs, never a file named
     directly. Errors come back as :class:`WalkError` values; nothing raises.
     A single string is one path, not a sequence of one-letter paths.
+    :data:`PAUSE` passes through as it is.
     """
     if isinstance(paths, str):
         paths = (paths,)
     for arg in paths:
+        if isinstance(arg, Pause):
+            yield arg
+            continue
         try:
             st = os.stat(arg)
         except ValueError:  # a NUL byte, from a newline-separated list
@@ -247,7 +268,7 @@ def walk_paths(
             yield WalkError(arg, NOT_REGULAR)
 
 
-def read_path_list(stream: BinaryIO, separator: bytes = b"\n") -> Iterator[str]:
+def read_path_list(stream: BinaryIO, separator: bytes = b"\n") -> Iterator[str | Pause]:
     """Yield the names in a newline- or NUL-separated list, as they are read.
 
     Names are bytes on disk; they are decoded with the file system encoding
@@ -255,13 +276,17 @@ def read_path_list(stream: BinaryIO, separator: bytes = b"\n") -> Iterator[str]:
     Each name is yielded as soon as its separator arrives: ``read1`` returns
     what a pipe holds instead of waiting for a full 64 KiB, so a slow
     producer (``find / -print0 | parhash scan --files0-from -``) is hashed
-    while it runs.
+    while it runs. From a pipe, a terminal or a socket, :data:`PAUSE` comes
+    before each read that would wait.
     """
     read = getattr(stream, "read1", stream.read)
+    ready = _readiness(stream)
     # The tail of a name not yet ended, in pieces: joined only when its
     # separator comes, so a name of many megabytes costs linear time.
     pending: list[bytes] = []
     while True:
+        if ready is not None and not ready():
+            yield PAUSE
         chunk = read(1 << 16)
         if not chunk:
             break
@@ -278,3 +303,25 @@ def read_path_list(stream: BinaryIO, separator: bytes = b"\n") -> Iterator[str]:
     tail = b"".join(pending)
     if tail:
         yield os.fsdecode(tail)
+
+
+def _readiness(stream: BinaryIO) -> Callable[[], bool] | None:
+    """For a stream whose reads may wait (not a regular file): whether one would not."""
+    try:
+        fd = stream.fileno()
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+    except (OSError, ValueError, AttributeError):
+        return None  # no file descriptor (io.BytesIO): reads never wait
+    import select
+
+    # read1 hands back what the buffer holds before it reads again, and a
+    # read of 64 KiB bypasses a smaller buffer: the buffer is empty when a
+    # read is asked for, so the descriptor alone tells whether it would wait.
+    def ready() -> bool:
+        try:
+            return bool(select.select([fd], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True  # let the read itself report the problem
+
+    return ready

@@ -234,3 +234,53 @@ def test_the_pool_reports_idle_while_a_long_file_holds_the_next_result(tmp_path:
     last_small = max(t for p, t in done_at.items() if p != str(big))
     waiting = [t for t in idle_at if last_small < t < done_at[str(big)]]
     assert len(waiting) >= 2, (len(idle_at), done_at[str(big)] - last_small)
+
+
+def _read_records(stream: int, want: int, end: bytes, timeout: float) -> list[bytes]:
+    """Read from a pipe until ``want`` records have come, or ``timeout`` passes."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while data.count(end) < want:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([stream], [], [], left)[0]:
+            break
+        chunk = os.read(stream, 1 << 16)
+        if not chunk:
+            break
+        data += chunk
+    return records(data, end)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("option, end", [("--files-from", b"\n"), ("--files0-from", b"\0")])
+def test_a_list_that_stalls_gets_its_lines_while_the_producer_runs(
+    tmp_path: Path, jobs: str, option: str, end: bytes
+) -> None:
+    # `slow-producer | parhash scan --files-from -`: the paths read so far are
+    # hashed and printed while the producer is still running, not held back
+    # for a full batch or for the end of the list.
+    files = []
+    for i in range(300):
+        p = tmp_path / f"f{i:03d}"
+        p.write_bytes(random_bytes(i, i))
+        files.append(p)
+    proc = subprocess.Popen([*PARHASH, "scan", "-a", "md5", "-j", jobs, option, "-"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=ENV)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        out = proc.stdout.fileno()
+        for part in (files[:5], files[5:300]):  # fewer than a batch, then more than one
+            proc.stdin.write(b"".join(bytes(p) + end for p in part))
+            proc.stdin.flush()
+            got = _read_records(out, len(part), b"\n", timeout=20)
+            assert sorted(got) == sorted(
+                gnu_line(digest("md5", p.read_bytes()), bytes(p)) for p in part
+            )
+        proc.stdin.close()
+        assert _read_records(out, 1, b"\n", timeout=20) == []
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    no_traceback(proc.stderr.read() if proc.stderr else b"")

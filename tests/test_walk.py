@@ -17,7 +17,7 @@ from conftest import NO_DAC, Tree, digest, gnu_line, no_traceback, records, run
 from parhash.cli import cli
 from parhash.results import WalkError
 from parhash.select import Selector
-from parhash.walk import read_path_list, walk_paths
+from parhash.walk import PAUSE, Pause, read_path_list, walk_paths
 
 
 def walk(paths: Iterable[str], **kwargs: object) -> tuple[list[str], list[WalkError]]:
@@ -421,7 +421,7 @@ def test_read_path_list_splits_on_the_separator_and_keeps_any_byte() -> None:
 
 def test_read_path_list_yields_each_name_as_soon_as_it_arrives() -> None:
     read_end, write_end = os.pipe()
-    names: queue.Queue[str | None] = queue.Queue()
+    names: queue.Queue[str | Pause | None] = queue.Queue()
 
     def consume() -> None:
         with open(read_end, "rb") as reader:
@@ -429,14 +429,32 @@ def test_read_path_list_yields_each_name_as_soon_as_it_arrives() -> None:
                 names.put(name)
         names.put(None)
 
+    def next_name() -> str | None:
+        # Returns the next name; PAUSE only says that the list will wait.
+        while True:
+            name = names.get(timeout=5)
+            if not isinstance(name, Pause):
+                return name
+            paused.append(name)
+
+    paused: list[Pause] = []
     threading.Thread(target=consume, daemon=True).start()
     with open(write_end, "wb", buffering=0) as writer:
         writer.write(b"first\0sec")
         try:
             # A read that waits for 64 KiB or the end of the list blocks here.
-            assert names.get(timeout=5) == "first"
+            assert next_name() == "first"
         except queue.Empty:
             pytest.fail("a name was held back until more of the list arrived")
+        # Before it waits for the rest of "second", the reader says so.
+        assert names.get(timeout=5) is PAUSE
         writer.write(b"ond\0")
-        assert names.get(timeout=5) == "second"
-    assert names.get(timeout=5) is None
+        assert next_name() == "second"
+    assert next_name() is None
+
+
+def test_a_list_in_a_regular_file_never_pauses(tmp_path: Path) -> None:
+    listing = tmp_path / "list"
+    listing.write_bytes(b"a\nb\n")
+    with open(listing, "rb") as stream:
+        assert list(read_path_list(stream)) == ["a", "b"]
