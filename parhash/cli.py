@@ -441,7 +441,7 @@ def _read_list(name: str, separator: bytes) -> Iterator[str | Pause]:
 
     def names() -> Iterator[str | Pause]:
         with stream:
-            yield from read_path_list(stream, separator)
+            yield from read_path_list(stream, separator, pauses=True)
 
     return names()
 

@@ -149,9 +149,11 @@ def stat_files(
     count = 0
     for item in items:
         if type(item) is not str:
-            if isinstance(item, WalkError):
-                yield _walk_error(item)
-            continue  # a Pause: every file is wanted before stage 1 ends anyway
+            if isinstance(item, Pause):
+                continue  # every file is wanted before stage 1 ends anyway
+            assert isinstance(item, WalkError)
+            yield _walk_error(item)
+            continue
         try:
             st = os.stat(item)
         except OSError as e:

@@ -227,6 +227,8 @@ def _pool_context() -> Any:
 
 # How long the parent waits for a result before it looks for dead workers.
 POLL_SECONDS = 0.1
+# How long a drained pool may take to wind down before it is killed instead.
+CLOSE_SECONDS = 5.0
 # Deaths after which the run gives up on the pool.
 MAX_WORKER_DEATHS = 64
 
@@ -378,17 +380,31 @@ class PoolExecutor:
             return
         self._closed = True
         self._stop.set()
-        if self._drained and not self._dead_workers():
-            # Every batch came back: the workers wait for work, and the
-            # sentinels of close() end them cleanly.
-            self.pool.close()
-            self.pool.join()
-        else:
-            # Stopped with work in flight (a write error, Ctrl-C, SIGTERM). A
-            # worker that terminate() kills while it sends a result holds the
-            # result queue's lock, and terminate() then waits on it forever:
-            # kill the workers and let go of the pool instead.
-            self._retire_pool()
+        if self._drained and not self._dead_workers() and self._close_drained():
+            return
+        # Stopped with work in flight (a write error, Ctrl-C, SIGTERM). A
+        # worker that terminate() kills while it sends a result holds the
+        # result queue's lock, and terminate() then waits on it forever: kill
+        # the workers and let go of the pool instead.
+        self._retire_pool()
+
+    def _close_drained(self) -> bool:
+        """Every batch came back: end the workers with close()'s sentinels.
+
+        Waits at most ``CLOSE_SECONDS`` for the workers and the pool's
+        threads; False if something is still running then (a worker killed
+        meanwhile can leave a queue's lock taken), for the caller to retire
+        the pool instead.
+        """
+        import time
+
+        pool = self.pool
+        pool.close()
+        deadline = time.monotonic() + CLOSE_SECONDS
+        waited = [*self._born, pool._worker_handler, pool._task_handler, pool._result_handler]
+        for each in waited:
+            each.join(max(0.0, deadline - time.monotonic()))
+        return not any(each.is_alive() for each in waited)
 
     def __enter__(self) -> PoolExecutor:
         return self
@@ -627,7 +643,11 @@ def hash_paths(
     fn = _HashBatch(job)
     size = chunksize or DEFAULT_CHUNKSIZE
     if executor is not None:
-        yield from _flatten(executor.map_unordered(fn, _batches(items, size, BATCH_BYTES), idle))
+        batches = _batches(items, size, BATCH_BYTES)
+        # An executor written before `idle` existed takes two arguments.
+        mapped = (executor.map_unordered(fn, batches) if idle is None
+                  else executor.map_unordered(fn, batches, idle=idle))
+        yield from _flatten(mapped)
         return
     jobs = clamp_jobs(jobs)
     it = iter(items)

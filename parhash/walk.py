@@ -249,6 +249,8 @@ def walk_paths(
         if isinstance(arg, Pause):
             yield arg
             continue
+        if not isinstance(arg, str):
+            arg = os.fsdecode(arg)  # a pathlib.Path, bytes: the rest of the pipeline sees str
         try:
             st = os.stat(arg)
         except ValueError:  # a NUL byte, from a newline-separated list
@@ -268,7 +270,9 @@ def walk_paths(
             yield WalkError(arg, NOT_REGULAR)
 
 
-def read_path_list(stream: BinaryIO, separator: bytes = b"\n") -> Iterator[str | Pause]:
+def read_path_list(
+    stream: BinaryIO, separator: bytes = b"\n", *, pauses: bool = False
+) -> Iterator[str | Pause]:
     """Yield the names in a newline- or NUL-separated list, as they are read.
 
     Names are bytes on disk; they are decoded with the file system encoding
@@ -276,11 +280,11 @@ def read_path_list(stream: BinaryIO, separator: bytes = b"\n") -> Iterator[str |
     Each name is yielded as soon as its separator arrives: ``read1`` returns
     what a pipe holds instead of waiting for a full 64 KiB, so a slow
     producer (``find / -print0 | parhash scan --files0-from -``) is hashed
-    while it runs. From a pipe, a terminal or a socket, :data:`PAUSE` comes
-    before each read that would wait.
+    while it runs. With ``pauses``, :data:`PAUSE` comes before each read of
+    a pipe, a terminal or a socket that would wait.
     """
     read = getattr(stream, "read1", stream.read)
-    ready = _readiness(stream)
+    ready = _readiness(stream) if pauses else None
     # The tail of a name not yet ended, in pieces: joined only when its
     # separator comes, so a name of many megabytes costs linear time.
     pending: list[bytes] = []

@@ -103,3 +103,16 @@ def test_hash_file_refuses_what_is_not_a_regular_file(tmp_path: Path) -> None:
     assert r.error == "not a regular file"
     r = parhash.hash_file(str(tmp_path))
     assert r.error == "Is a directory"
+
+
+def test_paths_may_be_path_objects(tmp_path: Path) -> None:
+    # pathlib.Path arguments are walked and reported as str, by every command.
+    for name in ("a", "b"):
+        (tmp_path / name).write_bytes(b"same\n")
+    results = list(parhash.scan([tmp_path / "a", tmp_path], algos=["md5"], jobs=1))
+    assert sorted(r.path for r in results) == sorted(
+        [str(tmp_path / "a"), str(tmp_path / "a"), str(tmp_path / "b")]
+    )
+    assert all(isinstance(r.path, str) and r.error is None for r in results)
+    groups = list(parhash.find_dupes([tmp_path / "a", tmp_path / "b"], jobs=1))
+    assert [g.paths for g in groups] == [(str(tmp_path / "a"), str(tmp_path / "b"))]

@@ -425,7 +425,7 @@ def test_read_path_list_yields_each_name_as_soon_as_it_arrives() -> None:
 
     def consume() -> None:
         with open(read_end, "rb") as reader:
-            for name in read_path_list(reader, b"\0"):
+            for name in read_path_list(reader, b"\0", pauses=True):
                 names.put(name)
         names.put(None)
 
@@ -457,4 +457,4 @@ def test_a_list_in_a_regular_file_never_pauses(tmp_path: Path) -> None:
     listing = tmp_path / "list"
     listing.write_bytes(b"a\nb\n")
     with open(listing, "rb") as stream:
-        assert list(read_path_list(stream)) == ["a", "b"]
+        assert list(read_path_list(stream, pauses=True)) == ["a", "b"]
