@@ -270,6 +270,16 @@ def test_stdout_on_a_full_device_fails_clearly(command: Command, lines_3000: Pat
     assert error_lines(out) == ["parhash: write error: No space left on device"], out
 
 
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["scan", "--help"]], ids=" ".join)
+def test_help_and_version_on_a_full_device_fail_clearly(args: list[str]) -> None:
+    # As `md5sum --version > /dev/full`: one line, status 1.
+    with open("/dev/full", "wb") as full:
+        out = run_parhash(args, stdout=full)
+    assert out.status == 1, out
+    assert_no_traceback(out)
+    assert error_lines(out) == ["parhash: write error: No space left on device"], out
+
+
 # Memory: the walk and the pool stream, so peak RSS doesn't grow with the tree.
 
 PEAK_RSS = """\
