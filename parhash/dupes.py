@@ -189,7 +189,9 @@ def group_by_inode(groups: list[Group]) -> list[Group]:
     """
     out = []
     for group in groups:
-        if len({f.ino for f in group.files}) == len(group.files):
+        files = group.files
+        if (files[0].ino != files[1].ino if len(files) == 2
+                else len({f.ino for f in files}) == len(files)):
             # The common case: every name a file of its own (files on two
             # devices may share an inode number, never a distinct one).
             out.append(group)
@@ -310,8 +312,14 @@ class Hashing:
 
 
 def _split(group: Group, digests: dict[str, str]) -> list[Group]:
+    files = group.files
+    if len(files) == 2:  # most groups: a pair agrees or is no group at all
+        digest = digests.get(files[0].path)
+        if digest is not None and digest == digests.get(files[1].path):
+            return [Group(group.size, files, digest)]
+        return []
     by_digest: dict[str, list[FileInfo]] = {}
-    for f in group.files:
+    for f in files:
         digest = digests.get(f.path)
         if digest is not None:
             by_digest.setdefault(digest, []).append(f)
@@ -350,7 +358,12 @@ def _log_stage(stage: Stage, groups: list[Group]) -> None:
 def to_dupe_group(group: Group, algo: str) -> DupeGroup:
     """The reported form of a group that has been through every stage."""
     assert group.digest is not None
-    files = sorted(group.files, key=_file_key)
+    files = group.files
+    if len(files) == 2 and not files[0].links and not files[1].links:
+        a, b = files[0].path, files[1].path
+        paths = (a, b) if _sort_key(a) <= _sort_key(b) else (b, a)
+        return DupeGroup(group.size, algo, group.digest, paths, ())
+    files = sorted(files, key=_file_key)
     return DupeGroup(
         group.size,
         algo,
