@@ -22,8 +22,7 @@ if TYPE_CHECKING:
     from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO, UnknownAlgorithm
     from parhash.dupes import find_dupes
     from parhash.pipeline import DEFAULT_CHUNKSIZE, PipelineStats
-    from parhash.results import DupeError, DupeGroup, Result, Verdict, WalkError
-    from parhash.walk import Pause
+    from parhash.results import DupeError, DupeGroup, Pause, Result, Verdict, WalkError
     from parhash.worker import DEFAULT_BLOCK_SIZE, hash_file
 
 # Names are loaded on first use, so that `import parhash` (and so the start of
@@ -98,7 +97,7 @@ def scan(
     this process. ``include``/``exclude`` are gitignore-style patterns matched
     against paths relative to each argument. ``listed`` names more paths, as
     read from a file list: each is taken literally, never as a glob (a
-    :data:`~parhash.walk.PAUSE` in it, from :func:`~parhash.walk.read_path_list`,
+    :data:`~parhash.results.PAUSE` in it, from :func:`~parhash.walk.read_path_list`,
     sends the paths before it to be hashed without waiting for more). A worker
     process that dies (killed, out of memory) costs no result: its files are
     hashed again in a fresh worker, and ``stats.worker_deaths`` counts it.

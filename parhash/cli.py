@@ -35,7 +35,7 @@ from parhash.report import (
     progress,
     tally,
 )
-from parhash.walk import Pause
+from parhash.results import Pause
 from parhash.worker import DEFAULT_BLOCK_SIZE
 
 EXIT_OK = 0

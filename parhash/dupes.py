@@ -54,9 +54,9 @@ from parhash.pipeline import (
     batch_by_size,
     clamp_jobs,
 )
-from parhash.results import DupeError, DupeGroup, Result, WalkError, reason
+from parhash.results import DupeError, DupeGroup, Pause, Result, WalkError, reason
 from parhash.select import Selector
-from parhash.walk import LOOP, NOT_REGULAR, Pause, walk_paths
+from parhash.walk import LOOP, NOT_REGULAR, walk_paths
 from parhash.worker import DEFAULT_BLOCK_SIZE, Job, hash_batch
 
 log = logging.getLogger(__name__)

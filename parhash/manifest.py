@@ -14,10 +14,11 @@ import itertools
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, Protocol
 
 from parhash.algorithms import ALGORITHMS
+from parhash.results import PAUSE, Pause
 
 # What os.fsencode does, without its checks: names are encoded once per line.
 FS_ENCODING = sys.getfilesystemencoding()
@@ -442,17 +443,22 @@ class Overlong(bytes):
 OVERLONG_KEEP = 8192
 
 
-def _records(stream: Source, end: bytes, max_line: int) -> Iterator[bytes]:
+def _records(
+    stream: Source, end: bytes, max_line: int, ready: Callable[[], bool] | None = None
+) -> Iterator[bytes | Pause]:
     """Split a stream at ``end``, reading as it goes.
 
     A record longer than ``max_line`` comes as an :class:`Overlong` holding
     its first ``OVERLONG_KEEP`` bytes; the rest is dropped as it is read, so
     binary garbage without line ends costs no more memory than ``max_line``.
+    With ``ready``, :data:`PAUSE` comes before each read it says would wait.
     """
     read = getattr(stream, "read1", stream.read)
     pending = b""
     overlong: Overlong | None = None
     while True:
+        if ready is not None and not ready():
+            yield PAUSE
         chunk = read(1 << 16)
         if not chunk:
             break
@@ -480,21 +486,33 @@ def _records(stream: Source, end: bytes, max_line: int) -> Iterator[bytes]:
 
 
 def read_manifest(
-    stream: Source, *, algo: str | None = None, zero: bool = False, max_line: int = MAX_LINE
-) -> Iterator[tuple[int, Entry | Malformed]]:
+    stream: Source,
+    *,
+    algo: str | None = None,
+    zero: bool = False,
+    max_line: int = MAX_LINE,
+    ready: Callable[[], bool] | None = None,
+) -> Iterator[tuple[int, Entry | Malformed | Pause]]:
     """Yield ``(line number, Entry or Malformed)`` for each line of a manifest, as read.
 
     Empty lines and comments are skipped. A manifest whose first line is a
     ``scan --csv`` header is read as CSV (a quoted name may span lines);
     otherwise each line is read by :func:`parse_line`, keeping coreutils' one
     piece of state between lines. With ``zero``, records end in NUL. Raises
-    ``OSError`` when the stream can't be read; anything in it is data.
+    ``OSError`` when the stream can't be read; anything in it is data. With
+    ``ready`` (whether a read of ``stream`` would return at once),
+    ``(number, PAUSE)`` comes before each read that would wait.
     """
     reversed: bool | None = None
     csv_algos: tuple[str, ...] | None = None
     partial = b""  # a CSV record whose quoted name holds a line end
     first_number = 0
-    for number, line in enumerate(_records(stream, b"\0" if zero else b"\n", max_line), 1):
+    number = 0
+    for line in _records(stream, b"\0" if zero else b"\n", max_line, ready):
+        if isinstance(line, Pause):
+            yield number, line
+            continue
+        number += 1
         if isinstance(line, Overlong):
             partial = b""
             # md5sum tries to open such a name and fails; a checksum line

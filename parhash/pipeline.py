@@ -21,8 +21,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
-from parhash.results import Result, WalkError
-from parhash.walk import PAUSE, Pause
+from parhash.results import PAUSE, Pause, Result, WalkError
 from parhash.worker import DEFAULT_BLOCK_SIZE, Job, hash_batch
 
 Item = str | WalkError

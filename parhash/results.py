@@ -218,3 +218,21 @@ class DupeError(NamedTuple):
     error: str
     errno: int | None = None
     could_hide_duplicate: bool = True
+
+
+class Pause:
+    """Not a path: the list being read has nothing more for now.
+
+    :func:`~parhash.walk.read_path_list` and the manifest reader of
+    ``check`` yield :data:`PAUSE` before they wait on a slow producer, so
+    that whoever batches paths sends what it holds instead of waiting with
+    it. :func:`~parhash.walk.walk_paths` passes it through.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "PAUSE"
+
+
+PAUSE = Pause()

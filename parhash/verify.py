@@ -37,6 +37,7 @@ from parhash.results import (
     MISSING,
     OK,
     UNREADABLE,
+    Pause,
     Result,
     Summary,
     Verdict,
@@ -86,6 +87,13 @@ class _Pipe:
             if select.select([self.fd], [], [], 0.1)[0]:
                 return os.read(self.fd, size if size > 0 else 1 << 16)
         return b""  # stopped: the rest of the manifest is not wanted
+
+    def ready(self) -> bool:
+        """Whether a read would return at once (data, or the end)."""
+        try:
+            return bool(select.select([self.fd], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True  # let the read itself report the problem
 
 
 def _pipe(stream: BinaryIO, stop: threading.Event) -> _Pipe | None:
@@ -157,15 +165,17 @@ class _Checker:
             self.common = group.algos
         return path if group.algos == self.common else Task(path, group.algos)
 
-    def tasks(self) -> Iterator[str]:
+    def tasks(self) -> Iterator[str | Pause]:
         """Read the manifests in turn, yielding a path per run of lines naming one path.
 
         The path is a :class:`Task` when its algorithms are not :attr:`common`.
+        :data:`PAUSE` comes before a manifest from a pipe keeps the reader
+        waiting, after the paths read so far.
         """
         for manifest_index, manifest in enumerate(self.manifests):
             yield from self._read(manifest, manifest_index)
 
-    def _read(self, manifest: str, manifest_index: int) -> Iterator[str]:
+    def _read(self, manifest: str, manifest_index: int) -> Iterator[str | Pause]:
         def fail(e: OSError) -> None:
             self.ready[self._index()] = Verdict(
                 manifest, 0, manifest, manifest, UNREADABLE, error=reason(e), errno=e.errno,
@@ -184,8 +194,20 @@ class _Checker:
         plain_names = self.root is None and not (self.relative_to_manifest and not from_stdin)
         ready = self.ready
         try:
-            source: Source = _pipe(stream, self.stop) or stream
-            for number, parsed in read_manifest(source, algo=self.algo, zero=self.zero):
+            pipe = _pipe(stream, self.stop)
+            source: Source = pipe or stream
+            readable = pipe.ready if pipe is not None else None
+            for number, parsed in read_manifest(
+                source, algo=self.algo, zero=self.zero, ready=readable
+            ):
+                if isinstance(parsed, Pause):
+                    # The next line may name this path again (it is then read
+                    # twice): better than holding the lines read so far.
+                    if group is not None:
+                        yield self._submit(group)
+                        group = None
+                    yield parsed
+                    continue
                 if from_stdin and isinstance(parsed, Entry) and parsed.name == STDIN:
                     parsed = Malformed("'-' names standard input, which holds the manifest")
                 order = self.count
@@ -300,6 +322,8 @@ def check_manifests(
     checker = _Checker(manifests, algo, root, relative_to_manifest, zero, stop)
     tasks = checker.tasks()
     first = next(tasks, None)  # sets checker.common, the job's algorithms
+    while isinstance(first, Pause):  # nothing read yet: nothing to send
+        first = next(tasks, None)
     items = tasks if first is None else itertools.chain([first], tasks)
     results = hash_paths(
         items, algos=checker.common or ("md5",), jobs=jobs, chunksize=chunksize,

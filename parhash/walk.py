@@ -26,7 +26,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, NamedTuple, Protocol
 
-from parhash.results import WalkError, reason
+from parhash.results import PAUSE, Pause, WalkError, reason
 from parhash.select import has_magic, translate
 
 NOT_REGULAR = "not a regular file"
@@ -208,23 +208,6 @@ def walk_glob(
         yield item
     if not matched:
         yield WalkError(pattern, os.strerror(errno.ENOENT), errno.ENOENT)
-
-
-class Pause:
-    """Not a path: the list being read has nothing more for now.
-
-    :func:`read_path_list` yields :data:`PAUSE` before it waits on a slow
-    producer, so that whoever batches paths sends what it holds instead of
-    waiting with it. :func:`walk_paths` passes it through.
-    """
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "PAUSE"
-
-
-PAUSE = Pause()
 
 
 def walk_paths(

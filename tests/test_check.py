@@ -36,7 +36,7 @@ from parhash.manifest import (
     read_manifest,
 )
 from parhash.report import Output, ReportOptions, json_record, write_csv
-from parhash.results import Result
+from parhash.results import PAUSE, Result
 
 # Names that coreutils escapes (backslash, newline, CR), that a shell or a
 # naive parser trips on, and that are not UTF-8.
@@ -661,3 +661,12 @@ def test_check_stops_on_signal_while_the_manifest_pipe_stays_open(
         process.kill()
         out, err = process.communicate()
     assert err == b""
+
+
+def test_pauses_in_a_manifest_leave_its_line_numbers_alone() -> None:
+    data = (b"# comment\n" + b"0" * 32 + b"  a\nnot a line\n" + b"1" * 32 + b"  b\n") * 3
+    plain = list(read_manifest(io.BytesIO(data)))
+    paused = list(read_manifest(io.BytesIO(data), ready=lambda: False))
+    assert [x for x in paused if x[1] is not PAUSE] == plain
+    assert [n for n, _ in plain] == [2, 3, 4, 6, 7, 8, 10, 11, 12]
+    assert paused[0][1] is PAUSE  # before the first read, and before each after it

@@ -284,3 +284,34 @@ def test_a_list_that_stalls_gets_its_lines_while_the_producer_runs(
         proc.kill()
         proc.wait()
     no_traceback(proc.stderr.read() if proc.stderr else b"")
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_manifest_that_stalls_gets_its_verdicts_while_the_producer_runs(
+    tmp_path: Path, jobs: str
+) -> None:
+    # `slow-producer | parhash check -`: as md5sum -c, each verdict comes
+    # while the rest of the manifest is still on its way.
+    files = []
+    for i in range(300):
+        p = tmp_path / f"f{i:03d}"
+        p.write_bytes(random_bytes(i, i))
+        files.append(p)
+    proc = subprocess.Popen([*PARHASH, "check", "-j", jobs, "-"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        out = proc.stdout.fileno()
+        for part in (files[:5], files[5:300]):
+            proc.stdin.write(b"".join(gnu_line(digest("md5", p.read_bytes()), bytes(p))
+                                      for p in part))
+            proc.stdin.flush()
+            got = _read_records(out, len(part), b"\n", timeout=20)
+            assert got == [bytes(p) + b": OK\n" for p in part]  # in manifest order
+        proc.stdin.close()
+        assert _read_records(out, 1, b"\n", timeout=20) == []
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    no_traceback(proc.stderr.read() if proc.stderr else b"")
