@@ -251,6 +251,42 @@ def _read_records(stream: int, want: int, end: bytes, timeout: float) -> list[by
     return records(data, end)
 
 
+def _feed_in_parts(args: list[str], parts: list[tuple[bytes, list[bytes]]], *,
+                   ordered: bool) -> None:
+    """Run parhash with a pipe for stdin; write each part and wait for its lines.
+
+    Each part is ``(bytes to write, the lines that must then come)``, in
+    that order if ``ordered``; stdin stays open until every part has been
+    answered, so the lines have to come while the producer is still running.
+    """
+    proc = subprocess.Popen([*PARHASH, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=ENV)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        out = proc.stdout.fileno()
+        for data, lines in parts:
+            proc.stdin.write(data)
+            proc.stdin.flush()
+            got = _read_records(out, len(lines), b"\n", timeout=20)
+            assert (got if ordered else sorted(got)) == (lines if ordered else sorted(lines))
+        proc.stdin.close()
+        assert _read_records(out, 1, b"\n", timeout=20) == []
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    no_traceback(proc.stderr.read() if proc.stderr else b"")
+
+
+def _files(tmp_path: Path, n: int) -> list[Path]:
+    files = []
+    for i in range(n):
+        p = tmp_path / f"f{i:03d}"
+        p.write_bytes(random_bytes(i, i))
+        files.append(p)
+    return files
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 @pytest.mark.parametrize("option, end", [("--files-from", b"\n"), ("--files0-from", b"\0")])
 def test_a_list_that_stalls_gets_its_lines_while_the_producer_runs(
@@ -259,31 +295,13 @@ def test_a_list_that_stalls_gets_its_lines_while_the_producer_runs(
     # `slow-producer | parhash scan --files-from -`: the paths read so far are
     # hashed and printed while the producer is still running, not held back
     # for a full batch or for the end of the list.
-    files = []
-    for i in range(300):
-        p = tmp_path / f"f{i:03d}"
-        p.write_bytes(random_bytes(i, i))
-        files.append(p)
-    proc = subprocess.Popen([*PARHASH, "scan", "-a", "md5", "-j", jobs, option, "-"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=ENV)
-    assert proc.stdin is not None and proc.stdout is not None
-    try:
-        out = proc.stdout.fileno()
-        for part in (files[:5], files[5:300]):  # fewer than a batch, then more than one
-            proc.stdin.write(b"".join(bytes(p) + end for p in part))
-            proc.stdin.flush()
-            got = _read_records(out, len(part), b"\n", timeout=20)
-            assert sorted(got) == sorted(
-                gnu_line(digest("md5", p.read_bytes()), bytes(p)) for p in part
-            )
-        proc.stdin.close()
-        assert _read_records(out, 1, b"\n", timeout=20) == []
-        assert proc.wait(timeout=20) == 0
-    finally:
-        proc.kill()
-        proc.wait()
-    no_traceback(proc.stderr.read() if proc.stderr else b"")
+    files = _files(tmp_path, 300)
+    parts = [  # fewer than a batch, then more than one
+        (b"".join(bytes(p) + end for p in part),
+         [gnu_line(digest("md5", p.read_bytes()), bytes(p)) for p in part])
+        for part in (files[:5], files[5:])
+    ]
+    _feed_in_parts(["scan", "-a", "md5", "-j", jobs, option, "-"], parts, ordered=False)
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
@@ -291,27 +309,11 @@ def test_a_manifest_that_stalls_gets_its_verdicts_while_the_producer_runs(
     tmp_path: Path, jobs: str
 ) -> None:
     # `slow-producer | parhash check -`: as md5sum -c, each verdict comes
-    # while the rest of the manifest is still on its way.
-    files = []
-    for i in range(300):
-        p = tmp_path / f"f{i:03d}"
-        p.write_bytes(random_bytes(i, i))
-        files.append(p)
-    proc = subprocess.Popen([*PARHASH, "check", "-j", jobs, "-"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
-    assert proc.stdin is not None and proc.stdout is not None
-    try:
-        out = proc.stdout.fileno()
-        for part in (files[:5], files[5:300]):
-            proc.stdin.write(b"".join(gnu_line(digest("md5", p.read_bytes()), bytes(p))
-                                      for p in part))
-            proc.stdin.flush()
-            got = _read_records(out, len(part), b"\n", timeout=20)
-            assert got == [bytes(p) + b": OK\n" for p in part]  # in manifest order
-        proc.stdin.close()
-        assert _read_records(out, 1, b"\n", timeout=20) == []
-        assert proc.wait(timeout=20) == 0
-    finally:
-        proc.kill()
-        proc.wait()
-    no_traceback(proc.stderr.read() if proc.stderr else b"")
+    # while the rest of the manifest is still on its way, in manifest order.
+    files = _files(tmp_path, 300)
+    parts = [
+        (b"".join(gnu_line(digest("md5", p.read_bytes()), bytes(p)) for p in part),
+         [bytes(p) + b": OK\n" for p in part])
+        for part in (files[:5], files[5:])
+    ]
+    _feed_in_parts(["check", "-j", jobs, "-"], parts, ordered=True)
