@@ -364,6 +364,12 @@ class PoolExecutor:
         pool._state = "TERMINATE"
         for thread in (pool._worker_handler, pool._task_handler, pool._result_handler):
             thread._state = "TERMINATE"
+        # The maintenance thread replaces dead workers: wake it so that it
+        # sees the state and ends, and let it finish a replacement it may be
+        # starting, so that no worker is born after the kills below.
+        with contextlib.suppress(OSError, ValueError):
+            pool._change_notifier.put(None)
+        pool._worker_handler.join(timeout=1.0)
         for process in self._born:
             if process.exitcode is None:
                 with contextlib.suppress(OSError, ValueError, AttributeError):
@@ -371,8 +377,6 @@ class PoolExecutor:
         for process in self._born:
             with contextlib.suppress(OSError, ValueError, AssertionError):
                 process.join(timeout=1.0)
-        with contextlib.suppress(OSError, ValueError):
-            pool._change_notifier.put(None)
 
     def close(self) -> None:
         if self._closed:
