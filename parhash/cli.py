@@ -378,12 +378,7 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
         )
     paths, listed = _path_arguments(paths, files_from, files0_from)
     stats = parhash.PipelineStats()
-    out: Output | None = None
-
-    def flush_idle() -> None:
-        if out is not None:
-            out.flush_pending()
-
+    flush_idle = _FlushWhenIdle()
     results = parhash.scan(
         paths, algos=algos, jobs=jobs, chunksize=chunksize, block_size=block_size,
         follow=follow, include=include, exclude=exclude, listed=listed, stats=stats,
@@ -393,11 +388,11 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
     show = progress if progress is not None else sys.stderr.isatty()
     try:
         with _atomic_output(output) as raw:
+            out = flush_idle.out = Output(raw)
             stream: Any = _skip_own_output(results, _own_files(raw, output))
             stream = _progress(tally(stream, counts), show)
             if sort_output:
                 stream = sorted(stream, key=_sort_key)
-            out = Output(raw)
             WRITERS[fmt](stream, out, ReportOptions(algos, zero))
             raw.flush()
     finally:
@@ -406,6 +401,21 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
         _warn_worker_deaths(stats)
         return EXIT_FILE_ERROR
     return EXIT_FILE_ERROR if counts.errors else EXIT_OK
+
+
+class _FlushWhenIdle:
+    """The pipeline's idle hook: flushes :attr:`out` once the output is open.
+
+    The hook is handed to the pipeline before the output exists; whatever
+    was written waits in the buffer no longer than the pipeline idles.
+    """
+
+    def __init__(self) -> None:
+        self.out: Output | None = None
+
+    def __call__(self) -> None:
+        if self.out is not None:
+            self.out.flush_pending()
 
 
 def _warn_worker_deaths(stats: Any) -> None:
@@ -510,12 +520,7 @@ def check_command(manifests, algo, root, relative_to_manifest, verbosity, strict
     show = progress if progress is not None else sys.stderr.isatty()
     stop = threading.Event()  # see _signals_set
     stats = parhash.PipelineStats()
-    out: Output | None = None
-
-    def flush_idle() -> None:
-        if out is not None:
-            out.flush_pending()
-
+    flush_idle = _FlushWhenIdle()
     verdicts = parhash.check(
         manifests, algo=algos[0] if algos else None, root=root,
         relative_to_manifest=relative_to_manifest, zero=zero, jobs=jobs,
@@ -526,7 +531,7 @@ def check_command(manifests, algo, root, relative_to_manifest, verbosity, strict
                            json=as_json)
     try:
         with _signals_set(stop), _atomic_output(None) as raw:
-            out = Output(raw)
+            out = flush_idle.out = Output(raw)
             passed = write_check(summarize(verdicts, manifests), out, options, sys.stderr)
             out.flush()
     finally:

@@ -43,6 +43,7 @@ from parhash.results import (
     Verdict,
     reason,
 )
+from parhash.walk import readable_now
 from parhash.worker import DEFAULT_BLOCK_SIZE, Task
 
 STDIN = "-"
@@ -90,10 +91,7 @@ class _Pipe:
 
     def ready(self) -> bool:
         """Whether a read would return at once (data, or the end)."""
-        try:
-            return bool(select.select([self.fd], [], [], 0)[0])
-        except (OSError, ValueError):
-            return True  # let the read itself report the problem
+        return readable_now(self.fd)
 
 
 def _pipe(stream: BinaryIO, stop: threading.Event) -> _Pipe | None:

@@ -20,6 +20,7 @@ Policy, shared by directories and globs:
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import re
 import stat
@@ -300,15 +301,17 @@ def _readiness(stream: BinaryIO) -> Callable[[], bool] | None:
             return None
     except (OSError, ValueError, AttributeError):
         return None  # no file descriptor (io.BytesIO): reads never wait
-    import select
-
     # read1 hands back what the buffer holds before it reads again, and a
     # read of 64 KiB bypasses a smaller buffer: the buffer is empty when a
     # read is asked for, so the descriptor alone tells whether it would wait.
-    def ready() -> bool:
-        try:
-            return bool(select.select([fd], [], [], 0)[0])
-        except (OSError, ValueError):
-            return True  # let the read itself report the problem
+    return functools.partial(readable_now, fd)
 
-    return ready
+
+def readable_now(fd: int) -> bool:
+    """Whether a read of ``fd`` would return at once (data, or the end)."""
+    import select
+
+    try:
+        return bool(select.select([fd], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True  # let the read itself report the problem
