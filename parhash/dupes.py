@@ -16,9 +16,11 @@ something dearer to learn, and drops every group left with a single file
 4. :func:`group_by_contents`: whole files are hashed, only in groups that
    still have two files or more and only for files larger than the head.
 
-Both hashing stages run the worker's :func:`~parhash.worker.hash_batch` on
-one executor of :mod:`parhash.pipeline` (a pool, or this process for small
-jobs), started only if some group reaches stage 3.
+Both hashing stages send whole groups (or runs of a large group) to one
+executor of :mod:`parhash.pipeline` (a pool, or this process for small
+jobs), started only if some group reaches stage 3. A worker reads each file
+with the worker module's readers and sends back only the buckets of files
+that agree, so the parent never handles a digest per file.
 
 Files are never claimed equal on a stale look: each digest comes with the
 size, mtime and inode the worker saw, and a file that no longer matches its
@@ -38,7 +40,7 @@ import logging
 import os
 import stat
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from parhash.algorithms import parse_algos
 from parhash.manifest import FS_ENCODING, FS_ERRORS
@@ -47,17 +49,17 @@ from parhash.pipeline import (
     DEFAULT_CHUNKSIZE,
     INLINE_MAX_BYTES,
     INLINE_MAX_FILES,
+    WORKER_DIED,
     Executor,
     InlineExecutor,
     PipelineStats,
     PoolExecutor,
-    batch_by_size,
     clamp_jobs,
 )
-from parhash.results import DupeError, DupeGroup, Pause, Result, WalkError, reason
+from parhash.results import DupeError, DupeGroup, Pause, WalkError, reason
 from parhash.select import Selector
-from parhash.walk import LOOP, NOT_REGULAR, walk_paths
-from parhash.worker import DEFAULT_BLOCK_SIZE, Job, hash_batch
+from parhash.walk import LOOP, NOT_REGULAR, Directory, read_dir, walk_paths
+from parhash.worker import DEFAULT_BLOCK_SIZE, Job, path_hasher
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,10 @@ class FileInfo(NamedTuple):
     dev: int
     ino: int
     links: tuple[str, ...] = ()  # its other names, once group_by_inode has run
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Sent to workers by the thousand: rebuilt in C, as Result is.
+        return tuple.__new__, (FileInfo, tuple(self))
 
 
 class Group(NamedTuple):
@@ -133,6 +139,37 @@ def _walk_error(e: WalkError) -> DupeError:
     return DupeError(e.path, e.error, e.errno, not harmless)
 
 
+class SizeLimits(NamedTuple):
+    """Which files stage 1 keeps, by size."""
+
+    min_size: int = 0
+    max_size: int | None = None
+    include_empty: bool = False
+
+
+# A FileInfo as a plain tuple: it pickles in C, where a named tuple's
+# __reduce__ is a Python call per file (it made a worker's listing of a
+# walk three times dearer to send). as_file_info makes it a FileInfo.
+Row = tuple[str, int, int, int, int, tuple[str, ...]]
+as_file_info: Callable[[Row], FileInfo] = functools.partial(tuple.__new__, FileInfo)
+
+
+def stat_file(path: str, limits: SizeLimits) -> Row | DupeError | None:
+    """``stat`` one walked file: its :class:`Row`, an error, or None if out of limits."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return DupeError(path, reason(e), e.errno, not _vanished(e.errno))
+    if not stat.S_ISREG(st.st_mode):  # replaced since the walk saw a file
+        return DupeError(path, NOT_REGULAR, None, False)
+    size = st.st_size
+    if size < limits.min_size or (limits.max_size is not None and size > limits.max_size):
+        return None
+    if size == 0 and not limits.include_empty:
+        return None
+    return (path, size, st.st_mtime_ns, st.st_dev, st.st_ino, ())
+
+
 def stat_files(
     items: Iterable[str | WalkError | Pause],
     *,
@@ -146,6 +183,7 @@ def stat_files(
     Empty files are left out unless ``include_empty``. Walk errors and files
     that can't be ``stat``-ed come back as :class:`DupeError` values.
     """
+    limits = SizeLimits(min_size, max_size, include_empty)
     count = 0
     for item in items:
         if type(item) is not str:
@@ -154,23 +192,133 @@ def stat_files(
             assert isinstance(item, WalkError)
             yield _walk_error(item)
             continue
+        got = stat_file(item, limits)
+        if got is None:
+            continue
+        if isinstance(got, DupeError):
+            yield got
+        else:
+            yield as_file_info(got)
+            count += 1
+            if progress is not None and count % 1024 == 0:
+                progress(Stage.SIZE, count, 0)
+
+
+# --- Stage 1 over several processes ---------------------------------------------
+
+# Entries a walk task reads before it hands the directories it has not read
+# yet back to the parent, to share them out: enough that a task outweighs
+# its round trip, few enough that both workers stay busy to the end.
+WALK_BUDGET = 2048
+# Directories per walk task, when the parent shares them out.
+WALK_TASK_DIRS = 8
+
+
+class Listing(NamedTuple):
+    """What one walk task found: files ``stat``-ed, errors, directories left."""
+
+    taken: int  # the task's directories, read or handed back in ``rest``
+    files: list[Row]
+    errors: list[DupeError]
+    rest: list[Directory]
+
+
+def walk_and_stat(
+    select: Selector | None, limits: SizeLimits, dirs: list[Directory]
+) -> list[Listing]:
+    """Read ``dirs`` and the directories below them, ``stat`` each file found.
+
+    Runs in a worker, or in the parent for the first task. Stops after
+    ``WALK_BUDGET`` entries, handing back what it has not read yet.
+    """
+    files: list[Row] = []
+    errors: list[DupeError] = []
+    stack = dirs[::-1]
+    seen = 0
+    while stack and seen < WALK_BUDGET:
+        subdirs: list[Directory] = []
+        for item in read_dir(stack.pop(), select=select):
+            if type(item) is str:
+                seen += 1
+                got = stat_file(item, limits)
+                if isinstance(got, DupeError):
+                    errors.append(got)
+                elif got is not None:
+                    files.append(got)
+            elif isinstance(item, Directory):
+                subdirs.append(item)
+            else:
+                assert isinstance(item, WalkError)
+                errors.append(_walk_error(item))
+        stack.extend(reversed(subdirs))
+    return [Listing(len(dirs), files, errors, stack[::-1])]
+
+
+def _lost_dir(d: Directory) -> Listing:
+    return Listing(1, [], [DupeError(d.path.rstrip("/") or ".", WORKER_DIED)], [])
+
+
+def _dir_tasks(dirs: list[Directory]) -> Iterator[list[Directory]]:
+    for i in range(0, len(dirs), WALK_TASK_DIRS):
+        yield dirs[i:i + WALK_TASK_DIRS]
+
+
+def walk_in_parallel(
+    tops: list[Directory],
+    hashing: Hashing,
+    select: Selector | None,
+    limits: SizeLimits,
+    progress: ProgressFn | None = None,
+    count: int = 0,
+) -> Iterator[FileInfo | DupeError]:
+    """Stage 1 for directories named by the caller, on the hashing stages' executor.
+
+    The first task runs in this process, so a small tree never starts a
+    pool; what it leaves goes to the workers, a few directories a task,
+    and each task hands back what it had no time to read. Files come in no
+    set order; the errors come last, in byte order of their paths.
+    """
+    import queue
+
+    if not tops:
+        return
+    first = walk_and_stat(select, limits, tops)[0]
+    yield from map(as_file_info, first.files)
+    count += len(first.files)
+    errors = first.errors
+    if first.rest:
+        todo: queue.SimpleQueue[list[Directory] | None] = queue.SimpleQueue()
+        outstanding = 0
+
+        def share(dirs: list[Directory]) -> None:
+            nonlocal outstanding
+            for task in _dir_tasks(dirs):
+                todo.put(task)
+                outstanding += len(task)
+
+        def tasks() -> Iterator[list[Directory]]:
+            while (task := todo.get()) is not None:
+                yield task
+
+        share(first.rest)
+        executor = hashing.executor()
         try:
-            st = os.stat(item)
-        except OSError as e:
-            yield DupeError(item, reason(e), e.errno, not _vanished(e.errno))
-            continue
-        if not stat.S_ISREG(st.st_mode):  # replaced since the walk saw a file
-            yield DupeError(item, NOT_REGULAR, None, False)
-            continue
-        size = st.st_size
-        if size < min_size or (max_size is not None and size > max_size):
-            continue
-        if size == 0 and not include_empty:
-            continue
-        yield FileInfo(item, size, st.st_mtime_ns, st.st_dev, st.st_ino)
-        count += 1
-        if progress is not None and count % 1024 == 0:
-            progress(Stage.SIZE, count, 0)
+            for listings in executor.map_unordered(
+                functools.partial(walk_and_stat, select, limits), tasks(), lost=_lost_dir
+            ):
+                for listing in listings:
+                    yield from map(as_file_info, listing.files)
+                    errors.extend(listing.errors)
+                    share(listing.rest)
+                    outstanding -= listing.taken
+                    count += len(listing.files)
+                if progress is not None:
+                    progress(Stage.SIZE, count, 0)
+                if not outstanding:
+                    todo.put(None)
+        finally:
+            todo.put(None)  # the reader of tasks() must not wait for ever
+    yield from sorted(errors, key=lambda e: _sort_key(e.path))
 
 
 def group_by_size(files: Iterable[FileInfo]) -> list[Group]:
@@ -214,13 +362,106 @@ def group_by_inode(groups: list[Group]) -> list[Group]:
     return out
 
 
+# What a worker gets of a file: path, size, mtime_ns, dev, ino, as stage 1 saw
+# them. Plain tuples: a NamedTuple pickles through a Python call per file,
+# which made sending a batch six times dearer.
+Sent = tuple[str, int, int, int, int]
+# A run of one group's files: (group number, start in the group, whether it
+# is the whole group, its files). A worker may drop lone files of a whole group.
+Part = tuple[int, int, bool, list[Sent]]
+
+
+class Split(NamedTuple):
+    """What a worker learnt of a :class:`Part`: its files bucketed by digest.
+
+    ``buckets`` holds ``(digest, positions in the part)``; for a whole part
+    only the buckets of two files or more, since the others are no one's
+    duplicate. ``errors`` has the files that failed or changed.
+    """
+
+    group: int
+    start: int
+    taken: int  # files in the part
+    buckets: list[tuple[str, list[int]]]
+    errors: list[DupeError]
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return tuple.__new__, (Split, tuple(self))
+
+
+def split_parts(job: Job, parts: Sequence[Part]) -> list[Split]:
+    """Hash each part's files (their heads when ``job.head`` is set) and bucket them.
+
+    Runs in a worker. A file that fails to read, or no longer matches the
+    ``stat`` of stage 1, leaves its part with a :class:`DupeError`. Only the
+    buckets go back, not a digest per file: the parent's share of the work
+    is one step per group that survives, not one per file.
+    """
+    hash_path = path_hasher(job)
+    algo = job.algos[0]
+    out = []
+    for number, start, whole, files in parts:
+        by_digest: dict[str, list[int]] = {}
+        errors = []
+        for i, (path, size, mtime_ns, dev, ino) in enumerate(files):
+            r = hash_path(path)
+            if r.error is not None:
+                errors.append(DupeError(path, r.error, r.errno, not _vanished(r.errno)))
+            elif r.mtime_ns != mtime_ns or r.size != size or r.ino != ino or r.dev != dev:
+                errors.append(DupeError(path, CHANGED))
+            else:
+                by_digest.setdefault(r.digests[algo], []).append(i)
+        buckets = [(d, at) for d, at in by_digest.items() if len(at) > 1 or not whole]
+        out.append(Split(number, start, len(files), buckets, errors))
+    return out
+
+
+def _lost_part(part: Part) -> Split:
+    number, start, _, files = part
+    return Split(number, start, len(files), [], [DupeError(f[0], WORKER_DIED) for f in files])
+
+
+def cut_parts(
+    groups: Sequence[Group], cost: Callable[[int], int], chunksize: int, batch_bytes: int
+) -> Iterator[list[Part]]:
+    """Cut ``groups`` into batches of :class:`Part` for the workers.
+
+    A batch closes at ``chunksize`` files or ``batch_bytes`` bytes to read
+    (``cost`` of a size), as :func:`~parhash.pipeline.batch_by_size` cuts a
+    scan; a file costing ``batch_bytes`` or more travels alone. A group goes
+    whole into a batch where it fits, else in runs over several batches.
+    """
+    batch: list[Part] = []
+    count = nbytes = 0
+    for number, group in enumerate(groups):
+        files = group.files
+        each = cost(group.size)
+        if each >= batch_bytes:
+            whole = len(files) == 1
+            yield from ([(number, i, whole, [f[:5]])] for i, f in enumerate(files))
+            continue
+        start = 0
+        while start < len(files):
+            room = min(chunksize - count, -(-(batch_bytes - nbytes) // max(each, 1)))
+            run = [f[:5] for f in files[start:start + room]]
+            batch.append((number, start, len(run) == len(files), run))
+            start += len(run)
+            count += len(run)
+            nbytes += len(run) * each
+            if count >= chunksize or nbytes >= batch_bytes:
+                yield batch
+                batch = []
+                count = nbytes = 0
+    if batch:
+        yield batch
+
+
 class Hashing:
     """What the hashing stages share: one executor, the digest, the errors met.
 
     The executor is made on first use: this process for a job of at most
-    ``INLINE_MAX_FILES`` files and ``INLINE_MAX_BYTES`` bytes to read, or
-    ``jobs=1``; otherwise a pool, which later stages reuse. :meth:`close`
-    stops it.
+    ``INLINE_MAX_FILES`` files and ``INLINE_MAX_BYTES`` bytes, or ``jobs=1``;
+    otherwise a pool, which later stages reuse. :meth:`close` stops it.
     """
 
     def __init__(
@@ -244,11 +485,13 @@ class Hashing:
         self.errors: list[DupeError] = []
         self._pool: PoolExecutor | None = None
 
-    def _executor(self, files: Sequence[FileInfo], cost: Callable[[FileInfo], int]) -> Executor:
+    def executor(self, files: int | None = None, nbytes: int = 0) -> Executor:
+        """The pool, started now if need be; this process for a small job
+        (``files`` given, and few) or ``jobs=1``."""
         if self._pool is not None:
             return self._pool
         if self.jobs == 1 or (
-            len(files) <= INLINE_MAX_FILES and sum(map(cost, files)) <= INLINE_MAX_BYTES
+            files is not None and files <= INLINE_MAX_FILES and nbytes <= INLINE_MAX_BYTES
         ):
             return InlineExecutor()
         # Forked workers share this process's memory until they write to it;
@@ -261,44 +504,49 @@ class Hashing:
             gc.unfreeze()
         return self._pool
 
-    def digests(self, stage: Stage, files: Sequence[FileInfo]) -> dict[str, str]:
-        """Hash ``files`` (their heads in the HEAD stage); return digest by path.
+    def split(self, stage: Stage, groups: list[Group]) -> list[Group]:
+        """Split every group by the digest of its files (their heads in the HEAD stage).
 
-        A file that fails, or no longer matches its stage-1 ``stat``, is left
-        out and recorded in :attr:`errors`.
+        Keeps the groups of two files or more. A file that fails, or no
+        longer matches its stage-1 ``stat``, is left out and recorded in
+        :attr:`errors`.
         """
         head = self.head_size if stage is Stage.HEAD else None
+
+        def cost(size: int) -> int:
+            return size if head is None else min(size, head)
+
+        total = sum(len(g.files) for g in groups)
+        executor = self.executor(total, sum(len(g.files) * cost(g.size) for g in groups))
         job = Job((self.algo,), self.block_size, head)
-
-        def cost(f: FileInfo) -> int:
-            return f.size if head is None else min(f.size, head)
-
-        executor = self._executor(files, cost)
-        by_path = {f.path: f for f in files}
-        # Sizes are known from stage 1: no second stat, and a head costs only
-        # the bytes it reads.
-        batches = batch_by_size(((f.path, cost(f)) for f in files), self.chunksize, BATCH_BYTES)
-        out: dict[str, str] = {}
+        batches = cut_parts(groups, cost, self.chunksize, BATCH_BYTES)
+        out: list[Group] = []
+        # Buckets of the groups that came back in several parts, by group.
+        runs: dict[int, dict[str, list[FileInfo]]] = {}
         done = 0
-        results: Iterator[list[Result]] = executor.map_unordered(
-            functools.partial(hash_batch, job), batches
-        )
-        algo = self.algo
-        for batch in results:
-            for r in batch:
-                f = by_path[r.path]
-                if r.error is not None:
-                    self.errors.append(DupeError(r.path, r.error, r.errno, not _vanished(r.errno)))
-                elif (
-                    r.mtime_ns != f.mtime_ns or r.size != f.size or r.ino != f.ino
-                    or r.dev != f.dev
-                ):
-                    self.errors.append(DupeError(r.path, CHANGED))
+        for splits in executor.map_unordered(
+            functools.partial(split_parts, job), batches, lost=_lost_part
+        ):
+            for s in splits:
+                group = groups[s.group]
+                files = group.files
+                if s.errors:
+                    self.errors.extend(s.errors)
+                if s.taken == len(files):
+                    out.extend(
+                        Group(group.size, [files[i] for i in at], digest)
+                        for digest, at in s.buckets
+                    )
                 else:
-                    out[r.path] = r.digests[algo]
-            done += len(batch)
+                    merged = runs.setdefault(s.group, {})
+                    for digest, at in s.buckets:
+                        merged.setdefault(digest, []).extend(files[s.start + i] for i in at)
+                done += s.taken
             if self.progress is not None:
-                self.progress(stage, done, len(files))
+                self.progress(stage, done, total)
+        for number, merged in runs.items():
+            size = groups[number].size
+            out.extend(Group(size, run, d) for d, run in merged.items() if len(run) > 1)
         return out
 
     def take_errors(self) -> list[DupeError]:
@@ -311,26 +559,9 @@ class Hashing:
             self._pool = None
 
 
-def _split(group: Group, digests: dict[str, str]) -> list[Group]:
-    files = group.files
-    if len(files) == 2:  # most groups: a pair agrees or is no group at all
-        digest = digests.get(files[0].path)
-        if digest is not None and digest == digests.get(files[1].path):
-            return [Group(group.size, files, digest)]
-        return []
-    by_digest: dict[str, list[FileInfo]] = {}
-    for f in files:
-        digest = digests.get(f.path)
-        if digest is not None:
-            by_digest.setdefault(digest, []).append(f)
-    return [Group(group.size, files, d) for d, files in by_digest.items() if len(files) > 1]
-
-
 def group_by_head(groups: list[Group], hashing: Hashing) -> list[Group]:
     """Stage 3: split groups by the digest of each file's first ``head_size`` bytes."""
-    files = [f for g in groups for f in g.files]
-    digests = hashing.digests(Stage.HEAD, files)
-    return [sub for g in groups for sub in _split(g, digests)]
+    return hashing.split(Stage.HEAD, groups)
 
 
 def group_by_contents(groups: list[Group], hashing: Hashing) -> list[Group]:
@@ -343,8 +574,7 @@ def group_by_contents(groups: list[Group], hashing: Hashing) -> list[Group]:
     todo = [g for g in groups if g.size > hashing.head_size]
     if not todo:
         return done
-    digests = hashing.digests(Stage.CONTENTS, [f for g in todo for f in g.files])
-    return done + [sub for g in todo for sub in _split(g, digests)]
+    return done + hashing.split(Stage.CONTENTS, todo)
 
 
 def _candidates(groups: list[Group]) -> int:
@@ -430,10 +660,6 @@ def find_dupes(
     if max_size is not None and max_size < min_size:
         raise ValueError("max_size must not be below min_size")
     select = Selector.from_patterns(include, exclude)
-    items = itertools.chain(
-        walk_paths(paths, follow=follow, select=select),
-        walk_paths(listed, follow=follow, select=select, expand_globs=False),
-    )
     hashing = Hashing(
         algo=names[0],
         head_size=head_size,
@@ -443,26 +669,51 @@ def find_dupes(
         progress=progress,
         stats=stats,
     )
-    return _search(items, hashing, min_size, max_size, include_empty, progress)
+    # Without -L, each directory is read once whichever process reads it, so
+    # the workers can share the walk; with -L, one process keeps the set of
+    # directories entered, and walks alone.
+    descend = follow or hashing.jobs == 1
+    items = itertools.chain(
+        walk_paths(paths, follow=follow, select=select, descend=descend),
+        walk_paths(listed, follow=follow, select=select, expand_globs=False, descend=descend),
+    )
+    limits = SizeLimits(min_size, max_size, include_empty)
+    return _search(items, hashing, select, limits, progress)
 
 
 def _search(
-    items: Iterable[str | WalkError | Pause],
+    items: Iterable[str | WalkError | Pause | Directory],
     hashing: Hashing,
-    min_size: int,
-    max_size: int | None,
-    include_empty: bool,
+    select: Selector | None,
+    limits: SizeLimits,
     progress: ProgressFn | None,
 ) -> Generator[DupeGroup | DupeError, None, None]:
+    tops: list[Directory] = []
+
+    def apart(items: Iterable[str | WalkError | Pause | Directory]) -> Iterator[
+        str | WalkError | Pause
+    ]:
+        for item in items:
+            if isinstance(item, Directory):
+                tops.append(item)
+            else:
+                yield item
+
     try:
         files: list[FileInfo] = []
         for item in stat_files(
-            items,
-            min_size=min_size,
-            max_size=max_size,
-            include_empty=include_empty,
+            apart(items),
+            min_size=limits.min_size,
+            max_size=limits.max_size,
+            include_empty=limits.include_empty,
             progress=progress,
         ):
+            if type(item) is FileInfo:
+                files.append(item)
+            else:
+                assert isinstance(item, DupeError)
+                yield item
+        for item in walk_in_parallel(tops, hashing, select, limits, progress, len(files)):
             if type(item) is FileInfo:
                 files.append(item)
             else:

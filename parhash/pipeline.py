@@ -19,12 +19,14 @@ import sys
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 from parhash.results import PAUSE, Pause, Result, WalkError
 from parhash.worker import DEFAULT_BLOCK_SIZE, Job, hash_batch
 
 Item = str | WalkError
+T = TypeVar("T")
+R = TypeVar("R")
 
 # Batches close at whichever comes first: this many paths, or this many bytes
 # (see benchmarks/RESULTS.md). Large files travel alone, so two workers share
@@ -64,12 +66,15 @@ class Executor(Protocol):
 
     def map_unordered(
         self,
-        fn: Callable[[list[Item]], list[Result]],
-        batches: Iterable[list[Item]],
+        fn: Callable[[list[T]], list[R]],
+        batches: Iterable[list[T]],
         idle: Callable[[], None] | None = None,
-    ) -> Iterator[list[Result]]:
+        lost: Callable[[T], R] | None = None,
+    ) -> Iterator[list[R]]:
         """``idle``, if given, is called whenever the caller would otherwise
-        wait: no result and no batch for a moment."""
+        wait: no result and no batch for a moment. ``lost`` makes the result
+        of an item that could not be run (its worker died on it, twice); by
+        default, a :class:`Result` with an error for a path."""
         ...
 
     def close(self) -> None: ...
@@ -80,10 +85,11 @@ class InlineExecutor:
 
     def map_unordered(
         self,
-        fn: Callable[[list[Item]], list[Result]],
-        batches: Iterable[list[Item]],
+        fn: Callable[[list[T]], list[R]],
+        batches: Iterable[list[T]],
         idle: Callable[[], None] | None = None,
-    ) -> Iterator[list[Result]]:
+        lost: Callable[[T], R] | None = None,
+    ) -> Iterator[list[R]]:
         # Never waits for anything but the work itself: no call to ``idle``.
         return map(fn, batches)
 
@@ -123,10 +129,10 @@ def _init_worker(slots: _Slots) -> None:
 class _Tracked:
     """Runs a batch in a worker, noting its number in the worker's slot."""
 
-    def __init__(self, fn: Callable[[list[Item]], list[Result]]) -> None:
+    def __init__(self, fn: Callable[[list[Any]], list[Any]]) -> None:
         self.fn = fn
 
-    def __call__(self, task: tuple[int, list[Item]]) -> tuple[int, list[Result]]:
+    def __call__(self, task: tuple[int, list[Any]]) -> tuple[int, list[Any]]:
         number, batch = task
         if _SLOT >= 0:
             _SLOTS.set_batch(_SLOT, number)
@@ -274,10 +280,11 @@ class PoolExecutor:
 
     def map_unordered(
         self,
-        fn: Callable[[list[Item]], list[Result]],
-        batches: Iterable[list[Item]],
+        fn: Callable[[list[T]], list[R]],
+        batches: Iterable[list[T]],
         idle: Callable[[], None] | None = None,
-    ) -> Iterator[list[Result]]:
+        lost: Callable[[T], R] | None = None,
+    ) -> Iterator[list[R]]:
         import collections
         import multiprocessing
         import queue
@@ -285,8 +292,9 @@ class PoolExecutor:
         self._drained = False
         ahead = _ReadAhead(batches, self.jobs * INFLIGHT_PER_WORKER, self._stop)
         limit = self.jobs * INFLIGHT_PER_WORKER
+        lose = lost if lost is not None else cast(Callable[[T], R], _lost_result)
         # Batches to send again after a death, with whether they are a retry.
-        pending: collections.deque[tuple[list[Item], bool]] = collections.deque()
+        pending: collections.deque[tuple[list[T], bool]] = collections.deque()
         numbers = itertools.count()
         tracked = _Tracked(fn)
         while True:
@@ -296,7 +304,7 @@ class PoolExecutor:
             results = self.pool.imap_unordered(
                 tracked, _feed(tasks, generation_stop, self._stop), chunksize=1
             )
-            inflight: dict[int, tuple[list[Item], bool]] = {}
+            inflight: dict[int, tuple[list[T], bool]] = {}
             dead: list[Any] = []
             while True:
                 while len(inflight) < limit:
@@ -343,7 +351,7 @@ class PoolExecutor:
                 if number not in culprits:
                     pending.append((batch, retry))
                 elif retry:
-                    yield [_lost_result(item) for item in batch]
+                    yield [lose(item) for item in batch]
                 else:
                     self.stats.retried += len(batch)
                     pending.extend(([item], True) for item in batch)
@@ -449,7 +457,7 @@ class _ReadAhead:
 
     _END = object()
 
-    def __init__(self, batches: Iterable[list[Item]], depth: int, stop: threading.Event) -> None:
+    def __init__(self, batches: Iterable[list[Any]], depth: int, stop: threading.Event) -> None:
         import queue
 
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
@@ -471,7 +479,7 @@ class _ReadAhead:
                 continue
         return False
 
-    def _fill(self, batches: Iterable[list[Item]]) -> None:
+    def _fill(self, batches: Iterable[list[Any]]) -> None:
         try:
             for batch in batches:
                 if not self._put(batch):
@@ -481,7 +489,7 @@ class _ReadAhead:
             return
         self._put(self._END)
 
-    def get(self, timeout: float) -> list[Item] | None:
+    def get(self, timeout: float) -> list[Any] | None:
         """The next batch, or None if there is none yet (or no more: see ``done``)."""
         import queue
 
@@ -497,7 +505,7 @@ class _ReadAhead:
         if isinstance(value, _Raised):
             self.done = True
             raise value.error
-        batch: list[Item] = value
+        batch: list[Any] = value
         return batch
 
 

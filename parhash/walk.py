@@ -25,7 +25,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterable, Iterator
-from typing import BinaryIO, NamedTuple, Protocol
+from typing import BinaryIO, Literal, NamedTuple, Protocol, overload
 
 from parhash.results import PAUSE, Pause, WalkError, reason
 from parhash.select import has_magic, translate
@@ -39,11 +39,14 @@ class Predicates(Protocol):
     def keep_file(self, relpath: str) -> bool: ...
 
 
-class _Dir(NamedTuple):
+class Directory(NamedTuple):
+    """A directory for :func:`read_dir` to read."""
+
     path: str  # as displayed, ending in "/" unless it is "" (the current directory)
     rel: str  # relative to the walk's top, "" for the top
     depth: int
-    ancestor: _Ancestor | None
+    # With follow: this directory's device and inode, and its ancestors'.
+    ancestor: _Ancestor | None = None
 
 
 class _Ancestor(NamedTuple):
@@ -85,58 +88,78 @@ def walk_tree(
         st = top_stat or os.stat(top or ".")
         root = _Ancestor(st.st_dev, st.st_ino, top or ".", None)
         visited.add((st.st_dev, st.st_ino))
-    stack = [_Dir(_as_prefix(top), "", 0, root)]
+    stack = [Directory(_as_prefix(top), "", 0, root)]
     while stack:
         current = stack.pop()
-        try:
-            with os.scandir(current.path or ".") as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as e:
-            yield WalkError(current.path.rstrip("/") or ".", reason(e), e.errno, current.depth)
-            continue
-        subdirs: list[_Dir] = []
-        depth = current.depth + 1
-        for entry in entries:
-            name = entry.name
-            path = current.path + name
-            rel = current.rel + "/" + name if current.rel else name
-            try:
-                if entry.is_file(follow_symlinks=False):
-                    if select is None or select.keep_file(rel):
-                        yield path
-                    continue
-                is_dir = entry.is_dir(follow_symlinks=False)
-                if not is_dir and not (follow and entry.is_symlink()):
-                    continue  # a FIFO, socket, device, or a link we don't follow
-                if select is not None and not select.enter_dir(rel) and is_dir:
-                    continue
-                if not follow:
-                    subdirs.append(_Dir(path + "/", rel, depth, None))
-                    continue
-                try:
-                    st = entry.stat()
-                except FileNotFoundError:
-                    continue  # a broken link
-                if stat.S_ISREG(st.st_mode):
-                    if select is None or select.keep_file(rel):
-                        yield path
-                    continue
-                if not stat.S_ISDIR(st.st_mode):
-                    continue
-                if select is not None and not select.enter_dir(rel):
-                    continue
-                key = (st.st_dev, st.st_ino)
+        subdirs: list[Directory] = []
+        for item in read_dir(current, follow=follow, select=select):
+            if not isinstance(item, Directory):
+                yield item
+                continue
+            node = item.ancestor
+            if node is not None:  # following links: each directory once, by device and inode
+                key = (node.dev, node.ino)
                 if key in visited:
                     ancestor = _loop_ancestor(current.ancestor, *key)
                     if ancestor is not None:
-                        yield WalkError(path, LOOP, errno.ELOOP, depth, ancestor)
+                        yield WalkError(node.path, LOOP, errno.ELOOP, item.depth, ancestor)
                     continue  # entered already by another path
                 visited.add(key)
-                node = _Ancestor(st.st_dev, st.st_ino, path, current.ancestor)
-                subdirs.append(_Dir(path + "/", rel, depth, node))
-            except OSError as e:
-                yield WalkError(path, reason(e), e.errno, depth)
+            subdirs.append(item)
         stack.extend(reversed(subdirs))
+
+
+def read_dir(
+    current: Directory, *, follow: bool = False, select: Predicates | None = None
+) -> Iterator[str | WalkError | Directory]:
+    """Read one directory: its regular files' paths, its errors, and its subdirectories.
+
+    Values come in byte order of the names. A subdirectory (or with ``follow``
+    a link to one) comes as a :class:`Directory` to read next; with ``follow``
+    its ``ancestor`` holds its device and inode, for the caller to enter each
+    directory once. :func:`walk_tree` reads a tree with it in one process;
+    ``parhash dupes`` in several.
+    """
+    try:
+        with os.scandir(current.path or ".") as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as e:
+        yield WalkError(current.path.rstrip("/") or ".", reason(e), e.errno, current.depth)
+        return
+    depth = current.depth + 1
+    for entry in entries:
+        name = entry.name
+        path = current.path + name
+        rel = current.rel + "/" + name if current.rel else name
+        try:
+            if entry.is_file(follow_symlinks=False):
+                if select is None or select.keep_file(rel):
+                    yield path
+                continue
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if not is_dir and not (follow and entry.is_symlink()):
+                continue  # a FIFO, socket, device, or a link we don't follow
+            if select is not None and not select.enter_dir(rel) and is_dir:
+                continue
+            if not follow:
+                yield Directory(path + "/", rel, depth)
+                continue
+            try:
+                st = entry.stat()
+            except FileNotFoundError:
+                continue  # a broken link
+            if stat.S_ISREG(st.st_mode):
+                if select is None or select.keep_file(rel):
+                    yield path
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                continue
+            if select is not None and not select.enter_dir(rel):
+                continue
+            node = _Ancestor(st.st_dev, st.st_ino, path, current.ancestor)
+            yield Directory(path + "/", rel, depth, node)
+        except OSError as e:
+            yield WalkError(path, reason(e), e.errno, depth)
 
 
 class _GlobPredicates:
@@ -211,13 +234,36 @@ def walk_glob(
         yield WalkError(pattern, os.strerror(errno.ENOENT), errno.ENOENT)
 
 
+@overload
+def walk_paths(
+    paths: Iterable[str | Pause],
+    *,
+    follow: bool = ...,
+    select: Predicates | None = ...,
+    expand_globs: bool = ...,
+    descend: Literal[True] = ...,
+) -> Iterator[str | WalkError | Pause]: ...
+
+
+@overload
+def walk_paths(
+    paths: Iterable[str | Pause],
+    *,
+    follow: bool = ...,
+    select: Predicates | None = ...,
+    expand_globs: bool = ...,
+    descend: bool,
+) -> Iterator[str | WalkError | Pause | Directory]: ...
+
+
 def walk_paths(
     paths: Iterable[str | Pause],
     *,
     follow: bool = False,
     select: Predicates | None = None,
     expand_globs: bool = True,
-) -> Iterator[str | WalkError | Pause]:
+    descend: bool = True,
+) -> Iterator[str | WalkError | Pause | Directory]:
     """Walk each argument in turn: a file, a directory, or a glob.
 
     An argument that exists is taken literally even if it holds ``*``; one that
@@ -225,7 +271,9 @@ def walk_paths(
     filters what is found below directories and globs, never a file named
     directly. Errors come back as :class:`WalkError` values; nothing raises.
     A single string is one path, not a sequence of one-letter paths.
-    :data:`PAUSE` passes through as it is.
+    :data:`PAUSE` passes through as it is. With ``descend=False``, a directory
+    named as an argument comes back as a :class:`Directory`, for the caller
+    to read with :func:`read_dir` (``parhash dupes`` reads them in parallel).
     """
     if isinstance(paths, str):
         paths = (paths,)
@@ -249,7 +297,10 @@ def walk_paths(
         if stat.S_ISREG(st.st_mode):
             yield arg
         elif stat.S_ISDIR(st.st_mode):
-            yield from walk_tree(arg, follow=follow, select=select, top_stat=st)
+            if descend:
+                yield from walk_tree(arg, follow=follow, select=select, top_stat=st)
+            else:
+                yield Directory(_as_prefix(arg), "", 0)
         else:
             yield WalkError(arg, NOT_REGULAR)
 

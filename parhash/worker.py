@@ -178,6 +178,29 @@ def _finish(
     )
 
 
+def path_hasher(job: Job) -> Callable[[str], Result]:
+    """One path in, its :class:`Result` out, as :func:`hash_batch` hashes a plain path.
+
+    The algorithms' constructors are looked up once, here, not per file.
+    """
+    constructors = _constructors(job.algos)
+    algos = job.algos
+    block_size = job.block_size
+    if job.head is None:
+
+        def hash_whole(path: str) -> Result:
+            return _hash_file(path, constructors, algos, block_size)
+
+        return hash_whole
+    head = job.head
+    assert head > 0
+
+    def hash_head(path: str) -> Result:
+        return _hash_head(path, constructors, algos, head)
+
+    return hash_head
+
+
 def hash_batch(job: Job, items: Sequence[str | WalkError]) -> list[Result]:
     """Hash every path of ``items``; a :class:`WalkError` passes through as a Result.
 
@@ -189,23 +212,13 @@ def hash_batch(job: Job, items: Sequence[str | WalkError]) -> list[Result]:
     ``fstat`` taken after the read, compared with nothing: the caller compares
     them with the ``stat`` it took before asking, as ``parhash dupes`` does.
     """
-    head = job.head
-    block_size = job.block_size
-
-    def one(path: str, constructors: list[Callable[[], Hasher]], algos: tuple[str, ...]) -> Result:
-        if head is not None:
-            return _hash_head(path, constructors, algos, head)
-        return _hash_file(path, constructors, algos, block_size)
-
-    assert head is None or head > 0
-    constructors = _constructors(job.algos)
-    algos = job.algos
+    hash_path = path_hasher(job)
     out = []
     for item in items:
         if type(item) is str:
-            out.append(one(item, constructors, algos))
+            out.append(hash_path(item))
         elif type(item) is Task:
-            out.append(one(str(item), _constructors(item.algos), item.algos))
+            out.append(path_hasher(job._replace(algos=item.algos))(str(item)))
         else:
             assert isinstance(item, WalkError)
             out.append(item.as_result())
