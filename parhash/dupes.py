@@ -37,12 +37,13 @@ import functools
 import gc
 import itertools
 import logging
+import operator
 import os
 import stat
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
-from parhash.algorithms import parse_algos
+from parhash.algorithms import ALGORITHMS, parse_algos
 from parhash.manifest import FS_ENCODING, FS_ERRORS
 from parhash.pipeline import (
     BATCH_BYTES,
@@ -59,7 +60,7 @@ from parhash.pipeline import (
 from parhash.results import DupeError, DupeGroup, Pause, WalkError, reason
 from parhash.select import Selector
 from parhash.walk import LOOP, NOT_REGULAR, Directory, read_dir, walk_paths
-from parhash.worker import DEFAULT_BLOCK_SIZE, Job, path_hasher
+from parhash.worker import DEFAULT_BLOCK_SIZE, Job, path_hasher, read_head
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,10 @@ def _sort_key(path: str) -> bytes:
 
 def _file_key(f: FileInfo) -> bytes:
     return f.path.encode(FS_ENCODING, FS_ERRORS)
+
+
+_ino = operator.itemgetter(4)  # FileInfo.ino, without a call per file
+_path = operator.itemgetter(0)  # FileInfo.path; for ASCII names, the order of their bytes
 
 
 def _vanished(err: int | None) -> bool:
@@ -339,7 +344,7 @@ def group_by_inode(groups: list[Group]) -> list[Group]:
     for group in groups:
         files = group.files
         if (files[0].ino != files[1].ino if len(files) == 2
-                else len({f.ino for f in files}) == len(files)):
+                else len(set(map(_ino, files))) == len(files)):
             # The common case: every name a file of its own (files on two
             # devices may share an inode number, never a distinct one).
             out.append(group)
@@ -369,6 +374,7 @@ Sent = tuple[str, int, int, int, int]
 # A run of one group's files: (group number, start in the group, whether it
 # is the whole group, its files). A worker may drop lone files of a whole group.
 Part = tuple[int, int, bool, list[Sent]]
+_sent: Callable[[FileInfo], Sent] = operator.itemgetter(0, 1, 2, 3, 4)
 
 
 class Split(NamedTuple):
@@ -397,23 +403,58 @@ def split_parts(job: Job, parts: Sequence[Part]) -> list[Split]:
     buckets go back, not a digest per file: the parent's share of the work
     is one step per group that survives, not one per file.
     """
-    hash_path = path_hasher(job)
-    algo = job.algos[0]
+    digest_of = _digester(job)
     out = []
     for number, start, whole, files in parts:
         by_digest: dict[str, list[int]] = {}
         errors = []
-        for i, (path, size, mtime_ns, dev, ino) in enumerate(files):
-            r = hash_path(path)
-            if r.error is not None:
-                errors.append(DupeError(path, r.error, r.errno, not _vanished(r.errno)))
-            elif r.mtime_ns != mtime_ns or r.size != size or r.ino != ino or r.dev != dev:
-                errors.append(DupeError(path, CHANGED))
+        for i, sent in enumerate(files):
+            got = digest_of(sent[0])
+            if isinstance(got, DupeError):
+                errors.append(got)
+            elif got[1] != sent[1:]:
+                errors.append(DupeError(sent[0], CHANGED))
             else:
-                by_digest.setdefault(r.digests[algo], []).append(i)
+                by_digest.setdefault(got[0], []).append(i)
         buckets = [(d, at) for d, at in by_digest.items() if len(at) > 1 or not whole]
         out.append(Split(number, start, len(files), buckets, errors))
     return out
+
+
+# A digest, with the size, mtime_ns, dev and ino the reader saw.
+Seen = tuple[str, tuple[int, int, int, int]]
+
+
+def _digester(job: Job) -> Callable[[str], Seen | DupeError]:
+    """What a worker runs per file: a path in, its digest (of the head, with ``job.head``) out."""
+    algo = job.algos[0]
+    if job.head is None:
+        hash_path = path_hasher(job)
+
+        def digest_whole(path: str) -> Seen | DupeError:
+            r = hash_path(path)
+            if r.error is not None:
+                return DupeError(path, r.error, r.errno, not _vanished(r.errno))
+            return r.digests[algo], (r.size, r.mtime_ns, r.dev, r.ino)
+
+        return digest_whole
+    new = ALGORITHMS[algo].new
+    head = job.head
+
+    # The head stage reads most candidates, so it skips the Result that
+    # hash_path builds (a third of its cost on small files).
+    def digest_head(path: str) -> Seen | DupeError:
+        try:
+            chunk, st, problem = read_head(path, head)
+        except OSError as e:
+            return DupeError(path, reason(e), e.errno, not _vanished(e.errno))
+        if problem is not None:
+            return DupeError(path, problem)
+        h = new()
+        h.update(chunk)
+        return h.hexdigest(), (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
+
+    return digest_head
 
 
 def _lost_part(part: Part) -> Split:
@@ -438,12 +479,12 @@ def cut_parts(
         each = cost(group.size)
         if each >= batch_bytes:
             whole = len(files) == 1
-            yield from ([(number, i, whole, [f[:5]])] for i, f in enumerate(files))
+            yield from ([(number, i, whole, [_sent(f)])] for i, f in enumerate(files))
             continue
         start = 0
         while start < len(files):
             room = min(chunksize - count, -(-(batch_bytes - nbytes) // max(each, 1)))
-            run = [f[:5] for f in files[start:start + room]]
+            run = list(map(_sent, files[start:start + room]))
             batch.append((number, start, len(run) == len(files), run))
             start += len(run)
             count += len(run)
@@ -534,7 +575,7 @@ class Hashing:
                     self.errors.extend(s.errors)
                 if s.taken == len(files):
                     out.extend(
-                        Group(group.size, [files[i] for i in at], digest)
+                        Group(group.size, list(map(files.__getitem__, at)), digest)
                         for digest, at in s.buckets
                     )
                 else:
@@ -591,20 +632,35 @@ def to_dupe_group(group: Group, algo: str) -> DupeGroup:
     files = group.files
     if len(files) == 2 and not files[0].links and not files[1].links:
         a, b = files[0].path, files[1].path
-        paths = (a, b) if _sort_key(a) <= _sort_key(b) else (b, a)
-        return DupeGroup(group.size, algo, group.digest, paths, ())
-    files = sorted(files, key=_file_key)
-    return DupeGroup(
+        if not (a.isascii() and b.isascii()):
+            a, b = sorted((a, b), key=_sort_key)
+        elif b < a:
+            a, b = b, a
+        return _dupe_group((group.size, algo, group.digest, (a, b), ()))
+    ascii = all(f.path.isascii() for f in files)
+    files = sorted(files, key=_path if ascii else _file_key)
+    return _dupe_group((
         group.size,
         algo,
         group.digest,
         tuple(f.path for f in files),
         tuple((f.path, *f.links) for f in files if f.links),
-    )
+    ))
 
 
-def _report_key(g: DupeGroup) -> tuple[int, bytes]:
-    return -g.wasted, _sort_key(g.paths[0])
+# DupeGroup(...) without the named tuple's Python __new__: one per group.
+_dupe_group: Callable[[tuple[int, str, str, tuple[str, ...], tuple[tuple[str, ...], ...]]],
+                      DupeGroup] = functools.partial(tuple.__new__, DupeGroup)
+
+
+def report_order(groups: Iterable[DupeGroup]) -> list[DupeGroup]:
+    """``groups`` most wasted bytes first, then by the bytes of the first path."""
+    groups = list(groups)
+    # An ASCII name sorts the same as a str and as bytes: most trees skip
+    # encoding every name.
+    if all(g.paths[0].isascii() for g in groups):
+        return sorted(groups, key=lambda g: (-g.size * (len(g.paths) - 1), g.paths[0]))
+    return sorted(groups, key=lambda g: (-g.wasted, _sort_key(g.paths[0])))
 
 
 def find_dupes(
@@ -733,6 +789,6 @@ def _search(
             yield from hashing.take_errors()
             _log_stage(Stage.CONTENTS, groups)
         hashing.close()
-        yield from sorted((to_dupe_group(g, hashing.algo) for g in groups), key=_report_key)
+        yield from report_order(to_dupe_group(g, hashing.algo) for g in groups)
     finally:
         hashing.close()

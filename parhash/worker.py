@@ -228,13 +228,15 @@ def hash_batch(job: Job, items: Sequence[str | WalkError]) -> list[Result]:
 # --- Heads, for ``parhash dupes`` ---------------------------------------------
 
 
-def _hash_head(
-    path: str, constructors: list[Callable[[], Hasher]], algos: tuple[str, ...], head: int
-) -> Result:
-    try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError as e:
-        return Result(path, {}, error=reason(e), errno=e.errno)
+def read_head(path: str, head: int) -> tuple[memoryview, os.stat_result, str | None]:
+    """Read the first ``head`` bytes of ``path`` into this process's buffer.
+
+    Returns the bytes read (a view of the buffer, valid until the next read),
+    the ``fstat`` taken after the read, and None; or, for a file that is not
+    regular or whose size changed under the read, an empty view and the
+    reason. Raises ``OSError``. Costs one ``open``, ``readv`` and ``fstat``.
+    """
+    fd = os.open(path, _OPEN_FLAGS)
     try:
         view = _BUFFER.get(head)
         total = os.readv(fd, _BUFFER.views)
@@ -248,16 +250,26 @@ def _hash_head(
                     break
                 total += n
             st = os.fstat(fd)
-    except OSError as e:
-        return Result(path, {}, error=reason(e), errno=e.errno)
     finally:
         os.close(fd)
     if not stat.S_ISREG(st.st_mode):
-        return Result(path, {}, error=NOT_REGULAR)
+        return view[:0], st, NOT_REGULAR
     if total != want:
-        return Result(path, {}, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino,
-                      CHANGED_WHILE_HASHING)
-    chunk = view[:total]
+        return view[:0], st, CHANGED_WHILE_HASHING
+    return view[:total], st, None
+
+
+def _hash_head(
+    path: str, constructors: list[Callable[[], Hasher]], algos: tuple[str, ...], head: int
+) -> Result:
+    try:
+        chunk, st, problem = read_head(path, head)
+    except OSError as e:
+        return Result(path, {}, error=reason(e), errno=e.errno)
+    if problem == NOT_REGULAR:
+        return Result(path, {}, error=NOT_REGULAR)
+    if problem is not None:
+        return Result(path, {}, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, problem)
     digests = {}
     for a, new in zip(algos, constructors, strict=True):
         h = new()

@@ -17,25 +17,31 @@ import subprocess
 import sys
 import tempfile
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import parhash
 from parhash.cli import cli
 from parhash.dupes import (
     CHANGED,
+    WALK_BUDGET,
+    FileInfo,
+    Group,
     Hashing,
     Stage,
+    cut_parts,
     group_by_contents,
     group_by_head,
     group_by_inode,
     group_by_size,
     stat_files,
 )
+from parhash.pipeline import INLINE_MAX_FILES
 from parhash.results import DupeError, DupeGroup
 
 SETPRIV = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
@@ -57,6 +63,16 @@ def run(*args: str, cwd: Path, unprivileged: bool = False) -> subprocess.Complet
         command = SETPRIV + command
     return subprocess.run(command, cwd=cwd, capture_output=True, stdin=subprocess.DEVNULL,
                           timeout=60)
+
+
+def json_groups(stdout: bytes) -> list[DupeGroup]:
+    """The groups of a ``--json`` run, as the library would give them."""
+    groups = []
+    for line in stdout.splitlines():
+        record = json.loads(line)
+        groups.append(DupeGroup(record["size"], record["algo"], record["digest"],
+                                tuple(record["paths"]), tuple(map(tuple, record["hardlinks"]))))
+    return groups
 
 
 def groups_of(items: object) -> list[DupeGroup]:
@@ -413,11 +429,7 @@ def test_pool_of_two_finds_what_one_process_finds(tmp_path: Path) -> None:
     two = run("--json", "-j", "2", "--head-size", "4K", "--chunksize", "16", root, cwd=tmp_path)
     assert one.returncode == two.returncode == 0
     assert one.stdout == two.stdout
-    groups = []
-    for line in two.stdout.splitlines():
-        record = json.loads(line)
-        groups.append(DupeGroup(record["size"], record["algo"], record["digest"],
-                                tuple(record["paths"]), tuple(map(tuple, record["hardlinks"]))))
+    groups = json_groups(two.stdout)
     assert groups, "the tree should hold duplicates"
     assert shape(groups) == brute_force(tmp_path, follow=False, include_empty=False)
 
@@ -469,3 +481,186 @@ def test_json_gives_base64_names_when_a_name_is_not_utf8(tmp_path: Path) -> None
     assert names == [b"./copy-\xff", b"./plain"]
     decoded = [base64.b64decode(b) for b in record["paths_b64"]]
     assert decoded == [os.fsencode(p) for p in record["paths"]]
+
+
+# --- the walk in the pool, and groups cut into runs ---------------------------------
+
+
+def big_tree(root: Path, n: int, seed: int) -> list[Path]:
+    """``n`` small files over 60 directories two and three levels deep.
+
+    Copies, same-size decoys (another last byte) and hard links, in sizes few
+    enough that most files share one; one name in ten ends in ``.txt``, the
+    rest in ``.dat``. Returns every name made.
+    """
+    rng = random.Random(seed)
+    dirs = [root / f"a{i}" / f"b{j}" for i in range(5) for j in range(4)]
+    dirs += [d / f"c{k}" for d in list(dirs) for k in range(2)]
+    for d in dirs:
+        d.mkdir(parents=True)
+    made: list[tuple[Path, bytes]] = []
+    for i in range(n):
+        path = dirs[i % len(dirs)] / f"f{i}{'.txt' if i % 10 == 0 else '.dat'}"
+        roll = rng.random()
+        if made and roll < 0.2:
+            data = rng.choice(made)[1]
+            path.write_bytes(data)
+        elif made and roll < 0.3:
+            decoy = bytearray(rng.choice(made)[1])
+            decoy[-1] ^= 0xFF  # same size and head, another tail
+            data = bytes(decoy)
+            path.write_bytes(data)
+        elif made and roll < 0.35:
+            source, data = rng.choice(made)
+            os.link(source, path)
+        else:
+            data = rng.randbytes(rng.choice([10, 100, 300]))
+            path.write_bytes(data)
+        made.append((path, data))
+    return [path for path, _ in made]
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    """A tree of more than two walk budgets, read only by the tests that share it.
+
+    The first task (in the parent) reads one budget; the rest is more than a
+    worker's task can read, so a worker too hands directories back.
+    """
+    root = tmp_path_factory.mktemp("big")
+    return root, big_tree(root, 2 * WALK_BUDGET + 1500, seed=4)
+
+
+def keep_only(expected: Shape, keep: Callable[[str], bool]) -> Shape:
+    """A brute-force grouping of the names ``keep`` selects, as if the rest were not there."""
+    out = set()
+    for group in expected:
+        files = {frozenset(n for n in names if keep(n)) for names in group} - {frozenset()}
+        if len(files) > 1:
+            out.add(frozenset(files))
+    return frozenset(out)
+
+
+def test_tree_larger_than_a_walk_budget_walked_by_the_pool_finds_what_one_process_finds(
+    big: tuple[Path, list[Path]],
+) -> None:
+    tree, names = big
+    root = str(tree)
+    # A head of 64 bytes sends the files of 100 and 300 bytes on to the contents stage.
+    one = run("--json", "-j", "1", "--head-size", "64", root, cwd=tree)
+    two = run("--json", "-j", "2", "--head-size", "64", "--chunksize", "32", root, cwd=tree)
+    assert one.returncode == two.returncode == 0, two.stderr
+    assert two.stdout == one.stdout
+    groups = json_groups(two.stdout)
+    assert len(groups) > 100
+    assert shape(groups) == brute_force(tree, follow=False, include_empty=False)
+    # Each directory read once: a directory read twice hides in the report
+    # (its names are one file each), not in the count of files stat-ed.
+    walked: list[int] = []
+    list(parhash.find_dupes([root], jobs=2, progress=lambda stage, done, total: (
+        walked.append(done) if stage is Stage.SIZE else None)))
+    assert walked[-1] == len(names)
+
+
+def test_tree_larger_than_a_walk_budget_with_include_and_exclude_in_the_pool(
+    big: tuple[Path, list[Path]],
+) -> None:
+    tree, names = big
+    root = str(tree)
+
+    def keep(path: str) -> bool:
+        return "/b1/" not in path and path.endswith(".dat")
+
+    assert sum(keep(str(p)) for p in names) > WALK_BUDGET  # still more than one task
+    args = ("--json", "--exclude", "b1", "--include", "*.dat", "--head-size", "64", root)
+    one = run("-j", "1", *args, cwd=tree)
+    two = run("-j", "2", "--chunksize", "32", *args, cwd=tree)
+    assert one.returncode == two.returncode == 0, two.stderr
+    assert two.stdout == one.stdout
+    groups = json_groups(two.stdout)
+    assert groups
+    expected = brute_force(tree, follow=False, include_empty=False)
+    assert shape(groups) == keep_only(expected, keep) != expected
+
+
+def test_unreadable_directories_deep_in_a_tree_walked_by_the_pool_exit_2_in_path_order(
+    tmp_path: Path,
+) -> None:
+    names = big_tree(tmp_path, WALK_BUDGET + 500, seed=5)
+    expected = brute_force(tmp_path, follow=False, include_empty=False)
+    # Read late, by a worker. The walk meets c1/locked before c1-locked,
+    # but "-" sorts before "/": the report's order is not the walk's.
+    locked = [tmp_path / "a4/b3/c1/locked", tmp_path / "a4/b3/c1-locked"]
+    for d in locked:
+        d.mkdir()
+        shutil.copyfile(names[0], d / "copy")  # would join a group, if it were read
+        d.chmod(0)
+    try:
+        r = run("--json", "-j", "2", str(tmp_path), cwd=tmp_path, unprivileged=True)
+    finally:
+        for d in locked:
+            d.chmod(0o755)
+    assert r.returncode == 2, r.stderr
+    denied = [line for line in r.stderr.splitlines() if line.endswith(b": Permission denied")]
+    in_byte_order = sorted(os.fsencode(d) for d in locked)
+    assert denied == [b"parhash: %s: Permission denied" % p for p in in_byte_order]
+    assert in_byte_order != [os.fsencode(d) for d in locked]
+    groups = json_groups(r.stdout)
+    assert groups and shape(groups) == expected  # the rest of the tree, all of it
+
+
+@pytest.mark.parametrize("head", [[], ["--head-size", "16"]], ids=["head-stage", "both-stages"])
+def test_group_cut_into_runs_over_workers_is_merged_into_one(
+    tmp_path: Path, head: list[str]
+) -> None:
+    import xxhash
+
+    same = bytes(range(200))
+    for i in range(20):
+        # Interleaved, so that runs of three hold lone copies and lone decoys.
+        data = same if i % 2 == 0 else same[:-1] + bytes([same[-1] ^ (i + 1)])
+        write(tmp_path / "g" / f"r{i:02}", data)
+    # Enough other candidates (same size, every head different) for a pool.
+    for i in range(INLINE_MAX_FILES):
+        write(tmp_path / "other" / f"o{i:02}", i.to_bytes(2, "big") * 50)
+    r = run("--json", "-j", "2", "--chunksize", "3", *head, ".", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (group,) = json_groups(r.stdout)
+    assert group.paths == tuple(f"./g/r{i:02}" for i in range(0, 20, 2))
+    assert (group.size, group.digest) == (len(same), xxhash.xxh3_128(same).hexdigest())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    groups=st.lists(
+        st.tuples(st.sampled_from([0, 1, 40, 99, 100, 1000, 5000]), st.integers(1, 12)),
+        min_size=1, max_size=8,
+    ),
+    chunksize=st.integers(1, 10),
+    batch_bytes=st.sampled_from([1, 100, 1000]),
+    head=st.sampled_from([None, 64]),
+)
+@example(groups=[(40, 2), (1000, 3), (40, 2)], chunksize=8, batch_bytes=1000, head=None)
+def test_cut_parts_sends_every_file_once_within_the_limits(
+    groups: list[tuple[int, int]], chunksize: int, batch_bytes: int, head: int | None
+) -> None:
+    def cost(size: int) -> int:
+        return size if head is None else min(size, head)
+
+    made = [
+        Group(size, [FileInfo(f"g{n}/f{i}", size, n, 1, 100 * n + i) for i in range(count)])
+        for n, (size, count) in enumerate(groups)
+    ]
+    sent: list[tuple[int, int]] = []
+    for batch in cut_parts(made, cost, chunksize, batch_bytes):
+        costs = [cost(made[n].size) for n, _, _, files in batch for _ in files]
+        assert 0 < len(costs) <= chunksize
+        assert sum(costs[:-1]) < batch_bytes  # closed by the file that reached the limit
+        if max(costs) >= batch_bytes:
+            assert len(costs) == 1  # a dear file travels alone
+        for n, start, whole, files in batch:
+            group = made[n].files
+            assert files and files == [tuple(f)[:5] for f in group[start:start + len(files)]]
+            assert whole == (len(files) == len(group))
+            sent.extend((n, start + i) for i in range(len(files)))
+    assert sorted(sent) == [(n, i) for n, g in enumerate(made) for i in range(len(g.files))]
