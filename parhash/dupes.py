@@ -7,6 +7,8 @@ something dearer to learn, and drops every group left with a single file
 
 1. :func:`group_by_size`: the walk's files, each ``stat``-ed once, grouped
    by size. A file whose size no other file has is done: it is never opened.
+   Without ``-L`` the workers share the walk (:func:`walk_in_parallel`):
+   each reads a few directories at a time and ``stat``-s what it finds.
 2. :func:`group_by_inode`: names of one file (same device and inode: hard
    links, or a symlink followed with ``-L``) become one candidate, so a file
    is never its own duplicate.
@@ -18,7 +20,8 @@ something dearer to learn, and drops every group left with a single file
 
 Both hashing stages send whole groups (or runs of a large group) to one
 executor of :mod:`parhash.pipeline` (a pool, or this process for small
-jobs), started only if some group reaches stage 3. A worker reads each file
+jobs); the pool is started by the walk of a tree too big for one process,
+or else by the first hashing stage that needs it. A worker reads each file
 with the worker module's readers and sends back only the buckets of files
 that agree, so the parent never handles a digest per file.
 
@@ -215,6 +218,10 @@ def stat_files(
 # yet back to the parent, to share them out: enough that a task outweighs
 # its round trip, few enough that both workers stay busy to the end.
 WALK_BUDGET = 2048
+# The first task, in the parent: a tree this small is walked without a pool.
+# A larger one needs the pool for its heads anyway, so the pool should start
+# soon.
+FIRST_WALK_BUDGET = 512
 # Directories per walk task, when the parent shares them out.
 WALK_TASK_DIRS = 8
 
@@ -229,18 +236,21 @@ class Listing(NamedTuple):
 
 
 def walk_and_stat(
-    select: Selector | None, limits: SizeLimits, dirs: list[Directory]
+    select: Selector | None,
+    limits: SizeLimits,
+    dirs: list[Directory],
+    budget: int = WALK_BUDGET,
 ) -> list[Listing]:
     """Read ``dirs`` and the directories below them, ``stat`` each file found.
 
     Runs in a worker, or in the parent for the first task. Stops after
-    ``WALK_BUDGET`` entries, handing back what it has not read yet.
+    ``budget`` entries, handing back what it has not read yet.
     """
     files: list[Row] = []
     errors: list[DupeError] = []
     stack = dirs[::-1]
     seen = 0
-    while stack and seen < WALK_BUDGET:
+    while stack and seen < budget:
         subdirs: list[Directory] = []
         for item in read_dir(stack.pop(), select=select):
             if type(item) is str:
@@ -287,7 +297,7 @@ def walk_in_parallel(
 
     if not tops:
         return
-    first = walk_and_stat(select, limits, tops)[0]
+    first = walk_and_stat(select, limits, tops, FIRST_WALK_BUDGET)[0]
     yield from map(as_file_info, first.files)
     count += len(first.files)
     errors = first.errors
@@ -769,15 +779,25 @@ def _search(
             else:
                 assert isinstance(item, DupeError)
                 yield item
-        for item in walk_in_parallel(tops, hashing, select, limits, progress, len(files)):
-            if type(item) is FileInfo:
-                files.append(item)
-            else:
-                assert isinstance(item, DupeError)
-                yield item
-        log.info("walk: %d files", len(files))
-        groups = group_by_size(files)
+        walked = len(files)
+        late: list[DupeError] = []
+
+        def walk_rest() -> Iterator[FileInfo]:
+            nonlocal walked
+            for item in walk_in_parallel(tops, hashing, select, limits, progress, walked):
+                if type(item) is FileInfo:
+                    walked += 1
+                    yield item
+                else:
+                    assert isinstance(item, DupeError)
+                    late.append(item)
+
+        # Grouped while the workers' listings arrive: the parent has time to
+        # spare while they walk.
+        groups = group_by_size(itertools.chain(files, walk_rest()))
         del files
+        yield from late
+        log.info("walk: %d files", walked)
         _log_stage(Stage.SIZE, groups)
         groups = group_by_inode(groups)
         _log_stage(Stage.INODE, groups)
