@@ -418,11 +418,11 @@ class _FlushWhenIdle:
             self.out.flush_pending()
 
 
-def _warn_worker_deaths(stats: Any) -> None:
+def _warn_worker_deaths(stats: Any, redone: str = "their files were hashed again") -> None:
     n = stats.worker_deaths
     click.echo(
         f"parhash: WARNING: {n} worker process{'es' if n > 1 else ''} died; "
-        "their files were hashed again in a fresh worker",
+        f"{redone} in a fresh worker",
         err=True,
     )
 
@@ -685,8 +685,9 @@ def dupes(paths, algo, fmt, zero, follow, include, exclude, min_size, max_size, 
     if not quiet:
         sys.stderr.write(dupes_summary(counts))
     if stats.worker_deaths:
-        # The files were hashed again, so no duplicate was missed.
-        _warn_worker_deaths(stats)
+        # What a dead worker held was done again; a file or directory that
+        # killed a worker every time is an error of its own, and sets the status.
+        _warn_worker_deaths(stats, "their work was done again")
     if counts.hiding_errors:
         return EXIT_USAGE
     return EXIT_DUPES_FOUND if exit_code and counts.groups else EXIT_OK

@@ -7,8 +7,9 @@ something dearer to learn, and drops every group left with a single file
 
 1. :func:`group_by_size`: the walk's files, each ``stat``-ed once, grouped
    by size. A file whose size no other file has is done: it is never opened.
-   Without ``-L`` the workers share the walk (:func:`walk_in_parallel`):
-   each reads a few directories at a time and ``stat``-s what it finds.
+   The workers share the walk of each directory argument
+   (:func:`walk_in_parallel`), each reading a few directories at a time and
+   ``stat``-ing what it finds; with ``-L`` or one job, one process walks.
 2. :func:`group_by_inode`: names of one file (same device and inode: hard
    links, or a symlink followed with ``-L``) become one candidate, so a file
    is never its own duplicate.
@@ -99,10 +100,6 @@ class FileInfo(NamedTuple):
     dev: int
     ino: int
     links: tuple[str, ...] = ()  # its other names, once group_by_inode has run
-
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        # Sent to workers by the thousand: rebuilt in C, as Result is.
-        return tuple.__new__, (FileInfo, tuple(self))
 
 
 class Group(NamedTuple):
@@ -214,9 +211,10 @@ def stat_files(
 
 # --- Stage 1 over several processes ---------------------------------------------
 
-# Entries a walk task reads before it hands the directories it has not read
-# yet back to the parent, to share them out: enough that a task outweighs
-# its round trip, few enough that both workers stay busy to the end.
+# Entries (files kept, subdirectories, errors) a walk task meets before it
+# hands the directories it has not read yet back to the parent, to share
+# them out: enough that a task outweighs its round trip, few enough that
+# both workers stay busy to the end. A directory is never split.
 WALK_BUDGET = 2048
 # The first task, in the parent: a tree this small is walked without a pool.
 # A larger one needs the pool for its heads anyway, so the pool should start
@@ -253,8 +251,8 @@ def walk_and_stat(
     while stack and seen < budget:
         subdirs: list[Directory] = []
         for item in read_dir(stack.pop(), select=select):
+            seen += 1
             if type(item) is str:
-                seen += 1
                 got = stat_file(item, limits)
                 if isinstance(got, DupeError):
                     errors.append(got)
@@ -269,8 +267,12 @@ def walk_and_stat(
     return [Listing(len(dirs), files, errors, stack[::-1])]
 
 
+WALKER_DIED = "worker process died while reading this directory"
+
+
 def _lost_dir(d: Directory) -> Listing:
-    return Listing(1, [], [DupeError(d.path.rstrip("/") or ".", WORKER_DIED)], [])
+    # The pool has already tried this directory alone, twice.
+    return Listing(1, [], [DupeError(d.shown, WALKER_DIED)], [])
 
 
 def _dir_tasks(dirs: list[Directory]) -> Iterator[list[Directory]]:
@@ -291,7 +293,7 @@ def walk_in_parallel(
     The first task runs in this process, so a small tree never starts a
     pool; what it leaves goes to the workers, a few directories a task,
     and each task hands back what it had no time to read. Files come in no
-    set order; the errors come last, in byte order of their paths.
+    set order, the errors after them.
     """
     import queue
 
@@ -333,7 +335,7 @@ def walk_in_parallel(
                     todo.put(None)
         finally:
             todo.put(None)  # the reader of tasks() must not wait for ever
-    yield from sorted(errors, key=lambda e: _sort_key(e.path))
+    yield from errors
 
 
 def group_by_size(files: Iterable[FileInfo]) -> list[Group]:
@@ -467,11 +469,6 @@ def _digester(job: Job) -> Callable[[str], Seen | DupeError]:
     return digest_head
 
 
-def _lost_part(part: Part) -> Split:
-    number, start, _, files = part
-    return Split(number, start, len(files), [], [DupeError(f[0], WORKER_DIED) for f in files])
-
-
 def cut_parts(
     groups: Sequence[Group], cost: Callable[[int], int], chunksize: int, batch_bytes: int
 ) -> Iterator[list[Part]]:
@@ -570,39 +567,64 @@ class Hashing:
         total = sum(len(g.files) for g in groups)
         executor = self.executor(total, sum(len(g.files) * cost(g.size) for g in groups))
         job = Job((self.algo,), self.block_size, head)
-        batches = cut_parts(groups, cost, self.chunksize, BATCH_BYTES)
         out: list[Group] = []
         # Buckets of the groups that came back in several parts, by group.
         runs: dict[int, dict[str, list[FileInfo]]] = {}
+        lost: list[Part] = []
         done = 0
-        for splits in executor.map_unordered(
-            functools.partial(split_parts, job), batches, lost=_lost_part
-        ):
-            for s in splits:
-                group = groups[s.group]
-                files = group.files
-                if s.errors:
-                    self.errors.extend(s.errors)
-                if s.taken == len(files):
-                    out.extend(
-                        Group(group.size, list(map(files.__getitem__, at)), digest)
-                        for digest, at in s.buckets
-                    )
-                else:
-                    merged = runs.setdefault(s.group, {})
-                    for digest, at in s.buckets:
-                        merged.setdefault(digest, []).extend(files[s.start + i] for i in at)
-                done += s.taken
-            if self.progress is not None:
-                self.progress(stage, done, total)
+
+        def lose(part: Part) -> Split:
+            lost.append(part)
+            return Split(part[0], part[1], 0, [], [])
+
+        def hash_parts(batches: Iterable[list[Part]]) -> None:
+            nonlocal done
+            for splits in executor.map_unordered(
+                functools.partial(split_parts, job), batches, lost=lose
+            ):
+                for s in splits:
+                    group = groups[s.group]
+                    files = group.files
+                    if s.errors:
+                        self.errors.extend(s.errors)
+                    if s.taken == len(files):
+                        out.extend(
+                            Group(group.size, list(map(files.__getitem__, at)), digest)
+                            for digest, at in s.buckets
+                            if len(at) > 1
+                        )
+                    else:
+                        merged = runs.setdefault(s.group, {})
+                        for digest, at in s.buckets:
+                            merged.setdefault(digest, []).extend(files[s.start + i] for i in at)
+                    done += s.taken
+                if self.progress is not None:
+                    self.progress(stage, done, total)
+
+        hash_parts(cut_parts(groups, cost, self.chunksize, BATCH_BYTES))
+        while lost:
+            # A part whose worker died on it twice goes again file by file, a
+            # file a task, so that only a file that kills a worker by itself
+            # is lost, not the group or run it came with.
+            parts, lost[:] = lost[:], []
+            self.errors.extend(
+                DupeError(files[0][0], WORKER_DIED) for _, _, _, files in parts if len(files) == 1
+            )
+            hash_parts(
+                [(number, start + i, False, [f])]
+                for number, start, _, files in parts
+                if len(files) > 1
+                for i, f in enumerate(files)
+            )
         for number, merged in runs.items():
             size = groups[number].size
             out.extend(Group(size, run, d) for d, run in merged.items() if len(run) > 1)
         return out
 
     def take_errors(self) -> list[DupeError]:
+        """The errors met since the last call, in byte order of their paths."""
         errors, self.errors = self.errors, []
-        return errors
+        return sorted(errors, key=lambda e: _sort_key(e.path))
 
     def close(self) -> None:
         if self._pool is not None:
@@ -767,6 +789,9 @@ def _search(
 
     try:
         files: list[FileInfo] = []
+        # Stage 1's errors, reported once it ends in byte order of their
+        # paths: the same lines in the same order whichever process met them.
+        late: list[DupeError] = []
         for item in stat_files(
             apart(items),
             min_size=limits.min_size,
@@ -778,9 +803,8 @@ def _search(
                 files.append(item)
             else:
                 assert isinstance(item, DupeError)
-                yield item
+                late.append(item)
         walked = len(files)
-        late: list[DupeError] = []
 
         def walk_rest() -> Iterator[FileInfo]:
             nonlocal walked
@@ -796,7 +820,7 @@ def _search(
         # spare while they walk.
         groups = group_by_size(itertools.chain(files, walk_rest()))
         del files
-        yield from late
+        yield from sorted(late, key=lambda e: _sort_key(e.path))
         log.info("walk: %d files", walked)
         _log_stage(Stage.SIZE, groups)
         groups = group_by_inode(groups)

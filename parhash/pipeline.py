@@ -257,8 +257,9 @@ class PoolExecutor:
     ``terminate()``. So a death here retires the whole pool: its processes are
     killed, a fresh pool takes over, and the batches that were queued or
     running are sent again. Each worker notes in shared memory which batch it
-    is on; the paths of the batch a worker died on are tried once more, one
-    by one, and a path whose worker dies again comes back as an error.
+    is on; the items of the batch a worker died on (paths, or whatever the
+    caller's batches hold) are tried once more, one by one, and an item whose
+    worker dies again comes back as ``lost(item)``: for a path, an error.
     ``stats.worker_deaths`` counts the deaths.
     """
 

@@ -48,6 +48,11 @@ class Directory(NamedTuple):
     # With follow: this directory's device and inode, and its ancestors'.
     ancestor: _Ancestor | None = None
 
+    @property
+    def shown(self) -> str:
+        """The directory as errors name it: ``a/b``, ``/``, or ``.`` for the current one."""
+        return self.path.rstrip("/") or ("/" if self.path else ".")
+
 
 class _Ancestor(NamedTuple):
     dev: int
@@ -124,7 +129,7 @@ def read_dir(
         with os.scandir(current.path or ".") as it:
             entries = sorted(it, key=lambda e: e.name)
     except OSError as e:
-        yield WalkError(current.path.rstrip("/") or ".", reason(e), e.errno, current.depth)
+        yield WalkError(current.shown, reason(e), e.errno, current.depth)
         return
     depth = current.depth + 1
     for entry in entries:
@@ -273,8 +278,12 @@ def walk_paths(
     A single string is one path, not a sequence of one-letter paths.
     :data:`PAUSE` passes through as it is. With ``descend=False``, a directory
     named as an argument comes back as a :class:`Directory`, for the caller
-    to read with :func:`read_dir` (``parhash dupes`` reads them in parallel).
+    to read with :func:`read_dir` (``parhash dupes`` reads them in parallel);
+    not with ``follow``, where only :func:`walk_tree` knows which directories
+    it has entered.
     """
+    if follow and not descend:
+        raise ValueError("walk_paths: descend=False does not go with follow")
     if isinstance(paths, str):
         paths = (paths,)
     for arg in paths:

@@ -42,7 +42,7 @@ class Job(NamedTuple):
 
     algos: tuple[str, ...]
     block_size: int = DEFAULT_BLOCK_SIZE
-    # Hash only the first ``head`` bytes of each file (``parhash dupes``).
+    # Only the first ``head`` bytes of each file (``parhash dupes``'s heads).
     head: int | None = None
 
 
@@ -186,31 +186,18 @@ def path_hasher(job: Job) -> Callable[[str], Result]:
     constructors = _constructors(job.algos)
     algos = job.algos
     block_size = job.block_size
-    if job.head is None:
 
-        def hash_whole(path: str) -> Result:
-            return _hash_file(path, constructors, algos, block_size)
+    def hash_path(path: str) -> Result:
+        return _hash_file(path, constructors, algos, block_size)
 
-        return hash_whole
-    head = job.head
-    assert head > 0
-
-    def hash_head(path: str) -> Result:
-        return _hash_head(path, constructors, algos, head)
-
-    return hash_head
+    return hash_path
 
 
 def hash_batch(job: Job, items: Sequence[str | WalkError]) -> list[Result]:
     """Hash every path of ``items``; a :class:`WalkError` passes through as a Result.
 
     A :class:`Task` is hashed with its own algorithms instead of the job's.
-    With ``job.head`` set, only the first ``head`` bytes of each file are
-    hashed (``parhash dupes``): ``Result.size`` is still the whole file's, and
-    when it is at most ``head`` the digest is that of the whole file. To save a
-    system call per file, a head's size, mtime and inode come from one
-    ``fstat`` taken after the read, compared with nothing: the caller compares
-    them with the ``stat`` it took before asking, as ``parhash dupes`` does.
+    ``job.head`` is not looked at: heads are read by :func:`read_head`.
     """
     hash_path = path_hasher(job)
     out = []
@@ -257,22 +244,3 @@ def read_head(path: str, head: int) -> tuple[memoryview, os.stat_result, str | N
     if total != want:
         return view[:0], st, CHANGED_WHILE_HASHING
     return view[:total], st, None
-
-
-def _hash_head(
-    path: str, constructors: list[Callable[[], Hasher]], algos: tuple[str, ...], head: int
-) -> Result:
-    try:
-        chunk, st, problem = read_head(path, head)
-    except OSError as e:
-        return Result(path, {}, error=reason(e), errno=e.errno)
-    if problem == NOT_REGULAR:
-        return Result(path, {}, error=NOT_REGULAR)
-    if problem is not None:
-        return Result(path, {}, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, problem)
-    digests = {}
-    for a, new in zip(algos, constructors, strict=True):
-        h = new()
-        h.update(chunk)
-        digests[a] = h.hexdigest()
-    return Result(path, digests, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)

@@ -29,6 +29,7 @@ from harness import (
     NO_DAC,
     Command,
     Running,
+    assert_dupe_groups,
     assert_md5_lines,
     assert_no_traceback,
     assert_nothing_left_behind,
@@ -143,6 +144,40 @@ def test_file_whose_worker_dies_every_time_is_reported_and_the_rest_hashed(
     del files[cursed]
     assert_md5_lines(out.stdout, files)
     assert f"parhash: {cursed}: worker process died while hashing this file" in out.stderr, out
+    assert_no_traceback(out)
+    assert_nothing_left_behind(out)
+
+
+def test_dupes_file_whose_worker_dies_every_time_costs_only_that_file(tmp_path: Path) -> None:
+    # Four pairs of copies, all of one size: each stage sends them to a
+    # worker together, and the worker that reads slow-000 is killed every
+    # time. Only slow-000 may be lost; its copy is read on its own.
+    files = duplicated_tree(tmp_path, 8)
+    # Enough small files of recurring sizes that the work goes to a pool.
+    files.update(write_files(tmp_path, [1 + i % 20 for i in range(POOL_FILES)], seed=2,
+                             prefix="tiny-"))
+    cursed = tmp_path / "slow-000"
+    kills: list[int] = []
+
+    def kill_whoever_reads_it(running: Running) -> None:
+        while running.running():
+            pid = worker_holding(running, cursed)
+            if pid is not None and pid not in kills:
+                os.kill(pid, signal.SIGKILL)
+                kills.append(pid)
+            time.sleep(0.005)
+
+    out = run_parhash(
+        ["dupes", "--block-size", "1", "-j", "2", tmp_path],
+        during=kill_whoever_reads_it,
+        timeout=HANG,
+    )
+    assert len(kills) >= 4, out  # the part twice, then the file alone twice
+    assert out.status == 2, out  # a file that could not be compared could hide a duplicate
+    errors = [line for line in out.stderr.splitlines() if line.startswith("parhash: /")]
+    assert errors == [f"parhash: {cursed}: worker process died while hashing this file"], out
+    del files[cursed], files[tmp_path / "copy-000"]
+    assert_dupe_groups(out.stdout, files)
     assert_no_traceback(out)
     assert_nothing_left_behind(out)
 
