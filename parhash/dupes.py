@@ -40,10 +40,10 @@ import errno
 import functools
 import gc
 import itertools
-import logging
 import operator
 import os
 import stat
+import sys
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -66,7 +66,17 @@ from parhash.select import Selector
 from parhash.walk import LOOP, NOT_REGULAR, Directory, read_dir, walk_paths
 from parhash.worker import DEFAULT_BLOCK_SIZE, Job, path_hasher, read_head
 
-log = logging.getLogger(__name__)
+
+def _info(message: str, *args: object) -> None:
+    """Log at INFO level, if anyone listens.
+
+    Importing logging costs some 10 ms of a run; a program that set up no
+    logging has not imported it, and so has nobody to tell.
+    """
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logging.getLogger(__name__).info(message, *args)
+
 
 DEFAULT_DUPES_ALGO = "xxh128"
 
@@ -655,7 +665,7 @@ def _candidates(groups: list[Group]) -> int:
 
 
 def _log_stage(stage: Stage, groups: list[Group]) -> None:
-    log.info("%s: %d candidates left in %d groups", stage.value, _candidates(groups), len(groups))
+    _info("%s: %d candidates left in %d groups", stage.value, _candidates(groups), len(groups))
 
 
 def to_dupe_group(group: Group, algo: str) -> DupeGroup:
@@ -821,7 +831,7 @@ def _search(
         groups = group_by_size(itertools.chain(files, walk_rest()))
         del files
         yield from sorted(late, key=lambda e: _sort_key(e.path))
-        log.info("walk: %d files", walked)
+        _info("walk: %d files", walked)
         _log_stage(Stage.SIZE, groups)
         groups = group_by_inode(groups)
         _log_stage(Stage.INODE, groups)
