@@ -17,7 +17,7 @@ from conftest import NO_DAC, Tree, digest, gnu_line, no_traceback, records, run
 from parhash.cli import cli
 from parhash.results import WalkError
 from parhash.select import Selector
-from parhash.walk import PAUSE, Pause, read_path_list, walk_paths
+from parhash.walk import PAUSE, Directory, Pause, read_dir, read_path_list, walk_paths
 
 
 def walk(paths: Iterable[str], **kwargs: object) -> tuple[list[str], list[WalkError]]:
@@ -458,3 +458,34 @@ def test_a_list_in_a_regular_file_never_pauses(tmp_path: Path) -> None:
     listing.write_bytes(b"a\nb\n")
     with open(listing, "rb") as stream:
         assert list(read_path_list(stream, pauses=True)) == ["a", "b"]
+
+
+# --- directories handed to the caller (parhash dupes reads them in parallel) ---
+
+
+def test_directory_arguments_come_back_unread_without_descend(tree: Tree) -> None:
+    top = str(tree.root)
+    items = list(walk_paths([top, str(tree.root / "plain.txt")], descend=False))
+    assert items == [Directory(top + "/", "", 0), str(tree.root / "plain.txt")]
+    # Reading it, and the directories it names, finds what walk_paths finds.
+    found: list[str] = []
+    stack = [items[0]]
+    while stack:
+        for item in read_dir(stack.pop()):
+            if isinstance(item, Directory):
+                stack.append(item)
+            elif isinstance(item, str):
+                found.append(item)
+    assert sorted(found) == sorted(p for p in walk_paths([top]) if isinstance(p, str))
+
+
+def test_descend_false_refuses_follow() -> None:
+    with pytest.raises(ValueError):
+        list(walk_paths(["."], follow=True, descend=False))
+
+
+@pytest.mark.parametrize(
+    ("path", "shown"), [("", "."), ("/", "/"), ("a/", "a"), ("/srv/data/", "/srv/data")]
+)
+def test_a_directory_is_named_without_its_slash(path: str, shown: str) -> None:
+    assert Directory(path, "", 0).shown == shown
