@@ -21,6 +21,7 @@ import stat
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -121,12 +122,8 @@ def test_worker_killed_mid_file_costs_no_result_warns_and_exits_1(
     assert_nothing_left_behind(out)
 
 
-def test_file_whose_worker_dies_every_time_is_reported_and_the_rest_hashed(
-    tmp_path: Path,
-) -> None:
-    files = slow_tree(tmp_path, slow=4)
-    cursed = tmp_path / "slow-001"
-    kills: list[int] = []
+def killer(cursed: Path, kills: list[int]) -> Callable[[Running], None]:
+    """Kill, with SIGKILL, each worker seen holding ``cursed`` open; note its pid in ``kills``."""
 
     def kill_whoever_reads_it(running: Running) -> None:
         while running.running():
@@ -136,8 +133,18 @@ def test_file_whose_worker_dies_every_time_is_reported_and_the_rest_hashed(
                 kills.append(pid)
             time.sleep(0.005)
 
+    return kill_whoever_reads_it
+
+
+def test_file_whose_worker_dies_every_time_is_reported_and_the_rest_hashed(
+    tmp_path: Path,
+) -> None:
+    files = slow_tree(tmp_path, slow=4)
+    cursed = tmp_path / "slow-001"
+    kills: list[int] = []
+
     out = run_parhash(
-        ["scan", "-a", "md5", *SLOW, tmp_path], during=kill_whoever_reads_it, timeout=HANG
+        ["scan", "-a", "md5", *SLOW, tmp_path], during=killer(cursed, kills), timeout=HANG
     )
     assert len(kills) == 2, out  # the first attempt, then the one retry
     assert out.status == 1, out
@@ -159,17 +166,9 @@ def test_dupes_file_whose_worker_dies_every_time_costs_only_that_file(tmp_path: 
     cursed = tmp_path / "slow-000"
     kills: list[int] = []
 
-    def kill_whoever_reads_it(running: Running) -> None:
-        while running.running():
-            pid = worker_holding(running, cursed)
-            if pid is not None and pid not in kills:
-                os.kill(pid, signal.SIGKILL)
-                kills.append(pid)
-            time.sleep(0.005)
-
     out = run_parhash(
         ["dupes", "--block-size", "1", "-j", "2", tmp_path],
-        during=kill_whoever_reads_it,
+        during=killer(cursed, kills),
         timeout=HANG,
     )
     assert len(kills) >= 4, out  # the part twice, then the file alone twice
