@@ -138,6 +138,11 @@ _ino = operator.itemgetter(4)  # FileInfo.ino, without a call per file
 _path = operator.itemgetter(0)  # FileInfo.path; for ASCII names, the order of their bytes
 
 
+def _in_path_order(errors: Iterable[DupeError]) -> list[DupeError]:
+    """Errors in byte order of their paths: the same lines whichever process met them."""
+    return sorted(errors, key=lambda e: _sort_key(e.path))
+
+
 def _vanished(err: int | None) -> bool:
     # A file that no longer exists is no one's duplicate.
     return err == errno.ENOENT
@@ -164,7 +169,8 @@ class SizeLimits(NamedTuple):
 
 # A FileInfo as a plain tuple: it pickles in C, where a named tuple's
 # __reduce__ is a Python call per file (it made a worker's listing of a
-# walk three times dearer to send). as_file_info makes it a FileInfo.
+# walk three times dearer to send, and a batch of heads six times). Rows
+# cross the pipe; as_file_info makes one a FileInfo.
 Row = tuple[str, int, int, int, int, tuple[str, ...]]
 as_file_info: Callable[[Row], FileInfo] = functools.partial(tuple.__new__, FileInfo)
 
@@ -390,8 +396,7 @@ def group_by_inode(groups: list[Group]) -> list[Group]:
 
 
 # What a worker gets of a file: path, size, mtime_ns, dev, ino, as stage 1 saw
-# them. Plain tuples: a NamedTuple pickles through a Python call per file,
-# which made sending a batch six times dearer.
+# them; a plain tuple, for the reason given at Row.
 Sent = tuple[str, int, int, int, int]
 # A run of one group's files: (group number, start in the group, whether it
 # is the whole group, its files). A worker may drop lone files of a whole group.
@@ -634,7 +639,7 @@ class Hashing:
     def take_errors(self) -> list[DupeError]:
         """The errors met since the last call, in byte order of their paths."""
         errors, self.errors = self.errors, []
-        return sorted(errors, key=lambda e: _sort_key(e.path))
+        return _in_path_order(errors)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -799,9 +804,7 @@ def _search(
 
     try:
         files: list[FileInfo] = []
-        # Stage 1's errors, reported once it ends in byte order of their
-        # paths: the same lines in the same order whichever process met them.
-        late: list[DupeError] = []
+        late: list[DupeError] = []  # stage 1's errors, reported once it ends
         for item in stat_files(
             apart(items),
             min_size=limits.min_size,
@@ -830,7 +833,7 @@ def _search(
         # spare while they walk.
         groups = group_by_size(itertools.chain(files, walk_rest()))
         del files
-        yield from sorted(late, key=lambda e: _sort_key(e.path))
+        yield from _in_path_order(late)
         _info("walk: %d files", walked)
         _log_stage(Stage.SIZE, groups)
         groups = group_by_inode(groups)

@@ -208,7 +208,10 @@ def hash_batch(job: Job, items: Sequence[str | WalkError]) -> list[Result]:
         if type(item) is str:
             out.append(hash_path(item))
         elif type(item) is Task:
-            out.append(path_hasher(job._replace(algos=item.algos))(str(item)))
+            # One per manifest line in check: no closure, no new Job.
+            out.append(
+                _hash_file(str(item), _constructors(item.algos), item.algos, job.block_size)
+            )
         else:
             assert isinstance(item, WalkError)
             out.append(item.as_result())
