@@ -35,6 +35,7 @@ have the same digest.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import errno
 import functools
@@ -44,8 +45,8 @@ import operator
 import os
 import stat
 import sys
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Container, Generator, Iterable, Iterator, Sequence
+from typing import Any, NamedTuple, cast
 
 from parhash.algorithms import ALGORITHMS, parse_algos
 from parhash.manifest import FS_ENCODING, FS_ERRORS
@@ -63,7 +64,7 @@ from parhash.pipeline import (
 )
 from parhash.results import DupeError, DupeGroup, Pause, WalkError, reason
 from parhash.select import Selector
-from parhash.walk import LOOP, NOT_REGULAR, Directory, read_dir, walk_paths
+from parhash.walk import LOOP, NOT_REGULAR, Directory, Stated, read_dir, walk_paths
 from parhash.worker import DEFAULT_BLOCK_SIZE, Job, path_hasher, read_head
 
 
@@ -101,15 +102,14 @@ class Stage(enum.Enum):
 ProgressFn = Callable[[Stage, int, int], None]
 
 
-class FileInfo(NamedTuple):
-    """A candidate: one file, with what stage 1's ``stat`` saw of it."""
-
-    path: str
-    size: int
-    mtime_ns: int
-    dev: int
-    ino: int
-    links: tuple[str, ...] = ()  # its other names, once group_by_inode has run
+# A candidate: one file, with what stage 1's ``stat`` saw of it:
+# (path, size, mtime_ns, dev, ino, links), where ``links`` holds its other
+# names once group_by_inode has run. A plain tuple, not a named one: it
+# pickles in C, where a named tuple's __reduce__ is a Python call per file
+# (that made a worker's listing of a walk three times dearer to send, and a
+# batch of heads six times), and the stages never copy it into another type
+# (a pass over the candidates in group order costs a cache miss per file).
+FileInfo = tuple[str, int, int, int, int, tuple[str, ...]]
 
 
 class Group(NamedTuple):
@@ -125,17 +125,23 @@ class Group(NamedTuple):
     digest: str | None = None
 
 
+# Group(...) without the named tuple's Python __new__: one per group.
+_group: Callable[[tuple[int, list[FileInfo], str | None]], Group] = functools.partial(
+    tuple.__new__, Group
+)
+
+
 def _sort_key(path: str) -> bytes:
     """A path as its bytes (``os.fsencode`` without its checks): the order of the report."""
     return path.encode(FS_ENCODING, FS_ERRORS)
 
 
 def _file_key(f: FileInfo) -> bytes:
-    return f.path.encode(FS_ENCODING, FS_ERRORS)
+    return f[0].encode(FS_ENCODING, FS_ERRORS)
 
 
-_ino = operator.itemgetter(4)  # FileInfo.ino, without a call per file
-_path = operator.itemgetter(0)  # FileInfo.path; for ASCII names, the order of their bytes
+_ino = operator.itemgetter(4)  # a FileInfo's inode, without a call per file
+_path = operator.itemgetter(0)  # a FileInfo's path; for ASCII names, the order of their bytes
 
 
 def _in_path_order(errors: Iterable[DupeError]) -> list[DupeError]:
@@ -167,20 +173,16 @@ class SizeLimits(NamedTuple):
     include_empty: bool = False
 
 
-# A FileInfo as a plain tuple: it pickles in C, where a named tuple's
-# __reduce__ is a Python call per file (it made a worker's listing of a
-# walk three times dearer to send, and a batch of heads six times). Rows
-# cross the pipe; as_file_info makes one a FileInfo.
-Row = tuple[str, int, int, int, int, tuple[str, ...]]
-as_file_info: Callable[[Row], FileInfo] = functools.partial(tuple.__new__, FileInfo)
-
-
-def stat_file(path: str, limits: SizeLimits) -> Row | DupeError | None:
-    """``stat`` one walked file: its :class:`Row`, an error, or None if out of limits."""
+def stat_file(path: str, limits: SizeLimits) -> FileInfo | DupeError | None:
+    """``stat`` one walked file: its :data:`FileInfo`, an error, or None if out of limits."""
     try:
         st = os.stat(path)
     except OSError as e:
         return DupeError(path, reason(e), e.errno, not _vanished(e.errno))
+    return _row(path, st, limits)
+
+
+def _row(path: str, st: os.stat_result, limits: SizeLimits) -> FileInfo | DupeError | None:
     if not stat.S_ISREG(st.st_mode):  # replaced since the walk saw a file
         return DupeError(path, NOT_REGULAR, None, False)
     size = st.st_size
@@ -219,7 +221,7 @@ def stat_files(
         if isinstance(got, DupeError):
             yield got
         else:
-            yield as_file_info(got)
+            yield got
             count += 1
             if progress is not None and count % 1024 == 0:
                 progress(Stage.SIZE, count, 0)
@@ -244,7 +246,7 @@ class Listing(NamedTuple):
     """What one walk task found: files ``stat``-ed, errors, directories left."""
 
     taken: int  # the task's directories, read or handed back in ``rest``
-    files: list[Row]
+    files: list[FileInfo]
     errors: list[DupeError]
     rest: list[Directory]
 
@@ -260,16 +262,17 @@ def walk_and_stat(
     Runs in a worker, or in the parent for the first task. Stops after
     ``budget`` entries, handing back what it has not read yet.
     """
-    files: list[Row] = []
+    files: list[FileInfo] = []
     errors: list[DupeError] = []
     stack = dirs[::-1]
     seen = 0
     while stack and seen < budget:
         subdirs: list[Directory] = []
-        for item in read_dir(stack.pop(), select=select):
+        for item in read_dir(stack.pop(), select=select, stat_files=True):
             seen += 1
-            if type(item) is str:
-                got = stat_file(item, limits)
+            if type(item) is tuple:  # a file, not one of the named tuples
+                path, st = cast(Stated, item)
+                got = _row(path, st, limits)
                 if isinstance(got, DupeError):
                     errors.append(got)
                 elif got is not None:
@@ -301,102 +304,148 @@ def walk_in_parallel(
     hashing: Hashing,
     select: Selector | None,
     limits: SizeLimits,
+    errors: list[DupeError],
     progress: ProgressFn | None = None,
     count: int = 0,
-) -> Iterator[FileInfo | DupeError]:
+) -> Iterator[list[FileInfo]]:
     """Stage 1 for directories named by the caller, on the hashing stages' executor.
 
     The first task runs in this process, so a small tree never starts a
     pool; what it leaves goes to the workers, a few directories a task,
-    and each task hands back what it had no time to read. Files come in no
-    set order, the errors after them.
+    and each task hands back what it had no time to read. Yields the files
+    of each task as it ends, in no set order; the errors go to ``errors``.
     """
     import queue
 
     if not tops:
         return
     first = walk_and_stat(select, limits, tops, FIRST_WALK_BUDGET)[0]
-    yield from map(as_file_info, first.files)
+    yield first.files
     count += len(first.files)
-    errors = first.errors
-    if first.rest:
-        todo: queue.SimpleQueue[list[Directory] | None] = queue.SimpleQueue()
-        outstanding = 0
+    errors.extend(first.errors)
+    if not first.rest:
+        return
+    todo: queue.SimpleQueue[list[Directory] | None] = queue.SimpleQueue()
+    outstanding = 0
 
-        def share(dirs: list[Directory]) -> None:
-            nonlocal outstanding
-            for task in _dir_tasks(dirs):
-                todo.put(task)
-                outstanding += len(task)
+    def share(dirs: list[Directory]) -> None:
+        nonlocal outstanding
+        for task in _dir_tasks(dirs):
+            todo.put(task)
+            outstanding += len(task)
 
-        def tasks() -> Iterator[list[Directory]]:
-            while (task := todo.get()) is not None:
-                yield task
+    def tasks() -> Iterator[list[Directory]]:
+        while (task := todo.get()) is not None:
+            yield task
 
-        share(first.rest)
-        executor = hashing.executor()
-        try:
-            for listings in executor.map_unordered(
-                functools.partial(walk_and_stat, select, limits), tasks(), lost=_lost_dir
-            ):
-                for listing in listings:
-                    yield from map(as_file_info, listing.files)
-                    errors.extend(listing.errors)
-                    share(listing.rest)
-                    outstanding -= listing.taken
-                    count += len(listing.files)
-                if progress is not None:
-                    progress(Stage.SIZE, count, 0)
-                if not outstanding:
-                    todo.put(None)
-        finally:
-            todo.put(None)  # the reader of tasks() must not wait for ever
-    yield from errors
+    share(first.rest)
+    executor = hashing.executor()
+    try:
+        for listings in executor.map_unordered(
+            functools.partial(walk_and_stat, select, limits), tasks(), lost=_lost_dir
+        ):
+            for listing in listings:
+                yield listing.files
+                errors.extend(listing.errors)
+                share(listing.rest)
+                outstanding -= listing.taken
+                count += len(listing.files)
+            if progress is not None:
+                progress(Stage.SIZE, count, 0)
+            if not outstanding:
+                todo.put(None)
+    finally:
+        todo.put(None)  # the reader of tasks() must not wait for ever
+
+
+class SizeGroups:
+    """Stage 1's groups, built as the walk's files arrive, in batches.
+
+    It also notes the sizes where an inode number came twice: only a group
+    of such a size can hold two names of one file, for stage 2 to merge.
+    Both happen in one step per file, while the file is fresh in memory.
+    """
+
+    def __init__(self) -> None:
+        self.by_size: dict[int, list[FileInfo]] = {}
+        self.inodes: set[int] = set()
+        self.linked: set[int] = set()  # sizes whose group may hold one file twice
+        self.files = 0
+
+    def add(self, files: Iterable[FileInfo]) -> None:
+        by_size = self.by_size
+        get = by_size.get
+        inodes = self.inodes
+        seen = len(inodes)
+        n = self.files
+        for f in files:
+            n += 1
+            size = f[1]
+            same = get(size)
+            if same is None:
+                by_size[size] = [f]
+            else:
+                same.append(f)
+            inodes.add(f[4])
+            if len(inodes) == seen:
+                self.linked.add(size)
+            else:
+                seen += 1
+        self.files = n
+
+    def groups(self) -> list[Group]:
+        """The sizes shared by two files or more."""
+        return [_group((size, files, None)) for size, files in self.by_size.items()
+                if len(files) > 1]
 
 
 def group_by_size(files: Iterable[FileInfo]) -> list[Group]:
     """Stage 1: group files by size, keeping the sizes shared by two or more."""
-    by_size: dict[int, list[FileInfo]] = {}
-    for f in files:
-        by_size.setdefault(f.size, []).append(f)
-    return [Group(size, members) for size, members in by_size.items() if len(members) > 1]
+    sizes = SizeGroups()
+    sizes.add(files)
+    return sizes.groups()
 
 
-def group_by_inode(groups: list[Group]) -> list[Group]:
+def group_by_inode(groups: list[Group], linked: Container[int] | None = None) -> list[Group]:
     """Stage 2: make the names of one file one candidate; keep groups of two files or more.
 
     The candidate is named by the first of its names in byte order and keeps
-    the others in ``links``. The same name met twice counts once.
+    the others in ``links``. The same name met twice counts once. With
+    ``linked`` (:attr:`SizeGroups.linked`), groups of other sizes are taken
+    as they are.
     """
     out = []
     for group in groups:
-        files = group.files
-        if (files[0].ino != files[1].ino if len(files) == 2
-                else len(set(map(_ino, files))) == len(files)):
+        files = group[1]
+        if (
+            (linked is not None and group[0] not in linked)
+            or (files[0][4] != files[1][4] if len(files) == 2
+                else len(set(map(_ino, files))) == len(files))
+        ):
             # The common case: every name a file of its own (files on two
             # devices may share an inode number, never a distinct one).
             out.append(group)
             continue
         by_inode: dict[tuple[int, int], list[FileInfo]] = {}
-        for f in group.files:
-            by_inode.setdefault((f.dev, f.ino), []).append(f)
+        for f in files:
+            by_inode.setdefault((f[3], f[4]), []).append(f)
         if len(by_inode) < 2:
             continue
-        files = []
+        merged = []
         for names in by_inode.values():
             if len(names) == 1:
-                files.append(names[0])
+                merged.append(names[0])
                 continue
             names.sort(key=_file_key)
-            first = names[0]
-            links = tuple(dict.fromkeys(f.path for f in names[1:] if f.path != first.path))
-            files.append(first._replace(links=links))
-        out.append(group._replace(files=files))
+            first = names[0][0]
+            links = tuple(dict.fromkeys(f[0] for f in names[1:] if f[0] != first))
+            merged.append(names[0][:5] + (links,))
+        out.append(_group((group[0], merged, group[2])))
     return out
 
 
 # What a worker gets of a file: path, size, mtime_ns, dev, ino, as stage 1 saw
-# them; a plain tuple, for the reason given at Row.
+# them; a plain tuple, for the reason given at FileInfo.
 Sent = tuple[str, int, int, int, int]
 # A run of one group's files: (group number, start in the group, whether it
 # is the whole group, its files). A worker may drop lone files of a whole group.
@@ -603,8 +652,9 @@ class Hashing:
                     if s.errors:
                         self.errors.extend(s.errors)
                     if s.taken == len(files):
+                        size = group[0]
                         out.extend(
-                            Group(group.size, list(map(files.__getitem__, at)), digest)
+                            _group((size, list(map(files.__getitem__, at)), digest))
                             for digest, at in s.buckets
                             if len(at) > 1
                         )
@@ -633,7 +683,7 @@ class Hashing:
             )
         for number, merged in runs.items():
             size = groups[number].size
-            out.extend(Group(size, run, d) for d, run in merged.items() if len(run) > 1)
+            out.extend(_group((size, run, d)) for d, run in merged.items() if len(run) > 1)
         return out
 
     def take_errors(self) -> list[DupeError]:
@@ -677,21 +727,21 @@ def to_dupe_group(group: Group, algo: str) -> DupeGroup:
     """The reported form of a group that has been through every stage."""
     assert group.digest is not None
     files = group.files
-    if len(files) == 2 and not files[0].links and not files[1].links:
-        a, b = files[0].path, files[1].path
+    if len(files) == 2 and not files[0][5] and not files[1][5]:
+        a, b = files[0][0], files[1][0]
         if not (a.isascii() and b.isascii()):
             a, b = sorted((a, b), key=_sort_key)
         elif b < a:
             a, b = b, a
         return _dupe_group((group.size, algo, group.digest, (a, b), ()))
-    ascii = all(f.path.isascii() for f in files)
+    ascii = all(f[0].isascii() for f in files)
     files = sorted(files, key=_path if ascii else _file_key)
     return _dupe_group((
         group.size,
         algo,
         group.digest,
-        tuple(f.path for f in files),
-        tuple((f.path, *f.links) for f in files if f.links),
+        tuple(map(_path, files)),
+        tuple((f[0], *f[5]) for f in files if f[5]),
     ))
 
 
@@ -784,6 +834,34 @@ def find_dupes(
     return _search(items, hashing, select, limits, progress)
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector, if it runs.
+
+    The search keeps what it makes until its stage ends, so a collection
+    frees nothing; each one traverses every candidate kept so far, and they
+    came to 5% of a search of 40,000 files. Nothing here yields inside.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _kept_files(
+    items: Iterable[FileInfo | DupeError], errors: list[DupeError]
+) -> Iterator[FileInfo]:
+    for item in items:
+        if isinstance(item, DupeError):
+            errors.append(item)
+        else:
+            yield item
+
+
 def _search(
     items: Iterable[str | WalkError | Pause | Directory],
     hashing: Hashing,
@@ -803,49 +881,46 @@ def _search(
                 yield item
 
     try:
-        files: list[FileInfo] = []
         late: list[DupeError] = []  # stage 1's errors, reported once it ends
-        for item in stat_files(
-            apart(items),
-            min_size=limits.min_size,
-            max_size=limits.max_size,
-            include_empty=limits.include_empty,
-            progress=progress,
-        ):
-            if type(item) is FileInfo:
-                files.append(item)
-            else:
-                assert isinstance(item, DupeError)
-                late.append(item)
-        walked = len(files)
-
-        def walk_rest() -> Iterator[FileInfo]:
-            nonlocal walked
-            for item in walk_in_parallel(tops, hashing, select, limits, progress, walked):
-                if type(item) is FileInfo:
-                    walked += 1
-                    yield item
-                else:
-                    assert isinstance(item, DupeError)
-                    late.append(item)
-
-        # Grouped while the workers' listings arrive: the parent has time to
-        # spare while they walk.
-        groups = group_by_size(itertools.chain(files, walk_rest()))
-        del files
+        sizes = SizeGroups()
+        with _collector_paused():
+            sizes.add(_kept_files(
+                stat_files(
+                    apart(items),
+                    min_size=limits.min_size,
+                    max_size=limits.max_size,
+                    include_empty=limits.include_empty,
+                    progress=progress,
+                ),
+                late,
+            ))
+            # Grouped while the workers' listings arrive: the parent has time
+            # to spare while they walk.
+            for rows in walk_in_parallel(
+                tops, hashing, select, limits, late, progress, sizes.files
+            ):
+                sizes.add(rows)
+            groups = sizes.groups()
         yield from _in_path_order(late)
-        _info("walk: %d files", walked)
+        _info("walk: %d files", sizes.files)
         _log_stage(Stage.SIZE, groups)
-        groups = group_by_inode(groups)
-        _log_stage(Stage.INODE, groups)
-        if groups:
-            groups = group_by_head(groups, hashing)
+        with _collector_paused():
+            groups = group_by_inode(groups, sizes.linked)
+            _log_stage(Stage.INODE, groups)
+            hashed = bool(groups)
+            if hashed:
+                groups = group_by_head(groups, hashing)
+        if hashed:
             yield from hashing.take_errors()
             _log_stage(Stage.HEAD, groups)
-            groups = group_by_contents(groups, hashing)
+            with _collector_paused():
+                groups = group_by_contents(groups, hashing)
             yield from hashing.take_errors()
             _log_stage(Stage.CONTENTS, groups)
         hashing.close()
-        yield from report_order(to_dupe_group(g, hashing.algo) for g in groups)
+        with _collector_paused():
+            found = report_order(to_dupe_group(g, hashing.algo) for g in groups)
+        del groups
+        yield from found
     finally:
         hashing.close()

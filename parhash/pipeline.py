@@ -12,6 +12,7 @@ process, :class:`PoolExecutor` on a ``multiprocessing.Pool`` through
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import os
 import signal
@@ -118,6 +119,9 @@ def _init_worker(slots: _Slots) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    # The parent may have paused its cyclic collector (dupes does, while it
+    # keeps every candidate); a worker runs for the whole job and collects.
+    gc.enable()
     global _SLOT, _SLOTS
     slot = slots.take()
     if slot >= 0:

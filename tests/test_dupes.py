@@ -30,7 +30,6 @@ from parhash.cli import cli
 from parhash.dupes import (
     CHANGED,
     WALK_BUDGET,
-    FileInfo,
     Group,
     Hashing,
     Stage,
@@ -266,7 +265,7 @@ def test_file_changed_after_its_stat_drops_out_with_an_error(tmp_path: Path) -> 
     hashing = Hashing(algo="xxh128", head_size=4, jobs=1, chunksize=8, block_size=4096)
     groups = group_by_contents(group_by_head(groups, hashing), hashing)
     assert hashing.take_errors() == [DupeError(str(tmp_path / "c"), CHANGED)]
-    assert [sorted(f.path for f in g.files) for g in groups] == [
+    assert [sorted(f[0] for f in g.files) for g in groups] == [
         [str(tmp_path / "a"), str(tmp_path / "b")]
     ]
 
@@ -654,7 +653,7 @@ def test_cut_parts_sends_every_file_once_within_the_limits(
         return size if head is None else min(size, head)
 
     made = [
-        Group(size, [FileInfo(f"g{n}/f{i}", size, n, 1, 100 * n + i) for i in range(count)])
+        Group(size, [(f"g{n}/f{i}", size, n, 1, 100 * n + i, ()) for i in range(count)])
         for n, (size, count) in enumerate(groups)
     ]
     sent: list[tuple[int, int]] = []

@@ -489,3 +489,33 @@ def test_descend_false_refuses_follow() -> None:
 )
 def test_a_directory_is_named_without_its_slash(path: str, shown: str) -> None:
     assert Directory(path, "", 0).shown == shown
+
+
+def test_read_dir_can_stat_its_files_through_the_open_directory(tree: Tree) -> None:
+    top = Directory(str(tree.root) + "/", "", 0)
+    plain = list(read_dir(top))
+    stated = list(read_dir(top, stat_files=True))
+    # The same entries in the same order; each file with its own stat().
+    assert [i[0] if type(i) is tuple else i for i in stated] == plain
+    files = [i for i in stated if type(i) is tuple]
+    assert files
+    for path, st in files:
+        want = os.stat(path)
+        assert (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) == (
+            want.st_dev, want.st_ino, want.st_size, want.st_mtime_ns
+        )
+    # The directory's descriptor is closed once the listing ends, or is dropped.
+    before = len(os.listdir("/proc/self/fd"))
+    list(read_dir(top, stat_files=True))
+    unfinished = read_dir(top, stat_files=True)
+    next(unfinished)
+    unfinished.close()
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_read_dir_reports_a_directory_it_cannot_open(tmp_path: Path) -> None:
+    missing = Directory(str(tmp_path / "gone") + "/", "gone", 1)
+    for stat_files in (False, True):
+        (error,) = read_dir(missing, stat_files=stat_files)
+        assert isinstance(error, WalkError)
+        assert (error.path, error.errno, error.depth) == (str(tmp_path / "gone"), errno.ENOENT, 1)
