@@ -444,13 +444,10 @@ def group_by_inode(groups: list[Group], linked: Container[int] | None = None) ->
     return out
 
 
-# What a worker gets of a file: path, size, mtime_ns, dev, ino, as stage 1 saw
-# them; a plain tuple, for the reason given at FileInfo.
-Sent = tuple[str, int, int, int, int]
 # A run of one group's files: (group number, start in the group, whether it
 # is the whole group, its files). A worker may drop lone files of a whole group.
-Part = tuple[int, int, bool, list[Sent]]
-_sent: Callable[[FileInfo], Sent] = operator.itemgetter(0, 1, 2, 3, 4)
+# The files go as they are: a whole group is its own list, sent unchanged.
+Part = tuple[int, int, bool, list[FileInfo]]
 
 
 class Split(NamedTuple):
@@ -488,7 +485,7 @@ def split_parts(job: Job, parts: Sequence[Part]) -> list[Split]:
             got = digest_of(sent[0])
             if isinstance(got, DupeError):
                 errors.append(got)
-            elif got[1] != sent[1:]:
+            elif got[1] != sent[1:5]:
                 errors.append(DupeError(sent[0], CHANGED))
             else:
                 by_digest.setdefault(got[0], []).append(i)
@@ -546,17 +543,17 @@ def cut_parts(
     batch: list[Part] = []
     count = nbytes = 0
     for number, group in enumerate(groups):
-        files = group.files
-        each = cost(group.size)
+        files = group[1]
+        each = cost(group[0])
         if each >= batch_bytes:
             whole = len(files) == 1
-            yield from ([(number, i, whole, [_sent(f)])] for i, f in enumerate(files))
+            yield from ([(number, i, whole, [f])] for i, f in enumerate(files))
             continue
         start = 0
         while start < len(files):
             room = min(chunksize - count, -(-(batch_bytes - nbytes) // max(each, 1)))
-            run = list(map(_sent, files[start:start + room]))
-            batch.append((number, start, len(run) == len(files), run))
+            run = files if start == 0 and room >= len(files) else files[start:start + room]
+            batch.append((number, start, run is files, run))
             start += len(run)
             count += len(run)
             nbytes += len(run) * each
