@@ -129,6 +129,8 @@ class Group(NamedTuple):
 _group: Callable[[tuple[int, list[FileInfo], str | None]], Group] = functools.partial(
     tuple.__new__, Group
 )
+# What Hashing.split leaves in place of a group it is done with.
+_RELEASED = Group(0, [])
 
 
 def _sort_key(path: str) -> bytes:
@@ -613,12 +615,20 @@ class Hashing:
             gc.unfreeze()
         return self._pool
 
-    def split(self, stage: Stage, groups: list[Group]) -> list[Group]:
+    def split(
+        self, stage: Stage, groups: list[Group], settle: Callable[[Group], None] | None = None
+    ) -> list[Group]:
         """Split every group by the digest of its files (their heads in the HEAD stage).
 
         Keeps the groups of two files or more. A file that fails, or no
         longer matches its stage-1 ``stat``, is left out and recorded in
         :attr:`errors`.
+
+        With ``settle``, a group whose digest covers the whole of its files
+        (in the HEAD stage, one no larger than the head) goes to ``settle``
+        as soon as it is known, not into the result; and each group split
+        whole leaves ``groups`` then, so that the files that are no one's
+        duplicate are freed while the workers are still busy.
         """
         head = self.head_size if stage is Stage.HEAD else None
 
@@ -650,11 +660,16 @@ class Hashing:
                         self.errors.extend(s.errors)
                     if s.taken == len(files):
                         size = group[0]
-                        out.extend(
-                            _group((size, list(map(files.__getitem__, at)), digest))
-                            for digest, at in s.buckets
-                            if len(at) > 1
+                        keep = (
+                            out.append
+                            if settle is None or (head is not None and size > head)
+                            else settle
                         )
+                        for digest, at in s.buckets:
+                            if len(at) > 1:
+                                keep(_group((size, list(map(files.__getitem__, at)), digest)))
+                        if settle is not None:
+                            groups[s.group] = _RELEASED
                     else:
                         merged = runs.setdefault(s.group, {})
                         for digest, at in s.buckets:
@@ -680,7 +695,10 @@ class Hashing:
             )
         for number, merged in runs.items():
             size = groups[number].size
-            out.extend(_group((size, run, d)) for d, run in merged.items() if len(run) > 1)
+            keep = out.append if settle is None or (head is not None and size > head) else settle
+            for d, run in merged.items():
+                if len(run) > 1:
+                    keep(_group((size, run, d)))
         return out
 
     def take_errors(self) -> list[DupeError]:
@@ -694,30 +712,58 @@ class Hashing:
             self._pool = None
 
 
-def group_by_head(groups: list[Group], hashing: Hashing) -> list[Group]:
-    """Stage 3: split groups by the digest of each file's first ``head_size`` bytes."""
-    return hashing.split(Stage.HEAD, groups)
+def group_by_head(
+    groups: list[Group], hashing: Hashing, settle: Callable[[Group], None] | None = None
+) -> list[Group]:
+    """Stage 3: split groups by the digest of each file's first ``head_size`` bytes.
+
+    With ``settle``, the groups this stage reads whole go there, not into the
+    result, and ``groups`` is emptied as it goes (:meth:`Hashing.split`).
+    """
+    return hashing.split(Stage.HEAD, groups, settle)
 
 
-def group_by_contents(groups: list[Group], hashing: Hashing) -> list[Group]:
+def group_by_contents(
+    groups: list[Group], hashing: Hashing, settle: Callable[[Group], None] | None = None
+) -> list[Group]:
     """Stage 4: split groups by the digest of the whole contents.
 
     Groups of files no larger than the head were read whole by stage 3 and
-    pass through unread.
+    pass through unread. With ``settle``, every group found goes there, and
+    the result is empty.
     """
     done = [g for g in groups if g.size <= hashing.head_size]
     todo = [g for g in groups if g.size > hashing.head_size]
+    if settle is not None:
+        for g in done:
+            settle(g)
+        done = []
     if not todo:
         return done
-    return done + hashing.split(Stage.CONTENTS, todo)
+    return done + hashing.split(Stage.CONTENTS, todo, settle)
 
 
 def _candidates(groups: list[Group]) -> int:
     return sum(len(g.files) for g in groups)
 
 
-def _log_stage(stage: Stage, groups: list[Group]) -> None:
-    _info("%s: %d candidates left in %d groups", stage.value, _candidates(groups), len(groups))
+def _log_stage(stage: Stage, groups: list[Group], settled: Settled | None = None) -> None:
+    files = _candidates(groups) + (settled.files if settled is not None else 0)
+    count = len(groups) + (len(settled.groups) if settled is not None else 0)
+    _info("%s: %d candidates left in %d groups", stage.value, files, count)
+
+
+class Settled:
+    """The groups no later stage can split, in their reported form, as they come."""
+
+    def __init__(self, algo: str) -> None:
+        self.algo = algo
+        self.groups: list[DupeGroup] = []
+        self.files = 0
+
+    def __call__(self, group: Group) -> None:
+        self.groups.append(to_dupe_group(group, self.algo))
+        self.files += len(group[1])
 
 
 def to_dupe_group(group: Group, algo: str) -> DupeGroup:
@@ -898,26 +944,31 @@ def _search(
             ):
                 sizes.add(rows)
             groups = sizes.groups()
+            sizes.by_size.clear()  # the groups hold the candidates; the rest can go
         yield from _in_path_order(late)
         _info("walk: %d files", sizes.files)
         _log_stage(Stage.SIZE, groups)
+        # Groups are reported as soon as a stage has read them whole: their
+        # files are freed, and the report built, while the workers still read.
+        settled = Settled(hashing.algo)
         with _collector_paused():
             groups = group_by_inode(groups, sizes.linked)
+            del sizes
             _log_stage(Stage.INODE, groups)
             hashed = bool(groups)
             if hashed:
-                groups = group_by_head(groups, hashing)
+                groups = group_by_head(groups, hashing, settled)
         if hashed:
             yield from hashing.take_errors()
-            _log_stage(Stage.HEAD, groups)
+            _log_stage(Stage.HEAD, groups, settled)
             with _collector_paused():
-                groups = group_by_contents(groups, hashing)
+                groups = group_by_contents(groups, hashing, settled)
             yield from hashing.take_errors()
-            _log_stage(Stage.CONTENTS, groups)
+            _log_stage(Stage.CONTENTS, groups, settled)
         hashing.close()
         with _collector_paused():
-            found = report_order(to_dupe_group(g, hashing.algo) for g in groups)
-        del groups
+            found = report_order(settled.groups)
+        del settled
         yield from found
     finally:
         hashing.close()
