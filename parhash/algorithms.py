@@ -58,6 +58,34 @@ ALGORITHMS: dict[str, Algorithm] = {
 
 DEFAULT_ALGO = "sha256"
 
+# xxhash's functions that hash one buffer without a hasher object.
+_XXH_ONE_SHOT = {
+    "xxh32": "xxh32_hexdigest",
+    "xxh64": "xxh64_hexdigest",
+    "xxh3": "xxh3_64_hexdigest",
+    "xxh128": "xxh3_128_hexdigest",
+}
+
+
+def hexdigest_function(name: str) -> Callable[[Any], str]:
+    """A function from one buffer to its hex digest by algorithm ``name``.
+
+    One call per buffer, where xxhash has one; else a hasher made, fed and read.
+    """
+    if name in _XXH_ONE_SHOT:
+        import xxhash
+
+        one_shot: Callable[[Any], str] = getattr(xxhash, _XXH_ONE_SHOT[name])
+        return one_shot
+    new = ALGORITHMS[name].new
+
+    def hexdigest(data: Any) -> str:
+        h = new()
+        h.update(data)
+        return h.hexdigest()
+
+    return hexdigest
+
 # Spellings users bring from other tools.
 _ALIASES = {
     "sha3_256": "sha3-256",

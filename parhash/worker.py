@@ -32,7 +32,7 @@ NOT_REGULAR = "not a regular file"
 
 # O_NONBLOCK: a path that became a FIFO after the walk must not block open().
 # It changes nothing for regular files.
-_OPEN_FLAGS = (
+OPEN_FLAGS = (
     os.O_RDONLY
     | getattr(os, "O_NONBLOCK", 0)
     | getattr(os, "O_CLOEXEC", 0)
@@ -88,6 +88,15 @@ class _Buffer:
 _BUFFER = _Buffer()
 
 
+def read_buffer(size: int) -> tuple[memoryview, list[memoryview]]:
+    """This process's read buffer of ``size`` bytes: a view, and ``[view]`` for ``os.readv``.
+
+    Valid until the next call with another size.
+    """
+    view = _BUFFER.get(size)
+    return view, _BUFFER.views
+
+
 def _constructors(algos: Sequence[str]) -> list[Callable[[], Hasher]]:
     return [ALGORITHMS[a].new for a in algos]
 
@@ -112,7 +121,7 @@ def _hash_file(
     block_size: int,
 ) -> Result:
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        fd = os.open(path, OPEN_FLAGS)
     except OSError as e:
         return Result(path, {}, error=reason(e), errno=e.errno)
     try:
@@ -229,7 +238,7 @@ def read_head(path: str, head: int) -> tuple[memoryview, os.stat_result, str | N
     regular or whose size changed under the read, an empty view and the
     reason. Raises ``OSError``. Costs one ``open``, ``readv`` and ``fstat``.
     """
-    fd = os.open(path, _OPEN_FLAGS)
+    fd = os.open(path, OPEN_FLAGS)
     try:
         view = _BUFFER.get(head)
         total = os.readv(fd, _BUFFER.views)

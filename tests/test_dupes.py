@@ -270,6 +270,35 @@ def test_file_changed_after_its_stat_drops_out_with_an_error(tmp_path: Path) -> 
     ]
 
 
+def test_files_replaced_or_grown_before_their_heads_are_read(tmp_path: Path) -> None:
+    names = "abcdef"
+    for name in names:
+        write(tmp_path / name, b"same size!")
+    groups = group_by_inode(group_by_size(
+        f for f in stat_files([str(tmp_path / n) for n in names])
+        if not isinstance(f, DupeError)
+    ))
+    os.remove(tmp_path / "c")
+    os.mkfifo(tmp_path / "c")  # opening it must neither block nor count as a file
+    with open(tmp_path / "d", "ab") as grown:  # same head, more bytes
+        grown.write(b"more")
+    os.remove(tmp_path / "e")  # gone: no one's duplicate, and no harm
+    hashing = Hashing(algo="xxh128", head_size=64, jobs=1, chunksize=2, block_size=4096)
+    try:
+        groups = group_by_contents(group_by_head(groups, hashing), hashing)
+    finally:
+        hashing.close()
+    errors = hashing.take_errors()
+    assert [(e.path, e.error, e.could_hide_duplicate) for e in errors] == [
+        (str(tmp_path / "c"), "not a regular file", True),
+        (str(tmp_path / "d"), CHANGED, True),
+        (str(tmp_path / "e"), "No such file or directory", False),
+    ]
+    assert [sorted(f[0] for f in g.files) for g in groups] == [
+        [str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "f")]
+    ]
+
+
 # --- output formats ------------------------------------------------------------
 
 
