@@ -946,8 +946,12 @@ def _collector_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector, if it runs.
 
     The search keeps what it makes until its stage ends, so a collection
-    frees nothing; each one traverses every candidate kept so far, and they
-    came to 5% of a search of 40,000 files. Nothing here yields inside.
+    frees nothing; each one traverses every candidate kept so far. Resumed,
+    the collector would at once traverse all that the pause made, as young
+    objects: they go straight to the oldest generation instead, which
+    ``freeze`` then ``unfreeze`` do without looking at them (this also
+    unfreezes what the caller froze, as starting a pool does). Nothing here
+    yields inside.
     """
     if not gc.isenabled():
         yield
@@ -956,6 +960,8 @@ def _collector_paused() -> Iterator[None]:
     try:
         yield
     finally:
+        gc.freeze()
+        gc.unfreeze()
         gc.enable()
 
 
