@@ -48,7 +48,7 @@ import sys
 from collections.abc import Callable, Container, Generator, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, cast
 
-from parhash.algorithms import ALGORITHMS, hexdigest_function, parse_algos
+from parhash.algorithms import hexdigest_function, parse_algos
 from parhash.manifest import FS_ENCODING, FS_ERRORS
 from parhash.pipeline import (
     BATCH_BYTES,
@@ -577,7 +577,7 @@ def _digester(job: Job) -> Callable[[str], Seen | DupeError]:
             return r.digests[algo], (r.size, r.mtime_ns, r.dev, r.ino)
 
         return digest_whole
-    new = ALGORITHMS[algo].new
+    hexdigest = hexdigest_function(algo)
     head = job.head
 
     # The head stage reads most candidates, so it skips the Result that
@@ -589,9 +589,7 @@ def _digester(job: Job) -> Callable[[str], Seen | DupeError]:
             return DupeError(path, reason(e), e.errno, not _vanished(e.errno))
         if problem is not None:
             return DupeError(path, problem)
-        h = new()
-        h.update(chunk)
-        return h.hexdigest(), (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
+        return hexdigest(chunk), (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
 
     return digest_head
 
@@ -703,6 +701,11 @@ class Hashing:
         executor = self.executor(total, sum(len(g.files) * cost(g.size) for g in groups))
         job = Job((self.algo,), self.block_size, head)
         out: list[Group] = []
+
+        def keeper(size: int) -> Callable[[Group], None]:
+            # Where a group of this size goes: settled once read whole.
+            return out.append if settle is None or (head is not None and size > head) else settle
+
         # Buckets of the groups that came back in several parts, by group.
         runs: dict[int, dict[str, list[FileInfo]]] = {}
         lost: list[Part] = []
@@ -724,11 +727,7 @@ class Hashing:
                         self.errors.extend(s.errors)
                     if s.taken == len(files):
                         size = group[0]
-                        keep = (
-                            out.append
-                            if settle is None or (head is not None and size > head)
-                            else settle
-                        )
+                        keep = keeper(size)
                         for digest, at in s.buckets:
                             if len(at) > 1:
                                 keep(_group((size, list(map(files.__getitem__, at)), digest)))
@@ -759,7 +758,7 @@ class Hashing:
             )
         for number, merged in runs.items():
             size = groups[number].size
-            keep = out.append if settle is None or (head is not None and size > head) else settle
+            keep = keeper(size)
             for d, run in merged.items():
                 if len(run) > 1:
                     keep(_group((size, run, d)))

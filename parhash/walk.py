@@ -166,11 +166,8 @@ def read_dir(
     try:
         if stat_files:
             fd = os.open(current.path or ".", _DIR_FLAGS)
-            with os.scandir(fd) as it:
-                entries = sorted(it, key=_by_name)
-        else:
-            with os.scandir(current.path or ".") as it:
-                entries = sorted(it, key=_by_name)
+        with os.scandir(current.path or "." if fd is None else fd) as it:
+            entries = sorted(it, key=_by_name)
     except OSError as e:
         if fd is not None:
             os.close(fd)
