@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 
 import pytest
@@ -117,3 +118,85 @@ def test_plain_lines_read_as_the_step_by_step_reading_does(
     trimmed = line[:-1] if line.endswith(b"\n") else line
     trimmed = trimmed[:-1] if trimmed.endswith(b"\r") else trimmed
     assert parse_line(line, algo=algo, reversed=reversed) == _parse_trimmed(trimmed, algo, reversed)
+
+
+# Reading a manifest as it streams in: a pipe hands over whatever has been
+# written, as little as a byte at a time.
+
+
+class Trickle:
+    """A manifest source whose reads return the sizes given in turn (then 1)."""
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        self.data = data
+        self.sizes = sizes
+        self.reads = 0
+        self.offset = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        n = self.sizes[self.reads] if self.reads < len(self.sizes) else 1
+        self.reads += 1
+        self.offset += n
+        return self.data[self.offset - n : self.offset]
+
+
+_PIECES = st.lists(st.sampled_from([
+    b"\n", b"\r\n", b"\0", b'"', b'""', b",", b"a", b" ", b"\t", b"\\", b"#",
+    MD5_EMPTY.encode() + b"  ", b"MD5 (", b") = " + MD5_EMPTY.encode(), b'{"path": "p", "md5": "',
+    b'",1,' + MD5_EMPTY.encode() + b",\n",
+]), max_size=40)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_PIECES, st.lists(st.integers(1, 9), max_size=60), st.booleans(), st.booleans())
+def test_read_manifest_reads_the_same_however_the_reads_cut_it(
+    pieces: list[bytes], sizes: list[int], csv: bool, zero: bool
+) -> None:
+    from parhash.manifest import read_manifest
+
+    data = (b"path,size,md5,error\n" if csv else b"") + b"".join(pieces)
+    whole = list(read_manifest(io.BytesIO(data), zero=zero))
+    assert list(read_manifest(Trickle(data, sizes), zero=zero)) == whole
+
+
+def test_long_line_read_a_byte_at_a_time_is_one_entry() -> None:
+    from parhash.manifest import Entry, read_manifest
+
+    name = b"n" * (1 << 18)
+    line = MD5_EMPTY.encode() + b"  " + name + b"\n"
+    source = Trickle(line + line, [])
+    assert list(read_manifest(source, max_line=len(line))) == [
+        (1, Entry(os.fsdecode(name), (("md5", MD5_EMPTY),), False)),
+        (2, Entry(os.fsdecode(name), (("md5", MD5_EMPTY),), False)),
+    ]
+    assert source.reads == 2 * len(line) + 1
+
+
+@pytest.mark.parametrize("blanks", [b" ", b"\t", b" \t"])
+def test_line_of_only_blanks_is_malformed_however_long(blanks: bytes) -> None:
+    from parhash.manifest import Malformed, parse_line
+
+    assert isinstance(parse_line(blanks * (1 << 19) + b"\n"), Malformed)
+    line = blanks * (1 << 19) + MD5_EMPTY.encode() + b"  f\n"
+    parsed = parse_line(line)
+    assert parsed is not None and not isinstance(parsed, Malformed)
+    assert (parsed.name, parsed.digests) == ("f", (("md5", MD5_EMPTY),))
+
+
+@pytest.mark.parametrize(
+    "record, fields",
+    [
+        (b"", [b""]),
+        (b"a,,b,", [b"a", b"", b"b", b""]),
+        (b'"a,b",c', [b"a,b", b"c"]),
+        (b'"a""b",""', [b'a"b', b""]),
+        (b'a"b,c', None),
+        (b'"a"b', None),
+        (b'"a', None),
+        (b"," * 100_000, [b""] * 100_001),
+    ],
+)
+def test_split_csv_reads_rfc_4180_records(record: bytes, fields: list[bytes] | None) -> None:
+    from parhash.manifest import split_csv
+
+    assert split_csv(record) == fields
