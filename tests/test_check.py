@@ -540,6 +540,26 @@ def test_check_resolves_names_against_root_or_manifest_dir(
     assert result.exit_code == 2 and "exclude each other" in result.stderr
 
 
+def test_check_files_listed_apart_again_and_again_get_one_result_each(tmp_path: Path) -> None:
+    # Each file waits for its results many times over, for several algorithms,
+    # and batches of 500 lines come back from two workers in any order.
+    (tmp_path / "a").write_bytes(b"a")
+    (tmp_path / "b").write_bytes(b"b")
+    lines = []
+    for i in range(3000):
+        algo = ["md5", "sha1", "xxh64"][i % 3]
+        lines.append(format_bsd(ALGORITHMS[algo].tag, digest(algo, b"a"), "a"))
+        lines.append(format_gnu(digest("md5", b"b" if i % 1000 else b"x"), "b"))
+    (tmp_path / "M").write_bytes(b"".join(lines))
+    done = run("-j", "2", "--chunksize", "500", "M", cwd=tmp_path)
+    expected = b"".join(
+        b"a: OK\n" + (b"b: OK\n" if i % 1000 else b"b: FAILED\n") for i in range(3000)
+    )
+    assert done.stdout == expected
+    assert done.stderr == b"parhash: WARNING: 3 computed checksums did NOT match\n"
+    assert done.returncode == 1
+
+
 def test_check_reads_standard_input(tree: dict[bytes, bytes]) -> None:
     manifest = gnu_manifest({b"plain.txt": tree[b"plain.txt"]})
     assert invoke(input=manifest) == (0, b"plain.txt: OK\n", "")
