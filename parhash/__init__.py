@@ -144,6 +144,7 @@ def check(
     algo: str | None = None,
     root: str | None = None,
     relative_to_manifest: bool = False,
+    allow_outside_root: bool = False,
     zero: bool = False,
     jobs: int | None = None,
     chunksize: int | None = None,
@@ -162,7 +163,10 @@ def check(
     lines (default: guessed from the digest's length, 32 hex digits md5 ... 128
     sha512); lines that name another one are then malformed. Names are looked
     up relative to the current directory, to ``root``, or with
-    ``relative_to_manifest`` to each manifest's directory. ``zero``: records
+    ``relative_to_manifest`` to each manifest's directory; under those two, a
+    name that is absolute, climbs out with ``..`` or leads out through a
+    symbolic link is not read (its verdict is ``"unreadable"``, error
+    ``"outside the root"``) unless ``allow_outside_root``. ``zero``: records
     end in NUL. ``jobs``, ``chunksize`` and ``block_size`` (default
     ``DEFAULT_BLOCK_SIZE``) are as for :func:`scan`; ``progress`` shows a bar
     on stderr. Setting ``stop`` (from a signal handler, say) ends the reading
@@ -194,6 +198,6 @@ def check(
             raise ValueError(f"{option} must be at least 1")
     return check_manifests(
         list(manifests), algo=algo, root=root, relative_to_manifest=relative_to_manifest,
-        zero=zero, jobs=jobs, chunksize=chunksize, block_size=block_size, progress=progress,
-        stop=stop, stats=stats, idle=idle,
+        allow_outside_root=allow_outside_root, zero=zero, jobs=jobs, chunksize=chunksize,
+        block_size=block_size, progress=progress, stop=stop, stats=stats, idle=idle,
     )

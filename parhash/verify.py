@@ -48,6 +48,8 @@ from parhash.walk import readable_now
 from parhash.worker import DEFAULT_BLOCK_SIZE, Task
 
 STDIN = "-"
+# The error of a listed name that --root or --relative-to-manifest refuses.
+OUTSIDE_ROOT = "outside the root"
 
 
 class _Line(NamedTuple):
@@ -105,6 +107,80 @@ def _pipe(stream: BinaryIO, stop: threading.Event) -> _Pipe | None:
     return None if regular else _Pipe(fd, stop)
 
 
+def _climbs_out(name: str) -> bool:
+    """Whether ``name`` is absolute, or its ``..`` go above where it starts.
+
+    Decided on the name alone: ``a/../b`` stays, ``a/../../b`` climbs out.
+    """
+    if name.startswith("/"):
+        return True
+    if ".." not in name:
+        return False
+    depth = 0
+    for part in name.split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part and part != ".":
+            depth += 1
+    return False
+
+
+class _Fence:
+    """Which listed names a manifest may reach under its root (``--root``, or its directory).
+
+    A name is refused when :func:`_climbs_out` says so, without a look at the
+    file system; otherwise when the path, with its symbolic links resolved as
+    the kernel resolves them (:func:`os.path.realpath`), is not under the
+    root's own resolved path. Links that stay under the root are followed as
+    md5sum follows them. The decision is taken as the line is read, before
+    a worker opens the path: docs/check.md says what that leaves open.
+    """
+
+    # Directories resolved, at most: a manifest names many files of one
+    # directory, and resolving a path costs an lstat per component (12 us a
+    # line for a path five deep, against 1 us for the lstat of the file).
+    MAX_DIRS = 4096
+
+    def __init__(self, root: str) -> None:
+        self.error: str | None = None
+        try:
+            self.real = os.path.realpath(root or os.curdir)
+        except OSError as e:  # the current directory was removed, say
+            self.real = ""
+            self.error = reason(e)
+        self.under = os.path.join(self.real, "")
+        self.dirs: dict[str, str] = {}
+
+    def refuses(self, name: str, path: str) -> str | None:
+        """Why ``name`` (``path`` once joined to the root) is not read, or ``None``."""
+        if _climbs_out(name):
+            return OUTSIDE_ROOT
+        if self.error is not None:
+            return self.error
+        try:
+            real = self._resolve(path)
+        except OSError as e:  # a link that changed while it was resolved
+            return reason(e)
+        return None if real == self.real or real.startswith(self.under) else OUTSIDE_ROOT
+
+    def _resolve(self, path: str) -> str:
+        head, tail = os.path.split(path)
+        if tail in ("", os.curdir, os.pardir):
+            return os.path.realpath(path)
+        real_head = self.dirs.get(head)
+        if real_head is None:
+            if len(self.dirs) >= self.MAX_DIRS:
+                self.dirs.clear()
+            real_head = self.dirs[head] = os.path.realpath(head or os.curdir)
+        try:
+            link = stat.S_ISLNK(os.lstat(path).st_mode)
+        except OSError:
+            link = False  # nothing there, or out of reach: the worker says which
+        return os.path.realpath(path) if link else os.path.join(real_head, tail)
+
+
 class _Checker:
     def __init__(
         self,
@@ -114,11 +190,13 @@ class _Checker:
         relative_to_manifest: bool,
         zero: bool,
         stop: threading.Event | None = None,
+        allow_outside_root: bool = False,
     ) -> None:
         self.manifests = manifests
         self.algo = algo
         self.root = root
         self.relative_to_manifest = relative_to_manifest
+        self.allow_outside_root = allow_outside_root
         self.zero = zero
         # The task generator may run in the pool's feeding thread while this
         # thread takes results: `waiting` is shared, under the lock. `ready`
@@ -147,6 +225,17 @@ class _Checker:
         if self.relative_to_manifest and manifest != STDIN:
             return os.path.join(os.path.dirname(manifest), name)
         return name
+
+    def _fence(self, manifest: str) -> _Fence | None:
+        """What keeps the names of ``manifest`` under its root; ``None`` if nothing does."""
+        if self.allow_outside_root:
+            return None
+        if self.root is not None:
+            return _Fence(self.root)
+        if self.relative_to_manifest:
+            # Standard input's names are looked up in the current directory.
+            return _Fence("" if manifest == STDIN else os.path.dirname(manifest))
+        return None  # as md5sum: any name is read
 
     def _submit(self, group: _Group) -> str:
         lines = group.lines
@@ -195,6 +284,7 @@ class _Checker:
         algos = (self.algo,) if self.algo else ()
         from_stdin = manifest == STDIN
         plain_names = self.root is None and not (self.relative_to_manifest and not from_stdin)
+        fence = self._fence(manifest)
         ready = self.ready
         try:
             pipe = _pipe(stream, self.stop)
@@ -223,6 +313,10 @@ class _Checker:
                     continue
                 name = parsed.name
                 path = name if plain_names else self._resolve(manifest, name)
+                refused = None if fence is None or not name else fence.refuses(name, path)
+                if refused is not None:
+                    ready[order] = _refused(manifest, manifest_index, number, parsed, path, refused)
+                    continue
                 line = _Line(order, manifest, manifest_index, number, parsed)
                 if group is not None:
                     if group.path == path:
@@ -282,6 +376,16 @@ class _Checker:
         assert not ready and not self.waiting, "check lost track of a line"
 
 
+def _refused(
+    manifest: str, manifest_index: int, number: int, entry: Entry, path: str, error: str
+) -> Verdict:
+    """The verdict of a line whose file is not read: ``FAILED open or read``, as md5sum's."""
+    return Verdict(
+        manifest, number, entry.name, path, UNREADABLE, tuple(a for a, _ in entry.digests),
+        tuple(d for _, d in entry.digests), (), error, None, manifest_index,
+    )
+
+
 def _judge(line: _Line, r: Result) -> Verdict:
     entry = line.entry
     digests = entry.digests
@@ -312,6 +416,7 @@ def check_manifests(
     algo: str | None = None,
     root: str | None = None,
     relative_to_manifest: bool = False,
+    allow_outside_root: bool = False,
     zero: bool = False,
     jobs: int | None = None,
     chunksize: int | None = None,
@@ -330,7 +435,7 @@ def check_manifests(
     (it is set anyway when the iterator is closed, but a signal handler can
     set it first: see ``_Pipe``).
     """
-    checker = _Checker(manifests, algo, root, relative_to_manifest, zero, stop)
+    checker = _Checker(manifests, algo, root, relative_to_manifest, zero, stop, allow_outside_root)
     tasks = checker.tasks()
     first = next(tasks, None)  # sets checker.common, the job's algorithms
     while isinstance(first, Pause):  # nothing read yet: nothing to send

@@ -540,6 +540,43 @@ def test_check_resolves_names_against_root_or_manifest_dir(
     assert result.exit_code == 2 and "exclude each other" in result.stderr
 
 
+@pytest.fixture
+def escapes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A manifest in tmp_path/root (the cwd) whose last lines name files outside it."""
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "f").write_bytes(b"inside")
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "shadow").write_bytes(b"outside")
+    (root / "link").symlink_to(os.path.join("..", "secret"))
+    inside, outside = digest("md5", b"inside"), digest("md5", b"outside")
+    (root / "MD5SUMS").write_bytes(
+        format_gnu(inside, "sub/f")
+        + format_gnu(outside, "../secret/shadow")
+        + format_gnu(outside, str(secret / "shadow"))
+        + format_gnu(outside, "link/shadow")
+    )
+    monkeypatch.chdir(root)
+    return root
+
+
+def test_plain_check_reads_names_outside_the_directory_as_md5sum(escapes: Path) -> None:
+    # Only --root and --relative-to-manifest set a root to stay in.
+    same_as_md5sum([], "MD5SUMS")
+    assert run("MD5SUMS").stdout.count(b": OK\n") == 4
+
+
+def test_api_refuses_names_outside_the_root_unless_allowed(escapes: Path) -> None:
+    verdicts = list(parhash.check(["MD5SUMS"], relative_to_manifest=True, jobs=1))
+    assert [(v.status, v.error) for v in verdicts] == (
+        [("ok", None)] + [("unreadable", "outside the root")] * 3
+    )
+    assert [v.actual for v in verdicts[1:]] == [(), (), ()]
+    verdicts = list(parhash.check(["MD5SUMS"], root=".", allow_outside_root=True, jobs=1))
+    assert [v.status for v in verdicts] == ["ok"] * 4
+
+
 def test_check_files_listed_apart_again_and_again_get_one_result_each(tmp_path: Path) -> None:
     # Each file waits for its results many times over, for several algorithms,
     # and batches of 500 lines come back from two workers in any order.
