@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parhash.select import Selector, has_magic, translate
+from parhash.select import GlobPredicates, Selector, has_magic, translate
 
 
 def matches(pattern: str, path: str, *, hidden: bool = True) -> bool:
@@ -109,3 +110,176 @@ def test_exclude_wins_over_include() -> None:
     assert s.keep_file("src/a.py")
     assert not s.keep_file("tests/a.py")
     assert not s.keep_file("tests/x/a.py")
+
+
+# -- against a reference matcher -------------------------------------------------
+#
+# The rules of the module docstring, read a character at a time and matched by
+# trying every way with memoization: slow, plainly right, and a different
+# method from the regular expressions it checks.
+
+
+def tokenize(pattern: str, hidden: bool) -> list[tuple[str, str, bool]]:
+    """(kind, argument, guarded) triples; guarded: no leading dot here."""
+    tokens = []
+    i, n = 0, len(pattern)
+    start = True  # at the start of a component
+    while i < n:
+        c = pattern[i]
+        guard = start and not hidden
+        if start and pattern.startswith("**", i) and (i + 2 == n or pattern[i + 2] == "/"):
+            tokens.append(("**" if i + 2 == n else "**/", "", not hidden))
+            i += 3
+            continue
+        if c == "*":
+            while i < n and pattern[i] == "*":
+                i += 1
+            tokens.append(("*", "", guard))
+        elif c == "?":
+            tokens.append(("?", "", guard))
+            i += 1
+        elif c == "[" and "]" in pattern[i + 2 :]:  # the classes generated hold no "]"
+            end = pattern.index("]", i + 2)
+            tokens.append(("[", pattern[i + 1 : end], guard))
+            i = end + 1
+        elif c == "\\" and i + 1 < n:
+            # An escaped "/" separates components but starts none.
+            tokens.append(("literal", pattern[i + 1], False))
+            i += 2
+        else:
+            tokens.append(("literal", c, False))
+            start = c == "/"
+            i += 1
+            continue
+        start = False
+    return tokens
+
+
+def reference(pattern: str, path: str, *, hidden: bool = True) -> bool:
+    tokens = tokenize(pattern, hidden)
+
+    @functools.cache
+    def match(t: int, i: int) -> bool:
+        if t == len(tokens):
+            return i == len(path)
+        kind, arg, guard = tokens[t]
+        dotted = path.startswith(".", i)
+        if kind == "**":  # only last
+            return not guard or not any(c.startswith(".") for c in path[i:].split("/"))
+        if kind == "**/":
+            while not match(t + 1, i):
+                slash = path.find("/", i)
+                if slash < 0 or (guard and path.startswith(".", i)):
+                    return False
+                i = slash + 1
+            return True
+        if kind == "*":
+            if guard and dotted:
+                return False
+            end = path.find("/", i)
+            end = len(path) if end < 0 else end
+            return any(match(t + 1, j) for j in range(i, end + 1))
+        if i == len(path):
+            return False
+        c = path[i]
+        if kind == "literal":
+            ok = c == arg
+        elif kind == "?":
+            ok = c != "/" and not (guard and dotted)
+        else:
+            negate = arg[:1] in ("!", "^")
+            members = set(arg[1:] if negate else arg) - {"/"}
+            ok = c != "/" and not (guard and dotted) and (c in members) != negate
+        return ok and match(t + 1, i + 1)
+
+    return match(0, 0)
+
+
+# Character soup, and whole components, which meet "**" and dotted names more often.
+PATTERNS = st.one_of(
+    st.lists(
+        st.sampled_from(["a", "b", ".", "/", "*", "?", "**", "[ab]", "[!a]", "[.]", "\\"]),
+        max_size=10,
+    ).map("".join),
+    st.lists(
+        st.sampled_from(["**", "*", "a", ".a", "*a*", "*a*b", "?", ".*", "a\\"]), max_size=6
+    ).map("/".join),
+)
+PATHS = st.one_of(
+    st.text(alphabet="ab./*", max_size=12),
+    st.lists(st.sampled_from(["a", ".a", "b", "ab", ""]), max_size=6).map("/".join),
+)
+
+
+@settings(max_examples=2000)
+@given(PATTERNS, PATHS, st.booleans())
+def test_translate_agrees_with_the_reference_matcher(pattern: str, path: str, hidden: bool) -> None:
+    assert matches(pattern, path, hidden=hidden) == reference(pattern, path, hidden=hidden)
+
+
+def suffixes(path: str) -> list[str]:
+    """The path, and what follows each "/" in it."""
+    return [path] + [path[i + 1 :] for i, c in enumerate(path) if c == "/"]
+
+
+def prefixes(path: str) -> list[str]:
+    """The path, and what precedes each "/" in it."""
+    return [path] + [path[:i] for i, c in enumerate(path) if c == "/"]
+
+
+def selected(pattern: str, path: str, is_dir: bool) -> bool:
+    if pattern.endswith("/") and not is_dir:
+        return False
+    pattern = pattern.rstrip("/")
+    if "/" in pattern:
+        return reference(pattern.lstrip("/"), path)
+    return any(reference(pattern, tail) for tail in suffixes(path))
+
+
+@settings(max_examples=1000)
+@given(PATTERNS, PATHS)
+def test_include_and_exclude_agree_with_the_reference_matcher(pattern: str, path: str) -> None:
+    assert Selector(include=(pattern,)).keep_file(path) == selected(pattern, path, False)
+    assert Selector(exclude=(pattern,)).enter_dir(path) != selected(pattern, path, True)
+
+
+@settings(max_examples=1000)
+@given(PATTERNS, PATHS)
+def test_glob_keeps_what_it_matches_and_what_is_below(pattern: str, path: str) -> None:
+    whole = "/".join(part for part in pattern.split("/") if part)
+    expected = any(reference(whole, p, hidden=False) for p in prefixes(path))
+    assert GlobPredicates(pattern, None).keep_file(path) == expected
+
+
+@settings(max_examples=1000)
+@given(PATTERNS.filter(lambda p: "\\" not in p), PATHS)
+def test_glob_enters_every_directory_above_a_file_it_keeps(pattern: str, path: str) -> None:
+    glob = GlobPredicates(pattern, None)
+    if glob.keep_file(path):
+        assert all(glob.enter_dir(p) for p in prefixes(path)[1:])
+
+
+@pytest.mark.parametrize(
+    "pattern, path, expected",
+    [
+        # "**/" between two runs: the first place where the run fits is
+        # enough, as the next "**/" takes the directories it skips...
+        ("**/a/**/b", "a/a/a/b", True),
+        ("**/.a/**/b", "x/.a/.a/b", False),  # ...except dotted ones, in a glob
+        ("**/x/**/.a/**/b", "x/.a/b", True),
+        # An escaped slash starts no component: "*" after it matches a
+        # dotted name, and the run keeps every choice.
+        ("**/x\\/*/**/y", "x/x/.z/y", True),
+        ("**/x\\/*/**/y", "x/.z/.z/y", False),
+        ("x\\/**/y", "x/ab/y", True),  # "**" after it is a "*"
+        ("x\\/**/y", "x/a/b/y", False),
+        ("**/**/**/x", "x", True),
+        ("a/**/**", "a/b/.c", False),
+        ("a/**/**", "a/b/c/", True),
+        ("***/x", "ab/x", True),  # three stars are one, within a component
+        ("***/x", "a/b/x", False),
+    ],
+)
+def test_double_stars_in_a_glob(pattern: str, path: str, expected: bool) -> None:
+    assert matches(pattern, path, hidden=False) is expected
+    assert reference(pattern, path, hidden=False) is expected
