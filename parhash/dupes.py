@@ -298,9 +298,11 @@ def walk_and_stat(
 WALKER_DIED = "worker process died while reading this directory"
 
 
-def _lost_dir(d: Directory) -> Listing:
-    # The pool has already tried this directory alone, twice.
-    return Listing(1, [], [DupeError(d.shown, WALKER_DIED)], [])
+def _lost_dir(d: Directory, reason: str = WORKER_DIED) -> Listing:
+    # The pool has already tried this directory alone, twice (or gave up on
+    # it for another ``reason``, which the pool may pass).
+    return Listing(1, [], [DupeError(d.shown, WALKER_DIED if reason == WORKER_DIED else reason)],
+                   [])
 
 
 def _dir_tasks(dirs: list[Directory]) -> Iterator[list[Directory]]:
@@ -708,11 +710,11 @@ class Hashing:
 
         # Buckets of the groups that came back in several parts, by group.
         runs: dict[int, dict[str, list[FileInfo]]] = {}
-        lost: list[Part] = []
+        lost: list[tuple[Part, str]] = []
         done = 0
 
-        def lose(part: Part) -> Split:
-            lost.append(part)
+        def lose(part: Part, reason: str = WORKER_DIED) -> Split:
+            lost.append((part, reason))
             return Split(part[0], part[1], 0, [], [])
 
         def hash_parts(batches: Iterable[list[Part]]) -> None:
@@ -748,11 +750,11 @@ class Hashing:
             # is lost, not the group or run it came with.
             parts, lost[:] = lost[:], []
             self.errors.extend(
-                DupeError(files[0][0], WORKER_DIED) for _, _, _, files in parts if len(files) == 1
+                DupeError(part[3][0][0], reason) for part, reason in parts if len(part[3]) == 1
             )
             hash_parts(
                 [(number, start + i, False, [f])]
-                for number, start, _, files in parts
+                for (number, start, _, files), _ in parts
                 if len(files) > 1
                 for i, f in enumerate(files)
             )

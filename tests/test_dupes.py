@@ -30,9 +30,11 @@ from parhash.cli import cli
 from parhash.dupes import (
     CHANGED,
     WALK_BUDGET,
+    WALKER_DIED,
     Group,
     Hashing,
     Stage,
+    _lost_dir,
     cut_parts,
     group_by_contents,
     group_by_head,
@@ -40,8 +42,9 @@ from parhash.dupes import (
     group_by_size,
     stat_files,
 )
-from parhash.pipeline import INLINE_MAX_FILES
+from parhash.pipeline import INLINE_MAX_FILES, WORKER_DIED
 from parhash.results import DupeError, DupeGroup
+from parhash.walk import Directory
 
 SETPRIV = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
 
@@ -698,3 +701,14 @@ def test_cut_parts_sends_every_file_once_within_the_limits(
             assert whole == (len(files) == len(group))
             sent.extend((n, start + i) for i in range(len(files)))
     assert sorted(sent) == [(n, i) for n, g in enumerate(made) for i in range(len(g.files))]
+
+
+def test_a_dead_worker_s_directory_is_named_with_the_pool_s_reason_if_it_gives_one() -> None:
+    # The pool may say why it gave up on a directory (it stalled); a death is
+    # said in dupes' words, as a directory, not a file.
+    lost = Directory("/srv/data/", "", 0)
+    assert _lost_dir(lost).errors == [DupeError("/srv/data", WALKER_DIED)]
+    assert _lost_dir(lost, WORKER_DIED).errors == [DupeError("/srv/data", WALKER_DIED)]
+    assert _lost_dir(lost, "no progress for 5 s, abandoned").errors == [
+        DupeError("/srv/data", "no progress for 5 s, abandoned")
+    ]
