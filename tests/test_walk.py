@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import NO_DAC, Tree, digest, gnu_line, no_traceback, records, run
 
+import parhash.walk as walk_module
 from parhash.cli import cli
 from parhash.results import WalkError
 from parhash.select import Selector
@@ -519,3 +520,36 @@ def test_read_dir_reports_a_directory_it_cannot_open(tmp_path: Path) -> None:
         (error,) = read_dir(missing, stat_files=stat_files)
         assert isinstance(error, WalkError)
         assert (error.path, error.errno, error.depth) == (str(tmp_path / "gone"), errno.ENOENT, 1)
+
+
+# --- huge directories -----------------------------------------------------------
+
+
+def names_in(directory: Path, names: Iterable[bytes]) -> None:
+    for name in names:
+        path = os.path.join(os.fsencode(directory), name)
+        if name.startswith(b"d"):
+            os.mkdir(path)
+        else:
+            with open(path, "wb"):
+                pass
+
+
+AWKWARD_ORDER = [
+    b"B", b"a", b"a0", b"a\xff", b"d-dir", b"\x80x", b"\xc3\xa9", b"\xe6\x97\xa5", b"\xff", b"~",
+    *(b"f%03d" % i for i in range(30)),
+]
+
+
+@pytest.mark.parametrize("run", [1 << 16, 7], ids=["one run", "runs of 7"])
+def test_read_dir_gives_names_in_byte_order_in_one_run_or_merged_runs(
+    run: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Byte order, not the order of the decoded names: b"\x80x" (not UTF-8)
+    # decodes to "\udc80x", which would sort after "é".
+    monkeypatch.setattr(walk_module, "RUN", run)
+    monkeypatch.setattr(walk_module, "_BLOCK", 3)
+    names_in(tmp_path, AWKWARD_ORDER)
+    items = list(read_dir(Directory(str(tmp_path) + "/", "", 0)))
+    got = [os.fsencode(i.path if isinstance(i, Directory) else i).rstrip(b"/") for i in items]
+    assert got == [os.path.join(os.fsencode(tmp_path), n) for n in sorted(AWKWARD_ORDER)]
