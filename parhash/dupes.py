@@ -64,7 +64,18 @@ from parhash.pipeline import (
 )
 from parhash.results import DupeError, DupeGroup, Pause, WalkError, reason
 from parhash.select import Selector
-from parhash.walk import LOOP, NOT_REGULAR, Directory, Stated, read_dir, walk_paths
+from parhash.walk import (
+    CHANGED_DURING_WALK,
+    LOOP,
+    NOT_REGULAR,
+    Descent,
+    Directory,
+    Stated,
+    Walked,
+    read_dir,
+    walk_paths,
+    walked_reason,
+)
 from parhash.worker import (
     DEFAULT_BLOCK_SIZE,
     OPEN_FLAGS,
@@ -164,7 +175,7 @@ def _vanished(err: int | None) -> bool:
 
 
 def _walk_error(e: WalkError) -> DupeError:
-    harmless = (
+    harmless = e.error != CHANGED_DURING_WALK and (
         e.loop_ancestor is not None
         or e.error in (LOOP, NOT_REGULAR)
         # A link to itself, or links to each other, under -L: the loop is
@@ -182,13 +193,35 @@ class SizeLimits(NamedTuple):
     include_empty: bool = False
 
 
-def stat_file(path: str, limits: SizeLimits) -> FileInfo | DupeError | None:
-    """``stat`` one walked file: its :data:`FileInfo`, an error, or None if out of limits."""
+def stat_file(
+    path: str, limits: SizeLimits, descent: Descent | None = None
+) -> FileInfo | DupeError | None:
+    """``stat`` one file: its :data:`FileInfo`, an error, or None if out of limits.
+
+    A path named by the caller is followed; a :class:`~parhash.walk.Walked`
+    one is looked at as the walk found it, through ``descent``'s open
+    directories, without following a link it may have become
+    (:data:`~parhash.walk.CHANGED`): what stage 1 sees of a file is what
+    the later stages check that they read.
+    """
+    if type(path) is not Walked:
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            return DupeError(path, reason(e), e.errno, not _vanished(e.errno))
+        return _row(path, st, limits)
+    active = descent if descent is not None else Descent()
     try:
-        st = os.stat(path)
+        directory, name = active.parent(path)
+        st = os.stat(name, dir_fd=directory, follow_symlinks=False)
     except OSError as e:
-        return DupeError(path, reason(e), e.errno, not _vanished(e.errno))
-    return _row(path, st, limits)
+        return DupeError(str(path), walked_reason(e), e.errno, not _vanished(e.errno))
+    finally:
+        if active is not descent:
+            active.close()
+    if stat.S_ISLNK(st.st_mode):
+        return DupeError(str(path), CHANGED_DURING_WALK)
+    return _row(str(path), st, limits)
 
 
 def _row(path: str, st: os.stat_result, limits: SizeLimits) -> FileInfo | DupeError | None:
@@ -217,23 +250,26 @@ def stat_files(
     """
     limits = SizeLimits(min_size, max_size, include_empty)
     count = 0
-    for item in items:
-        if type(item) is not str:
-            if isinstance(item, Pause):
-                continue  # every file is wanted before stage 1 ends anyway
-            assert isinstance(item, WalkError)
-            yield _walk_error(item)
-            continue
-        got = stat_file(item, limits)
-        if got is None:
-            continue
-        if isinstance(got, DupeError):
-            yield got
-        else:
-            yield got
-            count += 1
-            if progress is not None and count % 1024 == 0:
-                progress(Stage.SIZE, count, 0)
+    descent = Descent()
+    try:
+        for item in items:
+            if not isinstance(item, str):
+                if isinstance(item, Pause):
+                    continue  # every file is wanted before stage 1 ends anyway
+                yield _walk_error(item)
+                continue
+            got = stat_file(item, limits, descent)
+            if got is None:
+                continue
+            if isinstance(got, DupeError):
+                yield got
+            else:
+                yield got
+                count += 1
+                if progress is not None and count % 1024 == 0:
+                    progress(Stage.SIZE, count, 0)
+    finally:
+        descent.close()
 
 
 # --- Stage 1 over several processes ---------------------------------------------
@@ -275,23 +311,29 @@ def walk_and_stat(
     errors: list[DupeError] = []
     stack = dirs[::-1]
     seen = 0
-    while stack and seen < budget:
-        subdirs: list[Directory] = []
-        for item in read_dir(stack.pop(), select=select, stat_files=True):
-            seen += 1
-            if type(item) is tuple:  # a file, not one of the named tuples
-                path, st = cast(Stated, item)
-                got = _row(path, st, limits)
-                if isinstance(got, DupeError):
-                    errors.append(got)
-                elif got is not None:
-                    files.append(got)
-            elif isinstance(item, Directory):
-                subdirs.append(item)
-            else:
-                assert isinstance(item, WalkError)
-                errors.append(_walk_error(item))
-        stack.extend(reversed(subdirs))
+    descent = Descent()
+    try:
+        while stack and seen < budget:
+            subdirs: list[Directory] = []
+            for item in read_dir(
+                stack.pop(), select=select, stat_files=True, descent=descent
+            ):
+                seen += 1
+                if type(item) is tuple:  # a file, not one of the named tuples
+                    path, st = cast(Stated, item)
+                    got = _row(path, st, limits)
+                    if isinstance(got, DupeError):
+                        errors.append(got)
+                    elif got is not None:
+                        files.append(got)
+                elif isinstance(item, Directory):
+                    subdirs.append(item)
+                else:
+                    assert isinstance(item, WalkError)
+                    errors.append(_walk_error(item))
+            stack.extend(reversed(subdirs))
+    finally:
+        descent.close()
     return [Listing(len(dirs), files, errors, stack[::-1])]
 
 
@@ -899,7 +941,9 @@ def find_dupes(
     Yields :class:`DupeError` values as the stages meet them (unreadable or
     changing files, walk errors), then every :class:`DupeGroup`, most wasted
     bytes first. A group's ``paths`` are distinct files; names of one file
-    are never reported as duplicates of each other.
+    are never reported as duplicates of each other. A file or directory that
+    the walk listed and that became a link is an error, never followed (see
+    :mod:`parhash.walk`).
 
     Cost: one ``stat`` per file; one read of at most ``head_size`` bytes per
     file whose size another file has; one whole read per file larger than

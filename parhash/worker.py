@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from parhash.algorithms import ALGORITHMS, Hasher
 from parhash.results import Result, WalkError, reason
+from parhash.walk import Descent, Walked, walked_reason
 
 # 64 KiB measured fastest among 8 KiB .. 4 MiB for every algorithm, on both
 # machines the benchmarks have run on (see benchmarks/RESULTS.md): a block
@@ -38,6 +39,11 @@ OPEN_FLAGS = (
     | getattr(os, "O_CLOEXEC", 0)
     | getattr(os, "O_NOCTTY", 0)
 )
+# The directories of the walked files this process reads. The last one stays
+# open (until another is needed, or the process ends), so that a batch of
+# files from one directory costs one openat() per file, which resolves one
+# name where an open() by path resolves them all.
+_DIRECTORIES = Descent()
 
 
 class Job(NamedTuple):
@@ -109,7 +115,10 @@ def hash_file(
     Never raises for a file that can't be read: an ``OSError``, a path that is
     not a regular file, or a file whose size or mtime changed while it was read
     comes back as a :class:`Result` with ``error`` set. Costs one ``open``, two
-    ``fstat`` and ``size / block_size + 1`` reads.
+    ``fstat`` and ``size / block_size + 1`` reads. A
+    :class:`~parhash.walk.Walked` path is opened as the walk found it
+    (:meth:`~parhash.walk.Descent.open`): one swapped for a link since, or
+    below a directory that was, comes back as an error.
     """
     return _hash_file(path, _constructors(algos), tuple(algos), block_size)
 
@@ -121,8 +130,14 @@ def _hash_file(
     block_size: int,
 ) -> Result:
     try:
-        fd = os.open(path, OPEN_FLAGS)
+        if type(path) is Walked:
+            fd = _DIRECTORIES.open(path, OPEN_FLAGS)
+            path = str(path)
+        else:
+            fd = os.open(path, OPEN_FLAGS)
     except OSError as e:
+        if type(path) is Walked:
+            return Result(str(path), {}, error=walked_reason(e), errno=e.errno)
         return Result(path, {}, error=reason(e), errno=e.errno)
     try:
         before = os.fstat(fd)
@@ -208,21 +223,22 @@ def path_hasher(job: Job) -> Callable[[str], Result]:
 def hash_batch(job: Job, items: Sequence[str | WalkError]) -> list[Result]:
     """Hash every path of ``items``; a :class:`WalkError` passes through as a Result.
 
+    A path is a plain ``str`` (named by the caller: opened as named) or a
+    :class:`~parhash.walk.Walked` one (found by the walk: opened as found).
     A :class:`Task` is hashed with its own algorithms instead of the job's.
     ``job.head`` is not looked at: heads are read by :func:`read_head`.
     """
     hash_path = path_hasher(job)
     out = []
     for item in items:
-        if type(item) is str:
-            out.append(hash_path(item))
-        elif type(item) is Task:
+        if type(item) is Task:
             # One per manifest line in check: no closure, no new Job.
             out.append(
                 _hash_file(str(item), _constructors(item.algos), item.algos, job.block_size)
             )
+        elif isinstance(item, str):
+            out.append(hash_path(item))
         else:
-            assert isinstance(item, WalkError)
             out.append(item.as_result())
     return out
 

@@ -33,6 +33,7 @@ from parhash.dupes import (
     WALKER_DIED,
     Group,
     Hashing,
+    SizeLimits,
     Stage,
     _lost_dir,
     cut_parts,
@@ -41,10 +42,11 @@ from parhash.dupes import (
     group_by_inode,
     group_by_size,
     stat_files,
+    walk_and_stat,
 )
 from parhash.pipeline import INLINE_MAX_FILES, WORKER_DIED
 from parhash.results import DupeError, DupeGroup
-from parhash.walk import Directory
+from parhash.walk import CHANGED_DURING_WALK, Directory, walk_paths
 
 SETPRIV = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
 
@@ -701,6 +703,48 @@ def test_cut_parts_sends_every_file_once_within_the_limits(
             assert whole == (len(files) == len(group))
             sent.extend((n, start + i) for i in range(len(files)))
     assert sorted(sent) == [(n, i) for n, g in enumerate(made) for i in range(len(g.files))]
+
+
+# --- what the walk listed is what is compared ----------------------------------
+
+
+def _swap_for_link(entry: Path, target: Path) -> None:
+    link = entry.with_name(entry.name + ".link")
+    link.symlink_to(target)
+    if entry.is_dir():
+        os.rename(entry, entry.with_name(entry.name + ".was"))
+    os.replace(link, entry)
+
+
+def test_a_walked_file_swapped_for_a_link_before_its_stat_is_a_change_not_a_candidate(
+    tmp_path: Path,
+) -> None:
+    secret = write(tmp_path / "elsewhere" / "secret", b"same as inside")
+    write(tmp_path / "tree" / "inside", b"same as inside")
+    write(tmp_path / "tree" / "sub" / "swapped", b"other contents")
+    items = list(walk_paths([str(tmp_path / "tree")]))  # the walk of a process with -j 1
+    _swap_for_link(tmp_path / "tree" / "sub" / "swapped", secret)
+    found = list(stat_files(items))
+    assert [f[0] for f in found if not isinstance(f, DupeError)] == [str(tmp_path / "tree/inside")]
+    assert [f for f in found if isinstance(f, DupeError)] == [
+        DupeError(str(tmp_path / "tree/sub/swapped"), CHANGED_DURING_WALK)
+    ]
+    # A directory swapped on the way to a walked file is one too.
+    _swap_for_link(tmp_path / "tree" / "sub", secret.parent)
+    (error,) = (f for f in stat_files(items) if isinstance(f, DupeError))
+    assert (error.error, error.could_hide_duplicate) == (CHANGED_DURING_WALK, True)
+
+
+def test_a_directory_not_the_one_listed_is_a_change_that_could_hide_a_duplicate(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path / "f", b"f")
+    st = os.stat(tmp_path)
+    wrong = Directory(str(tmp_path) + "/", "", 0, identity=(st.st_dev, st.st_ino + 1))
+    (listing,) = walk_and_stat(None, SizeLimits(), [wrong])
+    assert (listing.files, listing.errors) == (
+        [], [DupeError(str(tmp_path), CHANGED_DURING_WALK)]
+    )
 
 
 def test_a_dead_worker_s_directory_is_named_with_the_pool_s_reason_if_it_gives_one() -> None:

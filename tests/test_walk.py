@@ -5,9 +5,12 @@ from __future__ import annotations
 import errno
 import io
 import os
+import pickle
 import queue
+import shutil
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 
 import pytest
@@ -16,9 +19,22 @@ from conftest import NO_DAC, Tree, digest, gnu_line, no_traceback, records, run
 
 import parhash.walk as walk_module
 from parhash.cli import cli
+from parhash.pipeline import hash_paths
 from parhash.results import WalkError
 from parhash.select import Selector
-from parhash.walk import PAUSE, Directory, Pause, read_dir, read_path_list, walk_paths
+from parhash.walk import (
+    CHANGED_DURING_WALK,
+    PAUSE,
+    Descent,
+    Directory,
+    Pause,
+    Walked,
+    read_dir,
+    read_path_list,
+    walk_paths,
+    walked,
+    walked_reason,
+)
 
 
 def walk(paths: Iterable[str], **kwargs: object) -> tuple[list[str], list[WalkError]]:
@@ -467,7 +483,10 @@ def test_a_list_in_a_regular_file_never_pauses(tmp_path: Path) -> None:
 def test_directory_arguments_come_back_unread_without_descend(tree: Tree) -> None:
     top = str(tree.root)
     items = list(walk_paths([top, str(tree.root / "plain.txt")], descend=False))
-    assert items == [Directory(top + "/", "", 0), str(tree.root / "plain.txt")]
+    # With the device and inode seen, for the reader to check that it reads them.
+    st = os.stat(top)
+    identity = (st.st_dev, st.st_ino)
+    assert items == [Directory(top + "/", "", 0, identity=identity), str(tree.root / "plain.txt")]
     # Reading it, and the directories it names, finds what walk_paths finds.
     found: list[str] = []
     stack = [items[0]]
@@ -522,7 +541,33 @@ def test_read_dir_reports_a_directory_it_cannot_open(tmp_path: Path) -> None:
         assert (error.path, error.errno, error.depth) == (str(tmp_path / "gone"), errno.ENOENT, 1)
 
 
-# --- huge directories -----------------------------------------------------------
+# --- what the walk listed is what is read -----------------------------------------
+
+
+def test_walked_files_carry_the_part_of_their_path_named_by_the_caller(tree: Tree) -> None:
+    top = str(tree.root)
+    entries, _ = walk([top])
+    assert entries and all(type(e) is Walked and e.top == len(top) + 1 for e in entries)
+    # A glob's named part is its literal directory.
+    globbed, _ = walk([top + "/sub/*"])
+    assert globbed and all(type(e) is Walked and e.top == len(top + "/sub/") for e in globbed)
+    # With follow, a link is followed as named: a file behind one is a plain
+    # path, and what is below a directory behind one is walked from it.
+    followed, _ = walk([top], follow=True)
+    by_name = {os.fsencode(e)[len(tree.broot) + 1 :]: e for e in followed}
+    assert type(by_name[b"link-to-file"]) is str
+    below = [e for rel, e in by_name.items() if rel.startswith(b"link-to-dir/")]
+    assert all(isinstance(e, Walked) and e.top == len(top + "/link-to-dir/") for e in below)
+    # A file named by the caller is opened as named.
+    named, _ = walk([top + "/plain.txt"])
+    assert [type(e) for e in named] == [str]
+
+
+@pytest.mark.parametrize("dumps", [pickle.dumps, ForkingPickler.dumps], ids=["pickle", "pool"])
+def test_a_walked_path_crosses_to_a_worker_whole(dumps: Callable[[object], bytes]) -> None:
+    back = pickle.loads(dumps([walked("./src/a.py", 2)]))[0]
+    assert (type(back), back, back.top) == (Walked, "./src/a.py", 2)
+    assert type(str(back)) is str
 
 
 def names_in(directory: Path, names: Iterable[bytes]) -> None:
@@ -553,3 +598,123 @@ def test_read_dir_gives_names_in_byte_order_in_one_run_or_merged_runs(
     items = list(read_dir(Directory(str(tmp_path) + "/", "", 0)))
     got = [os.fsencode(i.path if isinstance(i, Directory) else i).rstrip(b"/") for i in items]
     assert got == [os.path.join(os.fsencode(tmp_path), n) for n in sorted(AWKWARD_ORDER)]
+
+
+def test_a_walk_holds_a_bounded_number_of_descriptors_however_deep(tmp_path: Path) -> None:
+    depth = 3 * Descent.MAX_HELD
+    path = tmp_path
+    for _ in range(depth):
+        path = path / "d"
+        (path / "side").mkdir(parents=True)
+    (path / "f").write_bytes(b"deep")
+    open_fds = len(os.listdir("/proc/self/fd"))
+    seen = []
+    for item in walk_paths([str(tmp_path)]):
+        seen.append(len(os.listdir("/proc/self/fd")) - open_fds)
+        assert isinstance(item, str)
+    assert max(seen) <= Descent.MAX_HELD + 1
+    # And a reader finds the file through as many.
+    descent = Descent()
+    try:
+        fd = descent.open(walked(str(path / "f"), len(str(tmp_path)) + 1), os.O_RDONLY)
+        os.close(fd)
+        assert len(os.listdir("/proc/self/fd")) - open_fds <= Descent.MAX_HELD
+    finally:
+        descent.close()
+    assert len(os.listdir("/proc/self/fd")) == open_fds
+
+
+def test_a_descent_does_not_follow_a_directory_swapped_for_a_link(tmp_path: Path) -> None:
+    (tmp_path / "top" / "a" / "b").mkdir(parents=True)
+    (tmp_path / "top" / "a" / "b" / "f").write_bytes(b"inside")
+    (tmp_path / "elsewhere" / "b").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "b" / "f").write_bytes(b"outside")
+    named = len(str(tmp_path / "top")) + 1
+    path = walked(str(tmp_path / "top" / "a" / "b" / "f"), named)
+    descent, fresh = Descent(), Descent()
+    try:
+        with os.fdopen(descent.open(path, os.O_RDONLY), "rb") as f:
+            assert f.read() == b"inside"
+        os.rename(tmp_path / "top" / "a", tmp_path / "a.was")
+        (tmp_path / "top" / "a").symlink_to(tmp_path / "elsewhere")
+        # A directory already open stays the one that was opened...
+        with os.fdopen(descent.open(path, os.O_RDONLY), "rb") as f:
+            assert f.read() == b"inside"
+        # ...and one opened now is not reached through the link.
+        with pytest.raises(OSError) as raised:
+            fresh.open(path, os.O_RDONLY)
+        assert walked_reason(raised.value) == CHANGED_DURING_WALK
+        # The named part is followed as named.
+        file = str(tmp_path / "top" / "a" / "b" / "f")
+        via_link = walked(file, len(str(tmp_path / "top" / "a")) + 1)
+        with os.fdopen(fresh.open(via_link, os.O_RDONLY), "rb") as f:
+            assert f.read() == b"outside"
+    finally:
+        descent.close()
+        fresh.close()
+
+
+def test_read_dir_reports_what_was_swapped_for_a_link_after_its_listing(tmp_path: Path) -> None:
+    listed = tmp_path / "listed"
+    (tmp_path / "elsewhere").mkdir()
+    outside = tmp_path / "elsewhere" / "secret"
+    outside.write_bytes(b"secret")
+    top = Directory(str(listed) + "/", "", 0)
+    for stat_files in (False, True):
+        (listed / "m-dir").mkdir(parents=True)
+        (listed / "a-file").write_bytes(b"a")
+        (listed / "z-file").write_bytes(b"z")
+        listing = read_dir(top, stat_files=stat_files)
+        first = next(listing)  # the directory has been listed whole
+        assert (first[0] if stat_files else first) == str(listed / "a-file")
+        swap_for_link(listed / "m-dir", tmp_path / "elsewhere")
+        swap_for_link(listed / "z-file", outside)
+        rest = list(listing)
+        # A walked file is refused when it is read, or when its lstat is taken here.
+        assert rest == [
+            WalkError(str(listed / "m-dir"), CHANGED_DURING_WALK, None, 1),
+            WalkError(str(listed / "z-file"), CHANGED_DURING_WALK, None, 1)
+            if stat_files else walked(str(listed / "z-file"), len(str(listed)) + 1),
+        ]
+        shutil.rmtree(listed)
+
+
+def swap_for_link(entry: Path, target: Path) -> None:
+    link = entry.with_name(entry.name + ".link")
+    link.symlink_to(target)
+    if entry.is_dir():
+        os.rename(entry, entry.with_name(entry.name + ".was"))
+    os.replace(link, entry)
+
+
+def test_read_dir_refuses_a_directory_that_is_not_the_one_listed(tmp_path: Path) -> None:
+    st = os.stat(tmp_path)
+    other = Directory(str(tmp_path) + "/", "", 0, identity=(st.st_dev, st.st_ino + 1))
+    assert list(read_dir(other)) == [WalkError(str(tmp_path), CHANGED_DURING_WALK, None, 0)]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_reader_refuses_a_walked_file_or_directory_swapped_for_a_link(
+    jobs: int, tmp_path: Path
+) -> None:
+    top = tmp_path / "top"
+    for d in ("a", "b"):
+        (top / d).mkdir(parents=True)
+        for i in range(40):  # enough files for a pool
+            (top / d / f"f{i:02d}").write_bytes(b"%s%d" % (d.encode(), i))
+    (tmp_path / "elsewhere").mkdir()
+    for i in range(40):
+        (tmp_path / "elsewhere" / f"f{i:02d}").write_bytes(b"outside")
+    items = list(walk_paths([str(top)]))
+    os.rename(top / "b", tmp_path / "b.was")
+    (top / "b").symlink_to(tmp_path / "elsewhere")
+    os.remove(top / "a" / "f07")
+    (top / "a" / "f07").symlink_to(tmp_path / "elsewhere" / "f07")
+    results = list(hash_paths(items, algos=("md5",), jobs=jobs))
+    failed = {r.path: r.error for r in results if r.error is not None}
+    assert failed == {
+        str(top / "a" / "f07"): CHANGED_DURING_WALK,
+        **{str(top / "b" / f"f{i:02d}"): CHANGED_DURING_WALK for i in range(40)},
+    }
+    assert all(type(r.path) is str for r in results)
+    assert len([r for r in results if r.ok]) == 39
