@@ -68,6 +68,7 @@ from parhash.walk import (
     CHANGED_DURING_WALK,
     LOOP,
     NOT_REGULAR,
+    PSEUDO_FS,
     Descent,
     Directory,
     Stated,
@@ -175,6 +176,8 @@ def _vanished(err: int | None) -> bool:
 
 
 def _walk_error(e: WalkError) -> DupeError:
+    if e.error == PSEUDO_FS:
+        return DupeError(e.path, e.error, None, False, skipped=True)
     harmless = e.error != CHANGED_DURING_WALK and (
         e.loop_ancestor is not None
         or e.error in (LOOP, NOT_REGULAR)
@@ -316,7 +319,7 @@ def walk_and_stat(
         while stack and seen < budget:
             subdirs: list[Directory] = []
             for item in read_dir(
-                stack.pop(), select=select, stat_files=True, descent=descent
+                stack.pop(), select=select, stat_files=True, descent=descent, skip_pseudo=True
             ):
                 seen += 1
                 if type(item) is tuple:  # a file, not one of the named tuples
@@ -943,7 +946,10 @@ def find_dupes(
     bytes first. A group's ``paths`` are distinct files; names of one file
     are never reported as duplicates of each other. A file or directory that
     the walk listed and that became a link is an error, never followed (see
-    :mod:`parhash.walk`).
+    :mod:`parhash.walk`). Files and directories on pseudo file systems
+    (``/proc``, ``/sys``...), whose sizes are not their contents, are left
+    out with a notice: a :class:`DupeError` with ``skipped`` set, one per
+    argument or directory.
 
     Cost: one ``stat`` per file; one read of at most ``head_size`` bytes per
     file whose size another file has; one whole read per file larger than
@@ -978,9 +984,12 @@ def find_dupes(
     # the workers can share the walk; with -L, one process keeps the set of
     # directories entered, and walks alone.
     descend = follow or hashing.jobs == 1
+    # Files on /proc, /sys and the like say sizes that are not their
+    # contents: compared by size, each would be a change under the read.
     items = itertools.chain(
-        walk_paths(paths, follow=follow, select=select, descend=descend),
-        walk_paths(listed, follow=follow, select=select, expand_globs=False, descend=descend),
+        walk_paths(paths, follow=follow, select=select, descend=descend, skip_pseudo=True),
+        walk_paths(listed, follow=follow, select=select, expand_globs=False, descend=descend,
+                   skip_pseudo=True),
     )
     limits = SizeLimits(min_size, max_size, include_empty)
     return _search(items, hashing, select, limits, progress)

@@ -211,13 +211,16 @@ class DupeError(NamedTuple):
     ``could_hide_duplicate`` is false only when the failure cannot have kept a
     duplicate out of the report: a directory loop met with ``-L`` (the
     directory is walked once anyway), a special file named by the caller, a
-    file that vanished during the search.
+    file that vanished during the search. ``skipped`` marks a path left out
+    on purpose, not for a failure (a file or directory on a pseudo file
+    system such as ``/proc``, whose sizes are not its contents): a notice.
     """
 
     path: str
     error: str
     errno: int | None = None
     could_hide_duplicate: bool = True
+    skipped: bool = False
 
 
 class Pause:

@@ -45,6 +45,10 @@ from parhash.select import has_magic, translate
 NOT_REGULAR = "not a regular file"
 LOOP = "File system loop detected"
 CHANGED_DURING_WALK = "changed during the walk"
+PSEUDO_FS = (
+    "skipped: files on proc, sysfs and other pseudo file systems have sizes that are "
+    "not their contents"
+)
 
 try:
     PATH_MAX = os.pathconf("/", "PC_PATH_MAX")
@@ -210,6 +214,53 @@ def walked_reason(e: OSError) -> str:
     return CHANGED_DURING_WALK if e.errno in (errno.ELOOP, errno.ENOTDIR) else reason(e)
 
 
+# File systems whose files report a size that is not their contents (often
+# 0 or 4096): their files are no one's duplicates by size.
+PSEUDO_FILE_SYSTEMS = frozenset({
+    "proc", "sysfs", "debugfs", "tracefs", "securityfs", "cgroup", "cgroup2", "configfs",
+    "pstore", "bpf", "efivarfs", "fusectl", "binfmt_misc", "mqueue", "selinuxfs", "smackfs",
+    "nsfs", "rpc_pipefs", "nfsd", "resctrl",
+})
+_FS_TYPES: dict[int, str] = {}
+
+
+def file_system_type(dev: int) -> str:
+    """The type of the file system mounted on device ``dev`` (``"ext4"``), "" if unknown.
+
+    Read from ``/proc/self/mountinfo`` the first time a device is asked
+    about, and remembered.
+    """
+    fstype = _FS_TYPES.get(dev)
+    if fstype is None:
+        _FS_TYPES.update(_mounted_types())
+        fstype = _FS_TYPES.setdefault(dev, "")
+    return fstype
+
+
+def _mounted_types() -> dict[int, str]:
+    found: dict[int, str] = {}
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        # "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw": the
+        # device is the third field, the type the first after " - ".
+        fields = line.split(" ")
+        try:
+            major, minor = fields[2].split(":")
+            found[os.makedev(int(major), int(minor))] = fields[fields.index("-") + 1]
+        except (ValueError, IndexError):
+            continue
+    return found
+
+
+def is_pseudo_fs(dev: int) -> bool:
+    """Whether device ``dev`` holds a pseudo file system (:data:`PSEUDO_FILE_SYSTEMS`)."""
+    return file_system_type(dev) in PSEUDO_FILE_SYSTEMS
+
+
 class Directory(NamedTuple):
     """A directory for :func:`read_dir` to read."""
 
@@ -261,6 +312,7 @@ def walk_tree(
     follow: bool = False,
     select: Predicates | None = None,
     top_stat: os.stat_result | None = None,
+    skip_pseudo: bool = False,
 ) -> Iterator[str | WalkError]:
     """Yield the regular files under directory ``top``, then errors as values.
 
@@ -269,7 +321,8 @@ def walk_tree(
     link to a file followed with ``follow``, a plain ``str``. Names within a
     directory come in byte order, files before subdirectories. ``top_stat``
     is what the caller saw of ``top``: a different directory there is
-    :data:`CHANGED_DURING_WALK`.
+    :data:`CHANGED_DURING_WALK`. With ``skip_pseudo``, a directory on a
+    pseudo file system is reported (:data:`PSEUDO_FS`) and not read.
 
     Costs, per directory, an ``openat``, an ``fstat``, the listing, and an
     ``lstat`` of each subdirectory; nothing per file. With ``follow``, a
@@ -289,7 +342,9 @@ def walk_tree(
         while stack:
             current = stack.pop()
             subdirs: list[Directory] = []
-            for item in read_dir(current, follow=follow, select=select, descent=descent):
+            for item in read_dir(
+                current, follow=follow, select=select, descent=descent, skip_pseudo=skip_pseudo
+            ):
                 if not isinstance(item, Directory):
                     yield item
                     continue
@@ -390,6 +445,7 @@ def read_dir(
     select: Predicates | None = ...,
     stat_files: Literal[False] = ...,
     descent: Descent | None = ...,
+    skip_pseudo: bool = ...,
 ) -> Iterator[str | WalkError | Directory]: ...
 
 
@@ -401,6 +457,7 @@ def read_dir(
     select: Predicates | None = ...,
     stat_files: Literal[True],
     descent: Descent | None = ...,
+    skip_pseudo: bool = ...,
 ) -> Iterator[Stated | WalkError | Directory]: ...
 
 
@@ -411,6 +468,7 @@ def read_dir(
     select: Predicates | None = None,
     stat_files: bool = False,
     descent: Descent | None = None,
+    skip_pseudo: bool = False,
 ) -> Iterator[str | Stated | WalkError | Directory]:
     """Read one directory: its regular files' paths, its errors, and its subdirectories.
 
@@ -428,7 +486,9 @@ def read_dir(
     saying :data:`CHANGED_DURING_WALK`, as does a subdirectory or (with
     ``stat_files``) a file swapped for a link since the listing. A path too
     long for the system's calls comes back as ``ENAMETOOLONG``, as it would
-    by name: no manifest line could name it.
+    by name: no manifest line could name it. With ``skip_pseudo``, a
+    directory on a pseudo file system comes back as a :class:`WalkError`
+    saying :data:`PSEUDO_FS`, unread.
 
     With ``stat_files`` each file comes as ``(path, lstat)``, the ``lstat``
     taken relative to the open directory: the kernel resolves one name, not
@@ -442,7 +502,7 @@ def read_dir(
     if descent is None:
         descent = Descent()
     try:
-        opened = _open_dir(current, descent, follow)
+        opened = _open_dir(current, descent, follow, skip_pseudo)
         if isinstance(opened, WalkError):
             yield opened
             return
@@ -516,7 +576,7 @@ def read_dir(
 
 
 def _open_dir(
-    current: Directory, descent: Descent, follow: bool
+    current: Directory, descent: Descent, follow: bool, skip_pseudo: bool
 ) -> tuple[int, Iterator[str], dict[str, int | OSError], int] | WalkError:
     """Open and list ``current`` for :func:`read_dir`, or say why not.
 
@@ -533,6 +593,8 @@ def _open_dir(
         st = os.fstat(fd)
         if current.identity is not None and (st.st_dev, st.st_ino) != current.identity:
             return WalkError(current.shown, CHANGED_DURING_WALK, None, current.depth)
+        if skip_pseudo and is_pseudo_fs(st.st_dev):
+            return WalkError(current.shown, PSEUDO_FS, None, current.depth)
         names, kinds = _list_dir(fd, follow)
     except OSError as e:
         why = walked_reason(e)
@@ -587,6 +649,7 @@ def walk_glob(
     *,
     follow: bool = False,
     select: Predicates | None = None,
+    skip_pseudo: bool = False,
 ) -> Iterator[str | WalkError]:
     """Expand ``pattern`` (``**`` included) with the walk's link policy.
 
@@ -609,7 +672,8 @@ def walk_glob(
         yield WalkError(pattern, reason(e), e.errno)
         return
     for item in walk_tree(
-        base, follow=follow, select=_GlobPredicates(rest, select), top_stat=top_stat
+        base, follow=follow, select=_GlobPredicates(rest, select), top_stat=top_stat,
+        skip_pseudo=skip_pseudo,
     ):
         matched = matched or isinstance(item, str)
         yield item
@@ -625,6 +689,7 @@ def walk_paths(
     select: Predicates | None = ...,
     expand_globs: bool = ...,
     descend: Literal[True] = ...,
+    skip_pseudo: bool = ...,
 ) -> Iterator[str | WalkError | Pause]: ...
 
 
@@ -636,6 +701,7 @@ def walk_paths(
     select: Predicates | None = ...,
     expand_globs: bool = ...,
     descend: bool,
+    skip_pseudo: bool = ...,
 ) -> Iterator[str | WalkError | Pause | Directory]: ...
 
 
@@ -646,6 +712,7 @@ def walk_paths(
     select: Predicates | None = None,
     expand_globs: bool = True,
     descend: bool = True,
+    skip_pseudo: bool = False,
 ) -> Iterator[str | WalkError | Pause | Directory]:
     """Walk each argument in turn: a file, a directory, or a glob.
 
@@ -659,7 +726,10 @@ def walk_paths(
     to read with :func:`read_dir` (``parhash dupes`` reads them in parallel);
     not with ``follow``, where only :func:`walk_tree` knows which directories
     it has entered. Arguments are followed as named (a link to a directory
-    is walked), what lies below them as :func:`walk_tree` says.
+    is walked), what lies below them as :func:`walk_tree` says. With
+    ``skip_pseudo``, a file or directory on a pseudo file system (``/proc``,
+    ``/sys``...) comes back as a :class:`WalkError` saying :data:`PSEUDO_FS`,
+    unread: its files' sizes are not their contents.
     """
     if follow and not descend:
         raise ValueError("walk_paths: descend=False does not go with follow")
@@ -678,15 +748,17 @@ def walk_paths(
             continue
         except OSError as e:
             if expand_globs and has_magic(arg) and e.errno == errno.ENOENT:
-                yield from walk_glob(arg, follow=follow, select=select)
+                yield from walk_glob(arg, follow=follow, select=select, skip_pseudo=skip_pseudo)
             else:
                 yield WalkError(arg, reason(e), e.errno)
             continue
         if stat.S_ISREG(st.st_mode):
-            yield arg
+            yield WalkError(arg, PSEUDO_FS) if skip_pseudo and is_pseudo_fs(st.st_dev) else arg
         elif stat.S_ISDIR(st.st_mode):
             if descend:
-                yield from walk_tree(arg, follow=follow, select=select, top_stat=st)
+                yield from walk_tree(
+                    arg, follow=follow, select=select, top_stat=st, skip_pseudo=skip_pseudo
+                )
             else:
                 yield Directory(_as_prefix(arg), "", 0, identity=(st.st_dev, st.st_ino))
         else:

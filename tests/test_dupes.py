@@ -46,7 +46,7 @@ from parhash.dupes import (
 )
 from parhash.pipeline import INLINE_MAX_FILES, WORKER_DIED
 from parhash.results import DupeError, DupeGroup
-from parhash.walk import CHANGED_DURING_WALK, Directory, walk_paths
+from parhash.walk import CHANGED_DURING_WALK, PSEUDO_FS, Directory, walk_paths
 
 SETPRIV = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
 
@@ -745,6 +745,17 @@ def test_a_directory_not_the_one_listed_is_a_change_that_could_hide_a_duplicate(
     assert (listing.files, listing.errors) == (
         [], [DupeError(str(tmp_path), CHANGED_DURING_WALK)]
     )
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="no /proc here")
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_pseudo_file_system_is_skipped_with_a_notice_that_hides_nothing(jobs: int) -> None:
+    found = list(parhash.find_dupes(["/proc/self/", "/proc/version"], jobs=jobs,
+                                    include_empty=True))
+    assert found == [
+        DupeError("/proc/self", PSEUDO_FS, None, could_hide_duplicate=False, skipped=True),
+        DupeError("/proc/version", PSEUDO_FS, None, could_hide_duplicate=False, skipped=True),
+    ]
 
 
 def test_a_dead_worker_s_directory_is_named_with_the_pool_s_reason_if_it_gives_one() -> None:

@@ -1,4 +1,4 @@
-"""A tree that changes under the walk, and huge directories.
+"""A tree that changes under the walk, huge directories, and pseudo file systems.
 
 What the walk listed is what gets read: an entry swapped for a symlink after
 the listing is reported as changed, never read through the link (the
@@ -6,7 +6,8 @@ the listing is reported as changed, never read through the link (the
 before it is done: while a slow first file is being hashed, the walk has
 listed its directory and not yet opened the next entry, so the swap always
 lands between the two). ``-L`` and paths named by the caller still follow
-links. A directory of a million names is listed in bounded memory.
+links. A directory of a million names is listed in bounded memory. ``dupes``
+skips ``/proc`` and ``/sys`` with a note instead of failing on their sizes.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import functools
 import hashlib
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from harness import (
+    Outcome,
     Running,
     assert_no_traceback,
     assert_nothing_left_behind,
@@ -34,6 +37,10 @@ from harness import (
 )
 
 CHANGED = "changed during the walk"
+PSEUDO_NOTE = (
+    "skipped: files on proc, sysfs and other pseudo file systems have sizes that are not their "
+    "contents"
+)
 # Another user's file, which a swapped link would otherwise leak into the output.
 OTHER_UID = 65534
 # A sparse file this large keeps the run busy for a good fraction of a second.
@@ -315,3 +322,63 @@ def test_a_million_names_in_one_directory_are_walked_in_bounded_memory(
     # 180 MB in dupes, which read it in the parent.
     peak = _peak_rss_kib([*command, "-j", "2", million])
     assert peak <= PEAK_LIMIT_KIB, f"{peak / 1024:.0f} MiB"
+
+
+# --- dupes and pseudo file systems ------------------------------------------------
+
+
+def _skips(out: Outcome, *paths: str) -> None:
+    """The note for each of ``paths`` (in dupes' order for errors: by path), then the summary."""
+    assert error_lines(out)[:-1] == [f"parhash: {p}: {PSEUDO_NOTE}" for p in paths], out
+
+
+@pytest.mark.parametrize(
+    ("args", "skipped"),
+    [
+        (["/proc/self/"], ["/proc/self"]),
+        (["--include-empty", "/proc/self/"], ["/proc/self"]),
+        (["--include-empty", "/proc/version", "/proc/cmdline"], ["/proc/cmdline", "/proc/version"]),
+        (["/sys/module/kernel/"], ["/sys/module/kernel"]),
+    ],
+    ids=" ".join,
+)
+def test_dupes_skips_a_pseudo_file_system_with_a_note_and_exits_0(
+    args: list[str], skipped: list[str]
+) -> None:
+    if not all(os.path.exists(p) for p in skipped):
+        pytest.skip("no /proc or /sys here")
+    out = run_parhash(["dupes", *args])
+    assert_no_traceback(out)
+    _skips(out, *skipped)
+    assert out.status == 0, out
+
+
+@pytest.fixture
+def proc_inside(tmp_path: Path) -> Iterator[Path]:
+    """A tree with a proc file system mounted in it, and a pair of duplicates beside it."""
+    tree = tmp_path / "tree"
+    (tree / "proc").mkdir(parents=True)
+    (tree / "one").write_bytes(b"twice\n")
+    (tree / "two").write_bytes(b"twice\n")
+    mounted = subprocess.run(
+        ["mount", "-t", "proc", "proc", str(tree / "proc")], capture_output=True, check=False
+    ).returncode == 0
+    if not mounted:
+        pytest.skip("mount is not allowed here")
+    try:
+        yield tree
+    finally:
+        subprocess.run(["umount", "-l", str(tree / "proc")], capture_output=True, check=False)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_dupes_notes_a_pseudo_file_system_met_by_the_walk_once_and_finds_the_rest(
+    jobs: str, proc_inside: Path
+) -> None:
+    out = run_parhash(["dupes", "--exit-code", "--include-empty", "-j", jobs, proc_inside])
+    assert_no_traceback(out)
+    assert dupe_groups(out.stdout) == {
+        frozenset({os.fsencode(proc_inside / "one"), os.fsencode(proc_inside / "two")})
+    }, out
+    _skips(out, str(proc_inside / "proc"))
+    assert out.status == 1, out  # duplicates found, and nothing that could hide one
