@@ -11,13 +11,16 @@ layer over it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
+# typing.TYPE_CHECKING without importing typing: `import parhash` runs before
+# the parhash command can install its signal handlers (parhash.console), so
+# it imports nothing at all.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import threading
+    from collections.abc import Callable, Generator, Iterable, Sequence
+    from typing import Any
 
     from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO, UnknownAlgorithm
     from parhash.dupes import find_dupes

@@ -11,21 +11,30 @@ for a usage error or an error that could hide a duplicate (see its help).
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import gc
 import os
-import signal
 import stat
 import sys
 from collections.abc import Iterator
-from typing import IO, Any, BinaryIO, NoReturn
+from typing import Any, BinaryIO
 
 import click
 
 from parhash import __version__
 from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO, UnknownAlgorithm, parse_algos
-from parhash.pipeline import DEFAULT_CHUNKSIZE
+from parhash.console import (
+    EXIT_FILE_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PIPE,
+    EXIT_USAGE,
+    STOPPING,
+    TEMPORARY_SUFFIX,
+    is_temporary_output,
+    open_output,
+)
+from parhash.pipeline import DEFAULT_CHUNKSIZE, MAX_BLOCK_SIZE
 from parhash.report import (
     MULTI_ALGO_FORMATS,
     WRITERS,
@@ -38,28 +47,17 @@ from parhash.report import (
 from parhash.results import Pause
 from parhash.worker import DEFAULT_BLOCK_SIZE
 
-EXIT_OK = 0
-EXIT_FILE_ERROR = 1
-EXIT_USAGE = 2
 EXIT_DUPES_FOUND = 1  # dupes --exit-code
-EXIT_PIPE = 128 + signal.SIGPIPE
-EXIT_INTERRUPTED = 128 + signal.SIGINT
-EXIT_TERMINATED = 128 + signal.SIGTERM
-
-
-class Terminated(BaseException):
-    """Raised in the main process on SIGTERM, so that clean-up runs."""
-
-
-def _on_sigterm(signum: int, frame: Any) -> NoReturn:
-    raise Terminated
 
 
 class ByteSize(click.ParamType):  # type: ignore[type-arg]
     """A size such as ``65536``, ``64K``, ``1M`` or ``1MiB``."""
 
     name = "size"
-    _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+    def __init__(self, maximum: int | None = None) -> None:
+        self.maximum = maximum
 
     def convert(self, value: Any, param: Any, ctx: Any) -> int:
         if isinstance(value, int):
@@ -73,41 +71,44 @@ class ByteSize(click.ParamType):  # type: ignore[type-arg]
             number = int(digits) * self._UNITS[unit]
         if number < 1:
             self.fail(f"{value!r} is not a positive size", param, ctx)
+        if self.maximum is not None and number > self.maximum:
+            self.fail(f"{value!r} is above the largest allowed, {self.maximum >> 20}M", param, ctx)
         return number
 
 
-def _guarded(fn: Any) -> Any:
-    """Turn Ctrl-C, SIGTERM and a closed stdout into exit statuses, quietly.
+def _guarded(giving_up: int = EXIT_FILE_ERROR) -> Any:
+    """Turn Ctrl-C (outside the ``parhash`` command), a closed stdout and dying workers
+    into exit statuses, quietly; ``giving_up`` is the status when workers keep dying.
 
     Raised inside the command, they unwind the pipeline's generators first,
-    which stops the workers and removes a half-written ``-o`` file.
+    which stops the workers and removes a half-written ``-o`` file. Signals
+    are :mod:`parhash.console`'s.
     """
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            rc = fn(*args, **kwargs)
-        except KeyboardInterrupt:
-            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
-        except Terminated:
-            raise click.exceptions.Exit(EXIT_TERMINATED) from None
-        except BrokenPipeError:
-            raise click.exceptions.Exit(EXIT_PIPE) from None
-        except RuntimeError as e:
+    def decorate(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
             from parhash.pipeline import WorkersKeepDying
 
-            if not isinstance(e, WorkersKeepDying):
-                raise
-            click.echo(f"parhash: {e}; giving up", err=True)
-            raise click.exceptions.Exit(EXIT_FILE_ERROR) from None
-        # Raised rather than returned: click's standalone mode (and so
-        # CliRunner and any caller of cli.main()) ignores a command's return
-        # value and would exit 0 after a file error.
-        if rc:
-            raise click.exceptions.Exit(rc)
-        return rc
+            try:
+                rc = fn(*args, **kwargs)
+            except KeyboardInterrupt:
+                raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+            except BrokenPipeError:
+                raise click.exceptions.Exit(EXIT_PIPE) from None
+            except WorkersKeepDying as e:
+                click.echo(f"parhash: {e}; giving up", err=True)
+                raise click.exceptions.Exit(giving_up) from None
+            # Raised rather than returned: click's standalone mode (and so
+            # CliRunner and any caller of cli.main()) ignores a command's return
+            # value and would exit 0 after a file error.
+            if rc:
+                raise click.exceptions.Exit(rc)
+            return rc
 
-    return wrapper
+        return wrapper
+
+    return decorate
 
 
 def _list_algos(ctx: click.Context, param: Any, value: bool) -> None:
@@ -149,8 +150,15 @@ def _pipeline_options(fn: Any) -> Any:
                 "a task also closes at 16 MiB, so large files go alone).",
             ),
             click.option(
-                "--block-size", type=ByteSize(), default=DEFAULT_BLOCK_SIZE, show_default=True,
-                help="Read buffer, e.g. 64K or 1M.",
+                "--block-size", type=ByteSize(MAX_BLOCK_SIZE), default=DEFAULT_BLOCK_SIZE,
+                show_default=True, help="Read buffer, e.g. 64K or 1M; at most 64M.",
+            ),
+            click.option(
+                "--stall-timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+                metavar="SECONDS",
+                help="Give up on a file that makes no progress for this long (a dead "
+                "network mount): it is reported, the rest finished, the status an error. "
+                "Without it parhash waits, and warns after 60 s.",
             ),
         ]
     ):
@@ -211,99 +219,6 @@ def _open_list(name: str) -> BinaryIO:
         raise click.exceptions.Exit(EXIT_FILE_ERROR) from None
 
 
-@contextlib.contextmanager
-def _atomic_output(path: str | None) -> Iterator[BinaryIO]:
-    """Standard output, or a temporary file renamed over ``path`` on success."""
-    if path is None or path == "-":
-        sys.stdout.flush()
-        try:
-            fileno = sys.stdout.fileno()
-        except (AttributeError, OSError, ValueError):
-            # No file descriptor behind sys.stdout (CliRunner, an embedding
-            # application): write through its own binary buffer.
-            yield sys.stdout.buffer
-            return
-        # A large buffer: Output flushes it a few times a second anyway, and
-        # every flush lets the pool's threads take the interpreter lock.
-        try:
-            with open(fileno, "wb", buffering=1 << 20, closefd=False) as stream:
-                yield stream
-        except BrokenPipeError:
-            raise
-        except OSError as e:  # a full disk, /dev/full, a quota
-            click.echo(f"parhash: write error: {e.strerror or e}", err=True)
-            raise click.exceptions.Exit(EXIT_FILE_ERROR) from None
-        return
-    try:
-        st = os.stat(path)
-    except OSError:
-        st = None
-    if st is not None and stat.S_ISDIR(st.st_mode):
-        _cannot_write(path, os.strerror(errno.EISDIR))
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        # /dev/null, /dev/stdout, a FIFO: a rename would replace the device
-        # or pipe itself with a regular file, so write to it in place.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
-        except OSError as e:
-            _cannot_write(path, e.strerror or str(e))
-        device = os.fdopen(fd, "wb", buffering=1 << 16)
-        try:
-            yield device
-            device.flush()
-        except OSError as e:
-            with contextlib.suppress(OSError):
-                device.close()
-            _cannot_write(path, e.strerror or str(e))
-        finally:
-            with contextlib.suppress(OSError):
-                device.close()
-        return
-    # Through a symlink, replace the file it names and keep the link.
-    target = os.path.realpath(path) if os.path.islink(path) else path
-    import tempfile
-
-    directory = os.path.dirname(target) or "."
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.",
-                                   suffix=".tmp")
-    except OSError as e:
-        _cannot_write(path, e.strerror or str(e))
-    if st is not None:
-        mode = stat.S_IMODE(st.st_mode)  # a replaced manifest keeps its mode
-    else:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    os.fchmod(fd, mode)
-    stream = os.fdopen(fd, "wb", buffering=1 << 16)
-    try:
-        yield stream
-        stream.flush()
-        os.fsync(stream.fileno())
-        stream.close()
-        os.replace(tmp, target)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            stream.close()
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        _cannot_write(path, e.strerror or str(e))
-    except BaseException:
-        with contextlib.suppress(OSError):
-            stream.close()
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _cannot_write(path: str, reason: str) -> NoReturn:
-    from parhash.manifest import quote_name
-
-    click.echo(f"parhash: cannot write to {quote_name(path, colon=False)}: {reason}", err=True)
-    raise click.exceptions.Exit(EXIT_FILE_ERROR)
-
-
 def _own_files(out: BinaryIO, path: str | None) -> set[tuple[int, int]]:
     """(device, inode) of the file being written and of the one it replaces.
 
@@ -325,12 +240,18 @@ def _own_files(out: BinaryIO, path: str | None) -> set[tuple[int, int]]:
 
 
 def _skip_own_output(results: Any, own: set[tuple[int, int]]) -> Any:
-    if not own:
-        yield from results
-        return
+    """Results less this run's output, and any ``-o`` file another run is writing.
+
+    Another run's temporary file is left out whether it was read or had
+    vanished by then (renamed into place): two runs writing manifests into
+    the tree they scan would otherwise each list the other's.
+    """
     for r in results:
-        if not r.ino or (r.dev, r.ino) not in own:
-            yield r
+        if own and r.ino and (r.dev, r.ino) in own:
+            continue
+        if r.path.endswith(TEMPORARY_SUFFIX) and is_temporary_output(r.path):
+            continue
+        yield r
 
 
 def _sort_key(r: Any) -> bytes:
@@ -355,8 +276,9 @@ def _sort_key(r: Any) -> bytes:
               help="Write to FILE atomically (a temporary file, then rename).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: when stderr is a terminal).")
-@_guarded
+@_guarded()
 def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, block_size,
+         stall_timeout,
          files_from, files0_from, sort_output, output, progress):
     """Hash files, directories and globs, printing md5sum-style lines as they finish.
 
@@ -377,7 +299,7 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
             "a GNU line holds one digest; with several algorithms use --tag, --json or --csv"
         )
     paths, listed = _path_arguments(paths, files_from, files0_from)
-    stats = parhash.PipelineStats()
+    stats = _pipeline_stats(stall_timeout)
     flush_idle = _FlushWhenIdle()
     results = parhash.scan(
         paths, algos=algos, jobs=jobs, chunksize=chunksize, block_size=block_size,
@@ -387,7 +309,7 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
     counts = Tally()
     show = progress if progress is not None else sys.stderr.isatty()
     try:
-        with _atomic_output(output) as raw:
+        with open_output(output) as raw:
             out = flush_idle.out = Output(raw)
             stream: Any = _skip_own_output(results, _own_files(raw, output))
             stream = _progress(tally(stream, counts), show)
@@ -416,6 +338,32 @@ class _FlushWhenIdle:
     def __call__(self) -> None:
         if self.out is not None:
             self.out.flush_pending()
+
+
+def _pipeline_stats(stall_timeout: float | None) -> Any:
+    from parhash.pipeline import PipelineStats
+
+    return PipelineStats(stall_timeout=stall_timeout, on_stall=_warn_stall)
+
+
+def _warn_stall(item: Any, sub: int, seconds: float) -> None:
+    from parhash.manifest import quote_name
+
+    click.echo(f"parhash: {quote_name(_item_name(item, sub))}: no progress for {seconds:g} s; "
+               "still waiting", err=True)
+
+
+def _item_name(item: Any, sub: int = 0) -> str:
+    """The file or directory a unit of work names: a path, a directory, a file of a group."""
+    for attribute in ("shown", "path"):
+        if isinstance(getattr(item, attribute, None), str):
+            return str(getattr(item, attribute))
+    if isinstance(item, tuple):  # a run of files of one size, for dupes: (..., files)
+        files = item[-1]
+        if isinstance(files, list) and files:
+            return _item_name(files[min(sub, len(files) - 1)])
+        return str(item[0])
+    return str(item)
 
 
 def _warn_worker_deaths(stats: Any, redone: str = "their files were hashed again") -> None:
@@ -471,6 +419,10 @@ def _chain(lists: list[Iterator[str | Pause]]) -> Iterator[str | Pause]:
               help="Look files up under DIR instead of the current directory.")
 @click.option("--relative-to-manifest", is_flag=True,
               help="Look files up in each manifest's own directory.")
+@click.option("--allow-outside-root", is_flag=True,
+              help="With --root or --relative-to-manifest, also read listed names that are "
+              "absolute, climb out of the root with '..', or lead out of it through a "
+              "symbolic link (refused by default).")
 @click.option("--quiet", "verbosity", flag_value="quiet",
               help="Don't print OK for each file that verifies.")
 @click.option("--status", "verbosity", flag_value="status",
@@ -486,9 +438,10 @@ def _chain(lists: list[Iterator[str | Pause]]) -> Iterator[str | Pause]:
 @_pipeline_options
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: when stderr is a terminal).")
-@_guarded
-def check_command(manifests, algo, root, relative_to_manifest, verbosity, strict,
-                  ignore_missing, as_json, zero, jobs, chunksize, block_size, progress):
+@_guarded()
+def check_command(manifests, algo, root, relative_to_manifest, allow_outside_root, verbosity,
+                  strict, ignore_missing, as_json, zero, jobs, chunksize, block_size,
+                  stall_timeout, progress):
     """Verify the files a manifest lists, answering as md5sum -c does.
 
     Reads md5sum/sha*sum/b2sum lines, BSD tag lines (md5sum --tag, xxhsum)
@@ -502,7 +455,6 @@ def check_command(manifests, algo, root, relative_to_manifest, verbosity, strict
       parhash check --quiet --relative-to-manifest /backup/SHA256SUMS
       b2sum * | parhash check --algo blake2b
     """
-    import threading
 
     import parhash
     from parhash.report import CheckOptions, write_check
@@ -518,19 +470,22 @@ def check_command(manifests, algo, root, relative_to_manifest, verbosity, strict
         raise click.BadParameter("give one algorithm", param_hint="'-a' / '--algo'")
     manifests = manifests or ("-",)
     show = progress if progress is not None else sys.stderr.isatty()
-    stop = threading.Event()  # see _signals_set
-    stats = parhash.PipelineStats()
+    # A signal sets STOPPING: a manifest read from a pipe stops being read, so
+    # the pool stops without waiting for a producer that is still alive.
+    stop = STOPPING
+    stats = _pipeline_stats(stall_timeout)
     flush_idle = _FlushWhenIdle()
     verdicts = parhash.check(
         manifests, algo=algos[0] if algos else None, root=root,
-        relative_to_manifest=relative_to_manifest, zero=zero, jobs=jobs,
+        relative_to_manifest=relative_to_manifest, allow_outside_root=allow_outside_root,
+        zero=zero, jobs=jobs,
         chunksize=chunksize, block_size=block_size, progress=show, stop=stop, stats=stats,
         idle=flush_idle,
     )
     options = CheckOptions(verbosity or "normal", strict=strict, ignore_missing=ignore_missing,
                            json=as_json)
     try:
-        with _signals_set(stop), _atomic_output(None) as raw:
+        with open_output(None) as raw:
             out = flush_idle.out = Output(raw)
             passed = write_check(summarize(verdicts, manifests), out, options, sys.stderr)
             out.flush()
@@ -540,40 +495,6 @@ def check_command(manifests, algo, root, relative_to_manifest, verbosity, strict
         _warn_worker_deaths(stats)
         return EXIT_FILE_ERROR
     return EXIT_OK if passed else EXIT_FILE_ERROR
-
-
-@contextlib.contextmanager
-def _signals_set(event: Any) -> Iterator[None]:
-    """Set ``event`` on SIGINT and SIGTERM before they interrupt as usual.
-
-    The pool is stopped while the exception unwinds; ``check`` must first stop
-    reading a manifest from a pipe, or the pool's feeding thread would keep it
-    waiting for the producer.
-    """
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
-        return
-    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def handler(signum: int, frame: Any) -> None:
-        event.set()
-        previous = before[signal.Signals(signum)]
-        if callable(previous):
-            previous(signum, frame)
-        elif signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        else:
-            raise Terminated
-
-    for s in before:
-        signal.signal(s, handler)
-    try:
-        yield
-    finally:
-        for s, previous in before.items():
-            signal.signal(s, previous)
 
 
 # --- parhash dupes ------------------------------------------------------------
@@ -610,8 +531,8 @@ def _check_algo(ctx: click.Context, param: Any, value: str) -> str:
 @click.option("--exit-code", is_flag=True,
               help="Exit 1 if any duplicates were found, 0 if none (as git diff --exit-code).")
 @_pipeline_options
-@click.option("--head-size", type=ByteSize(), default=None,
-              help="Bytes hashed first to split files of one size (default 64K).")
+@click.option("--head-size", type=ByteSize(MAX_BLOCK_SIZE), default=None,
+              help="Bytes hashed first to split files of one size (default 64K; at most 64M).")
 @click.option("--files-from", metavar="FILE",
               help="Also read paths, one per line, from FILE ('-' for standard input).")
 @click.option("--files0-from", metavar="FILE",
@@ -621,10 +542,10 @@ def _check_algo(ctx: click.Context, param: Any, value: str) -> str:
               help="Log how many candidates each stage leaves, on stderr.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress per stage on stderr (default: when stderr is a terminal).")
-@_guarded
+@_guarded(giving_up=EXIT_USAGE)
 def dupes(paths, algo, fmt, zero, follow, include, exclude, min_size, max_size, include_empty,
-          exit_code, jobs, chunksize, block_size, head_size, files_from, files0_from, quiet,
-          verbose, progress):
+          exit_code, jobs, chunksize, block_size, stall_timeout, head_size, files_from,
+          files0_from, quiet, verbose, progress):
     """Find files with identical contents, reading as little as possible.
 
     Files are grouped by size, then by the digest of their first 64 KiB, then
@@ -664,7 +585,7 @@ def dupes(paths, algo, fmt, zero, follow, include, exclude, min_size, max_size, 
     paths, listed = _path_arguments(paths, files_from, files0_from)
     show = progress if progress is not None else sys.stderr.isatty()
     bar = StageProgress() if show else None
-    stats = parhash.PipelineStats()
+    stats = _pipeline_stats(stall_timeout)
     found = parhash.find_dupes(
         paths, algo=algo, jobs=jobs, chunksize=chunksize, block_size=block_size,
         head_size=head_size or HEAD_SIZE, min_size=min_size or 0, max_size=max_size,
@@ -676,7 +597,7 @@ def dupes(paths, algo, fmt, zero, follow, include, exclude, min_size, max_size, 
         groups = list(tally_dupes(found, counts))
         if bar is not None:
             bar.close()
-        with _atomic_output(None) as out:
+        with open_output(None) as out:
             DUPE_WRITERS[fmt or "text"](groups, Output(out), ReportOptions((algo,), zero))
     finally:
         found.close()
@@ -693,7 +614,17 @@ def dupes(paths, algo, fmt, zero, follow, include, exclude, min_size, max_size, 
     return EXIT_DUPES_FOUND if exit_code and counts.groups else EXIT_OK
 
 
-def _run(args: list[str] | None) -> int:
+def run(args: list[str] | None = None) -> int:
+    """Run the command line ``args`` (default ``sys.argv[1:]``); return the exit status.
+
+    Signals and the process's exit are :func:`parhash.console.main`'s.
+    """
+    # The cyclic collector ran every 700 allocations and traversed the
+    # objects that wait in flight each time: 43 ms of check's run on 30,000
+    # lines, 22 ms of dupes'. Start-up's objects are frozen out of it, and the
+    # young generation is collected every 20,000 allocations instead.
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
     try:
         rc = cli.main(args=args, prog_name="parhash", standalone_mode=False)
     except click.exceptions.Exit as e:
@@ -709,61 +640,3 @@ def _run(args: list[str] | None) -> int:
     except click.Abort:
         return EXIT_INTERRUPTED
     return rc if isinstance(rc, int) else EXIT_OK
-
-
-def main(args: list[str] | None = None) -> NoReturn:
-    """Entry point of the ``parhash`` console script."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    # The cyclic collector ran every 700 allocations and traversed the
-    # objects that wait in flight each time: 43 ms of check's run on 30,000
-    # lines, 22 ms of dupes'. Start-up's objects are frozen out of it, and the
-    # young generation is collected every 20,000 allocations instead.
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 20)
-    stdout: IO[bytes] = sys.stdout.buffer
-    try:
-        rc = _run(args)
-        stdout.flush()
-    except KeyboardInterrupt:
-        rc = EXIT_INTERRUPTED
-    except Terminated:
-        rc = EXIT_TERMINATED
-    except BrokenPipeError:
-        rc = EXIT_PIPE
-    except OSError as e:
-        # Commands report their own file errors; what gets here is click
-        # writing help or a version to a full or failing standard output.
-        with contextlib.suppress(OSError, ValueError):
-            sys.stderr.write(f"parhash: write error: {e.strerror or e}\n")
-        rc = EXIT_FILE_ERROR
-    if rc == EXIT_PIPE or _stdout_broken(stdout):
-        # Point stdout at /dev/null so that the interpreter's final flush
-        # doesn't fail again on the closed pipe.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        rc = EXIT_PIPE
-    try:
-        sys.stdout.flush()  # what click.echo left in the text layer (--help, --version)
-    except BrokenPipeError:
-        rc = EXIT_PIPE
-    except (OSError, ValueError) as e:
-        with contextlib.suppress(OSError, ValueError):
-            sys.stderr.write(f"parhash: write error: {getattr(e, 'strerror', None) or e}\n")
-        rc = rc or EXIT_FILE_ERROR
-    with contextlib.suppress(OSError, ValueError):
-        sys.stderr.flush()
-    # Everything is written and every pool is stopped: leave without the
-    # interpreter's teardown, which frees every module (some 8 ms of a
-    # one-file run) and would wait on the lock of standard input if a walk
-    # thread is still blocked reading a path list from a live producer.
-    os._exit(rc)
-
-
-def _stdout_broken(stdout: IO[bytes]) -> bool:
-    try:
-        stdout.flush()
-    except BrokenPipeError:
-        return True
-    except (OSError, ValueError):
-        return False
-    return False

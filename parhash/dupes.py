@@ -61,6 +61,7 @@ from parhash.pipeline import (
     PipelineStats,
     PoolExecutor,
     clamp_jobs,
+    note_item,
 )
 from parhash.results import DupeError, DupeGroup, Pause, WalkError, reason
 from parhash.select import Selector
@@ -536,10 +537,11 @@ def split_parts(job: Job, parts: Sequence[Part]) -> list[Split]:
         return _split_heads(job, job.head, parts)
     digest_of = _digester(job)
     out = []
-    for number, start, whole, files in parts:
+    for k, (number, start, whole, files) in enumerate(parts):
         by_digest: dict[str, list[int]] = {}
         errors = []
         for i, sent in enumerate(files):
+            note_item(k, i)
             got = digest_of(sent[0])
             if isinstance(got, DupeError):
                 errors.append(got)
@@ -566,10 +568,11 @@ def _split_heads(job: Job, head: int, parts: Sequence[Part]) -> list[Split]:
     view, views = read_buffer(head)
     open_, readv, fstat, close, is_regular = os.open, os.readv, os.fstat, os.close, stat.S_ISREG
     out = []
-    for number, start, whole, files in parts:
+    for k, (number, start, whole, files) in enumerate(parts):
         by_digest: dict[str, list[int]] = {}
         errors = []
         for i, f in enumerate(files):
+            note_item(k, i)
             path = f[0]
             try:
                 fd = open_(path, OPEN_FLAGS)

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, cast
@@ -35,6 +36,10 @@ R = TypeVar("R")
 # round trip to a worker is spread over many files.
 DEFAULT_CHUNKSIZE = 256
 BATCH_BYTES = 16 << 20
+
+# The read buffer is allocated in every worker: beyond this, a larger one
+# only costs memory (64 KiB is the fastest size measured).
+MAX_BLOCK_SIZE = 64 << 20
 
 # A job this small is hashed in this process: starting a pool costs more.
 INLINE_MAX_FILES = 64
@@ -70,12 +75,13 @@ class Executor(Protocol):
         fn: Callable[[list[T]], list[R]],
         batches: Iterable[list[T]],
         idle: Callable[[], None] | None = None,
-        lost: Callable[[T], R] | None = None,
+        lost: Callable[[T, str], R] | None = None,
     ) -> Iterator[list[R]]:
         """``idle``, if given, is called whenever the caller would otherwise
-        wait: no result and no batch for a moment. ``lost`` makes the result
-        of an item that could not be run (its worker died on it, twice); by
-        default, a :class:`Result` with an error for a path."""
+        wait: no result and no batch for a moment. ``lost(item, reason)`` makes
+        the result of an item that could not be run (its worker died on it,
+        twice; it made no progress for the stall timeout); by default, a
+        :class:`Result` with an error for a path."""
         ...
 
     def close(self) -> None: ...
@@ -89,7 +95,7 @@ class InlineExecutor:
         fn: Callable[[list[T]], list[R]],
         batches: Iterable[list[T]],
         idle: Callable[[], None] | None = None,
-        lost: Callable[[T], R] | None = None,
+        lost: Callable[[T, str], R] | None = None,
     ) -> Iterator[list[R]]:
         # Never waits for anything but the work itself: no call to ``idle``.
         return map(fn, batches)
@@ -98,12 +104,46 @@ class InlineExecutor:
         pass
 
 
-class PipelineStats:
-    """What went wrong beneath the results: workers that died mid-batch."""
+# A worker whose item has made no progress for this long is reported once.
+STALL_WARNING_SECONDS = 60.0
+# How often the parent looks for stalled workers.
+STALL_CHECK_SECONDS = 0.5
 
-    def __init__(self) -> None:
+
+def stalled_reason(seconds: float) -> str:
+    """The error of an item given up after ``seconds`` without progress."""
+    return f"no progress for {seconds:g} s, abandoned"
+
+
+class PipelineStats:
+    """What went wrong beneath the results, and what to do about stalls.
+
+    ``worker_deaths`` counts workers that died mid-batch. A worker that makes
+    no progress on one item (a file on a dead network mount, a process
+    stopped by SIGSTOP) is reported to ``on_stall(item, sub, seconds)`` once
+    (``sub`` as given to :func:`note_item`),
+    after ``stall_warning`` seconds (at most half of ``stall_timeout``); with
+    ``stall_timeout``, the item is given up after that many seconds: the
+    worker is killed (or, stuck in the kernel, left behind), the item comes
+    back as an error, and the rest of the work goes on. ``abandoned`` counts
+    those items.
+    """
+
+    def __init__(
+        self,
+        *,
+        stall_timeout: float | None = None,
+        stall_warning: float = STALL_WARNING_SECONDS,
+        on_stall: Callable[[Any, int, float], None] | None = None,
+    ) -> None:
         self.worker_deaths = 0
         self.retried = 0
+        self.abandoned = 0
+        self.stall_timeout = stall_timeout
+        self.stall_warning = (
+            stall_warning if stall_timeout is None else min(stall_warning, stall_timeout / 2)
+        )
+        self.on_stall = on_stall
 
 
 # Worker-side bookkeeping, set by _init_worker: which batch each worker is on,
@@ -112,13 +152,54 @@ _SLOT = -1
 _SLOTS: Any = None
 
 
-def _init_worker(slots: _Slots) -> None:
-    # Ctrl-C reaches the whole process group; only the parent acts on it, and
-    # it stops the workers itself, with SIGTERM, which must kill them outright
-    # whatever handler the parent had installed before forking.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+def _handled_signals() -> set[int]:
+    """Signals the parent handles in Python, and the two it stops workers with."""
+    handled: set[int] = {signal.SIGINT, signal.SIGTERM}
+    for s in signal.valid_signals():
+        with contextlib.suppress(OSError, ValueError):
+            if callable(signal.getsignal(s)):
+                handled.add(s)
+    return handled
+
+
+_PRCTL: Any = None
+
+
+def _load_prctl() -> None:
+    """Look up ``prctl`` in the parent, so that a forked worker pays no import."""
+    global _PRCTL
+    if _PRCTL is None and sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError, ImportError):
+            import ctypes
+
+            _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this worker when its parent dies.
+
+    Without it a worker whose parent was killed outright (SIGKILL, the OOM
+    killer) lives on as an orphan. Linux's ``PR_SET_PDEATHSIG``; elsewhere
+    nothing.
+    """
+    _load_prctl()
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    # The parent may have died before the request: then the signal never comes.
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _init_worker(slots: _Slots, handled: set[int], parent: int) -> None:
+    _die_with_parent(parent)
+    # Signals reach the whole process group (Ctrl-C, a closed terminal's
+    # SIGHUP); only the parent acts on them, and it stops the workers itself,
+    # with SIGTERM or SIGKILL. SIGTERM must kill a worker outright whatever
+    # handler the parent had installed before forking.
+    for s in handled:
+        with contextlib.suppress(OSError, ValueError):
+            signal.signal(s, signal.SIG_DFL if s == signal.SIGTERM else signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, handled)
     # The parent may have paused its cyclic collector (dupes does, while it
     # keeps every candidate); a worker runs for the whole job and collects.
     gc.enable()
@@ -130,6 +211,18 @@ def _init_worker(slots: _Slots) -> None:
         slots.set_pid(slot, os.getpid())
 
 
+def note_item(index: int, sub: int = 0) -> None:
+    """In a worker: the batch's item ``index`` is being worked on now.
+
+    What a stall is reported against (see :class:`PipelineStats`); a batch
+    function that never calls it has its first item blamed. ``sub`` is the
+    file within an item that holds several (a group of ``dupes``), for the
+    warning to name. Costs one write to memory shared with the parent.
+    """
+    if _SLOT >= 0:
+        _SLOTS.set_item(_SLOT, index, sub)
+
+
 class _Tracked:
     """Runs a batch in a worker, noting its number in the worker's slot."""
 
@@ -139,6 +232,7 @@ class _Tracked:
     def __call__(self, task: tuple[int, list[Any]]) -> tuple[int, list[Any]]:
         number, batch = task
         if _SLOT >= 0:
+            _SLOTS.set_item(_SLOT, 0, 0)
             _SLOTS.set_batch(_SLOT, number)
         try:
             return number, self.fn(batch)
@@ -167,14 +261,16 @@ def _new_pool(ctx: Any, jobs: int, slots: _Slots, born: list[Any]) -> Any:
             return process
 
     # A worker gets the parent's handlers until _init_worker replaces them:
-    # SIGTERM in between (the pool stopping a fresh replacement) would run
-    # the parent's handler in the worker. Blocked here, in this thread and in
-    # the pool's threads that start now (and fork replacements later), the
-    # signals wait in each new worker until its own handlers are in place.
-    stopping = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+    # a signal in between (the pool stopping a fresh replacement, a Ctrl-C)
+    # would run the parent's handler in the worker. Blocked here, in this
+    # thread and in the pool's threads that start now (and fork replacements
+    # later), the signals wait in each new worker until its own handlers are
+    # in place.
+    handled = _handled_signals()
+    _load_prctl()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, handled)
     try:
-        return QuietPool(jobs, _init_worker, (slots,), context=ctx)
+        return QuietPool(jobs, _init_worker, (slots, handled, os.getpid()), context=ctx)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
@@ -192,16 +288,16 @@ class _Slots:
         if ctx.get_start_method() == "fork":
             import mmap
 
-            self.memory: Any = mmap.mmap(-1, 8 * (2 * size + 1))
+            self.memory: Any = mmap.mmap(-1, 8 * (4 * size + 1))
             self.cells: Any = memoryview(self.memory).cast("q")
         else:
             self.memory = None
-            self.cells = ctx.Array("q", 2 * size + 1, lock=False)
+            self.cells = ctx.Array("q", 4 * size + 1, lock=False)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"size": self.size, "lock": self.lock, "memory": None, "cells": self.cells}
 
-    # cells[0] counts the slots taken; then one (batch, pid) pair per worker.
+    # cells[0] counts the slots taken; then (batch, pid, item, sub) per worker.
     def take(self) -> int:
         with self.lock:
             slot = self.cells[0]
@@ -209,17 +305,29 @@ class _Slots:
         return slot if slot < self.size else -1
 
     def set_pid(self, slot: int, pid: int) -> None:
-        self.cells[2 + 2 * slot] = pid
+        self.cells[2 + 4 * slot] = pid
 
     def set_batch(self, slot: int, number: int) -> None:
-        self.cells[1 + 2 * slot] = number
+        self.cells[1 + 4 * slot] = number
+
+    def set_item(self, slot: int, index: int, sub: int = 0) -> None:
+        self.cells[3 + 4 * slot] = index
+        self.cells[4 + 4 * slot] = sub
 
     def batch_of(self, pid: int | None) -> int:
         """The batch the worker ``pid`` was on, or -1 (idle, or not known)."""
         for i in range(min(int(self.cells[0]), self.size)):
-            if self.cells[2 + 2 * i] == pid:
-                return int(self.cells[1 + 2 * i])
+            if self.cells[2 + 4 * i] == pid:
+                return int(self.cells[1 + 4 * i])
         return -1
+
+    def working(self) -> Iterator[tuple[int, int, int, int]]:
+        """``(pid, batch, item, sub)`` of each worker that is on a batch."""
+        cells = self.cells
+        for i in range(min(int(cells[0]), self.size)):
+            batch = int(cells[1 + 4 * i])
+            if batch >= 0:
+                yield int(cells[2 + 4 * i]), batch, int(cells[3 + 4 * i]), int(cells[4 + 4 * i])
 
 
 def _pool_context() -> Any:
@@ -288,7 +396,7 @@ class PoolExecutor:
         fn: Callable[[list[T]], list[R]],
         batches: Iterable[list[T]],
         idle: Callable[[], None] | None = None,
-        lost: Callable[[T], R] | None = None,
+        lost: Callable[[T, str], R] | None = None,
     ) -> Iterator[list[R]]:
         import collections
         import multiprocessing
@@ -297,11 +405,12 @@ class PoolExecutor:
         self._drained = False
         ahead = _ReadAhead(batches, self.jobs * INFLIGHT_PER_WORKER, self._stop)
         limit = self.jobs * INFLIGHT_PER_WORKER
-        lose = lost if lost is not None else cast(Callable[[T], R], _lost_result)
+        lose = lost if lost is not None else cast(Callable[[T, str], R], _lost_result)
         # Batches to send again after a death, with whether they are a retry.
         pending: collections.deque[tuple[list[T], bool]] = collections.deque()
         numbers = itertools.count()
         tracked = _Tracked(fn)
+        watch = _StallWatch(self.stats)
         while True:
             # One generation: one pool, one imap_unordered, fed from `tasks`.
             tasks: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -311,6 +420,8 @@ class PoolExecutor:
             )
             inflight: dict[int, tuple[list[T], bool]] = {}
             dead: list[Any] = []
+            # batch number -> (index of the item given up, seconds without progress)
+            abandoned: dict[int, tuple[int, float]] = {}
             while True:
                 while len(inflight) < limit:
                     if pending:
@@ -341,22 +452,39 @@ class PoolExecutor:
                     dead = self._dead_workers()
                     if dead:
                         break
+                    number = -1
+                if time.monotonic() >= watch.due:
+                    for pid, stuck, index, seconds in watch.check(self._slots, inflight):
+                        abandoned[stuck] = (index, seconds)
+                        with contextlib.suppress(OSError):
+                            os.kill(pid, signal.SIGKILL)
+                    if abandoned:
+                        break
+                if number < 0:
                     continue
                 inflight.pop(number, None)
                 yield batch_results
-            # Workers died: retire this pool and send its work again.
+            # Workers died or were given up on: retire this pool and send its
+            # work again, less the items given up.
             generation_stop.set()
             culprits = {self._slots.batch_of(p.pid) for p in dead}
-            self.stats.worker_deaths += len(dead)
+            self.stats.worker_deaths += len(culprits - abandoned.keys() if dead else ())
             if self.stats.worker_deaths > MAX_WORKER_DEATHS:
                 raise WorkersKeepDying(f"{self.stats.worker_deaths} worker processes died")
             self._retire_pool()
             self._start_pool()
             for number, (batch, retry) in sorted(inflight.items()):
-                if number not in culprits:
+                if number in abandoned:
+                    index, seconds = abandoned[number]
+                    self.stats.abandoned += 1
+                    yield [lose(batch[index], stalled_reason(seconds))]
+                    rest = batch[:index] + batch[index + 1 :]
+                    if rest:
+                        pending.append((rest, retry))
+                elif number not in culprits:
                     pending.append((batch, retry))
                 elif retry:
-                    yield [lose(item) for item in batch]
+                    yield [lose(item, WORKER_DIED) for item in batch]
                 else:
                     self.stats.retried += len(batch)
                     pending.extend(([item], True) for item in batch)
@@ -452,6 +580,58 @@ def _feed(
         yield task
 
 
+class _StallWatch:
+    """Finds workers that make no progress on their item.
+
+    Progress is a new batch or item in the worker's slot, or, where Linux
+    tells, bytes read by the worker (``rchar`` of ``/proc/PID/io``): a large
+    file read slowly is not stalled, a read that waits on a dead server or
+    a stopped process is.
+    """
+
+    def __init__(self, stats: PipelineStats) -> None:
+        self.stats = stats
+        self.due = time.monotonic() + STALL_CHECK_SECONDS
+        # pid -> (batch, item, sub, bytes read, no progress since, warned)
+        self.seen: dict[int, tuple[int, int, int, int | None, float, bool]] = {}
+
+    def check(
+        self, slots: _Slots, inflight: dict[int, tuple[list[Any], bool]]
+    ) -> list[tuple[int, int, int, float]]:
+        """``(pid, batch, item, seconds)`` of each worker to give up on; warns on the way."""
+        now = time.monotonic()
+        self.due = now + STALL_CHECK_SECONDS
+        stats = self.stats
+        give_up = []
+        seen = {}
+        for pid, batch, item, sub in slots.working():
+            read = _bytes_read(pid)
+            before = self.seen.get(pid)
+            if before is None or before[:4] != (batch, item, sub, read):
+                seen[pid] = (batch, item, sub, read, now, False)
+                continue
+            since, warned = before[4], before[5]
+            stalled = now - since
+            known = batch in inflight and 0 <= item < len(inflight[batch][0])
+            if known and not warned and stalled >= stats.stall_warning:
+                warned = True
+                if stats.on_stall is not None:
+                    stats.on_stall(inflight[batch][0][item], sub, stats.stall_warning)
+            seen[pid] = (batch, item, sub, read, since, warned)
+            if known and stats.stall_timeout is not None and stalled >= stats.stall_timeout:
+                give_up.append((pid, batch, item, stats.stall_timeout))
+        self.seen = seen
+        return give_up
+
+
+def _bytes_read(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/io", "rb") as f:
+            return int(f.readline().split()[1])  # "rchar: N"
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class _ReadAhead:
     """Iterates ``batches`` in a thread of its own, up to ``depth`` ahead.
 
@@ -522,10 +702,10 @@ class _Raised:
 WORKER_DIED = "worker process died while hashing this file"
 
 
-def _lost_result(item: Item) -> Result:
+def _lost_result(item: Item, reason: str) -> Result:
     if isinstance(item, WalkError):
         return item.as_result()
-    return Result(str(item), {}, error=WORKER_DIED)
+    return Result(str(item), {}, error=reason)
 
 
 class _SizeHint:
@@ -622,7 +802,7 @@ class _HashBatch:
         self.job = job
 
     def __call__(self, batch: list[Item]) -> list[Result]:
-        return hash_batch(self.job, batch)
+        return hash_batch(self.job, batch, note_item)
 
 
 def hash_paths(
@@ -654,7 +834,10 @@ def hash_paths(
     ``POLL_SECONDS`` at most, more often while workers wait for paths):
     a caller that buffers output flushes it then, so that nothing waits in
     a buffer while the input or a long file holds the next result back.
+    A ``block_size`` above ``MAX_BLOCK_SIZE`` raises ``ValueError``.
     """
+    if not 1 <= block_size <= MAX_BLOCK_SIZE:
+        raise ValueError(f"block_size must be between 1 and {MAX_BLOCK_SIZE}")
     job = Job(tuple(algos), block_size)
     fn = _HashBatch(job)
     size = chunksize or DEFAULT_CHUNKSIZE

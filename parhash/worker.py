@@ -220,17 +220,23 @@ def path_hasher(job: Job) -> Callable[[str], Result]:
     return hash_path
 
 
-def hash_batch(job: Job, items: Sequence[str | WalkError]) -> list[Result]:
+def hash_batch(
+    job: Job, items: Sequence[str | WalkError], note: Callable[[int], None] | None = None
+) -> list[Result]:
     """Hash every path of ``items``; a :class:`WalkError` passes through as a Result.
 
     A path is a plain ``str`` (named by the caller: opened as named) or a
     :class:`~parhash.walk.Walked` one (found by the walk: opened as found).
     A :class:`Task` is hashed with its own algorithms instead of the job's.
     ``job.head`` is not looked at: heads are read by :func:`read_head`.
+    ``note(i)``, if given, is called as item ``i`` starts (what a stalled
+    worker is reported against).
     """
     hash_path = path_hasher(job)
     out = []
-    for item in items:
+    for i, item in enumerate(items):
+        if note is not None:
+            note(i)
         if type(item) is Task:
             # One per manifest line in check: no closure, no new Job.
             out.append(

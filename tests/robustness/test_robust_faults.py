@@ -277,6 +277,11 @@ SIGNALS = [
     pytest.param(signal.SIGINT, True, 130, id="SIGINT-group"),
     pytest.param(signal.SIGTERM, False, 143, id="SIGTERM-parent"),
     pytest.param(signal.SIGTERM, True, 143, id="SIGTERM-group"),
+    # A closed terminal, and Ctrl-\: every catchable stopping signal is 128+N.
+    pytest.param(signal.SIGHUP, True, 129, id="SIGHUP-group"),
+    pytest.param(signal.SIGHUP, False, 129, id="SIGHUP-parent"),
+    pytest.param(signal.SIGQUIT, True, 131, id="SIGQUIT-group"),
+    pytest.param(signal.SIGUSR1, False, 138, id="SIGUSR1-parent"),
 ]
 
 

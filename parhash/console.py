@@ -1,0 +1,428 @@
+"""What every command shares: signals, the output stream, ``-o`` files, exit statuses.
+
+The ``parhash`` command starts in :func:`main`, which installs the signal
+handlers before anything else is imported, so that a signal at any moment of
+a run ends it quietly with status 128+N:
+
+- the first signal raises :class:`Stopped` in the main thread; the command
+  unwinds, which stops the workers, drops output that can't be written at
+  once and removes a half-written ``-o`` file;
+- should anything in that unwinding block (a stuck output, a hung mount), a
+  second signal, or :data:`FORCE_SECONDS` after the first, ends the process
+  at once, after removing the temporary files still registered here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import stat
+import sys
+import threading
+from collections.abc import Iterator
+from typing import IO, Any, NoReturn
+
+EXIT_OK = 0
+EXIT_FILE_ERROR = 1
+EXIT_USAGE = 2
+EXIT_PIPE = 128 + signal.SIGPIPE
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+# Signals whose default action ends the process and that a process may catch.
+# SIGPIPE stays ignored, as Python leaves it: a closed pipe is an EPIPE, and
+# status 141. SIGXFSZ too: a file too large is a write error.
+STOPPING_SIGNALS: tuple[signal.Signals, ...] = tuple(
+    getattr(signal, name)
+    for name in ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGALRM",
+                 "SIGVTALRM", "SIGPROF", "SIGXCPU", "SIGPWR", "SIGSTKFLT", "SIGIO")
+    if hasattr(signal, name)
+)
+
+# How long the unwinding after a signal may take before the process ends anyway.
+FORCE_SECONDS = 1.0
+# How long output already computed may take to drain after a signal.
+DRAIN_SECONDS = 0.3
+
+# Set by the first stopping signal: readers of pipes (check's manifest) look at it.
+STOPPING = threading.Event()
+
+
+class Stopped(BaseException):
+    """Raised in the main thread by a stopping signal, so that clean-up runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.status = 128 + signum
+
+
+_temporary: set[str] = set()  # -o files being written, for a forced exit to remove
+_stopped_by: list[int] = []
+
+
+def _force_exit(status: int) -> NoReturn:
+    def remove() -> None:
+        for path in list(_temporary):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+    # In a thread of its own: on a stuck mount the unlink itself may never
+    # return, and the process must end all the same.
+    remover = threading.Thread(target=remove, daemon=True)
+    remover.start()
+    remover.join(0.5)
+    os._exit(status)
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    if _stopped_by:
+        _force_exit(128 + _stopped_by[0])  # a second signal: the unwinding is stuck
+    _stopped_by.append(signum)
+    STOPPING.set()
+    timer = threading.Timer(FORCE_SECONDS, _force_exit, (128 + signum,))
+    timer.daemon = True
+    timer.start()
+    raise Stopped(signum)
+
+
+def _exit_at_once(signum: int, frame: Any) -> None:
+    _force_exit(128 + (_stopped_by[0] if _stopped_by else signum))
+
+
+def install_signal_handlers() -> None:
+    """Make every stopping signal raise :class:`Stopped` (see the module's docstring)."""
+    for s in STOPPING_SIGNALS:
+        with contextlib.suppress(OSError, ValueError):
+            signal.signal(s, _on_signal)
+
+
+def stopped_status() -> int | None:
+    """128+N once signal N has stopped the run, else None."""
+    return 128 + _stopped_by[0] if _stopped_by else None
+
+
+# --- Output -------------------------------------------------------------------
+
+
+class Sink:
+    """A buffered byte stream over a file descriptor that can be abandoned.
+
+    :class:`io.BufferedWriter` flushes on close, whatever is going on: into a
+    pipe that no one reads, that waits forever. Here a normal end writes
+    everything; :meth:`abandon` gives the reader :data:`DRAIN_SECONDS` to take
+    what is pending, and drops the rest.
+    """
+
+    def __init__(self, fd: int, buffer_size: int = 1 << 20) -> None:
+        self.fd = fd
+        self.limit = buffer_size
+        self.pending = bytearray()
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def write(self, data: bytes) -> int:
+        self.pending += data
+        if len(self.pending) >= self.limit:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        pending = self.pending
+        if not pending:
+            return
+        view = memoryview(pending)
+        done = 0
+        try:
+            while done < len(view):
+                done += os.write(self.fd, view[done:])
+        finally:
+            view.release()
+            del pending[:done]
+
+    def abandon(self) -> None:
+        """Write what the reader takes within :data:`DRAIN_SECONDS`; drop the rest."""
+        import select
+        import time
+
+        deadline = time.monotonic() + DRAIN_SECONDS
+        pending = self.pending
+        try:
+            while pending:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([], [self.fd], [], left)[1]:
+                    break
+                # At most PIPE_BUF once the descriptor is writable: a pipe with
+                # room for that much takes it without blocking.
+                n = os.write(self.fd, bytes(pending[: select.PIPE_BUF]))
+                del pending[:n]
+        except (OSError, ValueError):
+            pass
+        pending.clear()
+
+
+def open_output(path: str | None) -> contextlib.AbstractContextManager[Any]:
+    """Standard output, or ``path`` written atomically (see :func:`atomic_file`).
+
+    Yields a stream with ``write`` and ``flush``. On an exception the output
+    is abandoned, never flushed into a stuck reader, and a temporary file is
+    removed. A write error ends the command with a message and status 1.
+    """
+    if path is None or path == "-":
+        return _standard_output()
+    return atomic_file(path)
+
+
+@contextlib.contextmanager
+def _standard_output() -> Iterator[Any]:
+    sys.stdout.flush()
+    try:
+        fileno = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        # No file descriptor behind sys.stdout (CliRunner, an embedding
+        # application): write through its own binary buffer.
+        yield sys.stdout.buffer
+        return
+    sink = Sink(fileno)
+    try:
+        yield sink
+        sink.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:  # a full disk, /dev/full, a quota
+        sink.pending.clear()
+        _write_error(e)
+    except BaseException:
+        sink.abandon()
+        raise
+
+
+def _write_error(e: OSError) -> NoReturn:
+    import click
+
+    click.echo(f"parhash: write error: {e.strerror or e}", err=True)
+    raise click.exceptions.Exit(EXIT_FILE_ERROR) from None
+
+
+# The suffix of every -o file being written. Another run's walk may list one
+# (two runs writing manifests into the tree they scan): the scan leaves such
+# names out of what it reports, as it leaves out its own output.
+TEMPORARY_SUFFIX = ".parhash-tmp"
+
+
+def is_temporary_output(path: str) -> bool:
+    """Whether ``path`` names an ``-o`` file that a parhash run is still writing."""
+    name = path.rpartition("/")[2]
+    return name.startswith(".") and name.endswith(TEMPORARY_SUFFIX)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str) -> Iterator[Any]:
+    """Write ``path`` through a temporary file beside it, renamed over it at the end.
+
+    A special file (``/dev/null``, a FIFO) is written in place instead: a
+    rename would replace the device or pipe itself. A replaced file keeps its
+    owner (when this process may set it) and permission bits, never its
+    set-user-ID and set-group-ID bits. Through a symlink, the file it names is
+    replaced and the link kept, unless the link is one that the kernel's
+    ``protected_symlinks`` rule would refuse to follow.
+    """
+    target = _follow_output_links(path)
+    try:
+        st: os.stat_result | None = os.stat(target)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        import errno
+
+        _cannot_write(path, os.strerror(errno.EISDIR))
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC | os.O_NOCTTY)
+        except OSError as e:
+            _cannot_write(path, e.strerror or str(e))
+        device = Sink(fd, 1 << 16)
+        try:
+            yield device
+            device.flush()
+        except OSError as e:
+            _cannot_write(path, e.strerror or str(e))
+        except BaseException:
+            device.abandon()
+            raise
+        finally:
+            os.close(fd)
+        return
+    import tempfile
+
+    directory, _, base = target.rpartition("/")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory or ".", prefix=f".{base}.",
+                                   suffix=TEMPORARY_SUFFIX)
+    except OSError as e:
+        _cannot_write(path, e.strerror or str(e))
+    _temporary.add(tmp)
+    stream = Sink(fd, 1 << 16)
+    try:
+        _set_mode(fd, st)
+        yield stream
+        stream.flush()
+        os.fsync(fd)
+        os.replace(tmp, target)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        _cannot_write(path, e.strerror or str(e))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    finally:
+        _temporary.discard(tmp)
+        os.close(fd)
+
+
+def _set_mode(fd: int, replaced: os.stat_result | None) -> None:
+    if replaced is None:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        return
+    if os.geteuid() == 0 or replaced.st_uid == os.geteuid():
+        with contextlib.suppress(OSError):
+            os.fchown(fd, replaced.st_uid, replaced.st_gid)
+    # Never the set-user-ID, set-group-ID or sticky bits: a manifest that
+    # replaced a program must not run as its owner.
+    os.fchmod(fd, stat.S_IMODE(replaced.st_mode) & 0o777)
+
+
+def _follow_output_links(path: str) -> str:
+    """The file that ``path`` names, through its symlinks, each checked as the kernel would.
+
+    ``fs.protected_symlinks`` forbids following a link in a sticky,
+    world-writable directory (``/tmp``) when the link's owner is neither the
+    directory's owner nor the follower: the classic trap of a link planted
+    where a victim will write. The check is made here, not left to the
+    kernel, because the link is resolved to a name before the file is written.
+    """
+    import errno
+
+    seen = 0
+    current = path
+    while True:
+        try:
+            link = os.lstat(current)
+        except OSError:
+            return current
+        if not stat.S_ISLNK(link.st_mode):
+            return current
+        directory = os.path.dirname(current) or "."
+        try:
+            parent = os.stat(directory)
+        except OSError as e:
+            _cannot_write(path, e.strerror or str(e))
+        sticky_world = parent.st_mode & stat.S_ISVTX and parent.st_mode & stat.S_IWOTH
+        if sticky_world and link.st_uid not in (parent.st_uid, os.geteuid()):
+            _cannot_write(path, os.strerror(errno.EACCES)
+                          + " (a symlink in a sticky world-writable directory, owned by "
+                          "another user)")
+        seen += 1
+        if seen > 40:
+            _cannot_write(path, os.strerror(errno.ELOOP))
+        current = os.path.join(directory, os.readlink(current))
+
+
+def _cannot_write(path: str, reason: str) -> NoReturn:
+    import click
+
+    from parhash.manifest import quote_name
+
+    click.echo(f"parhash: cannot write to {quote_name(path, colon=False)}: {reason}", err=True)
+    raise click.exceptions.Exit(EXIT_FILE_ERROR)
+
+
+# --- The command's start and end -------------------------------------------------
+
+
+def main() -> NoReturn:
+    """Entry point of the ``parhash`` command (and ``python -m parhash``)."""
+    install_signal_handlers()
+    stdout: IO[bytes] = sys.stdout.buffer
+    try:
+        rc = _run(stdout)
+    except Stopped as e:  # raised while _run handled another exception
+        rc = e.status
+    finish(rc, stdout)
+
+
+def _run(stdout: IO[bytes]) -> int:
+    try:
+        # Imported once the handlers are in place: a signal while click and
+        # the rest load ends the run as quietly as one during the work.
+        from parhash.cli import run
+
+        rc = run()
+        stdout.flush()
+    except Stopped as e:
+        rc = e.status
+    except KeyboardInterrupt:  # SIGINT before the handlers, or from a library
+        rc = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        rc = EXIT_PIPE
+    except OSError as e:
+        # Commands report their own file errors; what gets here is click
+        # writing help or a version to a full or failing standard output.
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"parhash: write error: {e.strerror or e}\n")
+        rc = EXIT_FILE_ERROR
+    return rc
+
+
+def finish(rc: int, stdout: IO[bytes]) -> NoReturn:
+    """Flush what is left and leave with status ``rc`` (or 128+N after signal N)."""
+    # From here on a signal ends the process at once: there is nothing left
+    # to unwind, and an exception would escape as a traceback.
+    for s in STOPPING_SIGNALS:
+        with contextlib.suppress(OSError, ValueError):
+            signal.signal(s, _exit_at_once)
+    rc = stopped_status() or rc
+    if rc == EXIT_PIPE or _stdout_broken(stdout):
+        # Point stdout at /dev/null so that a last flush doesn't fail again
+        # on the closed pipe.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        rc = EXIT_PIPE if not _stopped_by else rc
+    if _stopped_by:
+        # Whatever still waits in the text layer waits for a reader that may
+        # never come: drop it.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+    try:
+        sys.stdout.flush()  # what click.echo left in the text layer (--help, --version)
+    except BrokenPipeError:
+        rc = EXIT_PIPE
+    except (OSError, ValueError) as e:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"parhash: write error: {getattr(e, 'strerror', None) or e}\n")
+        rc = rc or EXIT_FILE_ERROR
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
+    # Everything is written and every pool is stopped: leave without the
+    # interpreter's teardown, which frees every module (some 8 ms of a
+    # one-file run) and would wait on the lock of standard input if a walk
+    # thread is still blocked reading a path list from a live producer.
+    os._exit(rc)
+
+
+def _stdout_broken(stdout: IO[bytes]) -> bool:
+    try:
+        stdout.flush()
+    except BrokenPipeError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
+
