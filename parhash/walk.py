@@ -33,14 +33,13 @@ import functools
 import heapq
 import operator
 import os
-import re
 import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from typing import BinaryIO, Literal, NamedTuple, Protocol, overload
+from typing import BinaryIO, Literal, NamedTuple, overload
 
 from parhash.results import PAUSE, Pause, WalkError, reason
-from parhash.select import has_magic, translate
+from parhash.select import GlobPredicates, Predicates, has_magic
 
 NOT_REGULAR = "not a regular file"
 LOOP = "File system loop detected"
@@ -57,11 +56,6 @@ except (OSError, ValueError, AttributeError):
 # Longer names than this exist on no Linux file system: below it, a name
 # checked against PATH_MAX needs no encoding.
 _NAME_MAX = 255
-
-
-class Predicates(Protocol):
-    def enter_dir(self, relpath: str) -> bool: ...
-    def keep_file(self, relpath: str) -> bool: ...
 
 
 class Walked(str):
@@ -603,47 +597,6 @@ def _open_dir(
     return fd, names, kinds, room
 
 
-class _GlobPredicates:
-    """Matches the part of a glob below its literal base directory.
-
-    A directory that matches the whole pattern is taken whole, as a shell
-    would pass it to a command that walks it. Wildcards don't match a leading
-    dot, as in a shell.
-    """
-
-    def __init__(self, pattern: str, then: Predicates | None) -> None:
-        parts = [p for p in pattern.split("/") if p]
-        self.full = re.compile(translate("/".join(parts), hidden=False) + r"\Z", re.DOTALL)
-        # Components before the first "**" prune directories that can't match.
-        self.fixed: list[re.Pattern[str]] = []
-        for part in parts:
-            if part == "**" or "**" in part:
-                break
-            self.fixed.append(re.compile(translate(part, hidden=False) + r"\Z", re.DOTALL))
-        self.bounded = len(self.fixed) == len(parts)
-        self.then = then
-
-    def _inside_match(self, relpath: str) -> bool:
-        parts = relpath.split("/")
-        return any(self.full.match("/".join(parts[:i])) for i in range(1, len(parts)))
-
-    def enter_dir(self, relpath: str) -> bool:
-        if self.then is not None and not self.then.enter_dir(relpath):
-            return False
-        parts = relpath.split("/")
-        if self.bounded and len(parts) >= len(self.fixed):
-            # Deep enough that only a whole-directory match can keep it.
-            return self.full.match(relpath) is not None or self._inside_match(relpath)
-        return all(
-            rx.match(part) for rx, part in zip(self.fixed, parts, strict=False)
-        ) or self._inside_match(relpath)
-
-    def keep_file(self, relpath: str) -> bool:
-        if self.then is not None and not self.then.keep_file(relpath):
-            return False
-        return self.full.match(relpath) is not None or self._inside_match(relpath)
-
-
 def walk_glob(
     pattern: str,
     *,
@@ -672,7 +625,7 @@ def walk_glob(
         yield WalkError(pattern, reason(e), e.errno)
         return
     for item in walk_tree(
-        base, follow=follow, select=_GlobPredicates(rest, select), top_stat=top_stat,
+        base, follow=follow, select=GlobPredicates(rest, select), top_stat=top_stat,
         skip_pseudo=skip_pseudo,
     ):
         matched = matched or isinstance(item, str)
