@@ -556,10 +556,12 @@ def dupes(paths, algo, fmt, zero, follow, include, exclude, min_size, max_size, 
 
     Exit status: 0, or with --exit-code 1 if any duplicates were found; 2 for
     a usage error, or when an error could hide a duplicate: an argument or a
-    directory that can't be read, a file whose size matches another's that
-    can't be read or changes during the search. Errors that can't hide one
-    (a link loop under -L, a file that vanished) are reported and change
-    nothing.
+    directory that can't be read or was swapped for a link during the walk,
+    a file whose size matches another's that can't be read, changes during
+    the search or stalls past --stall-timeout. Errors that can't hide one (a
+    link loop under -L, a file that vanished) are reported and change
+    nothing, as do the notes on pseudo file systems (/proc, /sys), which are
+    skipped.
 
     \b
     Example:

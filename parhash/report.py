@@ -479,8 +479,10 @@ def tally_dupes(
     err = err if err is not None else sys.stderr
     for item in items:
         if isinstance(item, DupeError):
-            counts.errors += 1
-            counts.hiding_errors += item.could_hide_duplicate
+            # A note (a pseudo file system left alone) is said, not counted.
+            if not item.skipped:
+                counts.errors += 1
+                counts.hiding_errors += item.could_hide_duplicate
             err.write(error_line(prog, item.path, item.error))
             err.flush()
             continue
