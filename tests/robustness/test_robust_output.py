@@ -106,18 +106,25 @@ def test_two_runs_writing_into_the_tree_they_scan_never_list_each_others_tempora
             for line in listed.splitlines()} >= expected
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to own files as another user")
-def test_replacing_a_set_uid_file_keeps_its_owner_and_mode_but_not_the_set_id_bits(
-    tmp_path: Path,
-) -> None:
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A tree of one file, ``a``, to write manifests of."""
     (tmp_path / "tree").mkdir()
     (tmp_path / "tree" / "a").write_bytes(b"a")
+    return tmp_path / "tree"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to own files as another user")
+def test_replacing_a_set_uid_file_keeps_its_owner_and_mode_but_not_the_set_id_bits(
+    tree: Path,
+    tmp_path: Path,
+) -> None:
     program = tmp_path / "program"
     program.write_bytes(b"\x7fELF not really")
     os.chown(program, NOBODY, NOBODY)
     os.chmod(program, 0o6777)
 
-    out = run_parhash(["scan", "-a", "md5", "-o", program, tmp_path / "tree"], timeout=30)
+    out = run_parhash(["scan", "-a", "md5", "-o", program, tree], timeout=30)
     assert out.status == 0, out
     st = os.stat(program)
     assert stat.S_IMODE(st.st_mode) == 0o777, oct(st.st_mode)
@@ -138,17 +145,16 @@ def sticky_dir(tmp_path: Path) -> Path:
 
 
 def test_symlink_planted_by_another_user_in_a_sticky_directory_is_not_written_through(
+    tree: Path,
     sticky_dir: Path, tmp_path: Path
 ) -> None:
-    (tmp_path / "tree").mkdir()
-    (tmp_path / "tree" / "a").write_bytes(b"a")
     victim = tmp_path / "victim"
     victim.write_bytes(b"precious\n")
     trap = sticky_dir / "MD5SUMS"
     trap.symlink_to(victim)
     os.lchown(trap, NOBODY, NOBODY)
 
-    out = run_parhash(["scan", "-a", "md5", "-o", trap, tmp_path / "tree"], timeout=30)
+    out = run_parhash(["scan", "-a", "md5", "-o", trap, tree], timeout=30)
     assert out.status == 1, out
     assert victim.read_bytes() == b"precious\n"
     assert trap.is_symlink()
@@ -161,16 +167,15 @@ def test_symlink_planted_by_another_user_in_a_sticky_directory_is_not_written_th
 
 
 def test_symlink_of_the_running_user_in_a_sticky_directory_is_written_through(
+    tree: Path,
     sticky_dir: Path, tmp_path: Path
 ) -> None:
-    (tmp_path / "tree").mkdir()
-    (tmp_path / "tree" / "a").write_bytes(b"a")
     target = tmp_path / "real"
     target.write_bytes(b"old\n")
     link = sticky_dir / "MD5SUMS"
     link.symlink_to(target)
 
-    out = run_parhash(["scan", "-a", "md5", "-o", link, tmp_path / "tree"], timeout=30)
+    out = run_parhash(["scan", "-a", "md5", "-o", link, tree], timeout=30)
     assert out.status == 0, out
     assert link.is_symlink()
     assert target.read_bytes().endswith(b"/tree/a\n")
@@ -178,17 +183,16 @@ def test_symlink_of_the_running_user_in_a_sticky_directory_is_written_through(
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to plant a link owned by another user")
 def test_symlink_to_a_device_planted_in_a_sticky_directory_is_not_opened(
+    tree: Path,
     sticky_dir: Path, tmp_path: Path
 ) -> None:
-    (tmp_path / "tree").mkdir()
-    (tmp_path / "tree" / "a").write_bytes(b"a")
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)  # opening it for writing would wait for a reader
     trap = sticky_dir / "out"
     trap.symlink_to(fifo)
     os.lchown(trap, NOBODY, NOBODY)
     started = time.monotonic()
-    out = run_parhash(["scan", "-a", "md5", "-o", trap, tmp_path / "tree"], timeout=30)
+    out = run_parhash(["scan", "-a", "md5", "-o", trap, tree], timeout=30)
     assert out.status == 1, (out, time.monotonic() - started)
     assert "Permission denied" in out.stderr, out
     assert_nothing_left_behind(out)
