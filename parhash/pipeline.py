@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any, Protocol, TypeVar, cast
 
 from parhash.results import PAUSE, Pause, Result, WalkError
+from parhash.walk import pack_walked, unpack_walked
 from parhash.worker import DEFAULT_BLOCK_SIZE, Job, hash_batch
 
 Item = str | WalkError
@@ -229,8 +230,9 @@ class _Tracked:
     def __init__(self, fn: Callable[[list[Any]], list[Any]]) -> None:
         self.fn = fn
 
-    def __call__(self, task: tuple[int, list[Any]]) -> tuple[int, list[Any]]:
-        number, batch = task
+    def __call__(self, task: tuple[int, Any]) -> tuple[int, list[Any]]:
+        number, packed = task
+        batch = unpack_walked(packed)
         if _SLOT >= 0:
             _SLOTS.set_item(_SLOT, 0, 0)
             _SLOTS.set_batch(_SLOT, number)
@@ -433,7 +435,7 @@ class PoolExecutor:
                         batch, retry = got, False
                     number = next(numbers)
                     inflight[number] = (batch, retry)
-                    tasks.put((number, batch))
+                    tasks.put((number, pack_walked(batch)))
                 if not inflight and ahead.done and not pending:
                     tasks.put(None)
                     self._drained = True

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from parhash.algorithms import ALGORITHMS, Hasher
 from parhash.results import Result, WalkError, reason
-from parhash.walk import Descent, Walked, walked_reason
+from parhash.walk import Descent, Walked, WalkedRun, walked_reason
 
 # 64 KiB measured fastest among 8 KiB .. 4 MiB for every algorithm, on both
 # machines the benchmarks have run on (see benchmarks/RESULTS.md): a block
@@ -128,17 +128,20 @@ def _hash_file(
     constructors: list[Callable[[], Hasher]],
     algos: tuple[str, ...],
     block_size: int,
+    top: int = -1,
 ) -> Result:
+    """``top`` >= 0: ``path`` is a walked one, as ``Walked(path)`` with that ``top``."""
+    if isinstance(path, Walked):
+        top = path.top
+        path = str(path)
     try:
-        if type(path) is Walked:
-            fd = _DIRECTORIES.open(path, OPEN_FLAGS)
-            path = str(path)
+        if top >= 0:
+            fd = _DIRECTORIES.open_walked(path, top, OPEN_FLAGS)
         else:
             fd = os.open(path, OPEN_FLAGS)
     except OSError as e:
-        if type(path) is Walked:
-            return Result(str(path), {}, error=walked_reason(e), errno=e.errno)
-        return Result(path, {}, error=reason(e), errno=e.errno)
+        why = walked_reason(e) if top >= 0 else reason(e)
+        return Result(path, {}, error=why, errno=e.errno)
     try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
@@ -226,14 +229,22 @@ def hash_batch(
     """Hash every path of ``items``; a :class:`WalkError` passes through as a Result.
 
     A path is a plain ``str`` (named by the caller: opened as named) or a
-    :class:`~parhash.walk.Walked` one (found by the walk: opened as found).
+    :class:`~parhash.walk.Walked` one (found by the walk: opened as found);
+    every path of a :class:`~parhash.walk.WalkedRun` is a walked one.
     A :class:`Task` is hashed with its own algorithms instead of the job's.
     ``job.head`` is not looked at: heads are read by :func:`read_head`.
     ``note(i)``, if given, is called as item ``i`` starts (what a stalled
     worker is reported against).
     """
-    hash_path = path_hasher(job)
     out = []
+    if type(items) is WalkedRun:
+        constructors, tops = _constructors(job.algos), items.tops
+        for i, path in enumerate(items):
+            if note is not None:
+                note(i)
+            out.append(_hash_file(path, constructors, job.algos, job.block_size, tops[i]))
+        return out
+    hash_path = path_hasher(job)
     for i, item in enumerate(items):
         if note is not None:
             note(i)
