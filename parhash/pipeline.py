@@ -25,7 +25,7 @@ from typing import Any, Protocol, TypeVar, cast
 
 from parhash.results import PAUSE, Pause, Result, WalkError
 from parhash.walk import pack_walked, unpack_walked
-from parhash.worker import DEFAULT_BLOCK_SIZE, Job, hash_batch
+from parhash.worker import DEFAULT_BLOCK_SIZE, Job, hash_batch, release_directories
 
 Item = str | WalkError
 T = TypeVar("T")
@@ -870,8 +870,11 @@ def hash_paths(
         not paused and len(head) <= INLINE_MAX_FILES and _small_enough_for_inline(head)
     ):
         inline = InlineExecutor()
-        # Inline, a batch only delays the first line: hash path by path.
-        yield from _flatten(inline.map_unordered(fn, _batches(rest, 1, 0, on_pause=idle)))
+        try:
+            # Inline, a batch only delays the first line: hash path by path.
+            yield from _flatten(inline.map_unordered(fn, _batches(rest, 1, 0, on_pause=idle)))
+        finally:
+            release_directories()  # this process may live on: a library's caller
         return
     hint = _SizeHint()
     with PoolExecutor(jobs, stats) as pool:

@@ -46,6 +46,11 @@ OPEN_FLAGS = (
 _DIRECTORIES = Descent()
 
 
+def release_directories() -> None:
+    """Close the directories this process holds open for walked files (see :class:`Descent`)."""
+    _DIRECTORIES.close()
+
+
 class Job(NamedTuple):
     """What to compute for each path of a batch."""
 

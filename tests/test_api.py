@@ -116,3 +116,15 @@ def test_paths_may_be_path_objects(tmp_path: Path) -> None:
     assert all(isinstance(r.path, str) and r.error is None for r in results)
     groups = list(parhash.find_dupes([tmp_path / "a", tmp_path / "b"], jobs=1))
     assert [g.paths for g in groups] == [(str(tmp_path / "a"), str(tmp_path / "b"))]
+
+
+def test_scan_in_this_process_leaves_no_directory_open(tmp_path: Path) -> None:
+    # A small job is hashed in the caller's process, whose directories of
+    # walked files must not stay open after it: the caller may live long.
+    for d in ("a", "b/c"):
+        (tmp_path / d).mkdir(parents=True)
+        (tmp_path / d / "f").write_bytes(b"x")
+    before = set(os.listdir("/proc/self/fd"))
+    results = list(parhash.scan([str(tmp_path)], algos=("md5",), jobs=1))
+    assert len(results) == 2 and all(r.ok for r in results)
+    assert set(os.listdir("/proc/self/fd")) <= before
