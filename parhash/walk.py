@@ -64,23 +64,30 @@ class Walked(str):
     The first ``top`` characters are followed as named (the argument, or
     with ``follow`` a link the walk chose to follow); each directory after
     them was a directory when the walk listed it, and the file a regular
-    file. :meth:`Descent.open` opens it without following links. Being a
-    ``str``, it goes wherever a path goes; ``str(walked)`` is the plain path.
+    file. ``root`` is the device and inode the walk saw at the named part:
+    a reader that finds something else there (the argument swapped for a
+    link to elsewhere) reads nothing. :meth:`Descent.open` opens it without
+    following links. Being a ``str``, it goes wherever a path goes;
+    ``str(walked)`` is the plain path.
     """
 
-    __slots__ = ("top",)
+    __slots__ = ("top", "root")
     top: int
+    root: tuple[int, int] | None
 
 
-def walked(path: str, top: int) -> Walked:
+def walked(path: str, top: int, root: tuple[int, int] | None = None) -> Walked:
     """The :class:`Walked` path ``path`` whose first ``top`` characters were named."""
     item = Walked(path)
     item.top = top
+    item.root = root
     return item
 
 
-def _reduce_walked(path: Walked) -> tuple[Callable[[str, int], Walked], tuple[str, int]]:
-    return walked, (str(path), path.top)
+def _reduce_walked(
+    path: Walked,
+) -> tuple[Callable[..., Walked], tuple[str, int, tuple[int, int] | None]]:
+    return walked, (str(path), path.top, path.root)
 
 
 # Every walked file crosses to a worker. Found in the pickler's dispatch
@@ -90,26 +97,30 @@ copyreg.pickle(Walked, _reduce_walked)
 
 
 class WalkedRun(list):  # type: ignore[type-arg]
-    """A batch of walked files as they cross to a worker: plain paths, and ``tops``.
+    """A batch of walked files as they cross to a worker: plain paths, ``tops`` and ``roots``.
 
-    Pickled as two columns (:func:`pack_walked`), a batch of paths costs a
+    Pickled as columns (:func:`pack_walked`), a batch of paths costs a
     tenth of what a :class:`Walked` each cost; the worker opens each path as
-    ``Walked(path)`` with ``top = tops[i]`` would be.
+    its :class:`Walked` with ``tops[i]`` and ``roots[i]`` would be.
     """
 
     tops: Sequence[int]
+    roots: Sequence[tuple[int, int] | None]
 
 
 def pack_walked(batch: list[Any]) -> Any:
     """``batch`` in the form it crosses to a worker in: see :func:`unpack_walked`.
 
     A batch of nothing but :class:`Walked` paths becomes its paths joined by
-    NUL (no name holds one) and their tops; any other batch is left as it is.
+    NUL (no name holds one), their tops and their roots (one object for the
+    files of one argument: the pickle holds it once); any other batch is
+    left as it is.
     """
     if batch and all(type(item) is Walked for item in batch):
         import array
 
-        return ("\0".join(batch), array.array("i", [item.top for item in batch]))
+        tops = array.array("i", [item.top for item in batch])
+        return ("\0".join(batch), tops, [item.root for item in batch])
     return batch
 
 
@@ -117,9 +128,10 @@ def unpack_walked(packed: Any) -> Any:
     """The batch :func:`pack_walked` packed: a :class:`WalkedRun`, or the batch as it was."""
     if type(packed) is not tuple:
         return packed
-    joined, tops = packed
+    joined, tops, roots = packed
     run = WalkedRun(joined.split("\0"))
     run.tops = tops
+    run.roots = roots
     return run
 
 
@@ -157,12 +169,13 @@ class Descent:
         self._last = -1
         self._head: str | None = None
 
-    def directory(self, path: str, top: int) -> int:
+    def directory(self, path: str, top: int, root: tuple[int, int] | None = None) -> int:
         """A descriptor of directory ``path`` ("" or ending in "/"), ``path[:top]`` named.
 
         Valid until the next call or :meth:`close`; not to be closed by the
         caller. Raises ``OSError``: ``ENOTDIR`` when a component below the
-        named part is no longer a directory, a link to one included.
+        named part is no longer a directory, a link to one included, or when
+        the named part is not ``root`` (device, inode) any more.
         """
         fds, ends = self._fds, self._ends
         if path == self._path and top == self._top and fds:
@@ -177,7 +190,13 @@ class Descent:
         del fds[keep:], ends[keep:]
         try:
             if not fds:
-                fds.append(os.open(path[:top] or ".", _DIR_FLAGS))
+                fd = os.open(path[:top] or ".", _DIR_FLAGS)
+                if root is not None:
+                    st = os.fstat(fd)
+                    if (st.st_dev, st.st_ino) != root:
+                        os.close(fd)
+                        raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+                fds.append(fd)
                 ends.append(top)
                 self._top = top
             start = ends[-1]
@@ -202,7 +221,7 @@ class Descent:
         """The descriptor of ``path``'s directory (see :meth:`directory`), and its name there."""
         head, slash, name = path.rpartition("/")
         if head != self._head or path.top != self._top:
-            self.directory(path[: len(head) + len(slash)], path.top)
+            self.directory(path[: len(head) + len(slash)], path.top, path.root)
         return self._last, name
 
     def open(self, path: Walked, flags: int) -> int:
@@ -211,10 +230,12 @@ class Descent:
         Raises ``OSError``: ``ELOOP`` for a file swapped for a link, and see
         :meth:`directory`.
         """
-        return self.open_walked(path, path.top, flags)
+        return self.open_walked(path, path.top, flags, path.root)
 
-    def open_walked(self, path: str, top: int, flags: int) -> int:
-        """:meth:`open` for a walked ``path`` given as a plain string and its ``top``.
+    def open_walked(
+        self, path: str, top: int, flags: int, root: tuple[int, int] | None = None
+    ) -> int:
+        """:meth:`open` for a walked ``path`` given as a plain string, its ``top`` and ``root``.
 
         What :meth:`parent` then ``os.open`` do, without a Python call for a
         file in the last directory: most of a worker's small files.
@@ -225,7 +246,7 @@ class Descent:
         # "" is the directory of "x" (named part "") and of "/x" (named "/").
         if head == self._head and top == self._top:
             return os.open(name, flags | _NOFOLLOW, dir_fd=self._last)
-        directory = self.directory(path[: len(head) + len(slash)], top)
+        directory = self.directory(path[: len(head) + len(slash)], top, root)
         return os.open(name, flags | _NOFOLLOW, dir_fd=directory)
 
     def close(self) -> None:
@@ -310,6 +331,8 @@ class Directory(NamedTuple):
     named: int = -1
     # The device and inode the listing saw: reading checks that it reads them.
     identity: tuple[int, int] | None = None
+    # Those of the named part, path[:top], when it is not this directory.
+    root: tuple[int, int] | None = None
 
     @property
     def shown(self) -> str:
@@ -320,6 +343,11 @@ class Directory(NamedTuple):
     def top(self) -> int:
         """How many characters of ``path`` are followed as named."""
         return len(self.path) if self.named < 0 else self.named
+
+    @property
+    def named_root(self) -> tuple[int, int] | None:
+        """The device and inode of the named part, ``path[:top]``, as the walk saw it."""
+        return self.identity if self.named < 0 else self.root
 
 
 class _Ancestor(NamedTuple):
@@ -545,6 +573,7 @@ def read_dir(
         depth = current.depth + 1
         top = current.path
         named = current.top
+        root = current.named_root
         above = current.rel + "/" if current.rel else ""
         long_names = room <= _NAME_MAX
         if not kinds and select is None and not stat_files and not long_names:
@@ -553,6 +582,7 @@ def read_dir(
             for name in names:
                 item = Walked(top + name)
                 item.top = named
+                item.root = root
                 yield item
             return
         lstat = functools.partial(os.stat, dir_fd=fd, follow_symlinks=False)
@@ -569,6 +599,7 @@ def read_dir(
                     if not stat_files:
                         item = Walked(path)
                         item.top = named
+                        item.root = root
                         yield item
                         continue
                     st = lstat(name)
@@ -590,7 +621,8 @@ def read_dir(
                     node = None
                     if follow:
                         node = _Ancestor(st.st_dev, st.st_ino, path, current.ancestor)
-                    yield Directory(path + "/", rel, depth, node, named, (st.st_dev, st.st_ino))
+                    yield Directory(path + "/", rel, depth, node, named, (st.st_dev, st.st_ino),
+                                    root)
                     continue
                 # A link, followed on purpose: what it names is read as named.
                 try:

@@ -134,14 +134,15 @@ def _hash_file(
     algos: tuple[str, ...],
     block_size: int,
     top: int = -1,
+    root: tuple[int, int] | None = None,
 ) -> Result:
-    """``top`` >= 0: ``path`` is a walked one, as ``Walked(path)`` with that ``top``."""
+    """``top`` >= 0: ``path`` is a walked one, as its :class:`Walked` with ``top`` and ``root``."""
     if isinstance(path, Walked):
-        top = path.top
+        top, root = path.top, path.root
         path = str(path)
     try:
         if top >= 0:
-            fd = _DIRECTORIES.open_walked(path, top, OPEN_FLAGS)
+            fd = _DIRECTORIES.open_walked(path, top, OPEN_FLAGS, root)
         else:
             fd = os.open(path, OPEN_FLAGS)
     except OSError as e:
@@ -243,11 +244,13 @@ def hash_batch(
     """
     out = []
     if type(items) is WalkedRun:
-        constructors, tops = _constructors(job.algos), items.tops
+        constructors, tops, roots = _constructors(job.algos), items.tops, items.roots
         for i, path in enumerate(items):
             if note is not None:
                 note(i)
-            out.append(_hash_file(path, constructors, job.algos, job.block_size, tops[i]))
+            out.append(
+                _hash_file(path, constructors, job.algos, job.block_size, tops[i], roots[i])
+            )
         return out
     hash_path = path_hasher(job)
     for i, item in enumerate(items):

@@ -718,3 +718,24 @@ def test_a_reader_refuses_a_walked_file_or_directory_swapped_for_a_link(
     }
     assert all(type(r.path) is str for r in results)
     assert len([r for r in results if r.ok]) == 39
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_reader_refuses_the_walked_argument_itself_swapped_for_a_link(
+    jobs: int, tmp_path: Path
+) -> None:
+    # The argument is followed as named, but only as the walk saw it: once
+    # listed, a link swapped in for it must not lead the reader elsewhere.
+    top = tmp_path / "top"
+    top.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    for i in range(80):  # enough files for a pool
+        (top / f"f{i:02d}").write_bytes(b"inside %d" % i)
+        (tmp_path / "elsewhere" / f"f{i:02d}").write_bytes(b"outside")
+    items = list(walk_paths([str(top)]))
+    os.rename(top, tmp_path / "top.was")
+    top.symlink_to(tmp_path / "elsewhere")
+    results = list(hash_paths(items, algos=("md5",), jobs=jobs))
+    assert {r.path: r.error for r in results} == {
+        str(top / f"f{i:02d}"): CHANGED_DURING_WALK for i in range(80)
+    }
