@@ -226,21 +226,24 @@ def atomic_file(path: str) -> Iterator[Any]:
     rename would replace the device or pipe itself. A replaced file keeps its
     owner (when this process may set it) and permission bits, never its
     set-user-ID and set-group-ID bits. Through a symlink, the file it names is
-    replaced and the link kept, unless the link is one that the kernel's
-    ``protected_symlinks`` rule would refuse to follow.
+    replaced and the link kept. A link, a FIFO or a file that the kernel's
+    ``protected_symlinks``, ``protected_fifos`` or ``protected_regular``
+    rules guard (one planted by another user in ``/tmp``) is refused.
     """
-    target = _follow_output_links(path)
+    _check_output_links(path)
     try:
-        st: os.stat_result | None = os.stat(target)
+        st: os.stat_result | None = os.stat(path)
     except OSError:
         st = None
     if st is not None and stat.S_ISDIR(st.st_mode):
         import errno
 
         _cannot_write(path, os.strerror(errno.EISDIR))
+    if st is not None:
+        _check_planted(path, st)
     if st is not None and not stat.S_ISREG(st.st_mode):
         try:
-            fd = os.open(target, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC | os.O_NOCTTY)
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC | os.O_NOCTTY)
         except OSError as e:
             _cannot_write(path, e.strerror or str(e))
         device = Sink(fd, 1 << 16)
@@ -255,6 +258,7 @@ def atomic_file(path: str) -> Iterator[Any]:
         finally:
             os.close(fd)
         return
+    target = os.path.realpath(path) if os.path.islink(path) else path
     import tempfile
 
     directory, _, base = target.rpartition("/")
@@ -298,40 +302,56 @@ def _set_mode(fd: int, replaced: os.stat_result | None) -> None:
     os.fchmod(fd, stat.S_IMODE(replaced.st_mode) & 0o777)
 
 
-def _follow_output_links(path: str) -> str:
-    """The file that ``path`` names, through its symlinks, each checked as the kernel would.
+# What the kernel refuses in a sticky, world-writable directory (/tmp) when
+# the thing's owner is neither the directory's owner nor the user:
+# following a link (fs.protected_symlinks), and opening an existing FIFO or
+# regular file to write it (fs.protected_fifos, fs.protected_regular). The
+# classic trap of a name planted where a victim, often root, will write.
+_PLANTED = "owned by another user in a sticky world-writable directory"
 
-    ``fs.protected_symlinks`` forbids following a link in a sticky,
-    world-writable directory (``/tmp``) when the link's owner is neither the
-    directory's owner nor the follower: the classic trap of a link planted
-    where a victim will write. The check is made here, not left to the
-    kernel, because the link is resolved to a name before the file is written.
+
+def _planted(owner: int, directory: str) -> bool:
+    try:
+        parent = os.stat(directory)
+    except OSError:
+        return False
+    sticky_world = parent.st_mode & stat.S_ISVTX and parent.st_mode & stat.S_IWOTH
+    return bool(sticky_world) and owner not in (parent.st_uid, os.geteuid())
+
+
+def _check_output_links(path: str) -> None:
+    """Refuse ``-o`` through a link that ``fs.protected_symlinks`` would not follow.
+
+    Checked here, not left to the kernel: the link is resolved to a name,
+    and the file is then written through a rename, which follows nothing.
+    Stops at a link to something that is not a path (``/proc/self/fd/1``
+    naming a pipe).
     """
     import errno
 
-    seen = 0
     current = path
-    while True:
+    for _ in range(40):
         try:
             link = os.lstat(current)
         except OSError:
-            return current
+            return
         if not stat.S_ISLNK(link.st_mode):
-            return current
+            return
         directory = os.path.dirname(current) or "."
-        try:
-            parent = os.stat(directory)
-        except OSError as e:
-            _cannot_write(path, e.strerror or str(e))
-        sticky_world = parent.st_mode & stat.S_ISVTX and parent.st_mode & stat.S_IWOTH
-        if sticky_world and link.st_uid not in (parent.st_uid, os.geteuid()):
-            _cannot_write(path, os.strerror(errno.EACCES)
-                          + " (a symlink in a sticky world-writable directory, owned by "
-                          "another user)")
-        seen += 1
-        if seen > 40:
-            _cannot_write(path, os.strerror(errno.ELOOP))
+        if _planted(link.st_uid, directory):
+            _cannot_write(path, f"{os.strerror(errno.EACCES)} (a symlink {_PLANTED})")
         current = os.path.join(directory, os.readlink(current))
+    _cannot_write(path, os.strerror(errno.ELOOP))
+
+
+def _check_planted(path: str, st: os.stat_result) -> None:
+    """Refuse to write over a FIFO or file planted as ``fs.protected_fifos``/``_regular`` would."""
+    import errno
+
+    if stat.S_ISREG(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+        where = os.path.dirname(os.path.realpath(path)) or "."
+        if _planted(st.st_uid, where):
+            _cannot_write(path, f"{os.strerror(errno.EACCES)} ({_PLANTED})")
 
 
 def _cannot_write(path: str, reason: str) -> NoReturn:

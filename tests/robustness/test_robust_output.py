@@ -26,6 +26,7 @@ from harness import (
     assert_no_traceback,
     assert_nothing_left_behind,
     error_lines,
+    md5_of,
     regular_files,
     run_parhash,
     write_files,
@@ -159,8 +160,8 @@ def test_symlink_planted_by_another_user_in_a_sticky_directory_is_not_written_th
     assert victim.read_bytes() == b"precious\n"
     assert trap.is_symlink()
     assert error_lines(out) == [
-        f"parhash: cannot write to {trap}: Permission denied (a symlink in a sticky "
-        "world-writable directory, owned by another user)"
+        f"parhash: cannot write to {trap}: Permission denied (a symlink owned by another user "
+        "in a sticky world-writable directory)"
     ], out
     assert os.listdir(sticky_dir) == ["MD5SUMS"]
     assert_no_traceback(out)
@@ -196,3 +197,31 @@ def test_symlink_to_a_device_planted_in_a_sticky_directory_is_not_opened(
     assert out.status == 1, (out, time.monotonic() - started)
     assert "Permission denied" in out.stderr, out
     assert_nothing_left_behind(out)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "file"])
+def test_fifo_or_file_planted_by_another_user_in_a_sticky_directory_is_not_written(
+    kind: str, sticky_dir: Path, tree: Path
+) -> None:
+    planted = sticky_dir / "MD5SUMS"
+    if kind == "fifo":
+        os.mkfifo(planted)  # root's manifest would go to whoever reads it
+    else:
+        planted.write_bytes(b"theirs\n")  # replaced, root's manifest would be theirs
+    os.chown(planted, NOBODY, NOBODY)
+    out = run_parhash(["scan", "-a", "md5", "-o", planted, tree], timeout=30)
+    assert out.status == 1, out
+    assert error_lines(out) == [
+        f"parhash: cannot write to {planted}: Permission denied (owned by another user in a "
+        "sticky world-writable directory)"
+    ], out
+    assert os.stat(planted).st_uid == NOBODY
+    if kind == "file":
+        assert planted.read_bytes() == b"theirs\n"
+    assert_nothing_left_behind(out)
+
+
+def test_output_to_dev_stdout_into_a_pipe_is_written_in_place(tree: Path) -> None:
+    out = run_parhash(["scan", "-a", "md5", "-o", "/dev/stdout", tree], timeout=30)
+    assert out.status == 0, out
+    assert out.stdout == f"{md5_of(tree / 'a')}  {tree}/a\n".encode()
