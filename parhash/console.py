@@ -63,27 +63,26 @@ _stopped_by: list[int] = []
 
 
 def _force_exit(status: int) -> NoReturn:
-    def remove() -> None:
-        for path in list(_temporary):
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-
-    # In a thread of its own: on a stuck mount the unlink itself may never
-    # return, and the process must end all the same.
-    remover = threading.Thread(target=remove, daemon=True)
-    remover.start()
-    remover.join(0.5)
+    # On a stuck mount the unlink itself may never return: a timer signal
+    # with its default action ends the process all the same (even a wait
+    # that only a fatal signal interrupts).
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    for path in list(_temporary):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
     os._exit(status)
 
 
 def _on_signal(signum: int, frame: Any) -> None:
     if _stopped_by:
-        _force_exit(128 + _stopped_by[0])  # a second signal: the unwinding is stuck
+        # A second signal, or the timer the first one set: the unwinding is stuck.
+        _force_exit(128 + _stopped_by[0])
     _stopped_by.append(signum)
     STOPPING.set()
-    timer = threading.Timer(FORCE_SECONDS, _force_exit, (128 + signum,))
-    timer.daemon = True
-    timer.start()
+    # A timer signal, not a thread: a thread started from a handler could
+    # wait for the lock of a thread being started when the signal came.
+    signal.setitimer(signal.ITIMER_REAL, FORCE_SECONDS)
     raise Stopped(signum)
 
 
@@ -371,10 +370,9 @@ def main() -> NoReturn:
     install_signal_handlers()
     stdout: IO[bytes] = sys.stdout.buffer
     try:
-        rc = _run(stdout)
-    except Stopped as e:  # raised while _run handled another exception
-        rc = e.status
-    finish(rc, stdout)
+        finish(_run(stdout), stdout)
+    except Stopped as e:  # after _run, or while it handled another exception
+        finish(e.status, stdout)
 
 
 def _run(stdout: IO[bytes]) -> int:
@@ -403,10 +401,13 @@ def _run(stdout: IO[bytes]) -> int:
 def finish(rc: int, stdout: IO[bytes]) -> NoReturn:
     """Flush what is left and leave with status ``rc`` (or 128+N after signal N)."""
     # From here on a signal ends the process at once: there is nothing left
-    # to unwind, and an exception would escape as a traceback.
+    # to unwind, and an exception would escape as a traceback. Blocked while
+    # the handlers change, a signal waits for the new one.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING_SIGNALS)
     for s in STOPPING_SIGNALS:
         with contextlib.suppress(OSError, ValueError):
             signal.signal(s, _exit_at_once)
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     rc = stopped_status() or rc
     if rc == EXIT_PIPE or _stdout_broken(stdout):
         # Point stdout at /dev/null so that a last flush doesn't fail again
