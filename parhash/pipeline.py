@@ -234,7 +234,7 @@ class _Tracked:
         number, packed = task
         batch = unpack_walked(packed)
         if _SLOT >= 0:
-            _SLOTS.set_item(_SLOT, 0, 0)
+            _SLOTS.set_item(_SLOT, -1, 0)  # until the batch function says which
             _SLOTS.set_batch(_SLOT, number)
         try:
             return number, self.fn(batch)
@@ -456,10 +456,16 @@ class PoolExecutor:
                         break
                     number = -1
                 if time.monotonic() >= watch.due:
+                    # A death first: its slot still names the batch it took.
+                    dead = self._dead_workers()
+                    if dead:
+                        break
+                    living = {p.pid: p for p in self._born if p.exitcode is None}
                     for pid, stuck, index, seconds in watch.check(self._slots, inflight):
-                        abandoned[stuck] = (index, seconds)
-                        with contextlib.suppress(OSError):
-                            os.kill(pid, signal.SIGKILL)
+                        if pid in living:
+                            abandoned[stuck] = (index, seconds)
+                            with contextlib.suppress(OSError, ValueError, AttributeError):
+                                living[pid].kill()
                     if abandoned:
                         break
                 if number < 0:
@@ -470,14 +476,24 @@ class PoolExecutor:
             # work again, less the items given up.
             generation_stop.set()
             culprits = {self._slots.batch_of(p.pid) for p in dead}
-            self.stats.worker_deaths += len(culprits - abandoned.keys() if dead else ())
-            if self.stats.worker_deaths > MAX_WORKER_DEATHS:
-                raise WorkersKeepDying(f"{self.stats.worker_deaths} worker processes died")
+            self.stats.worker_deaths += len(dead)
+            if self.stats.worker_deaths + self.stats.abandoned > MAX_WORKER_DEATHS:
+                raise WorkersKeepDying(
+                    f"{self.stats.worker_deaths} worker processes died and "
+                    f"{self.stats.abandoned} stalled"
+                    if self.stats.abandoned else
+                    f"{self.stats.worker_deaths} worker processes died"
+                )
             self._retire_pool()
             self._start_pool()
             for number, (batch, retry) in sorted(inflight.items()):
-                if number in abandoned:
+                if number in abandoned and abandoned[number][0] < 0 < len(batch) - 1:
+                    # Stalled on an item its function never named: each is
+                    # tried alone, so that only the one that stalls is given up.
+                    pending.extend(([item], retry) for item in batch)
+                elif number in abandoned:
                     index, seconds = abandoned[number]
+                    index = max(index, 0)
                     self.stats.abandoned += 1
                     yield [lose(batch[index], stalled_reason(seconds))]
                     rest = batch[:index] + batch[index + 1 :]
@@ -614,11 +630,12 @@ class _StallWatch:
                 continue
             since, warned = before[4], before[5]
             stalled = now - since
-            known = batch in inflight and 0 <= item < len(inflight[batch][0])
+            # Item -1: the batch function has not said which item it is on.
+            known = batch in inflight and -1 <= item < len(inflight[batch][0])
             if known and not warned and stalled >= stats.stall_warning:
                 warned = True
                 if stats.on_stall is not None:
-                    stats.on_stall(inflight[batch][0][item], sub, stats.stall_warning)
+                    stats.on_stall(inflight[batch][0][max(item, 0)], sub, stats.stall_warning)
             seen[pid] = (batch, item, sub, read, since, warned)
             if known and stats.stall_timeout is not None and stalled >= stats.stall_timeout:
                 give_up.append((pid, batch, item, stats.stall_timeout))

@@ -148,3 +148,35 @@ def test_dupes_gives_up_a_file_that_stalls_every_time_and_exits_2(tmp_path: Path
     assert os.fsencode(big) not in out.stdout
     assert_no_traceback(out)
     assert_nothing_left_behind(out)
+
+
+def test_a_worker_killed_under_the_stall_watch_is_a_death_retried_not_a_stall(
+    tmp_path: Path,
+) -> None:
+    # The other worker keeps sending results: the death must still be seen
+    # as one, and its file hashed again, not given up as a stalled file.
+    big = stalled_tree(tmp_path / "tree")
+    write_files(tmp_path / "tree", [1000] * 3000, seed=6, prefix="zz-")
+    killed: list[int] = []
+
+    def kill_the_worker_reading(running: Running) -> None:
+        found: list[int] = []
+
+        def reading() -> bool:
+            found[:] = [p for p in running.children() if has_open(p, big)]
+            return bool(found)
+
+        running.wait_for(reading, f"a worker reading {big.name}")
+        os.kill(found[0], signal.SIGKILL)
+        killed.append(found[0])
+
+    out = run_parhash(
+        ["scan", "-a", "md5", *SLOW, "--stall-timeout", "1", tmp_path / "tree"], timeout=60,
+        during=kill_the_worker_reading,
+    )
+    assert killed, out
+    assert out.status == 1, out  # a worker died: its files were hashed again
+    assert "abandoned" not in out.stderr, out
+    assert "worker process died" in out.stderr, out
+    assert len(out.stdout.splitlines()) == 3071, out
+    assert_nothing_left_behind(out)
