@@ -842,7 +842,8 @@ def hash_paths(
     Per-file failures are values (``Result.error``); only bugs raise.
 
     ``jobs=1``, or a job of at most ``INLINE_MAX_FILES`` files and
-    ``INLINE_MAX_BYTES`` bytes, runs in this process with no pool. Otherwise a
+    ``INLINE_MAX_BYTES`` bytes, runs in this process with no pool, unless
+    ``stats`` sets a stall timeout: only a worker can be given up on. Otherwise a
     pool of ``jobs`` processes is started on the first result requested and
     stopped when the iterator is exhausted or closed (Ctrl-C included).
     ``chunksize`` caps the paths per batch (default ``DEFAULT_CHUNKSIZE``);
@@ -883,9 +884,11 @@ def hash_paths(
             if len(head) > INLINE_MAX_FILES:
                 break
     rest = itertools.chain(head, [PAUSE] if paused else [], it)
-    if jobs == 1 or (
+    # Only a pool's workers can be watched for stalls, and given up on.
+    watched = stats is not None and stats.stall_timeout is not None
+    if not watched and (jobs == 1 or (
         not paused and len(head) <= INLINE_MAX_FILES and _small_enough_for_inline(head)
-    ):
+    )):
         inline = InlineExecutor()
         try:
             # Inline, a batch only delays the first line: hash path by path.

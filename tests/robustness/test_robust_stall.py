@@ -180,3 +180,21 @@ def test_a_worker_killed_under_the_stall_watch_is_a_death_retried_not_a_stall(
     assert "worker process died" in out.stderr, out
     assert len(out.stdout.splitlines()) == 3071, out
     assert_nothing_left_behind(out)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_small_job_under_a_stall_timeout_is_watched_too(jobs: str, tmp_path: Path) -> None:
+    # A job this small is hashed in the parhash process itself, where no one
+    # could give up on it: with --stall-timeout it goes to a worker.
+    big = tmp_path / "big"
+    big.write_bytes(bytes(200 << 10))
+    stopped: list[int] = []
+    out = run_parhash(
+        ["scan", "-a", "md5", "--block-size", "1", "-j", jobs, "--stall-timeout", "2",
+         tmp_path],
+        timeout=60, during=stop_the_worker_reading(big, stopped),  # type: ignore[arg-type]
+    )
+    assert stopped, out
+    assert out.status == 1, out
+    assert error_lines(out)[-1] == f"parhash: {big}: no progress for 2 s, abandoned", out
+    assert_nothing_left_behind(out)
