@@ -45,11 +45,10 @@ from parhash.results import (
     reason,
 )
 from parhash.walk import readable_now
-from parhash.worker import DEFAULT_BLOCK_SIZE, Task
+from parhash.worker import DEFAULT_BLOCK_SIZE, OUTSIDE_ROOT, Task
 
 STDIN = "-"
 # The error of a listed name that --root or --relative-to-manifest refuses.
-OUTSIDE_ROOT = "outside the root"
 
 
 class _Line(NamedTuple):
@@ -237,7 +236,7 @@ class _Checker:
             return _Fence("" if manifest == STDIN else os.path.dirname(manifest))
         return None  # as md5sum: any name is read
 
-    def _submit(self, group: _Group) -> str:
+    def _submit(self, group: _Group, fence: str | None = None) -> str:
         lines = group.lines
         if len(lines) == 1:
             digests = lines[0].entry.digests
@@ -255,6 +254,8 @@ class _Checker:
                 waiting.append(group)
         if self.common is None:
             self.common = group.algos
+        if fence is not None:  # the worker checks the file it opened too
+            return Task(path, group.algos, fence)
         return path if group.algos == self.common else Task(path, group.algos)
 
     def tasks(self) -> Iterator[str | Pause]:
@@ -285,6 +286,7 @@ class _Checker:
         from_stdin = manifest == STDIN
         plain_names = self.root is None and not (self.relative_to_manifest and not from_stdin)
         fence = self._fence(manifest)
+        under = fence.under if fence is not None else None
         ready = self.ready
         try:
             pipe = _pipe(stream, self.stop)
@@ -297,7 +299,7 @@ class _Checker:
                     # The next line may name this path again (it is then read
                     # twice): better than holding the lines read so far.
                     if group is not None:
-                        yield self._submit(group)
+                        yield self._submit(group, under)
                         group = None
                     yield parsed
                     continue
@@ -322,7 +324,7 @@ class _Checker:
                     if group.path == path:
                         group.lines.append(line)
                         continue
-                    yield self._submit(group)
+                    yield self._submit(group, under)
                 group = _Group(path, line)
         except OSError as e:
             fail(e)
@@ -330,7 +332,7 @@ class _Checker:
             if stream is not sys.stdin.buffer:
                 stream.close()
         if group is not None:
-            yield self._submit(group)
+            yield self._submit(group, under)
 
     def _claim(self, r: Result) -> _Group:
         with self.lock:

@@ -65,18 +65,39 @@ class Task(str):
 
     ``check`` sends these: each manifest line names its algorithm, and one
     manifest may mix them. Being a ``str``, a task goes wherever a path goes
-    (batching, error results); its result has the plain path.
+    (batching, error results); its result has the plain path. ``fence``, if
+    set, is a resolved directory ending in "/" that the file opened must lie
+    under (``check --root``): see :func:`outside`.
     """
 
     algos: tuple[str, ...]
+    fence: str | None
 
-    def __new__(cls, path: str, algos: tuple[str, ...]) -> Task:
+    def __new__(cls, path: str, algos: tuple[str, ...], fence: str | None = None) -> Task:
         task = super().__new__(cls, path)
         task.algos = algos
+        task.fence = fence
         return task
 
-    def __reduce__(self) -> tuple[type[Task], tuple[str, tuple[str, ...]]]:
-        return Task, (str(self), self.algos)
+    def __reduce__(self) -> tuple[type[Task], tuple[str, tuple[str, ...], str | None]]:
+        return Task, (str(self), self.algos, self.fence)
+
+
+OUTSIDE_ROOT = "outside the root"
+
+
+def outside(fd: int, fence: str) -> bool:
+    """Whether the file open as ``fd`` lies outside directory ``fence`` (resolved, ending in "/").
+
+    Asked of the file once it is open, by what the kernel says it opened: a
+    name checked before the open could be swapped for a link in between.
+    Where /proc can't tell, the check made before the open stands alone.
+    """
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return False
+    return not (real + "/").startswith(fence)
 
 
 class _Buffer:
@@ -135,6 +156,7 @@ def _hash_file(
     block_size: int,
     top: int = -1,
     root: tuple[int, int] | None = None,
+    fence: str | None = None,
 ) -> Result:
     """``top`` >= 0: ``path`` is a walked one, as its :class:`Walked` with ``top`` and ``root``."""
     if isinstance(path, Walked):
@@ -149,6 +171,8 @@ def _hash_file(
         why = walked_reason(e) if top >= 0 else reason(e)
         return Result(path, {}, error=why, errno=e.errno)
     try:
+        if fence is not None and outside(fd, fence):
+            return Result(path, {}, error=OUTSIDE_ROOT)
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
             if stat.S_ISDIR(before.st_mode):
@@ -258,9 +282,8 @@ def hash_batch(
             note(i)
         if type(item) is Task:
             # One per manifest line in check: no closure, no new Job.
-            out.append(
-                _hash_file(str(item), _constructors(item.algos), item.algos, job.block_size)
-            )
+            out.append(_hash_file(str(item), _constructors(item.algos), item.algos,
+                                  job.block_size, fence=item.fence))
         elif isinstance(item, str):
             out.append(hash_path(item))
         else:

@@ -727,3 +727,23 @@ def test_pauses_in_a_manifest_leave_its_line_numbers_alone() -> None:
     assert [x for x in paused if x[1] is not PAUSE] == plain
     assert [n for n, _ in plain] == [2, 3, 4, 6, 7, 8, 10, 11, 12]
     assert paused[0][1] is PAUSE  # before the first read, and before each after it
+
+
+def test_worker_refuses_a_file_it_opened_outside_the_fence(tmp_path: Path) -> None:
+    # The parent checks each name before a worker opens it; a link swapped
+    # in between must still not be read: the worker asks what it opened.
+    import pickle
+
+    from parhash.worker import Job, Task, hash_batch
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "in").write_bytes(b"inside")
+    (tmp_path / "secret").write_bytes(b"outside")
+    (root / "swapped").symlink_to(tmp_path / "secret")
+    fence = os.path.join(os.path.realpath(root), "")
+    tasks = [Task(str(root / name), ("md5",), fence) for name in ("in", "swapped")]
+    tasks = pickle.loads(pickle.dumps(tasks))  # as a worker gets them
+    inside, swapped = hash_batch(Job(("md5",)), tasks)
+    assert inside.ok and inside.digests == {"md5": hashlib.md5(b"inside").hexdigest()}
+    assert swapped.error == "outside the root" and not swapped.digests
