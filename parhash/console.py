@@ -28,7 +28,6 @@ EXIT_FILE_ERROR = 1
 EXIT_USAGE = 2
 EXIT_PIPE = 128 + signal.SIGPIPE
 EXIT_INTERRUPTED = 128 + signal.SIGINT
-EXIT_TERMINATED = 128 + signal.SIGTERM
 
 # Signals whose default action ends the process and that a process may catch.
 # SIGPIPE stays ignored, as Python leaves it: a closed pipe is an EPIPE, and
