@@ -26,6 +26,14 @@ or else by the first hashing stage that needs it. A worker reads each file
 with the worker module's readers and sends back only the buckets of files
 that agree, so the parent never handles a digest per file.
 
+A candidate is a :data:`FileInfo` tuple, some 250 bytes, while its size
+group is small. A group of :data:`PACK_AT` files or more, and what a walk
+task finds past :data:`PACK_RUN` files, is kept in columns instead
+(:class:`PackedFiles`, some 50 bytes a file), and made into tuples a run at
+a time as it goes to the workers: a directory of a million files of one
+size is searched in about 100 MB, not 300. The names a report holds come
+on top, some 100 bytes each.
+
 Files are never claimed equal on a stale look: each digest comes with the
 size, mtime and inode the worker saw, and a file that no longer matches its
 stage-1 ``stat`` leaves the search with an error, as does a file that fails
@@ -45,8 +53,9 @@ import operator
 import os
 import stat
 import sys
+from array import array
 from collections.abc import Callable, Container, Generator, Iterable, Iterator, Sequence
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, cast, overload
 
 from parhash.algorithms import hexdigest_function, parse_algos
 from parhash.manifest import FS_ENCODING, FS_ERRORS
@@ -132,6 +141,237 @@ ProgressFn = Callable[[Stage, int, int], None]
 FileInfo = tuple[str, int, int, int, int, tuple[str, ...]]
 
 
+# A group of this many files or more is kept as a PackedFiles, not a list:
+# from here a list's 250 bytes a file outweigh the Python step per file that
+# packing and unpacking cost (a list of tuples costs none: the pickler builds
+# it). The largest group of the benchmark's tree of 40,012 files has 116
+# (1,226 empty files with --include-empty): its run does not pack.
+PACK_AT = 1024
+# A walk task packs its files in runs of this many once it has found that
+# many: a huge directory crosses to the parent packed. Most tasks find fewer
+# (WALK_BUDGET entries), and send their tuples as they are.
+PACK_RUN = 8192
+
+_size = operator.itemgetter(1)
+_mtime = operator.itemgetter(2)
+_dev = operator.itemgetter(3)
+_links = operator.itemgetter(5)
+
+
+class PackedFiles:
+    """Candidates in columns: some 50 bytes a file where a FileInfo costs 250.
+
+    A :data:`FileInfo` is a tuple, a ``str`` and four ``int`` objects: a
+    million empty files kept so held 300 MB in ``dupes --include-empty``.
+    Here a file is its name's bytes after the last ``/`` in one buffer, its
+    directory an index into ``dirs``, and its numbers items of 64-bit
+    arrays. A file that has ``links``, or a number that does not fit, is
+    also kept whole in ``whole``, by position. Only an mtime can be such a
+    number (past the year 2262, in nanoseconds): sizes, devices and inodes
+    are 64-bit numbers to the system, so the columns read directly
+    (``sizes``, ``devs``, ``inos``) hold every file's own.
+
+    It reads back as a sequence of FileInfo tuples, each built when asked
+    for (``files[i]``, iteration), so what reads a list of them reads this
+    too, one file at a time. ``files[a:b]`` and :meth:`take` make new
+    PackedFiles; :meth:`extend` and :meth:`extend_tuples` append. Pickled,
+    it is its buffers.
+    """
+
+    __slots__ = ("dirs", "_numbers", "dir_at", "names", "ends", "sizes", "mtimes", "devs",
+                 "inos", "whole")
+
+    def __init__(self) -> None:
+        self.dirs: list[str] = []
+        self._numbers: dict[str, int] | None = {}  # dirs' positions, made again when needed
+        self.dir_at = array("I")
+        self.names = bytearray()
+        self.ends = array("q")  # where each name ends in ``names``
+        self.sizes = array("q")
+        self.mtimes = array("q")
+        self.devs = array("q")
+        self.inos = array("Q")
+        self.whole: dict[int, FileInfo] = {}
+
+    def _columns(self) -> tuple[array[int], array[int], array[int], array[int]]:
+        return self.sizes, self.mtimes, self.devs, self.inos
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return _unpickle_packed, (self.dirs, self.dir_at, self.names, self.ends,
+                                  *self._columns(), self.whole)
+
+    def __repr__(self) -> str:
+        return f"<PackedFiles of {len(self)} files>"
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def _dir(self, directory: str) -> int:
+        numbers = self._numbers
+        if numbers is None:
+            numbers = self._numbers = {d: i for i, d in enumerate(self.dirs)}
+        number = numbers.get(directory)
+        if number is None:
+            number = numbers[directory] = len(self.dirs)
+            self.dirs.append(directory)
+        return number
+
+    def path(self, i: int) -> str:
+        """File ``i``'s path."""
+        ends = self.ends
+        name = self.names[ends[i - 1] if i else 0:ends[i]]
+        return self.dirs[self.dir_at[i]] + name.decode(FS_ENCODING, FS_ERRORS)
+
+    def sort_key(self) -> Callable[[int], bytes]:
+        """A file's path as bytes, by position: the order of the report."""
+        tops = list(map(_sort_key, self.dirs))
+        names, ends, dir_at = self.names, self.ends, self.dir_at
+
+        def key(i: int) -> bytes:
+            return tops[dir_at[i]] + names[ends[i - 1] if i else 0:ends[i]]
+
+        return key
+
+    @overload
+    def __getitem__(self, i: int) -> FileInfo: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> PackedFiles: ...
+
+    def __getitem__(self, i: int | slice) -> FileInfo | PackedFiles:
+        if isinstance(i, slice):
+            return self.take(range(*i.indices(len(self))))
+        if i < 0:
+            i += len(self)
+        f = self.whole.get(i) if self.whole else None
+        if f is not None:
+            return f
+        return self.path(i), self.sizes[i], self.mtimes[i], self.devs[i], self.inos[i], ()
+
+    def __iter__(self) -> Iterator[FileInfo]:
+        dirs, names, whole = self.dirs, self.names, self.whole
+        start = 0
+        for i, (end, d, size, mtime, dev, ino) in enumerate(zip(
+            self.ends, self.dir_at, *self._columns(), strict=True
+        )):
+            f = whole.get(i) if whole else None
+            if f is None:
+                path = dirs[d] + names[start:end].decode(FS_ENCODING, FS_ERRORS)
+                f = path, size, mtime, dev, ino, ()
+            yield f
+            start = end
+
+    def extend_tuples(self, files: Sequence[FileInfo]) -> None:
+        """Append ``files``."""
+        if not files:
+            return
+        base = len(self)
+        paths = list(map(_path, files))
+        top = paths[0][:paths[0].rfind("/") + 1]
+        cut = len(top)
+        joined = "\0".join(map(operator.itemgetter(slice(cut, None)), paths))  # no path holds a NUL
+        if "/" not in joined and all(map(top.__eq__, map(operator.itemgetter(slice(cut)), paths))):
+            # All in ``top``, as a walk's run of one directory: cut apart in a
+            # few calls, not a Python step a file (packing takes 440 ns a
+            # file so, 630 ns through the loop below).
+            names = joined.encode(FS_ENCODING, FS_ERRORS).split(b"\0")
+            self.dir_at.extend(array("I", [self._dir(top)]) * len(paths))
+        else:
+            dir_at = self.dir_at
+            names = []
+            last, cut_at, number = "", -1, 0
+            for path in paths:
+                at = path.rfind("/") + 1
+                # Files come a directory at a time: look the directory up once.
+                if at != cut_at or not path.startswith(last):
+                    last, cut_at = path[:at], at
+                    number = self._dir(last)
+                dir_at.append(number)
+                names.append(path[at:].encode(FS_ENCODING, FS_ERRORS))
+        del paths, joined
+        self.ends.extend(itertools.islice(
+            itertools.accumulate(map(len, names), initial=len(self.names)), 1, None))
+        self.names += b"".join(names)
+        del names
+        columns = self._columns()
+        try:
+            for column, get in zip(columns, (_size, _mtime, _dev, _ino), strict=True):
+                column.extend(map(get, files))
+        except OverflowError:
+            # A number 64 bits can't hold: the file is kept whole, and its
+            # columns hold 0 for that number.
+            for column in columns:
+                del column[base:]
+            for i, f in enumerate(files, base):
+                for column, number in zip(columns, f[1:5], strict=True):
+                    try:
+                        column.append(number)
+                    except OverflowError:
+                        column.append(0)
+                        self.whole[i] = f
+        if any(map(_links, files)):
+            self.whole.update((i, f) for i, f in enumerate(files, base) if f[5])
+
+    def extend(self, other: PackedFiles, positions: Sequence[int] | None = None) -> None:
+        """Append the files of ``other`` at ``positions``, or all of them."""
+        base = len(self)
+        end = len(self.names)
+        if positions is None:
+            table = [self._dir(d) for d in other.dirs]
+            self.dir_at.extend(map(table.__getitem__, other.dir_at))
+            self.names += other.names
+            self.ends.extend(map(end.__add__, other.ends))
+            for mine, theirs in zip(self._columns(), other._columns(), strict=True):
+                mine.extend(theirs)
+            self.whole.update((base + i, f) for i, f in other.whole.items())
+            return
+        names, ends, dir_at, dirs = other.names, other.ends, other.dir_at, other.dirs
+        my_dir_at = self.dir_at
+        numbers: dict[int, int] = {}  # other's directory numbers -> ours
+        pieces = []
+        for i in positions:
+            pieces.append(names[ends[i - 1] if i else 0:ends[i]])
+            d = dir_at[i]
+            number = numbers.get(d)
+            if number is None:
+                number = numbers[d] = self._dir(dirs[d])
+            my_dir_at.append(number)
+        self.ends.extend(itertools.islice(itertools.accumulate(map(len, pieces), initial=end),
+                                          1, None))
+        self.names += b"".join(pieces)
+        for mine, theirs in zip(self._columns(), other._columns(), strict=True):
+            mine.extend(map(theirs.__getitem__, positions))
+        if other.whole:
+            whole = other.whole
+            self.whole.update((base + k, whole[i]) for k, i in enumerate(positions) if i in whole)
+
+    def take(self, positions: Sequence[int]) -> PackedFiles:
+        """The files at ``positions``, in that order, packed."""
+        taken = PackedFiles()
+        taken.extend(self, positions)
+        return taken
+
+
+def _unpickle_packed(dirs: list[str], dir_at: array[int], names: bytearray, ends: array[int],
+                     sizes: array[int], mtimes: array[int], devs: array[int], inos: array[int],
+                     whole: dict[int, FileInfo]) -> PackedFiles:
+    out = PackedFiles.__new__(PackedFiles)
+    out.dirs, out._numbers, out.dir_at, out.names, out.ends = dirs, None, dir_at, names, ends
+    out.sizes, out.mtimes, out.devs, out.inos, out.whole = sizes, mtimes, devs, inos, whole
+    return out
+
+
+def pack(files: Sequence[FileInfo]) -> PackedFiles:
+    """``files`` as a PackedFiles."""
+    out = PackedFiles()
+    out.extend_tuples(files)
+    return out
+
+
+# The candidates of a group: a list of FileInfo, or packed when many.
+Files = list[FileInfo] | PackedFiles
+
+
 class Group(NamedTuple):
     """Files that agree on everything the stages so far have looked at.
 
@@ -141,12 +381,12 @@ class Group(NamedTuple):
     """
 
     size: int
-    files: list[FileInfo]
+    files: Files
     digest: str | None = None
 
 
 # Group(...) without the named tuple's Python __new__: one per group.
-_group: Callable[[tuple[int, list[FileInfo], str | None]], Group] = functools.partial(
+_group: Callable[[tuple[int, Files, str | None]], Group] = functools.partial(
     tuple.__new__, Group
 )
 # What Hashing.split leaves in place of a group it is done with.
@@ -292,12 +532,16 @@ WALK_TASK_DIRS = 8
 
 
 class Listing(NamedTuple):
-    """What one walk task found: files ``stat``-ed, errors, directories left."""
+    """What one walk task found: files ``stat``-ed, errors, directories left.
+
+    Past :data:`PACK_RUN` files, the files go in ``runs`` of that many, packed.
+    """
 
     taken: int  # the task's directories, read or handed back in ``rest``
     files: list[FileInfo]
     errors: list[DupeError]
     rest: list[Directory]
+    runs: list[PackedFiles]
 
 
 def walk_and_stat(
@@ -309,7 +553,28 @@ def walk_and_stat(
     """Read ``dirs`` and the directories below them, ``stat`` each file found.
 
     Runs in a worker, or in the parent for the first task. Stops after
-    ``budget`` entries, handing back what it has not read yet.
+    ``budget`` entries, handing back what it has not read yet; a directory
+    is read whole, however large.
+    """
+    walk = _walk_and_stat(select, limits, dirs, budget)
+    runs = []
+    while True:
+        try:
+            runs.append(next(walk))
+        except StopIteration as done:
+            listing: Listing = done.value
+            listing.runs.extend(runs)
+            return [listing]
+
+
+def _walk_and_stat(
+    select: Selector | None, limits: SizeLimits, dirs: list[Directory], budget: int
+) -> Generator[PackedFiles, None, Listing]:
+    """:func:`walk_and_stat`, yielding its packed runs as they fill.
+
+    The parent reads its first task with it, so that a huge directory goes
+    to the size groups a run at a time: held whole until the listing ends,
+    its runs and the groups they went to would both be in memory.
     """
     files: list[FileInfo] = []
     errors: list[DupeError] = []
@@ -330,6 +595,9 @@ def walk_and_stat(
                         errors.append(got)
                     elif got is not None:
                         files.append(got)
+                        if len(files) >= PACK_RUN:
+                            yield pack(files)
+                            files = []
                 elif isinstance(item, Directory):
                     subdirs.append(item)
                 else:
@@ -338,7 +606,7 @@ def walk_and_stat(
             stack.extend(reversed(subdirs))
     finally:
         descent.close()
-    return [Listing(len(dirs), files, errors, stack[::-1])]
+    return Listing(len(dirs), files, errors, stack[::-1], [])
 
 
 WALKER_DIED = "worker process died while reading this directory"
@@ -348,12 +616,25 @@ def _lost_dir(d: Directory, reason: str = WORKER_DIED) -> Listing:
     # The pool has already tried this directory alone, twice (or gave up on
     # it for another ``reason``, which the pool may pass).
     return Listing(1, [], [DupeError(d.shown, WALKER_DIED if reason == WORKER_DIED else reason)],
-                   [])
+                   [], [])
 
 
 def _dir_tasks(dirs: list[Directory]) -> Iterator[list[Directory]]:
     for i in range(0, len(dirs), WALK_TASK_DIRS):
         yield dirs[i:i + WALK_TASK_DIRS]
+
+
+def _files_of(listing: Listing) -> Iterator[list[FileInfo] | PackedFiles]:
+    """A listing's files, each run let go of once the caller has taken it."""
+    yield listing.files
+    runs = listing.runs
+    runs.reverse()
+    while runs:
+        yield runs.pop()
+
+
+def _count(listing: Listing) -> int:
+    return len(listing.files) + sum(map(len, listing.runs))
 
 
 def walk_in_parallel(
@@ -364,21 +645,30 @@ def walk_in_parallel(
     errors: list[DupeError],
     progress: ProgressFn | None = None,
     count: int = 0,
-) -> Iterator[list[FileInfo]]:
+) -> Iterator[list[FileInfo] | PackedFiles]:
     """Stage 1 for directories named by the caller, on the hashing stages' executor.
 
     The first task runs in this process, so a small tree never starts a
     pool; what it leaves goes to the workers, a few directories a task,
     and each task hands back what it had no time to read. Yields the files
-    of each task as it ends, in no set order; the errors go to ``errors``.
+    of each task as it ends (a list, then any packed runs), in no set order;
+    the errors go to ``errors``.
     """
     import queue
 
     if not tops:
         return
-    first = walk_and_stat(select, limits, tops, FIRST_WALK_BUDGET)[0]
-    yield first.files
+    walk = _walk_and_stat(select, limits, tops, FIRST_WALK_BUDGET)
+    while True:
+        try:
+            run = next(walk)
+        except StopIteration as done:
+            first: Listing = done.value
+            break
+        count += len(run)
+        yield run
     count += len(first.files)
+    yield first.files
     errors.extend(first.errors)
     if not first.rest:
         return
@@ -402,11 +692,11 @@ def walk_in_parallel(
             functools.partial(walk_and_stat, select, limits), tasks(), lost=_lost_dir
         ):
             for listing in listings:
-                yield listing.files
+                count += _count(listing)
+                yield from _files_of(listing)
                 errors.extend(listing.errors)
                 share(listing.rest)
                 outstanding -= listing.taken
-                count += len(listing.files)
             if progress is not None:
                 progress(Stage.SIZE, count, 0)
             if not outstanding:
@@ -421,15 +711,25 @@ class SizeGroups:
     It also notes the sizes where an inode number came twice: only a group
     of such a size can hold two names of one file, for stage 2 to merge.
     Both happen in one step per file, while the file is fresh in memory.
+
+    A size's files go to a :class:`PackedFiles` in ``packed`` once they are
+    :data:`PACK_AT`; the list in ``by_size`` then holds only those come
+    since. Stage 2 looks at every packed group, so the inodes of files that
+    come packed (a huge directory's, from the walk) are not noted: a set of
+    a million inodes is 60 MB.
     """
 
     def __init__(self) -> None:
         self.by_size: dict[int, list[FileInfo]] = {}
+        self.packed: dict[int, PackedFiles] = {}
         self.inodes: set[int] = set()
         self.linked: set[int] = set()  # sizes whose group may hold one file twice
         self.files = 0
 
-    def add(self, files: Iterable[FileInfo]) -> None:
+    def add(self, files: Iterable[FileInfo] | PackedFiles) -> None:
+        if type(files) is PackedFiles:
+            self._add_packed(files)
+            return
         by_size = self.by_size
         get = by_size.get
         inodes = self.inodes
@@ -443,6 +743,8 @@ class SizeGroups:
                 by_size[size] = [f]
             else:
                 same.append(f)
+                if len(same) >= PACK_AT:
+                    self._pack(size, same)
             inodes.add(f[4])
             if len(inodes) == seen:
                 self.linked.add(size)
@@ -450,10 +752,57 @@ class SizeGroups:
                 seen += 1
         self.files = n
 
+    def _pack(self, size: int, files: list[FileInfo]) -> PackedFiles:
+        """Move ``files`` (``by_size[size]``, left empty) to the packed group of ``size``."""
+        to = self.packed.get(size)
+        if to is None:
+            to = self.packed[size] = PackedFiles()
+        to.extend_tuples(files)
+        files.clear()
+        return to
+
+    def _add_packed(self, run: PackedFiles) -> None:
+        sizes = run.sizes
+        if not sizes:
+            return
+        # Positions by size; None for all, when the run has one size (a
+        # directory of empty files, or of photos from one camera).
+        at_size: dict[int, list[int] | None] = {}
+        if sizes.count(sizes[0]) == len(sizes):
+            at_size[sizes[0]] = None
+        else:
+            for i, size in enumerate(sizes):
+                got = at_size.get(size)
+                if got is None:
+                    at_size[size] = [i]
+                else:
+                    got.append(i)
+        for size, positions in at_size.items():
+            count = len(sizes) if positions is None else len(positions)
+            same = self.by_size.setdefault(size, [])
+            if size not in self.packed and len(same) + count < PACK_AT:
+                self.add([run[i] for i in (range(count) if positions is None else positions)])
+                continue
+            self._pack(size, same).extend(run, positions)
+            self.files += count
+
     def groups(self) -> list[Group]:
         """The sizes shared by two files or more."""
-        return [_group((size, files, None)) for size, files in self.by_size.items()
-                if len(files) > 1]
+        out = []
+        packed = self.packed
+        for size, files in self.by_size.items():
+            if size in packed:
+                group = self._pack(size, files)
+                if len(group) > 1:
+                    out.append(_group((size, group, None)))
+            elif len(files) > 1:
+                out.append(_group((size, files, None)))
+        return out
+
+    def clear(self) -> None:
+        """Let go of the candidates: the groups hold them now."""
+        self.by_size.clear()
+        self.packed.clear()
 
 
 def group_by_size(files: Iterable[FileInfo]) -> list[Group]:
@@ -463,17 +812,24 @@ def group_by_size(files: Iterable[FileInfo]) -> list[Group]:
     return sizes.groups()
 
 
-def group_by_inode(groups: list[Group], linked: Container[int] | None = None) -> list[Group]:
+def group_by_inode(
+    groups: list[Group], linked: Container[int] | None = None, *, keep_links: bool = True
+) -> list[Group]:
     """Stage 2: make the names of one file one candidate; keep groups of two files or more.
 
     The candidate is named by the first of its names in byte order and keeps
-    the others in ``links``. The same name met twice counts once. With
-    ``linked`` (:attr:`SizeGroups.linked`), groups of other sizes are taken
-    as they are.
+    the others in ``links`` (left empty without ``keep_links``). The same
+    name met twice counts once. With ``linked`` (:attr:`SizeGroups.linked`),
+    groups of other sizes are taken as they are, but for packed ones.
     """
     out = []
     for group in groups:
         files = group[1]
+        if type(files) is PackedFiles:
+            merged = _merge_packed(files, keep_links)
+            if merged is not None:
+                out.append(group if merged is files else _group((group[0], merged, group[2])))
+            continue
         if (
             (linked is not None and group[0] not in linked)
             or (files[0][4] != files[1][4] if len(files) == 2
@@ -496,15 +852,103 @@ def group_by_inode(groups: list[Group], linked: Container[int] | None = None) ->
             names.sort(key=_file_key)
             first = names[0][0]
             links = tuple(dict.fromkeys(f[0] for f in names[1:] if f[0] != first))
-            merged.append(names[0][:5] + (links,))
+            merged.append(names[0][:5] + (links if keep_links else (),))
         out.append(_group((group[0], merged, group[2])))
     return out
 
 
+def _merge_packed(files: PackedFiles, keep_links: bool) -> Files | None:
+    """:func:`group_by_inode` for one packed group, in a few bytes a file.
+
+    Returns ``files`` itself when every name is a file of its own, None when
+    fewer than two files are left.
+    """
+    repeated = _repeated(files.inos)
+    if not repeated:
+        return files
+    kept = array("q")
+    by_ino = {ino: array("q") for ino in repeated}
+    get = by_ino.get
+    for i, ino in enumerate(files.inos):
+        at = get(ino)
+        if at is None:
+            kept.append(i)
+        else:
+            at.append(i)
+    del repeated
+    by_inode: list[array[int]] = []
+    devs = files.devs
+    one_device = devs.count(devs[0]) == len(devs)
+    for at in by_ino.values():
+        if one_device or len({devs[i] for i in at}) == 1:
+            by_inode.append(at)
+        else:  # one inode number on several devices: several files
+            on: dict[int, array[int]] = {}
+            for i in at:
+                on.setdefault(devs[i], array("q")).append(i)
+            by_inode.extend(on.values())
+    del by_ino
+    merged: list[FileInfo] = []  # with their links
+    by_path = files.sort_key()
+    for names in by_inode:
+        if len(names) == 1:
+            kept.append(names[0])
+        elif not keep_links:
+            kept.append(min(names, key=by_path))
+        else:
+            order = sorted(names, key=by_path)
+            first = files.path(order[0])
+            links = tuple(dict.fromkeys(p for p in map(files.path, order[1:]) if p != first))
+            merged.append(files[order[0]][:5] + (links,))
+    del by_inode
+    count = len(kept) + len(merged)
+    if count < 2:
+        return None
+    if count < PACK_AT:
+        return [files[i] for i in kept] + merged
+    out = files.take(kept)
+    out.extend_tuples(merged)
+    return out
+
+
+def _repeated(numbers: Sequence[int] | memoryview, shift: int = 0) -> set[int]:
+    """The numbers found more than once in ``numbers``, all below 2**64.
+
+    A set of them all would cost some 60 bytes a number. This counts the
+    numbers, up to two, by some of their bits (from bit ``shift`` on) in a
+    table of 8 to 16 bytes a number, and keeps those whose bits came twice:
+    where the bits are random (the heads of digests), one number in ten. It
+    looks at the next bits of those the same way, until what is kept no
+    longer shrinks, and counts that exactly.
+    """
+    count = len(numbers)
+    if count > 1 << 12 and shift < 64:
+        bits = (8 * count).bit_length()
+        mask = (1 << bits) - 1
+        seen = bytearray(mask + 1)
+        for n in numbers:
+            low = n >> shift & mask
+            seen[low] = 2 if seen[low] else 1
+        if 2 not in seen:
+            return set()
+        kept = array("Q", (n for n in numbers if seen[n >> shift & mask] == 2))
+        del seen
+        if len(kept) < count:
+            return _repeated(kept, shift + bits)
+        numbers = kept
+    counts: dict[int, int] = {}
+    for n in numbers:
+        counts[n] = counts.get(n, 0) + 1
+    return {n for n, times in counts.items() if times > 1}
+
+
 # A run of one group's files: (group number, start in the group, whether it
 # is the whole group, its files). A worker may drop lone files of a whole group.
-# The files go as they are: a whole group is its own list, sent unchanged.
-Part = tuple[int, int, bool, list[FileInfo]]
+# The files go as they are: a whole group is its own list, sent unchanged. A
+# run of a packed group goes as a list too, unless it is longer than PACK_AT
+# (a --chunksize that large): then it goes packed, and the worker builds
+# its tuples one at a time.
+Part = tuple[int, int, bool, Files]
 
 
 class Split(NamedTuple):
@@ -661,13 +1105,22 @@ def cut_parts(
         each = cost(group[0])
         if each >= batch_bytes:
             whole = len(files) == 1
-            yield from ([(number, i, whole, [f])] for i, f in enumerate(files))
+            for i, f in enumerate(files):
+                alone: list[FileInfo] = [f]
+                yield [(number, i, whole, alone)]
             continue
         start = 0
         while start < len(files):
             room = min(chunksize - count, -(-(batch_bytes - nbytes) // max(each, 1)))
-            run = files if start == 0 and room >= len(files) else files[start:start + room]
-            batch.append((number, start, run is files, run))
+            run: Files
+            if start == 0 and room >= len(files):
+                run = files if type(files) is list or len(files) > PACK_AT else list(files)
+                batch.append((number, start, True, run))
+            else:
+                stop = min(start + room, len(files))
+                run = (files[start:stop] if type(files) is list or stop - start > PACK_AT
+                       else [files[i] for i in range(start, stop)])
+                batch.append((number, start, False, run))
             start += len(run)
             count += len(run)
             nbytes += len(run) * each
@@ -756,8 +1209,8 @@ class Hashing:
             # Where a group of this size goes: settled once read whole.
             return out.append if settle is None or (head is not None and size > head) else settle
 
-        # Buckets of the groups that came back in several parts, by group.
-        runs: dict[int, dict[str, list[FileInfo]]] = {}
+        # The digests of the groups that came back in several parts.
+        runs: dict[int, _Digests] = {}
         lost: list[tuple[Part, str]] = []
         done = 0
 
@@ -780,13 +1233,14 @@ class Hashing:
                         keep = keeper(size)
                         for digest, at in s.buckets:
                             if len(at) > 1:
-                                keep(_group((size, list(map(files.__getitem__, at)), digest)))
+                                keep(_group((size, _pick(files, at), digest)))
                         if settle is not None:
                             groups[s.group] = _RELEASED
                     else:
-                        merged = runs.setdefault(s.group, {})
-                        for digest, at in s.buckets:
-                            merged.setdefault(digest, []).extend(files[s.start + i] for i in at)
+                        digests = runs.get(s.group)
+                        if digests is None:
+                            digests = runs[s.group] = _Digests(len(files))
+                        digests.add(s.start, s.buckets)
                     done += s.taken
                 if self.progress is not None:
                     self.progress(stage, done, total)
@@ -806,12 +1260,11 @@ class Hashing:
                 if len(files) > 1
                 for i, f in enumerate(files)
             )
-        for number, merged in runs.items():
-            size = groups[number].size
+        for number, digests in runs.items():
+            size, files, _ = groups[number]
             keep = keeper(size)
-            for d, run in merged.items():
-                if len(run) > 1:
-                    keep(_group((size, run, d)))
+            for d, at in digests.shared():
+                keep(_group((size, _pick(files, at), d)))
         return out
 
     def take_errors(self) -> list[DupeError]:
@@ -823,6 +1276,70 @@ class Hashing:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+
+class _Digests:
+    """The digest of each file of a group that comes back in several parts.
+
+    Only the digests that two files share make a group, but which those are
+    is known only once every part is back: until then, each file's digest
+    is kept, as its bytes at its place in one buffer (a dict of a million
+    hex digests took 230 MB; this, 17 MB).
+    """
+
+    def __init__(self, count: int) -> None:
+        self.count = count  # files in the group
+        self.width = 0  # bytes a digest, once one came
+        self.digests = bytearray()
+        self.known = bytearray(count)  # 1 where a digest came: not for a file that failed
+
+    def add(self, start: int, buckets: Iterable[tuple[str, Sequence[int]]]) -> None:
+        """Take the buckets of a part that starts at ``start`` in its group."""
+        known = self.known
+        for digest, at in buckets:
+            raw = bytes.fromhex(digest)
+            width = len(raw)
+            if not self.width:
+                self.width = width
+                self.digests = bytearray(width * self.count)
+            digests = self.digests
+            for i in at:
+                place = start + i
+                digests[place * width:(place + 1) * width] = raw
+                known[place] = 1
+
+    def shared(self) -> list[tuple[str, array[int]]]:
+        """Each digest that two files or more have, with their positions."""
+        width = self.width
+        if not width:
+            return []
+        # A number from each digest's first bytes (read in place) finds the
+        # repeated ones in a few bytes a file; only those are looked at whole.
+        digests = memoryview(self.digests)
+        if width % 8 == 0:
+            heads = digests.cast("Q")[::width // 8]
+        elif width % 4 == 0:
+            heads = digests.cast("I")[::width // 4]
+        else:
+            heads = digests[::width]
+        known = self.known
+        repeated = _repeated(heads)
+        by_digest: dict[bytes, array[int]] = {}
+        for k, head in enumerate(heads):
+            if head in repeated and known[k]:
+                digest = bytes(digests[k * width:(k + 1) * width])
+                at = by_digest.get(digest)
+                if at is None:
+                    at = by_digest[digest] = array("q")
+                at.append(k)
+        return [(digest.hex(), at) for digest, at in by_digest.items() if len(at) > 1]
+
+
+def _pick(files: Files, at: Sequence[int]) -> Files:
+    """The files at positions ``at``: packed if they are many."""
+    if isinstance(files, list):
+        return list(map(files.__getitem__, at))
+    return files.take(at) if len(at) >= PACK_AT else [files[i] for i in at]
 
 
 def group_by_head(
@@ -931,6 +1448,7 @@ def find_dupes(
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
     listed: Iterable[str | Pause] = (),
+    hardlinks: bool = True,
     progress: ProgressFn | None = None,
     stats: PipelineStats | None = None,
 ) -> Generator[DupeGroup | DupeError, None, None]:
@@ -952,7 +1470,10 @@ def find_dupes(
     :mod:`parhash.walk`). Files and directories on pseudo file systems
     (``/proc``, ``/sys``...), whose sizes are not their contents, are left
     out with a notice: a :class:`DupeError` with ``skipped`` set, one per
-    argument or directory.
+    argument or directory. With ``hardlinks=False`` every group's
+    ``hardlinks`` is left empty, and the other names of a file are let go
+    of as soon as stage 2 has seen them: a million names cost some 120 MB
+    to keep for a report that does not print them.
 
     Cost: one ``stat`` per file; one read of at most ``head_size`` bytes per
     file whose size another file has; one whole read per file larger than
@@ -995,7 +1516,7 @@ def find_dupes(
                    skip_pseudo=True),
     )
     limits = SizeLimits(min_size, max_size, include_empty)
-    return _search(items, hashing, select, limits, progress)
+    return _search(items, hashing, select, limits, progress, hardlinks)
 
 
 @contextlib.contextmanager
@@ -1038,6 +1559,7 @@ def _search(
     select: Selector | None,
     limits: SizeLimits,
     progress: ProgressFn | None,
+    hardlinks: bool = True,
 ) -> Generator[DupeGroup | DupeError, None, None]:
     tops: list[Directory] = []
 
@@ -1071,7 +1593,7 @@ def _search(
             ):
                 sizes.add(rows)
             groups = sizes.groups()
-            sizes.by_size.clear()  # the groups hold the candidates; the rest can go
+            sizes.clear()
         yield from _in_path_order(late)
         _info("walk: %d files", sizes.files)
         _log_stage(Stage.SIZE, groups)
@@ -1079,7 +1601,7 @@ def _search(
         # files are freed, and the report built, while the workers still read.
         settled = Settled(hashing.algo)
         with _collector_paused():
-            groups = group_by_inode(groups, sizes.linked)
+            groups = group_by_inode(groups, sizes.linked, keep_links=hardlinks)
             del sizes
             _log_stage(Stage.INODE, groups)
             hashed = bool(groups)

@@ -7,15 +7,18 @@ property test checks the groups against a brute-force grouping by contents.
 from __future__ import annotations
 
 import base64
+import collections
 import csv
 import io
 import json
 import os
+import pickle
 import random
 import shutil
 import subprocess
 import sys
 import tempfile
+from array import array
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -26,21 +29,25 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import parhash
+from parhash import dupes
 from parhash.cli import cli
 from parhash.dupes import (
     CHANGED,
     WALK_BUDGET,
     WALKER_DIED,
+    FileInfo,
     Group,
     Hashing,
     SizeLimits,
     Stage,
     _lost_dir,
+    _repeated,
     cut_parts,
     group_by_contents,
     group_by_head,
     group_by_inode,
     group_by_size,
+    pack,
     stat_files,
     walk_and_stat,
 )
@@ -767,3 +774,152 @@ def test_a_dead_worker_s_directory_is_named_with_the_pool_s_reason_if_it_gives_o
     assert _lost_dir(lost, "no progress for 5 s, abandoned").errors == [
         DupeError("/srv/data", "no progress for 5 s, abandoned")
     ]
+
+
+# --- many files of one size, kept packed -------------------------------------------
+
+# Names a packed group must give back as they were: nested and top-level,
+# a NUL-free byte of every kind that is legal in a name.
+AWKWARD = ["plain", "new\nline", "back\\slash", "cr\r", os.fsdecode(b"not-utf8-\xff\xfe"),
+           "sp ace", "caf\u00e9", "-dash", "."[:0] + "dot.", "z" * 200]
+
+
+def _infos(paths: list[str]) -> list[FileInfo]:
+    signed = 1 << 63
+    numbers = [(0, 0, 0, 0), (5, -1, 64, 1), (signed - 1, -signed, signed - 1, 2 * signed - 1),
+               (7, signed, 3, 9),  # an mtime past 2262 in nanoseconds
+               (7, 9, -signed - 1, 9), (7, 9, 3, 2 * signed), (7, 9, 3, -1)]
+    return [(p, *numbers[i % len(numbers)], ("other", "name") if i % 5 == 3 else ())
+            for i, p in enumerate(paths)]
+
+
+@pytest.mark.parametrize("top", ["", "/t/", "./a b/", "rel/deep/er/"])
+def test_packed_files_give_back_the_files_they_were_made_of(top: str) -> None:
+    one_dir = _infos([top + name for name in AWKWARD])
+    mixed = _infos([top + name for name in AWKWARD[:3]] + ["x", "/y/z", "/y/z/w", "/y//v"]
+                   + [f"{top}{name}/f" for name in AWKWARD[3:6]])
+    for files in (one_dir, mixed, one_dir[:1]):
+        packed_ = pack(files)
+        assert len(packed_) == len(files)
+        assert list(packed_) == files
+        assert [packed_[i] for i in range(len(files))] == files
+        assert packed_[-1] == files[-1]
+        assert list(packed_[1:4]) == files[1:4]
+        last = len(files) - 1
+        assert list(packed_.take([last, 0, 0, last // 2])) == [
+            files[-1], files[0], files[0], files[last // 2]]
+        assert list(pickle.loads(pickle.dumps(packed_))) == files
+        by_path = packed_.sort_key()
+        assert sorted(range(len(files)), key=by_path) == sorted(
+            range(len(files)), key=lambda i: os.fsencode(files[i][0]))
+        grown = pack(mixed)
+        grown.extend(packed_)
+        grown.extend(pickle.loads(pickle.dumps(packed_)), [len(files) - 1, 0])
+        grown.extend_tuples(files[::-1])
+        assert list(grown) == mixed + files + [files[-1], files[0]] + files[::-1]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.integers(0, 40), st.integers(0, (1 << 64) - 1)), max_size=300))
+def test_repeated_numbers_are_found_whatever_their_low_bits(numbers: list[int]) -> None:
+    counts = collections.Counter(numbers)
+    assert _repeated(array("Q", numbers)) == {n for n, c in counts.items() if c > 1}
+
+
+def _one_size_tree(root: Path) -> None:
+    """Several hundred files of few sizes: copies, decoys, empties, hard links, odd names."""
+    rng = random.Random(7)
+    made: list[Path] = []
+    for i in range(600):
+        name = AWKWARD[i % len(AWKWARD)] + str(i)
+        path = root / f"d{i % 3}" / ("deep/" if i % 4 == 0 else "") / name
+        roll = rng.random()
+        if made and roll < 0.1:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.link(rng.choice(made), path)
+        elif roll < 0.3:
+            write(path, b"")
+        else:  # one byte, or 70 KiB: past the head, sharing it or not
+            size = rng.choice([1, 70 << 10])
+            head = b"h" * (size - 1)
+            write(path, head + rng.choice([b"a", b"b"]))
+        made.append(path)
+    # A file whose mtime in nanoseconds passes 64 bits, where the file system allows.
+    os.utime(made[1], ns=(0, 11_000_000_000 * 10**9))
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize("hardlinks", [True, False])
+def test_groups_kept_packed_find_what_lists_of_files_find(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int, hardlinks: bool
+) -> None:
+    _one_size_tree(tmp_path)
+    (tmp_path / "d0" / "gone").mkdir()
+    (tmp_path / "d0" / "gone").chmod(0)  # an error among the packed files
+
+    def search(chunksize: int) -> list[DupeGroup | DupeError]:
+        return list(parhash.find_dupes(
+            [str(tmp_path), str(tmp_path / "d1" / AWKWARD[1]) + "1"], jobs=jobs,
+            chunksize=chunksize, head_size=64, include_empty=True, hardlinks=hardlinks,
+        ))
+
+    try:
+        as_lists = search(16)
+        # Every group packed, every walk task's files in runs; parts of runs
+        # past PACK_AT go to the workers packed, the others as lists.
+        monkeypatch.setattr(dupes, "PACK_AT", 2)
+        monkeypatch.setattr(dupes, "PACK_RUN", 3)
+        for chunksize in (1, 3, 16):
+            assert search(chunksize) == as_lists
+    finally:
+        (tmp_path / "d0" / "gone").chmod(0o755)
+    groups = groups_of(as_lists)
+    assert len(groups) >= 3 and any(g.size == 0 for g in groups)
+    expected = brute_force(tmp_path, follow=False, include_empty=True)
+    if hardlinks:
+        assert any(g.hardlinks for g in groups)
+        assert shape(groups) == expected
+    else:
+        assert not any(g.hardlinks for g in groups)
+        assert {frozenset(g.paths) for g in groups} == {
+            frozenset(min(names, key=os.fsencode) for names in group) for group in expected
+        }
+
+
+def test_a_directory_larger_than_a_run_is_listed_in_packed_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dupes, "PACK_RUN", 4)
+    for i in range(10):
+        write(tmp_path / f"f{i}", b"x" * i)
+    st_ = os.stat(tmp_path)
+    top = Directory(str(tmp_path) + "/", "", 0, identity=(st_.st_dev, st_.st_ino))
+    (listing,) = walk_and_stat(None, SizeLimits(include_empty=True), [top])
+    assert [len(run) for run in listing.runs] == [4, 4] and len(listing.files) == 2
+    files = [f for run in listing.runs for f in run] + listing.files
+    assert [(f[0], f[1]) for f in files] == [(str(tmp_path / f"f{i}"), i) for i in range(10)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 12), min_size=1, max_size=5),
+    chunksize=st.integers(1, 10),
+    pack_at=st.integers(1, 6),
+)
+def test_cut_parts_sends_packed_groups_as_lists_unless_a_run_is_longer_than_pack_at(
+    sizes: list[int], chunksize: int, pack_at: int
+) -> None:
+    made = [Group(1, pack([(f"g{n}/f{i}", 1, n, 1, i, ()) for i in range(count)]))
+            for n, count in enumerate(sizes)]
+    sent: list[tuple[int, int]] = []
+    saved, dupes.PACK_AT = dupes.PACK_AT, pack_at
+    try:
+        for batch in cut_parts(made, lambda size: size, chunksize, 1 << 20):
+            for n, start, whole, files in batch:
+                assert isinstance(files, list) == (len(files) <= pack_at)
+                assert list(files) == list(made[n].files)[start:start + len(files)]
+                assert whole == (len(files) == len(made[n].files))
+                sent.extend((n, start + i) for i in range(len(files)))
+    finally:
+        dupes.PACK_AT = saved
+    assert sorted(sent) == [(n, i) for n, count in enumerate(sizes) for i in range(count)]
