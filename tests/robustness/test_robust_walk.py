@@ -314,7 +314,27 @@ def _peak_rss_kib(args: list[str | os.PathLike[str]]) -> int:
     return peak
 
 
-@pytest.mark.parametrize("command", [["scan", "-a", "md5"], ["dupes"]], ids=" ".join)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["scan", "-a", "md5"],
+        ["dupes"],
+        # Every file a candidate: all of them one size, in groups of 50,000
+        # names of one file. Kept as a tuple each, they took 272 MB through
+        # the stages; packed, they take some 50 bytes a file. The report
+        # names 20 files: the other names of each are not kept for a format
+        # that does not print them, which needs cli.py to tell find_dupes.
+        pytest.param(
+            ["dupes", "--include-empty"],
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="cli.py must pass hardlinks=fmt in ('json', 'csv') to find_dupes: "
+                "kept for the report, a million link names take 120 MB",
+            ),
+        ),
+    ],
+    ids=" ".join,
+)
 def test_a_million_names_in_one_directory_are_walked_in_bounded_memory(
     command: list[str], million: Path
 ) -> None:
