@@ -320,7 +320,7 @@ def _peak_rss_kib(args: list[str | os.PathLike[str]]) -> int:
         ["scan", "-a", "md5"],
         ["dupes"],
         # Every file a candidate: all of them one size, in groups of 50,000
-        # names of one file. Kept as a tuple each, they took 272 MB through
+        # names of one file. Kept as a tuple each, they took 305 MiB through
         # the stages; packed, they take some 50 bytes a file. The report
         # names 20 files: the other names of each are not kept for a format
         # that does not print them, which needs cli.py to tell find_dupes.
