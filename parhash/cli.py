@@ -358,11 +358,12 @@ def _item_name(item: Any, sub: int = 0) -> str:
     for attribute in ("shown", "path"):
         if isinstance(getattr(item, attribute, None), str):
             return str(getattr(item, attribute))
-    if isinstance(item, tuple):  # a run of files of one size, for dupes: (..., files)
-        files = item[-1]
-        if isinstance(files, list) and files:
+    if isinstance(item, tuple):
+        if len(item) == 4 and isinstance(item[0], int) and len(item[3]):
+            # A run of dupes' files of one size: (group, start, whole, files).
+            files = item[3]
             return _item_name(files[min(sub, len(files) - 1)])
-        return str(item[0])
+        return str(item[0])  # one of dupes' files: (path, size, ...)
     return str(item)
 
 
@@ -592,7 +593,7 @@ def dupes(paths, algo, fmt, zero, follow, include, exclude, min_size, max_size, 
         paths, algo=algo, jobs=jobs, chunksize=chunksize, block_size=block_size,
         head_size=head_size or HEAD_SIZE, min_size=min_size or 0, max_size=max_size,
         include_empty=include_empty, follow=follow, include=include, exclude=exclude,
-        listed=listed, progress=bar, stats=stats,
+        listed=listed, hardlinks=fmt in ("json", "csv"), progress=bar, stats=stats,
     )
     counts = DupeTally()
     try:

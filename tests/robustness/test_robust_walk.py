@@ -323,15 +323,8 @@ def _peak_rss_kib(args: list[str | os.PathLike[str]]) -> int:
         # names of one file. Kept as a tuple each, they took 305 MiB through
         # the stages; packed, they take some 50 bytes a file. The report
         # names 20 files: the other names of each are not kept for a format
-        # that does not print them, which needs cli.py to tell find_dupes.
-        pytest.param(
-            ["dupes", "--include-empty"],
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="cli.py must pass hardlinks=fmt in ('json', 'csv') to find_dupes: "
-                "kept for the report, a million link names take 120 MB",
-            ),
-        ),
+        # that does not print them.
+        ["dupes", "--include-empty"],
     ],
     ids=" ".join,
 )
