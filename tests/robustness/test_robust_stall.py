@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,8 +40,12 @@ def stalled_tree(root: Path) -> Path:
     return root / "big-000"
 
 
-def stop_the_worker_reading(path: Path, stopped: list[int]) -> object:
-    def stop(running: Running) -> None:
+def signal_the_worker_reading(
+    path: Path, signaled: list[int], signum: int = signal.SIGSTOP
+) -> Callable[[Running], None]:
+    """A ``during`` for run_parhash: send ``signum`` to the first worker seen reading ``path``."""
+
+    def send(running: Running) -> None:
         found: list[int] = []
 
         def reading() -> bool:
@@ -48,10 +53,10 @@ def stop_the_worker_reading(path: Path, stopped: list[int]) -> object:
             return bool(found)
 
         running.wait_for(reading, f"a worker reading {path.name}")
-        os.kill(found[0], signal.SIGSTOP)
-        stopped.append(found[0])
+        os.kill(found[0], signum)
+        signaled.append(found[0])
 
-    return stop
+    return send
 
 
 @pytest.mark.parametrize("command", ["scan", "check"])
@@ -65,7 +70,7 @@ def test_file_whose_worker_is_stopped_is_reported_given_up_and_the_rest_finished
 
     out = run_parhash(
         [*args, *SLOW, "--stall-timeout", str(TIMEOUT), target], timeout=60,
-        during=stop_the_worker_reading(big, stopped),  # type: ignore[arg-type]
+        during=signal_the_worker_reading(big, stopped),
     )
     assert stopped, out
     assert out.status == 1, out
@@ -106,7 +111,7 @@ def test_stalled_file_is_named_in_a_batch_of_many(tmp_path: Path) -> None:
     out = run_parhash(
         ["scan", "-a", "md5", "--block-size", "1", "-j", "2", "--stall-timeout", str(TIMEOUT),
          tmp_path / "tree"],
-        timeout=60, during=stop_the_worker_reading(big, stopped),  # type: ignore[arg-type]
+        timeout=60, during=signal_the_worker_reading(big, stopped),
     )
     assert stopped, out
     assert out.status == 1, out
@@ -159,20 +164,9 @@ def test_a_worker_killed_under_the_stall_watch_is_a_death_retried_not_a_stall(
     write_files(tmp_path / "tree", [1000] * 3000, seed=6, prefix="zz-")
     killed: list[int] = []
 
-    def kill_the_worker_reading(running: Running) -> None:
-        found: list[int] = []
-
-        def reading() -> bool:
-            found[:] = [p for p in running.children() if has_open(p, big)]
-            return bool(found)
-
-        running.wait_for(reading, f"a worker reading {big.name}")
-        os.kill(found[0], signal.SIGKILL)
-        killed.append(found[0])
-
     out = run_parhash(
         ["scan", "-a", "md5", *SLOW, "--stall-timeout", "1", tmp_path / "tree"], timeout=60,
-        during=kill_the_worker_reading,
+        during=signal_the_worker_reading(big, killed, signal.SIGKILL),
     )
     assert killed, out
     assert out.status == 1, out  # a worker died: its files were hashed again
@@ -192,7 +186,7 @@ def test_a_small_job_under_a_stall_timeout_is_watched_too(jobs: str, tmp_path: P
     out = run_parhash(
         ["scan", "-a", "md5", "--block-size", "1", "-j", jobs, "--stall-timeout", "2",
          tmp_path],
-        timeout=60, during=stop_the_worker_reading(big, stopped),  # type: ignore[arg-type]
+        timeout=60, during=signal_the_worker_reading(big, stopped),
     )
     assert stopped, out
     assert out.status == 1, out
