@@ -146,8 +146,7 @@ def sticky_dir(tmp_path: Path) -> Path:
 
 
 def test_symlink_planted_by_another_user_in_a_sticky_directory_is_not_written_through(
-    tree: Path,
-    sticky_dir: Path, tmp_path: Path
+    tree: Path, sticky_dir: Path, tmp_path: Path
 ) -> None:
     victim = tmp_path / "victim"
     victim.write_bytes(b"precious\n")
@@ -168,8 +167,7 @@ def test_symlink_planted_by_another_user_in_a_sticky_directory_is_not_written_th
 
 
 def test_symlink_of_the_running_user_in_a_sticky_directory_is_written_through(
-    tree: Path,
-    sticky_dir: Path, tmp_path: Path
+    tree: Path, sticky_dir: Path, tmp_path: Path
 ) -> None:
     target = tmp_path / "real"
     target.write_bytes(b"old\n")
@@ -184,8 +182,7 @@ def test_symlink_of_the_running_user_in_a_sticky_directory_is_written_through(
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to plant a link owned by another user")
 def test_symlink_to_a_device_planted_in_a_sticky_directory_is_not_opened(
-    tree: Path,
-    sticky_dir: Path, tmp_path: Path
+    tree: Path, sticky_dir: Path, tmp_path: Path
 ) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)  # opening it for writing would wait for a reader

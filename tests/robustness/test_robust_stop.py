@@ -15,6 +15,7 @@ import signal
 import subprocess
 import termios
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,21 @@ def _pipe_held(fd: int) -> int:
     return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), "little")
 
 
+def signal_once_blocked(read_end: int, signum: int) -> Callable[[Running], None]:
+    """A ``during`` that sends ``signum`` once the pipe or FIFO read at ``read_end`` is full.
+
+    It holds 64 KiB on Linux, and parhash has more to write: it is blocked
+    in write().
+    """
+
+    def send(running: Running) -> None:
+        running.wait_for(lambda: _pipe_held(read_end) >= 60_000, "a full pipe")
+        time.sleep(0.3)
+        running.signal(signum)
+
+    return send
+
+
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c.streams], ids=str)
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_signal_while_stdout_is_a_full_pipe_ends_the_run_at_once(
@@ -58,17 +74,9 @@ def test_signal_while_stdout_is_a_full_pipe_ends_the_run_at_once(
     read_end, write_end = os.pipe()
     try:
         with open(write_end, "wb", closefd=True) as stdout:
-
-            def signal_once_blocked(running: Running) -> None:
-                # The pipe is full (64 KiB on Linux) and parhash has more to
-                # write: it is blocked in write().
-                running.wait_for(lambda: _pipe_held(read_end) >= 60_000, "a full pipe")
-                time.sleep(0.3)
-                running.signal(signum)
-
             out = run_parhash(
                 command.args(tree_3000, "-j", "2"), stdout=stdout, timeout=HANG,
-                during=signal_once_blocked,
+                during=signal_once_blocked(read_end, signum),
             )
     finally:
         os.close(read_end)
@@ -87,15 +95,9 @@ def test_signal_while_output_file_is_a_fifo_no_one_reads_ends_the_run(
     os.mkfifo(fifo)
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # opened, never read
     try:
-
-        def signal_once_blocked(running: Running) -> None:
-            running.wait_for(lambda: _pipe_held(reader) >= 60_000, "a full FIFO")
-            time.sleep(0.3)
-            running.signal(signum)
-
         out = run_parhash(
             ["scan", "-a", "md5", "-j", "2", "-o", fifo, tree_3000], timeout=HANG,
-            during=signal_once_blocked,
+            during=signal_once_blocked(reader, signum),
         )
     finally:
         os.close(reader)
