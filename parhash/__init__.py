@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Callable, Generator, Iterable, Sequence
+    from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
     from typing import Any
 
     from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO, UnknownAlgorithm
@@ -113,9 +113,9 @@ def scan(
     ``jobs``, ``chunksize`` or ``block_size`` below 1, before any work starts.
     """
     from parhash.algorithms import parse_algos
-    from parhash.pipeline import hash_paths
+    from parhash.executor import scan_tasks
     from parhash.select import Selector
-    from parhash.walk import walk_paths
+    from parhash.tasks import RESULTS, ScanJob
     from parhash.worker import DEFAULT_BLOCK_SIZE
 
     block_size = DEFAULT_BLOCK_SIZE if block_size is None else block_size
@@ -128,17 +128,26 @@ def scan(
         raise ValueError("block_size must be at least 1")
     if jobs is not None and jobs < 1:
         raise ValueError("jobs must be at least 1")
-    select = Selector.from_patterns(include, exclude)
-    import itertools
+    from parhash.pipeline import MAX_BLOCK_SIZE
 
-    items = itertools.chain(
-        walk_paths(paths, follow=follow, select=select),
-        walk_paths(listed, follow=follow, select=select, expand_globs=False),
-    )
-    return hash_paths(
-        items, algos=names, jobs=jobs, chunksize=chunksize, block_size=block_size, stats=stats,
-        idle=idle,
-    )
+    if block_size > MAX_BLOCK_SIZE:
+        raise ValueError(f"block_size must be between 1 and {MAX_BLOCK_SIZE}")
+    select = Selector.from_patterns(include, exclude)
+    job = ScanJob(tuple(names), block_size, RESULTS, follow=follow, select=select)
+    if chunksize is not None:
+        job = job._replace(files=chunksize)
+    return _results(scan_tasks(paths, job, listed=listed, jobs=jobs, stats=stats, idle=idle))
+
+
+def _results(tasks: Iterator[Any]) -> Generator[Result, None, None]:
+    # A generator of its own, so that closing it stops the pool at once.
+    try:
+        for task in tasks:
+            yield from task.records
+    finally:
+        close = getattr(tasks, "close", None)
+        if close is not None:
+            close()
 
 
 def check(

@@ -37,12 +37,9 @@ from parhash.console import (
 from parhash.pipeline import DEFAULT_CHUNKSIZE, MAX_BLOCK_SIZE
 from parhash.report import (
     MULTI_ALGO_FORMATS,
-    WRITERS,
     Output,
     ReportOptions,
-    Tally,
     progress,
-    tally,
 )
 from parhash.results import Pause
 from parhash.worker import DEFAULT_BLOCK_SIZE
@@ -291,7 +288,10 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
       find . -name '*.iso' -print0 | parhash scan --files0-from - -a xxh3
       parhash scan data --json -a sha256,md5 | jq -r .sha256
     """
-    import parhash
+    from parhash.executor import scan_tasks
+    from parhash.report import RecordFormat, write_tasks
+    from parhash.select import Selector
+    from parhash.tasks import TASK_FILES, ScanJob
 
     fmt = fmt or "gnu"
     if len(algos) > 1 and fmt not in MULTI_ALGO_FORMATS:
@@ -301,24 +301,19 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
     paths, listed = _path_arguments(paths, files_from, files0_from)
     stats = _pipeline_stats(stall_timeout)
     flush_idle = _FlushWhenIdle()
-    results = parhash.scan(
-        paths, algos=algos, jobs=jobs, chunksize=chunksize, block_size=block_size,
-        follow=follow, include=include, exclude=exclude, listed=listed, stats=stats,
-        idle=flush_idle,
-    )
-    counts = Tally()
     show = progress if progress is not None else sys.stderr.isatty()
-    try:
-        with open_output(output) as raw:
-            out = flush_idle.out = Output(raw)
-            stream: Any = _skip_own_output(results, _own_files(raw, output))
-            stream = _progress(tally(stream, counts), show)
-            if sort_output:
-                stream = sorted(stream, key=_sort_key)
-            WRITERS[fmt](stream, out, ReportOptions(algos, zero))
-            raw.flush()
-    finally:
-        results.close()
+    select = Selector.from_patterns(include, exclude)
+    with open_output(output) as raw:
+        out = flush_idle.out = Output(raw)
+        job = ScanJob(algos, block_size, fmt, zero, sort_output, follow, select,
+                      frozenset(_own_files(raw, output)), chunksize or TASK_FILES)
+        results = scan_tasks(paths, job, listed=listed, jobs=jobs, stats=stats, idle=flush_idle)
+        try:
+            counts = write_tasks(results, out, RecordFormat(fmt, algos, zero),
+                                 sort=sort_output, show=show)
+        finally:
+            results.close()
+        raw.flush()
     if stats.worker_deaths:
         _warn_worker_deaths(stats)
         return EXIT_FILE_ERROR
@@ -355,6 +350,10 @@ def _warn_stall(item: Any, sub: int, seconds: float) -> None:
 
 def _item_name(item: Any, sub: int = 0) -> str:
     """The file or directory a unit of work names: a path, a directory, a file of a group."""
+    from parhash.pipeline import Within
+
+    if isinstance(item, Within):
+        return item.name
     for attribute in ("shown", "path"):
         if isinstance(getattr(item, attribute, None), str):
             return str(getattr(item, attribute))

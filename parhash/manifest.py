@@ -46,6 +46,36 @@ def format_gnu(digest: str, path: str, *, zero: bool = False) -> bytes:
     return b"%s%s  %s\n" % (b"\\" if escaped else b"", digest.encode(), name)
 
 
+def gnu_text(digest: str, path: str, zero: bool = False) -> str:
+    """:func:`format_gnu` as text, to be encoded with ``FS_ENCODING`` and ``FS_ERRORS``.
+
+    Workers join a task's lines and encode them once; a name's undecodable
+    bytes, held as surrogates, come back as they were.
+    """
+    if zero:
+        return f"{digest}  {path}\0"
+    if "\\" in path or "\n" in path or "\r" in path:
+        if not _UTF8:
+            return format_gnu(digest, path).decode(FS_ENCODING, FS_ERRORS)
+        return f"\\{digest}  {_escape_text(path)}\n"
+    return f"{digest}  {path}\n"
+
+
+def bsd_text(tag: str, digest: str, path: str, zero: bool = False) -> str:
+    """:func:`format_bsd` as text; see :func:`gnu_text`."""
+    if zero:
+        return f"{tag} ({path}) = {digest}\0"
+    if "\\" in path or "\n" in path or "\r" in path:
+        if not _UTF8:
+            return format_bsd(tag, digest, path).decode(FS_ENCODING, FS_ERRORS)
+        return f"\\{tag} ({_escape_text(path)}) = {digest}\n"
+    return f"{tag} ({path}) = {digest}\n"
+
+
+def _escape_text(path: str) -> str:
+    return path.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+
+
 def format_bsd(tag: str, digest: str, path: str, *, zero: bool = False) -> bytes:
     """``TAG (NAME) = DIGEST\\n``, as ``md5sum --tag`` and ``xxhsum --tag`` print it."""
     name = os.fsencode(path)

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 from parhash.results import PAUSE, Pause, Result, WalkError
 from parhash.walk import pack_walked, unpack_walked
@@ -74,9 +74,9 @@ class Executor(Protocol):
     def map_unordered(
         self,
         fn: Callable[[list[T]], list[R]],
-        batches: Iterable[list[T]],
+        batches: Iterable[list[T]] | Feed,
         idle: Callable[[], None] | None = None,
-        lost: Callable[[T, str], R] | None = None,
+        lost: Callable[[Any, str], R] | None = None,
     ) -> Iterator[list[R]]:
         """``idle``, if given, is called whenever the caller would otherwise
         wait: no result and no batch for a moment. ``lost(item, reason)`` makes
@@ -94,15 +94,32 @@ class InlineExecutor:
     def map_unordered(
         self,
         fn: Callable[[list[T]], list[R]],
-        batches: Iterable[list[T]],
+        batches: Iterable[list[T]] | Feed,
         idle: Callable[[], None] | None = None,
-        lost: Callable[[T, str], R] | None = None,
+        lost: Callable[[Any, str], R] | None = None,
     ) -> Iterator[list[R]]:
-        # Never waits for anything but the work itself: no call to ``idle``.
+        # Waits only for a feed's next batch: ``idle`` is called then.
+        if isinstance(batches, Feed):
+            return _drain(fn, batches, idle)
         return map(fn, batches)
 
     def close(self) -> None:
         pass
+
+
+def _drain(
+    fn: Callable[[list[T]], list[R]], feed: Feed, idle: Callable[[], None] | None
+) -> Iterator[list[R]]:
+    while True:
+        batch = feed.get(0)
+        if batch is None and not feed.done:
+            if idle is not None:
+                idle()  # the feed waits: so may the caller's output
+            batch = feed.get(POLL_SECONDS)
+        if batch is not None:
+            yield fn(batch)
+        elif feed.done:
+            return
 
 
 # A worker whose item has made no progress for this long is reported once.
@@ -212,16 +229,31 @@ def _init_worker(slots: _Slots, handled: set[int], parent: int) -> None:
         slots.set_pid(slot, os.getpid())
 
 
-def note_item(index: int, sub: int = 0) -> None:
+def note_item(index: int, sub: int = 0, name: str | None = None) -> None:
     """In a worker: the batch's item ``index`` is being worked on now.
 
     What a stall is reported against (see :class:`PipelineStats`); a batch
     function that never calls it has its first item blamed. ``sub`` is the
     file within an item that holds several (a group of ``dupes``), for the
-    warning to name. Costs one write to memory shared with the parent.
+    warning to name. ``name`` is that file's path (as shown), where
+    only the worker knows it (a file of a directory it lists): a stall is
+    then reported and given up as :class:`Within` the item. Costs one or two
+    writes to memory shared with the parent.
     """
     if _SLOT >= 0:
-        _SLOTS.set_item(_SLOT, index, sub)
+        _SLOTS.set_item(_SLOT, index, sub, None if name is None else os.fsencode(name))
+
+
+def noting() -> bool:
+    """Whether :func:`note_item` notes anything: in a pool's worker."""
+    return _SLOT >= 0
+
+
+class Within(NamedTuple):
+    """The file ``name`` of work item ``item``, which names it only by its directory."""
+
+    item: Any
+    name: str
 
 
 class _Tracked:
@@ -281,25 +313,34 @@ class _Slots:
     """Which batch each worker is on, in memory the workers share with the parent.
 
     Under fork an anonymous shared mapping is inherited for free; elsewhere
-    ``multiprocessing.Array`` is pickled to the workers.
+    ``multiprocessing.Array`` is pickled to the workers. Beside the numbers,
+    each worker has room for the name of the file it is on (:func:`note_item`).
     """
+
+    CELLS = 5  # batch, pid, item, sub, length of the name
+    NAME_ROOM = 4096  # PATH_MAX: a longer name is cut
 
     def __init__(self, ctx: Any, size: int) -> None:
         self.size = size
         self.lock = ctx.Lock()
+        cells = self.CELLS * size + 1
         if ctx.get_start_method() == "fork":
             import mmap
 
-            self.memory: Any = mmap.mmap(-1, 8 * (4 * size + 1))
-            self.cells: Any = memoryview(self.memory).cast("q")
+            self.memory: Any = mmap.mmap(-1, 8 * cells + self.NAME_ROOM * size)
+            view = memoryview(self.memory)
+            self.cells: Any = view[: 8 * cells].cast("q")
+            self.names: Any = view[8 * cells:]
         else:
             self.memory = None
-            self.cells = ctx.Array("q", 4 * size + 1, lock=False)
+            self.cells = ctx.Array("q", cells, lock=False)
+            self.names = ctx.Array("B", self.NAME_ROOM * size, lock=False)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"size": self.size, "lock": self.lock, "memory": None, "cells": self.cells}
+        return {"size": self.size, "lock": self.lock, "memory": None, "cells": self.cells,
+                "names": self.names}
 
-    # cells[0] counts the slots taken; then (batch, pid, item, sub) per worker.
+    # cells[0] counts the slots taken; then CELLS cells per worker.
     def take(self) -> int:
         with self.lock:
             slot = self.cells[0]
@@ -307,29 +348,53 @@ class _Slots:
         return slot if slot < self.size else -1
 
     def set_pid(self, slot: int, pid: int) -> None:
-        self.cells[2 + 4 * slot] = pid
+        self.cells[2 + self.CELLS * slot] = pid
 
     def set_batch(self, slot: int, number: int) -> None:
-        self.cells[1 + 4 * slot] = number
+        self.cells[1 + self.CELLS * slot] = number
 
-    def set_item(self, slot: int, index: int, sub: int = 0) -> None:
-        self.cells[3 + 4 * slot] = index
-        self.cells[4 + 4 * slot] = sub
+    def set_item(self, slot: int, index: int, sub: int = 0, name: bytes | None = None) -> None:
+        base = self.CELLS * slot
+        cells = self.cells
+        cells[3 + base] = index
+        cells[4 + base] = sub
+        if name is None:
+            cells[5 + base] = 0
+        else:
+            n = min(len(name), self.NAME_ROOM)
+            start = self.NAME_ROOM * slot
+            self.names[start:start + n] = name[:n]
+            cells[5 + base] = n
 
     def batch_of(self, pid: int | None) -> int:
         """The batch the worker ``pid`` was on, or -1 (idle, or not known)."""
         for i in range(min(int(self.cells[0]), self.size)):
-            if self.cells[2 + 4 * i] == pid:
-                return int(self.cells[1 + 4 * i])
+            if self.cells[2 + self.CELLS * i] == pid:
+                return int(self.cells[1 + self.CELLS * i])
         return -1
 
-    def working(self) -> Iterator[tuple[int, int, int, int]]:
-        """``(pid, batch, item, sub)`` of each worker that is on a batch."""
+    def file_of(self, pid: int | None) -> str | None:
+        """The name the worker ``pid`` noted last (see :func:`note_item`), if any."""
+        for i in range(min(int(self.cells[0]), self.size)):
+            if self.cells[2 + self.CELLS * i] == pid:
+                n = int(self.cells[5 + self.CELLS * i])
+                start = self.NAME_ROOM * i
+                return os.fsdecode(bytes(self.names[start:start + n])) if n else None
+        return None
+
+    def working(self) -> Iterator[tuple[int, int, int, int, str | None]]:
+        """``(pid, batch, item, sub, name)`` of each worker that is on a batch."""
         cells = self.cells
         for i in range(min(int(cells[0]), self.size)):
-            batch = int(cells[1 + 4 * i])
+            base = self.CELLS * i
+            batch = int(cells[1 + base])
             if batch >= 0:
-                yield int(cells[2 + 4 * i]), batch, int(cells[3 + 4 * i]), int(cells[4 + 4 * i])
+                n = int(cells[5 + base])
+                name = None
+                if n:
+                    start = self.NAME_ROOM * i
+                    name = os.fsdecode(bytes(self.names[start:start + n]))
+                yield int(cells[2 + base]), batch, int(cells[3 + base]), int(cells[4 + base]), name
 
 
 def _pool_context() -> Any:
@@ -396,18 +461,19 @@ class PoolExecutor:
     def map_unordered(
         self,
         fn: Callable[[list[T]], list[R]],
-        batches: Iterable[list[T]],
+        batches: Iterable[list[T]] | Feed,
         idle: Callable[[], None] | None = None,
-        lost: Callable[[T, str], R] | None = None,
+        lost: Callable[[Any, str], R] | None = None,
     ) -> Iterator[list[R]]:
         import collections
         import multiprocessing
         import queue
 
         self._drained = False
-        ahead = _ReadAhead(batches, self.jobs * INFLIGHT_PER_WORKER, self._stop)
+        ahead: Feed = (batches if isinstance(batches, Feed)
+                       else _ReadAhead(batches, self.jobs * INFLIGHT_PER_WORKER, self._stop))
         limit = self.jobs * INFLIGHT_PER_WORKER
-        lose = lost if lost is not None else cast(Callable[[T, str], R], _lost_result)
+        lose = lost if lost is not None else cast(Callable[[Any, str], R], _lost_result)
         # Batches to send again after a death, with whether they are a retry.
         pending: collections.deque[tuple[list[T], bool]] = collections.deque()
         numbers = itertools.count()
@@ -422,8 +488,9 @@ class PoolExecutor:
             )
             inflight: dict[int, tuple[list[T], bool]] = {}
             dead: list[Any] = []
-            # batch number -> (index of the item given up, seconds without progress)
-            abandoned: dict[int, tuple[int, float]] = {}
+            # batch number -> (index of the item given up, what of it, seconds
+            # without progress)
+            abandoned: dict[int, tuple[int, Any, float]] = {}
             while True:
                 while len(inflight) < limit:
                     if pending:
@@ -461,9 +528,9 @@ class PoolExecutor:
                     if dead:
                         break
                     living = {p.pid: p for p in self._born if p.exitcode is None}
-                    for pid, stuck, index, seconds in watch.check(self._slots, inflight):
+                    for pid, stuck, index, what, seconds in watch.check(self._slots, inflight):
                         if pid in living:
-                            abandoned[stuck] = (index, seconds)
+                            abandoned[stuck] = (index, what, seconds)
                             with contextlib.suppress(OSError, ValueError, AttributeError):
                                 living[pid].kill()
                     if abandoned:
@@ -476,6 +543,8 @@ class PoolExecutor:
             # work again, less the items given up.
             generation_stop.set()
             culprits = {self._slots.batch_of(p.pid) for p in dead}
+            # The file a worker named as it died, for an item of several files.
+            named = {self._slots.batch_of(p.pid): self._slots.file_of(p.pid) for p in dead}
             self.stats.worker_deaths += len(dead)
             if self.stats.worker_deaths + self.stats.abandoned > MAX_WORKER_DEATHS:
                 raise WorkersKeepDying(
@@ -492,17 +561,24 @@ class PoolExecutor:
                     # tried alone, so that only the one that stalls is given up.
                     pending.extend(([item], retry) for item in batch)
                 elif number in abandoned:
-                    index, seconds = abandoned[number]
+                    index, what, seconds = abandoned[number]
                     index = max(index, 0)
                     self.stats.abandoned += 1
-                    yield [lose(batch[index], stalled_reason(seconds))]
+                    # A file the item named itself: the item's function is
+                    # told, through ``lost``, to do the item again without it.
+                    yield [lose(what if isinstance(what, Within) else batch[index],
+                                stalled_reason(seconds))]
                     rest = batch[:index] + batch[index + 1 :]
                     if rest:
                         pending.append((rest, retry))
                 elif number not in culprits:
                     pending.append((batch, retry))
                 elif retry:
-                    yield [lose(item, WORKER_DIED) for item in batch]
+                    name = named.get(number)
+                    if name is not None and len(batch) == 1:
+                        yield [lose(Within(batch[0], name), WORKER_DIED)]
+                    else:
+                        yield [lose(item, WORKER_DIED) for item in batch]
                 else:
                     self.stats.retried += len(batch)
                     pending.extend(([item], True) for item in batch)
@@ -610,35 +686,45 @@ class _StallWatch:
     def __init__(self, stats: PipelineStats) -> None:
         self.stats = stats
         self.due = time.monotonic() + STALL_CHECK_SECONDS
-        # pid -> (batch, item, sub, bytes read, no progress since, warned)
-        self.seen: dict[int, tuple[int, int, int, int | None, float, bool]] = {}
+        # pid -> ((batch, item, sub, name, bytes read), no progress since, warned)
+        self.seen: dict[int, tuple[Any, float, bool]] = {}
 
     def check(
         self, slots: _Slots, inflight: dict[int, tuple[list[Any], bool]]
-    ) -> list[tuple[int, int, int, float]]:
-        """``(pid, batch, item, seconds)`` of each worker to give up on; warns on the way."""
+    ) -> list[tuple[int, int, Any, int, float]]:
+        """``(pid, batch, item index, item, seconds)`` of each worker to give up on.
+
+        ``item`` is the batch's item, or :class:`Within` it the file the
+        worker named. Warns on the way.
+        """
         now = time.monotonic()
         self.due = now + STALL_CHECK_SECONDS
         stats = self.stats
         give_up = []
         seen = {}
-        for pid, batch, item, sub in slots.working():
+        for pid, batch, item, sub, name in slots.working():
             read = _bytes_read(pid)
+            key = (batch, item, sub, name, read)
             before = self.seen.get(pid)
-            if before is None or before[:4] != (batch, item, sub, read):
-                seen[pid] = (batch, item, sub, read, now, False)
+            if before is None or before[0] != key:
+                seen[pid] = (key, now, False)
                 continue
-            since, warned = before[4], before[5]
+            since, warned = before[1], before[2]
             stalled = now - since
             # Item -1: the batch function has not said which item it is on.
             known = batch in inflight and -1 <= item < len(inflight[batch][0])
+            what: Any = None
+            if known:
+                what = inflight[batch][0][max(item, 0)]
+                if name is not None:
+                    what = Within(what, name)
             if known and not warned and stalled >= stats.stall_warning:
                 warned = True
                 if stats.on_stall is not None:
-                    stats.on_stall(inflight[batch][0][max(item, 0)], sub, stats.stall_warning)
-            seen[pid] = (batch, item, sub, read, since, warned)
+                    stats.on_stall(what, 0 if name is not None else sub, stats.stall_warning)
+            seen[pid] = (key, since, warned)
             if known and stats.stall_timeout is not None and stalled >= stats.stall_timeout:
-                give_up.append((pid, batch, item, stats.stall_timeout))
+                give_up.append((pid, batch, item, what, stats.stall_timeout))
         self.seen = seen
         return give_up
 
@@ -651,7 +737,27 @@ def _bytes_read(pid: int) -> int | None:
         return None
 
 
-class _ReadAhead:
+class Feed:
+    """Batches handed out one at a time, which finished batches may add to.
+
+    An executor given one instead of an iterable asks :meth:`get` for the
+    next batch whenever it has room, and ends once :attr:`done` is true with
+    nothing in flight: a batch's results, handled by the caller before the
+    executor resumes, may add batches meanwhile.
+    """
+
+    @property
+    def done(self) -> bool:
+        """No batch now, and none to come unless a batch in flight adds some."""
+        raise NotImplementedError
+
+    def get(self, timeout: float) -> list[Any] | None:
+        """The next batch; None if there is none yet (waiting at most ``timeout``
+        seconds for one) or none any more (:attr:`done`)."""
+        raise NotImplementedError
+
+
+class _ReadAhead(Feed):
     """Iterates ``batches`` in a thread of its own, up to ``depth`` ahead.
 
     :meth:`get` hands out the batches; the thread is a daemon, so one stuck
@@ -666,11 +772,15 @@ class _ReadAhead:
 
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._stop = stop
-        self.done = False
+        self._done = False
         self._thread = threading.Thread(
             target=self._fill, args=(batches,), name="parhash-walk", daemon=True
         )
         self._thread.start()
+
+    @property
+    def done(self) -> bool:
+        return self._done
 
     def _put(self, value: Any) -> bool:
         import queue
@@ -697,17 +807,17 @@ class _ReadAhead:
         """The next batch, or None if there is none yet (or no more: see ``done``)."""
         import queue
 
-        if self.done:
+        if self._done:
             return None
         try:
             value = self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait()
         except queue.Empty:
             return None
         if value is self._END:
-            self.done = True
+            self._done = True
             return None
         if isinstance(value, _Raised):
-            self.done = True
+            self._done = True
             raise value.error
         batch: list[Any] = value
         return batch

@@ -19,9 +19,9 @@ from parhash.algorithms import ALGORITHMS
 from parhash.manifest import (
     FS_ENCODING,
     FS_ERRORS,
-    format_bsd,
+    bsd_text,
     format_check_line,
-    format_gnu,
+    gnu_text,
     quote_name,
 )
 from parhash.results import (
@@ -39,6 +39,7 @@ from parhash.results import (
 
 if TYPE_CHECKING:
     from parhash.dupes import Stage
+    from parhash.tasks import TaskResult
 
 
 class ReportOptions(NamedTuple):
@@ -95,16 +96,111 @@ class Output:
         self.pending = False
 
 
+class RecordFormat:
+    """How one output format writes a file's record: the one place for each format.
+
+    Workers format their tasks' records with it, and the writers below with
+    the same code, so a format changes in one place. ``fmt`` is a name of
+    :data:`WRITERS`; ``algos`` the algorithms, in the order the digests come.
+    Records are made as text (:attr:`text`, :meth:`error_text`): a worker
+    joins a task's records and encodes them once, with ``FS_ENCODING`` and
+    ``FS_ERRORS``, which gives every name back its bytes.
+    """
+
+    def __init__(self, fmt: str, algos: tuple[str, ...], zero: bool = False) -> None:
+        if fmt not in WRITERS:
+            raise ValueError(f"unknown format {fmt!r}")
+        if len(algos) != 1 and fmt not in MULTI_ALGO_FORMATS:
+            raise ValueError(f"{fmt} records hold one digest, not {len(algos)}")
+        self.fmt = fmt
+        self.algos = algos
+        self.zero = zero
+        self.tags = [ALGORITHMS[a].tag for a in algos]
+        self.end = "\0" if zero else ("\r\n" if fmt == "csv" else "\n")
+        self.header = b""
+        if fmt == "csv":
+            header = ",".join(["path", "size", *algos, "error"]) + self.end
+            self.header = header.encode()
+        if fmt == "json":
+            import json
+
+            self._encode = json.JSONEncoder(ensure_ascii=True).encode
+        # Errors go to stderr in every format; json and csv also hold them.
+        self.holds_errors = fmt in ("json", "csv")
+        self.text: Callable[[str, list[str], int], str] = getattr(self, "_" + fmt)
+
+    def _gnu(self, path: str, digests: list[str], size: int) -> str:
+        return gnu_text(digests[0], path, self.zero)
+
+    def _bsd(self, path: str, digests: list[str], size: int) -> str:
+        zero = self.zero
+        if len(digests) == 1:
+            return bsd_text(self.tags[0], digests[0], path, zero)
+        return "".join(bsd_text(tag, d, path, zero)
+                       for tag, d in zip(self.tags, digests, strict=True))
+
+    def _json(self, path: str, digests: list[str], size: int) -> str:
+        record = _json_path(path)
+        record["size"] = size
+        record.update(zip(self.algos, digests, strict=True))
+        return self._encode(record) + self.end
+
+    def _csv(self, path: str, digests: list[str], size: int) -> str:
+        return f"{_csv_text(path)},{size},{','.join(digests)},{self.end}"
+
+    def error_text(self, path: str, error: str) -> str:
+        """The record of a file that could not be hashed: empty unless json or csv."""
+        if self.fmt == "json":
+            record = _json_path(path)
+            record["error"] = error
+            return self._encode(record) + self.end
+        if self.fmt == "csv":
+            return f"{_csv_text(path)},{',' * len(self.algos)},{_csv_text(error)}{self.end}"
+        return ""
+
+    def result(self, r: Result) -> bytes:
+        """The record of one :class:`Result`, as bytes."""
+        if r.error is not None:
+            text = self.error_text(r.path, r.error)
+        else:
+            text = self.text(r.path, [r.digests[a] for a in self.algos], r.size)
+        return text.encode(FS_ENCODING, FS_ERRORS)
+
+
+def _csv_text(value: str) -> str:
+    if "," in value or '"' in value or "\r" in value or "\n" in value:
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def _json_path(path: str) -> dict[str, Any]:
+    record: dict[str, Any] = {"path": path}
+    if not path.isascii():
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            import base64
+
+            record["path_b64"] = base64.b64encode(os.fsencode(path)).decode("ascii")
+    return record
+
+
+def _write(results: Iterable[Result], out: Output, options: ReportOptions, fmt: str) -> None:
+    records = RecordFormat(fmt, options.algos, options.zero)
+    if records.header:
+        out.write(records.header)
+    for r in results:
+        data = records.result(r)
+        if data:
+            out.write(data)
+
+
 def write_gnu(results: Iterable[Result], out: Output, options: ReportOptions) -> None:
     """``md5sum`` lines; one algorithm only.
 
     ``d41d8cd98f00b204e9800998ecf8427e  ./empty``
     """
-    (algo,) = options.algos
-    zero = options.zero
-    for r in results:
-        if r.error is None:
-            out.write(format_gnu(r.digests[algo], r.path, zero=zero))
+    _write(results, out, options, "gnu")
 
 
 def write_bsd(results: Iterable[Result], out: Output, options: ReportOptions) -> None:
@@ -112,11 +208,7 @@ def write_bsd(results: Iterable[Result], out: Output, options: ReportOptions) ->
 
     ``MD5 (./empty) = d41d8cd98f00b204e9800998ecf8427e``
     """
-    tags = [(a, ALGORITHMS[a].tag) for a in options.algos]
-    zero = options.zero
-    for r in results:
-        if r.error is None:
-            out.write(b"".join(format_bsd(tag, r.digests[a], r.path, zero=zero) for a, tag in tags))
+    _write(results, out, options, "bsd")
 
 
 def json_record(r: Result) -> dict[str, Any]:
@@ -127,13 +219,7 @@ def json_record(r: Result) -> dict[str, Any]:
     Python reader turn back into the same bytes, and also, losslessly for any
     reader, as base64 in ``path_b64``.
     """
-    record: dict[str, Any] = {"path": r.path}
-    try:
-        r.path.encode("utf-8")
-    except UnicodeEncodeError:
-        import base64
-
-        record["path_b64"] = base64.b64encode(os.fsencode(r.path)).decode("ascii")
+    record = _json_path(r.path)
     if r.error is not None:
         record["error"] = r.error
         return record
@@ -148,19 +234,11 @@ def write_json(results: Iterable[Result], out: Output, options: ReportOptions) -
     ``{"path": "./empty", "size": 0, "md5": "d41d8cd98f00b204e9800998ecf8427e"}``
     ``{"path": "./gone", "error": "No such file or directory"}``
     """
-    import json
-
-    end = b"\0" if options.zero else b"\n"
-    encode = json.JSONEncoder(ensure_ascii=True).encode
-    for r in results:
-        out.write(encode(json_record(r)).encode("ascii") + end)
+    _write(results, out, options, "json")
 
 
 def _csv_field(value: str) -> bytes:
-    data = os.fsencode(value)
-    if any(c in data for c in b',"\r\n'):
-        data = b'"' + data.replace(b'"', b'""') + b'"'
-    return data
+    return _csv_text(value).encode(FS_ENCODING, FS_ERRORS)
 
 
 def write_csv(results: Iterable[Result], out: Output, options: ReportOptions) -> None:
@@ -172,15 +250,7 @@ def write_csv(results: Iterable[Result], out: Output, options: ReportOptions) ->
     ``./empty,0,d41d8cd98f00b204e9800998ecf8427e,``
     ``./gone,,,No such file or directory``
     """
-    end = b"\0" if options.zero else b"\r\n"
-    out.write(b",".join([b"path", b"size", *(a.encode() for a in options.algos), b"error"]) + end)
-    blanks = [b""] * len(options.algos)
-    for r in results:
-        if r.error is None:
-            row = [str(r.size).encode(), *(r.digests[a].encode() for a in options.algos), b""]
-        else:
-            row = [b"", *blanks, _csv_field(r.error)]
-        out.write(_csv_field(r.path) + b"," + b",".join(row) + end)
+    _write(results, out, options, "csv")
 
 
 Writer = Callable[[Iterable[Result], Output, ReportOptions], None]
@@ -225,6 +295,89 @@ def tally(
             err.write(error_line(prog, r.path, r.error))
             err.flush()
         yield r
+
+
+def write_tasks(
+    results: Iterable[TaskResult],
+    out: Output,
+    records: RecordFormat,
+    *,
+    sort: bool = False,
+    show: bool = False,
+    err: IO[str] | None = None,
+) -> Tally:
+    """Write the records of each task as it completes; its error lines go to ``err``.
+
+    With ``sort`` the records come as ``(name as bytes, record as text)``
+    pairs, written in name order at the end. ``show`` draws a progress bar on stderr. Returns
+    the counts.
+    """
+    err = err if err is not None else sys.stderr
+    counts = Tally()
+    if records.header:
+        out.write(records.header)
+    bar = _TaskBar() if show else None
+    pairs: list[tuple[bytes, str]] = []
+    try:
+        for r in results:
+            if r.out:
+                out.write(r.out)
+            if r.records:
+                pairs.extend(r.records)
+            if r.err:
+                write_stderr(err, r.err)
+            counts.files += r.files
+            counts.bytes += r.nbytes
+            counts.errors += r.errors
+            if bar is not None:
+                bar.update(r.files + r.errors, r.nbytes)
+    finally:
+        if bar is not None:
+            bar.close()
+    if pairs:
+        pairs.sort(key=_first)
+        out.write("".join([text for _, text in pairs]).encode(FS_ENCODING, FS_ERRORS))
+    return counts
+
+
+def _first(pair: tuple[bytes, str]) -> bytes:
+    return pair[0]
+
+
+def write_stderr(err: IO[str], data: bytes) -> None:
+    """Write ``data``, bytes, to the text stream ``err`` and flush it."""
+    raw = getattr(err, "buffer", None)
+    if raw is None:
+        err.write(data.decode(errors="surrogateescape"))
+    else:
+        err.flush()
+        raw.write(data)
+        raw.flush()
+    err.flush()
+
+
+class _TaskBar:
+    """A tqdm bar on stderr, counting files and bytes as tasks complete."""
+
+    def __init__(self) -> None:
+        from tqdm import tqdm
+
+        # No monitor thread: nothing else should be running when a pool forks.
+        tqdm.monitor_interval = 0
+        self.bar = tqdm(
+            unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+            dynamic_ncols=True, mininterval=0.2, desc="hashing",
+        )
+        self.files = 0
+
+    def update(self, files: int, nbytes: int) -> None:
+        self.files += files
+        self.bar.set_postfix(files=self.files, refresh=False)
+        self.bar.update(nbytes)
+
+    def close(self) -> None:
+        self.bar.set_postfix(files=self.files)
+        self.bar.close()
 
 
 def progress(results: Iterable[Result], *, enabled: bool) -> Iterable[Result]:

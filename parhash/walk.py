@@ -570,76 +570,140 @@ def read_dir(
             yield opened
             return
         fd, names, kinds, room = opened
-        depth = current.depth + 1
         top = current.path
         named = current.top
         root = current.named_root
-        above = current.rel + "/" if current.rel else ""
-        long_names = room <= _NAME_MAX
-        if not kinds and select is None and not stat_files and not long_names:
-            # Only files, and nothing to choose from: most directories. This
-            # loop does a third of the work of the one below per file.
-            for name in names:
-                item = Walked(top + name)
-                item.top = named
-                item.root = root
-                yield item
+        if not stat_files:
+            for entry in _entries(current, fd, names, kinds, room, follow, select):
+                if type(entry) is str:
+                    item = Walked(top + entry)
+                    item.top = named
+                    item.root = root
+                    yield item
+                elif type(entry) is Linked:
+                    yield entry.path
+                else:
+                    yield entry
             return
         lstat = functools.partial(os.stat, dir_fd=fd, follow_symlinks=False)
-        get_kind = kinds.get
-        for name in names:
-            path = top + name
-            kind = get_kind(name)
-            try:
-                if long_names and len(_encode(name)) >= room:
-                    raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
-                if kind is None:  # a regular file
-                    if select is not None and not select.keep_file(above + name):
-                        continue
-                    if not stat_files:
-                        item = Walked(path)
-                        item.top = named
-                        item.root = root
-                        yield item
-                        continue
-                    st = lstat(name)
-                    if stat.S_ISLNK(st.st_mode):
-                        yield WalkError(path, CHANGED_DURING_WALK, None, depth)
-                    else:
-                        yield path, st
-                    continue
-                if isinstance(kind, OSError):
-                    raise kind
-                rel = above + name
-                if kind == _DIR:
-                    if select is not None and not select.enter_dir(rel):
-                        continue
-                    st = lstat(name)
-                    if not stat.S_ISDIR(st.st_mode):
-                        yield WalkError(path, CHANGED_DURING_WALK, None, depth)
-                        continue
-                    node = None
-                    if follow:
-                        node = _Ancestor(st.st_dev, st.st_ino, path, current.ancestor)
-                    yield Directory(path + "/", rel, depth, node, named, (st.st_dev, st.st_ino),
-                                    root)
-                    continue
-                # A link, followed on purpose: what it names is read as named.
+        depth = current.depth + 1
+        for entry in _entries(current, fd, names, kinds, room, follow, select):
+            if type(entry) is str:
+                path = top + entry
                 try:
-                    st = os.stat(name, dir_fd=fd)
-                except FileNotFoundError:
-                    continue  # a broken link
-                if stat.S_ISREG(st.st_mode):
-                    if select is None or select.keep_file(rel):
-                        yield path if not stat_files else (path, st)
-                elif stat.S_ISDIR(st.st_mode) and (select is None or select.enter_dir(rel)):
-                    node = _Ancestor(st.st_dev, st.st_ino, path, current.ancestor)
-                    yield Directory(path + "/", rel, depth, node, -1, (st.st_dev, st.st_ino))
-            except OSError as e:
-                yield WalkError(path, reason(e), e.errno, depth)
+                    st = lstat(entry)
+                except OSError as e:
+                    yield WalkError(path, reason(e), e.errno, depth)
+                    continue
+                if stat.S_ISLNK(st.st_mode):
+                    yield WalkError(path, CHANGED_DURING_WALK, None, depth)
+                else:
+                    yield path, st
+            elif type(entry) is Linked:
+                yield entry.path, entry.st
+            else:
+                yield entry
     finally:
         if own:
             descent.close()
+
+
+class Linked(NamedTuple):
+    """A link to a regular file, met in a listing and followed on purpose.
+
+    It is read by its ``path``, as named; ``st`` is what ``stat`` saw.
+    """
+
+    path: str
+    st: os.stat_result
+
+
+def open_listing(
+    current: Directory,
+    descent: Descent,
+    *,
+    follow: bool = False,
+    select: Predicates | None = None,
+) -> tuple[int, Iterator[str | Linked | Directory | WalkError]] | WalkError:
+    """Open directory ``current`` as :func:`read_dir` does; its descriptor and entries.
+
+    The entries come in byte order of the names: a regular file as its bare
+    name (a ``str``, to open relative to the descriptor with ``O_NOFOLLOW``),
+    a link followed with ``follow`` as :class:`Linked`, a subdirectory as a
+    :class:`Directory`, and errors as :class:`WalkError` values. The
+    descriptor is ``descent``'s, valid until its next use. A directory that
+    can't be opened, or is not the one its parent's listing saw, comes back
+    as a :class:`WalkError` instead. Costs what :func:`read_dir` costs; no
+    object per file but its name.
+    """
+    opened = _open_dir(current, descent, follow, False)
+    if isinstance(opened, WalkError):
+        return opened
+    fd, names, kinds, room = opened
+    return fd, _entries(current, fd, names, kinds, room, follow, select)
+
+
+def _entries(
+    current: Directory,
+    fd: int,
+    names: Iterator[str],
+    kinds: dict[str, int | OSError],
+    room: int,
+    follow: bool,
+    select: Predicates | None,
+) -> Iterator[str | Linked | Directory | WalkError]:
+    """The entries of :func:`open_listing`, from what :func:`_open_dir` found."""
+    long_names = room <= _NAME_MAX
+    if not kinds and select is None and not long_names:
+        # Only files, and nothing to choose from: most directories.
+        yield from names
+        return
+    depth = current.depth + 1
+    top = current.path
+    named = current.top
+    root = current.named_root
+    above = current.rel + "/" if current.rel else ""
+    lstat = functools.partial(os.stat, dir_fd=fd, follow_symlinks=False)
+    get_kind = kinds.get
+    for name in names:
+        kind = get_kind(name)
+        try:
+            if long_names and len(_encode(name)) >= room:
+                raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
+            if kind is None:  # a regular file
+                if select is None or select.keep_file(above + name):
+                    yield name
+                continue
+            if isinstance(kind, OSError):
+                raise kind
+            rel = above + name
+            if kind == _DIR:
+                if select is not None and not select.enter_dir(rel):
+                    continue
+                st = lstat(name)
+                if not stat.S_ISDIR(st.st_mode):
+                    yield WalkError(top + name, CHANGED_DURING_WALK, None, depth)
+                    continue
+                node = None
+                if follow:
+                    node = _Ancestor(st.st_dev, st.st_ino, top + name, current.ancestor)
+                yield Directory(top + name + "/", rel, depth, node, named,
+                                (st.st_dev, st.st_ino), root)
+                continue
+            # A link, followed on purpose: what it names is read as named.
+            try:
+                st = os.stat(name, dir_fd=fd)
+            except FileNotFoundError:
+                continue  # a broken link
+            path = top + name
+            if stat.S_ISREG(st.st_mode):
+                if select is None or select.keep_file(rel):
+                    yield Linked(path, st)
+            elif stat.S_ISDIR(st.st_mode) and (select is None or select.enter_dir(rel)):
+                node = _Ancestor(st.st_dev, st.st_ino, path, current.ancestor)
+                yield Directory(path + "/", rel, depth, node, -1, (st.st_dev, st.st_ino))
+        except OSError as e:
+            yield WalkError(top + name, reason(e), e.errno, depth)
 
 
 def _open_dir(
@@ -650,6 +714,27 @@ def _open_dir(
     Returns its descriptor (``descent``'s), its names in byte order and
     their kinds (:func:`_list_dir`), and how many bytes a name may have
     before its path is too long.
+    """
+    opened = open_directory(current, descent, skip_pseudo=skip_pseudo)
+    if isinstance(opened, WalkError):
+        return opened
+    fd, room = opened
+    try:
+        names, kinds = _list_dir(fd, follow)
+    except OSError as e:
+        return WalkError(current.shown, reason(e), e.errno, current.depth)
+    return fd, names, kinds, room
+
+
+def open_directory(
+    current: Directory, descent: Descent, *, skip_pseudo: bool = False
+) -> tuple[int, int] | WalkError:
+    """Open directory ``current`` through ``descent``, checking it is the one the walk saw.
+
+    Returns its descriptor (``descent``'s, valid until its next use) and how
+    many bytes a name in it may have before its path is too long; or why not,
+    as a :class:`WalkError` (:data:`CHANGED_DURING_WALK` for a directory that
+    is not the one its parent's listing saw).
     """
     room = PATH_MAX - _too_long(current.path)
     if room <= 0:
@@ -662,12 +747,11 @@ def _open_dir(
             return WalkError(current.shown, CHANGED_DURING_WALK, None, current.depth)
         if skip_pseudo and is_pseudo_fs(st.st_dev):
             return WalkError(current.shown, PSEUDO_FS, None, current.depth)
-        names, kinds = _list_dir(fd, follow)
     except OSError as e:
         why = walked_reason(e)
         code = None if why == CHANGED_DURING_WALK else e.errno
         return WalkError(current.shown, why, code, current.depth)
-    return fd, names, kinds, room
+    return fd, room
 
 
 def walk_glob(
@@ -789,6 +873,42 @@ def walk_paths(
                 yield Directory(_as_prefix(arg), "", 0, identity=(st.st_dev, st.st_ino))
         else:
             yield WalkError(arg, NOT_REGULAR)
+
+
+def named_paths(
+    paths: Iterable[str | Pause],
+    listed: Iterable[str | Pause] = (),
+    *,
+    follow: bool = False,
+    select: Predicates | None = None,
+) -> Iterator[str | WalkError | Pause]:
+    """The paths a user named, for workers to look at: ``paths``, then ``listed``.
+
+    Each is passed on as it is, unread (a worker stats it), except an
+    argument of ``paths`` that does not exist and holds a wildcard: it is
+    expanded here (:func:`walk_glob`), into :class:`Walked` paths and
+    :class:`WalkError` values. ``listed`` names are never globs.
+    :data:`PAUSE` passes through.
+    """
+    if isinstance(paths, str):
+        paths = (paths,)
+    for arg in paths:
+        if isinstance(arg, Pause):
+            yield arg
+            continue
+        if not isinstance(arg, str):
+            arg = os.fsdecode(arg)  # a pathlib.Path, bytes: the rest of the pipeline sees str
+        if has_magic(arg):
+            try:
+                os.stat(arg)
+            except FileNotFoundError:
+                yield from walk_glob(arg, follow=follow, select=select)
+                continue
+            except (OSError, ValueError):
+                pass  # the worker says what is wrong with it
+        yield arg
+    for arg in listed:
+        yield arg if isinstance(arg, (str, Pause)) else os.fsdecode(arg)
 
 
 def read_path_list(

@@ -173,69 +173,81 @@ def _hash_file(
     try:
         if fence is not None and outside(fd, fence):
             return Result(path, {}, error=OUTSIDE_ROOT)
-        before = os.fstat(fd)
-        if not stat.S_ISREG(before.st_mode):
-            if stat.S_ISDIR(before.st_mode):
-                return Result(path, {}, error=os.strerror(errno.EISDIR), errno=errno.EISDIR)
-            return Result(path, {}, error=NOT_REGULAR)
-        hashers = [new() for new in constructors]
-        size = before.st_size
-        view = _BUFFER.get(block_size)
-        views = _BUFFER.views
-        total = 0
-        reads = 0
-        while True:
-            n = os.readv(fd, views)
-            if not n:
-                break
-            reads += 1
-            chunk = view if n == block_size else view[:n]
-            for h in hashers:
-                h.update(chunk)
-            total += n
-            # A short read that reaches the size fstat gave is the end of a
-            # regular file: skip the read that would return 0. A file that
-            # grew meanwhile is caught by the second fstat below.
-            if n < block_size and total == size:
-                break
-        # A file that came whole from one read has nothing to mix from two
-        # versions; one read in several may have, so check size and mtime.
-        after = before if reads <= 1 and total == size else os.fstat(fd)
+        hashers, before, error, code = digest_open(fd, constructors, block_size)
     except OSError as e:
         return Result(path, {}, error=reason(e), errno=e.errno)
     finally:
         os.close(fd)
-    return _finish(path, hashers, algos, before, after)
+    if error is not None:
+        if error is CHANGED_WHILE_HASHING:
+            return Result(path, {}, before.st_size, before.st_mtime_ns, before.st_dev,
+                          before.st_ino, error)
+        return Result(path, {}, error=error, errno=code)
+    if len(hashers) == 1:
+        digests = {algos[0]: hashers[0].hexdigest()}
+    else:
+        digests = {a: h.hexdigest() for a, h in zip(algos, hashers, strict=True)}
+    return Result(path, digests, before.st_size, before.st_mtime_ns, before.st_dev, before.st_ino)
 
 
-def _finish(
-    path: str,
-    hashers: list[Hasher],
-    algos: tuple[str, ...],
-    before: os.stat_result,
-    after: os.stat_result,
-) -> Result:
+def digest_open(
+    fd: int,
+    constructors: list[Callable[[], Hasher]],
+    block_size: int,
+    before: os.stat_result | None = None,
+    first: int = -1,
+) -> tuple[list[Hasher], os.stat_result, str | None, int | None]:
+    """Hash the file open as ``fd`` with one hasher per constructor, from one read.
+
+    Returns the hashers, the ``fstat`` taken before the read, and None, None;
+    or, for a file that is not regular, no hashers, that ``fstat``, the
+    reason and its errno (``EISDIR`` for a directory, else None); for a file
+    whose size, mtime or inode changed while it was read,
+    :data:`CHANGED_WHILE_HASHING` (the very object) with the ``fstat`` after
+    the read. Raises ``OSError``. Costs two ``fstat`` (one for a file read
+    whole by its first read; ``before``, if given, is the first) and
+    ``size / block_size + 1`` reads. ``first`` >= 0: the caller's first read
+    put that many bytes in this process's buffer (:func:`read_buffer`).
+    """
+    if before is None:
+        before = os.fstat(fd)
+    if not stat.S_ISREG(before.st_mode):
+        if stat.S_ISDIR(before.st_mode):
+            return [], before, os.strerror(errno.EISDIR), errno.EISDIR
+        return [], before, NOT_REGULAR, None
+    hashers = [new() for new in constructors]
     size = before.st_size
+    view = _BUFFER.get(block_size)
+    views = _BUFFER.views
+    total = 0
+    reads = 0
+    while True:
+        n = os.readv(fd, views) if first < 0 else first
+        first = -1
+        if not n:
+            break
+        reads += 1
+        chunk = view if n == block_size else view[:n]
+        for h in hashers:
+            h.update(chunk)
+        total += n
+        # A short read that reaches the size fstat gave is the end of a
+        # regular file: skip the read that would return 0. A file that
+        # grew meanwhile is caught by the second fstat below.
+        if n < block_size and total == size:
+            break
+    # A file that came whole from one read has nothing to mix from two
+    # versions; one read in several may have, so check size and mtime.
+    if reads <= 1 and total == size:
+        return hashers, before, None, None
+    after = os.fstat(fd)
     if (
         after.st_size != size
         or after.st_mtime_ns != before.st_mtime_ns
         or after.st_ino != before.st_ino
     ):
-        return Result(
-            path, {}, size, after.st_mtime_ns, after.st_dev, after.st_ino, CHANGED_WHILE_HASHING
-        )
-    if len(hashers) == 1:
-        digests = {algos[0]: hashers[0].hexdigest()}
-    else:
-        digests = {a: h.hexdigest() for a, h in zip(algos, hashers, strict=True)}
-    return Result(
-        path,
-        digests,
-        size,
-        before.st_mtime_ns,
-        before.st_dev,
-        before.st_ino,
-    )
+        return [], after, CHANGED_WHILE_HASHING, None
+    return hashers, before, None, None
 
 
 def path_hasher(job: Job) -> Callable[[str], Result]:

@@ -234,14 +234,14 @@ def test_interrupted_run_leaves_the_existing_manifest_untouched(
 ) -> None:
     target = tmp_path / "SUMS"
     target.write_bytes(b"the old manifest\n")
-    gnu = report.WRITERS["gnu"]
+    write_tasks = report.write_tasks
 
-    def interrupted(results, out, options):  # type: ignore[no-untyped-def]
-        gnu(iter([next(iter(results))]), out, options)
+    def interrupted(results, out, records, **options):  # type: ignore[no-untyped-def]
+        write_tasks(iter([next(iter(results))]), out, records, **options)
         out.flush()
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(report.WRITERS, "gnu", interrupted)
+    monkeypatch.setattr(report, "write_tasks", interrupted)
     code, out, _ = scan(tree.root, "-o", target)
     assert code == 130
     assert target.read_bytes() == b"the old manifest\n"

@@ -1,0 +1,553 @@
+"""Tasks: what a worker carries from the walk to formatted bytes, and what comes back.
+
+A task is a list of work items, and a worker does all of each item:
+
+- a :class:`~parhash.walk.Directory`: list it, hash its regular files, and
+  hand back its subdirectories as new items;
+- a :class:`Part` of a directory: some of its files by name (a huge
+  directory cut in pieces, a large file sent alone), or the whole listing
+  less the files given up on;
+- a path named by the user (an argument, a line of ``--files-from``):
+  a file is hashed, a directory handed back as a new item;
+- the matches of a glob, walked in the main process: a
+  :class:`~parhash.walk.WalkedRun`, or :class:`~parhash.results.WalkError`
+  values, which are only reported.
+
+Each task comes back as one :class:`TaskResult`: the records already
+formatted for the output (or, for the Python API and ``--sort``, compact
+records), the error lines for stderr, counts, and the new items. The main
+process only schedules items and writes bytes; it never opens, stats or
+formats a file. Everything here is plain picklable data, so any executor
+(a process pool, this process, a cluster) can carry it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
+
+from parhash.algorithms import ALGORITHMS, Hasher
+from parhash.console import TEMPORARY_SUFFIX
+from parhash.manifest import FS_ENCODING, FS_ERRORS
+from parhash.pipeline import WORKER_DIED, Within, note_item, noting
+from parhash.report import RecordFormat, error_line
+from parhash.results import Result, WalkError, reason
+from parhash.select import Predicates
+from parhash.walk import (
+    Descent,
+    Directory,
+    Linked,
+    WalkedRun,
+    _Ancestor,
+    _as_prefix,
+    open_directory,
+    open_listing,
+    walked_reason,
+)
+from parhash.worker import (
+    _BUFFER,
+    CHANGED_WHILE_HASHING,
+    DEFAULT_BLOCK_SIZE,
+    NOT_REGULAR,
+    OPEN_FLAGS,
+    _hash_file,
+    digest_open,
+)
+
+# A task closes at whichever comes first: this many files, or this many bytes
+# hashed. The main process pays some 0.1-0.2 ms for each task it hands out
+# and takes back (see benchmarks/RESULTS.md): a thousand small files make
+# that a fraction of a microsecond per file.
+TASK_FILES = 1024
+TASK_BYTES = 16 << 20
+# A file this large is hashed in a task of its own, so that the workers
+# share a few large files evenly instead of one of them reading them all.
+ALONE_BYTES = 4 << 20
+NEVER_ALONE = 1 << 62
+
+# The format name under which records come back as Result values.
+RESULTS = "results"
+
+READ_FLAGS = OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0)
+WALKER_DIED = "worker process died while reading this directory"
+
+
+class Part(NamedTuple):
+    """Part of a directory's work: some of its files, or all of it but a few.
+
+    ``names`` are regular files of ``directory`` joined by NUL (which no
+    name holds), as its listing found them; empty, the whole listing. Names
+    in ``skip`` are not hashed: they were given up on. With ``split`` the
+    directory is listed and each file handed back as a part of its own, after
+    a worker died on it.
+    """
+
+    directory: Directory
+    names: str = ""
+    skip: frozenset[str] = frozenset()
+    split: bool = False
+
+
+class ScanJob(NamedTuple):
+    """What every task of one run shares: what to compute and how to write it."""
+
+    algos: tuple[str, ...]
+    block_size: int = DEFAULT_BLOCK_SIZE
+    # A name of report.WRITERS, or RESULTS for Result values.
+    fmt: str = "gnu"
+    zero: bool = False
+    # Records come back as (name as bytes, record) pairs, to be sorted.
+    sort: bool = False
+    follow: bool = False
+    select: Predicates | None = None
+    # (device, inode) of files never to list: the run's own output.
+    skip: frozenset[tuple[int, int]] = frozenset()
+    files: int = TASK_FILES
+    nbytes: int = TASK_BYTES
+    # Files this large go alone; with one process there is no one to share with.
+    alone: int = ALONE_BYTES
+    prog: str = "parhash"
+
+
+class TaskResult(NamedTuple):
+    """What one task gives back.
+
+    ``out`` is the task's records in the output format, ``err`` its error
+    lines for stderr (``parhash: NAME: reason``); ``files`` and ``nbytes``
+    count the files hashed, ``errors`` those that could not be. ``tasks``
+    are new items to share out, ``alone`` items each to go in a task of its
+    own. ``records`` holds Result values (format ``RESULTS``) or, with
+    ``sort``, ``(name, record)`` pairs; then ``out`` is empty.
+    """
+
+    out: bytes = b""
+    err: bytes = b""
+    files: int = 0
+    nbytes: int = 0
+    errors: int = 0
+    tasks: list[Any] = []
+    alone: list[Any] = []
+    records: list[Any] = []
+
+
+# The directories this process reads files from; see worker.Descent.
+_DESCENT = Descent()
+
+
+def release_descent() -> None:
+    """Close the directories this process holds open for its tasks."""
+    _DESCENT.close()
+
+
+class _Task:
+    """One task's work in a worker: its counts, records and new items."""
+
+    def __init__(self, job: ScanJob, size: int) -> None:
+        self.job = job
+        self.size = size  # items in the task
+        self.constructors: list[Callable[[], Hasher]] = [ALGORITHMS[a].new for a in job.algos]
+        self.format = RecordFormat(job.fmt, job.algos, job.zero) if job.fmt != RESULTS else None
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self.records: list[Any] = []
+        self.files = 0
+        self.nbytes = 0
+        self.errors = 0
+        self.tasks: list[Any] = []
+        self.alone: list[Any] = []
+
+    def full(self) -> bool:
+        return self.files + self.errors >= self.job.files or self.nbytes >= self.job.nbytes
+
+    def result(self) -> TaskResult:
+        return TaskResult(
+            "".join(self.out).encode(FS_ENCODING, FS_ERRORS),
+            "".join(self.err).encode(FS_ENCODING, FS_ERRORS),
+            self.files, self.nbytes, self.errors, self.tasks, self.alone, self.records,
+        )
+
+    # --- what each file comes to
+
+    def hashed(self, path: str, hashers: list[Hasher], size: int, st: os.stat_result) -> None:
+        self.files += 1
+        self.nbytes += size
+        if self.format is None:
+            digests = {a: h.hexdigest() for a, h in zip(self.job.algos, hashers, strict=True)}
+            self.records.append(Result(path, digests, size, st.st_mtime_ns, st.st_dev, st.st_ino))
+            return
+        self.record(path, self.format.text(path, [h.hexdigest() for h in hashers], size))
+
+    def record(self, path: str, text: str) -> None:
+        if self.job.sort:
+            self.records.append((os.fsencode(path), text))
+        else:
+            self.out.append(text)
+
+    def failed(self, path: str, why: str, code: int | None = None,
+               st: os.stat_result | None = None) -> None:
+        self.errors += 1
+        if self.format is None:
+            if st is not None:  # changed while hashing: what was seen of it
+                self.records.append(Result(path, {}, st.st_size, st.st_mtime_ns, st.st_dev,
+                                           st.st_ino, why, code))
+            else:
+                self.records.append(Result(path, {}, error=why, errno=code))
+            return
+        self.err.append(error_line(self.job.prog, path, why))
+        if self.format.holds_errors:
+            self.record(path, self.format.error_text(path, why))
+
+    def result_of(self, r: Result) -> None:
+        """A file hashed as a :class:`Result` (by path: off the fast loop)."""
+        if self.job.skip and r.ino and (r.dev, r.ino) in self.job.skip:
+            return
+        if r.error is not None:
+            self.failed(r.path, r.error, r.errno)
+            return
+        self.files += 1
+        self.nbytes += r.size
+        if self.format is None:
+            self.records.append(r)
+            return
+        self.record(r.path, self.format.text(r.path, [r.digests[a] for a in self.job.algos],
+                                             r.size))
+
+    # --- the items
+
+    def directory(self, index: int, d: Directory, skip: frozenset[str] = frozenset()) -> None:
+        job = self.job
+        note_item(index)  # no file yet: a death while listing is the directory's
+        opened = open_listing(d, _DESCENT, follow=job.follow, select=job.select)
+        if isinstance(opened, WalkError):
+            self.walk_error(opened)
+            return
+        fd, entries = opened
+        self.files_in(fd, d, entries, index, skip, 2)
+        # What the task had no room for: the next tasks'.
+        left: list[str] = []
+        for entry in entries:
+            if type(entry) is str:
+                left.append(entry)
+                if len(left) >= job.files:
+                    self.tasks.append(Part(d, "\0".join(left), skip))
+                    left = []
+            else:
+                self.entry(entry, index)
+        if left:
+            self.tasks.append(Part(d, "\0".join(left), skip))
+
+    def entry(self, entry: Any, index: int) -> None:
+        """Whatever a listing holds besides regular files."""
+        if type(entry) is Directory:
+            self.tasks.append(entry)
+        elif type(entry) is Linked:
+            note_item(index, 0, entry.path)
+            self.result_of(self.hash_path(entry.path))
+        else:
+            assert isinstance(entry, WalkError)
+            self.walk_error(entry)
+
+    def part(self, index: int, p: Part) -> None:
+        if p.split:
+            self.split(p)
+            return
+        if not p.names:
+            self.directory(index, p.directory, p.skip)
+            return
+        d = p.directory
+        note_item(index)
+        opened = open_directory(d, _DESCENT)
+        if isinstance(opened, WalkError):
+            self.walk_error(opened)
+            return
+        names = p.names.split("\0")
+        rest = iter(names)
+        self.files_in(opened[0], d, rest, index, p.skip, len(names))
+        left = list(rest)
+        if left:
+            self.tasks.append(Part(d, "\0".join(left), p.skip))
+
+    def split(self, p: Part) -> None:
+        """List a directory a worker died on; each file goes back as a task of its own."""
+        d = p.directory
+        opened = open_listing(d, _DESCENT, follow=self.job.follow, select=self.job.select)
+        if isinstance(opened, WalkError):
+            self.walk_error(opened)
+            return
+        for entry in opened[1]:
+            if type(entry) is str:
+                if entry not in p.skip:
+                    self.alone.append(Part(d, entry))
+            elif type(entry) is Linked:
+                self.alone.append(entry.path)
+            else:
+                self.entry(entry, 0)
+
+    def files_in(self, dirfd: int, d: Directory, entries: Iterator[Any], index: int,
+                 skip: frozenset[str], among: int) -> None:
+        """Hash the regular files that ``entries`` name in the open directory ``dirfd``.
+
+        Other entries go to :meth:`entry`. Stops, leaving the rest of
+        ``entries`` unread, once the task is full, though never before its
+        first file. This loop is where a worker spends its time on small
+        files: the common case (a regular file read whole by one ``readv``,
+        one algorithm, text records) runs inline, with no call per file but
+        the system's and the hash's; it costs some 2 us a file above those.
+        """
+        job = self.job
+        top = d.path
+        if len(self.constructors) != 1 or self.format is None or job.sort:
+            for name in entries:
+                if type(name) is not str:
+                    self.entry(name, index)
+                elif not (skip and name in skip):
+                    self.file_in(dirfd, top, name, index, d, among)
+                    if self.full():
+                        return
+            return
+        new = self.constructors[0]
+        text = self.format.text
+        gnu = job.fmt == "gnu" and not job.zero
+        out = self.out.append
+        block_size = job.block_size
+        view = _BUFFER.get(block_size)
+        views = _BUFFER.views
+        owned = job.skip
+        alone = job.alone if among > 1 or self.size > 1 else NEVER_ALONE
+        note = note_item if noting() else None
+        open_, fstat, readv, close = os.open, os.fstat, os.readv, os.close
+        files = self.files
+        nbytes = self.nbytes
+        limit = job.files - self.errors
+        limit_bytes = job.nbytes
+        try:
+            for name in entries:
+                if type(name) is not str:
+                    self.entry(name, index)
+                    continue
+                if skip and name in skip:
+                    continue
+                if name[0] == "." and name.endswith(TEMPORARY_SUFFIX):
+                    continue  # an -o file that a parhash run is writing
+                path = top + name
+                if note is not None:
+                    note(index, 0, path)
+                try:
+                    fd = open_(name, READ_FLAGS, dir_fd=dirfd)
+                except OSError as e:
+                    self.files, self.nbytes = files, nbytes
+                    self.failed(path, walked_reason(e), e.errno)
+                    limit -= 1
+                    continue
+                try:
+                    st = fstat(fd)
+                    size = st.st_size
+                    if (st.st_mode & 0o170000 != 0o100000 or size >= alone
+                            or (owned and (st.st_dev, st.st_ino) in owned)):
+                        self.files, self.nbytes = files, nbytes
+                        before = self.errors
+                        self.odd_file(fd, st, path, d, name)
+                        limit -= self.errors - before
+                        files, nbytes = self.files, self.nbytes
+                        continue
+                    h = new()
+                    n = readv(fd, views)
+                    if n == size and n < block_size:
+                        h.update(view[:n])
+                    else:
+                        # Several reads: the general loop, which also sees a
+                        # file that changes meanwhile.
+                        hashers, st, error, code = digest_open(fd, [new], block_size, st,
+                                                               first=n)
+                        if error is not None:
+                            self.files, self.nbytes = files, nbytes
+                            self.failed(path, error, code,
+                                        st if error is CHANGED_WHILE_HASHING else None)
+                            limit -= 1
+                            continue
+                        h = hashers[0]
+                        size = st.st_size
+                except OSError as e:
+                    self.files, self.nbytes = files, nbytes
+                    self.failed(path, reason(e), e.errno)
+                    limit -= 1
+                    continue
+                finally:
+                    close(fd)
+                files += 1
+                nbytes += size
+                if gnu and "\\" not in path and "\n" not in path and "\r" not in path:
+                    out(f"{h.hexdigest()}  {path}\n")
+                else:
+                    out(text(path, [h.hexdigest()], size))
+                if files >= limit or nbytes >= limit_bytes:
+                    return
+        finally:
+            self.files, self.nbytes = files, nbytes
+
+    def odd_file(self, fd: int, st: os.stat_result, path: str, d: Directory, name: str) -> None:
+        """A file of the fast loop that is not a small regular file of someone else's."""
+        if self.job.skip and (st.st_dev, st.st_ino) in self.job.skip:
+            return
+        if stat.S_ISREG(st.st_mode):  # a large one: alone, in a task of its own
+            self.alone.append(Part(d, name))
+            return
+        try:
+            _, st, error, code = digest_open(fd, self.constructors, self.job.block_size, st)
+        except OSError as e:
+            error, code = reason(e), e.errno
+        self.failed(path, error or NOT_REGULAR, code)
+
+    def file_in(self, dirfd: int, top: str, name: str, index: int, d: Directory,
+                among: int) -> None:
+        """Hash regular file ``name`` of the open directory ``dirfd`` (shown as ``top``)."""
+        path = top + name
+        if name.endswith(TEMPORARY_SUFFIX) and name.startswith("."):
+            return  # an -o file that a parhash run is writing
+        note_item(index, 0, path)
+        try:
+            fd = os.open(name, READ_FLAGS, dir_fd=dirfd)
+        except OSError as e:
+            self.failed(path, walked_reason(e), e.errno)
+            return
+        try:
+            st = os.fstat(fd)
+            if self.job.skip and (st.st_dev, st.st_ino) in self.job.skip:
+                return
+            if st.st_size >= self.job.alone and (among > 1 or self.size > 1) and stat.S_ISREG(
+                st.st_mode
+            ):
+                self.alone.append(Part(d, name))
+                return
+            hashers, st, error, code = digest_open(fd, self.constructors, self.job.block_size, st)
+        except OSError as e:
+            self.failed(path, reason(e), e.errno)
+            return
+        finally:
+            os.close(fd)
+        if error is None:
+            self.hashed(path, hashers, st.st_size, st)
+        else:
+            self.failed(path, error, code, st if error is CHANGED_WHILE_HASHING else None)
+
+    def hash_path(self, path: str, top: int = -1, root: tuple[int, int] | None = None) -> Result:
+        return _hash_file(path, self.constructors, self.job.algos, self.job.block_size, top, root)
+
+    def named(self, index: int, path: str) -> None:
+        """A path the user named: a file is hashed, a directory becomes an item."""
+        note_item(index)
+        if path.endswith(TEMPORARY_SUFFIX) and path.rpartition("/")[2].startswith("."):
+            return
+        try:
+            st = os.stat(path)
+        except ValueError:  # a NUL byte, from a newline-separated list
+            self.failed(path, os.strerror(errno.EINVAL), errno.EINVAL)
+            return
+        except OSError as e:
+            self.failed(path, reason(e), e.errno)
+            return
+        if stat.S_ISDIR(st.st_mode):
+            root = None
+            if self.job.follow:
+                root = _Ancestor(st.st_dev, st.st_ino, path or ".", None)
+            self.tasks.append(Directory(_as_prefix(path), "", 0, root,
+                                        identity=(st.st_dev, st.st_ino)))
+        elif not stat.S_ISREG(st.st_mode):
+            self.failed(path, NOT_REGULAR)
+        elif st.st_size >= self.job.alone and self.size > 1:
+            self.alone.append(path)
+        else:
+            self.result_of(self.hash_path(path))
+
+    def walked(self, run: WalkedRun) -> None:
+        for i, path in enumerate(run):
+            note_item(i)
+            if path.endswith(TEMPORARY_SUFFIX) and path.rpartition("/")[2].startswith("."):
+                continue
+            self.result_of(self.hash_path(path, run.tops[i], run.roots[i]))
+
+    def walk_error(self, e: WalkError) -> None:
+        self.failed(e.path, e.error, e.errno)
+
+
+def run_task(job: ScanJob, items: Sequence[Any]) -> list[TaskResult]:
+    """Do every item of a task; its one :class:`TaskResult`, in a list (the executor's shape).
+
+    Runs in a worker, or in the main process for small jobs. Per-file
+    failures are values in the result; only bugs raise. Once the task holds
+    ``job.files`` files or ``job.nbytes`` bytes, what is left of it goes
+    back as new items.
+    """
+    task = _Task(job, len(items))
+    if type(items) is WalkedRun:
+        task.walked(items)
+        return [task.result()]
+    for i, item in enumerate(items):
+        if i and task.full():
+            task.tasks.extend(items[i:])
+            break
+        kind = type(item)
+        if kind is Directory:
+            task.directory(i, item)
+        elif kind is Part:
+            task.part(i, item)
+        elif kind is WalkError:
+            task.walk_error(item)
+        else:
+            task.named(i, str(item))
+    return [task.result()]
+
+
+class RunTask:
+    """:func:`run_task` bound to a job; a class so that it pickles."""
+
+    def __init__(self, job: ScanJob) -> None:
+        self.job = job
+
+    def __call__(self, items: Sequence[Any]) -> list[TaskResult]:
+        return run_task(self.job, items)
+
+
+def lost_item(job: ScanJob, item: Any, why: str) -> TaskResult:
+    """What becomes of an item that could not be done: its worker died on it, twice,
+    or it made no progress (``why`` says which).
+
+    A directory is listed again with each file in a task of its own, and a
+    part of several files is cut into single files, so that only the file
+    that kills a worker (or stalls) is lost: it comes back as an error. A
+    stalled file that a directory's worker named (:class:`Within`) is an
+    error at once, and the rest of its directory is done again without it.
+    """
+    task = _Task(job, 1)
+    if isinstance(item, Within):
+        inner, name = item.item, item.name
+        task.failed(name, why)
+        if type(inner) is Directory:
+            inner = Part(inner)
+        if type(inner) is Part:
+            base = name[len(inner.directory.path):]
+            names = [n for n in inner.names.split("\0") if n != base] if inner.names else []
+            if names or not inner.names:
+                task.tasks.append(inner._replace(names="\0".join(names),
+                                                 skip=inner.skip | {base}))
+        return task.result()
+    if type(item) is Directory:
+        item = Part(item)
+    if type(item) is Part:
+        d = item.directory
+        if item.split:
+            task.failed(d.shown, WALKER_DIED if why == WORKER_DIED else why)
+        elif not item.names:
+            task.alone.append(item._replace(split=True))
+        elif "\0" in item.names:
+            task.alone.extend(Part(d, name) for name in item.names.split("\0"))
+        else:
+            task.failed(d.path + item.names, why)
+    elif isinstance(item, WalkError):
+        task.walk_error(item)
+    else:
+        task.failed(str(item), why)
+    return task.result()
