@@ -394,7 +394,28 @@ def _run(stdout: IO[bytes]) -> int:
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.write(f"parhash: write error: {e.strerror or e}\n")
         rc = EXIT_FILE_ERROR
+    except Exception as e:
+        # A signal's exception raised where Python wraps what is raised (a
+        # class's __set_name__ while a module loads wraps it in RuntimeError).
+        status = _stopped_within(e)
+        if status is None:
+            raise
+        rc = status
     return rc
+
+
+def _stopped_within(e: BaseException) -> int | None:
+    """The status of the :class:`Stopped` (or Ctrl-C) that caused ``e``, if one did."""
+    seen = 0
+    cause: BaseException | None = e
+    while cause is not None and seen < 16:
+        if isinstance(cause, Stopped):
+            return cause.status
+        if isinstance(cause, KeyboardInterrupt):
+            return EXIT_INTERRUPTED
+        cause = cause.__cause__ or cause.__context__
+        seen += 1
+    return None
 
 
 def finish(rc: int, stdout: IO[bytes]) -> NoReturn:

@@ -249,6 +249,26 @@ def noting() -> bool:
     return _SLOT >= 0
 
 
+def note_directory(index: int, top: str) -> tuple[Any, Any, int, int] | None:
+    """:func:`note_item` for a loop over the files of one directory, at its start.
+
+    Notes item ``index`` and the directory ``top`` (as shown, ending in
+    "/"), and returns ``(view, cells, cell, start)``: the loop names each
+    file by writing its name, encoded, into ``view[start:]`` and the end of
+    what it wrote into ``cells[cell]`` (an end past ``len(view)`` is not
+    written). That costs a quarter of a :func:`note_item` call per file,
+    which measured a microsecond, 8% of hashing a small file. None outside
+    a pool's worker.
+    """
+    if _SLOT < 0:
+        return None
+    encoded = os.fsencode(top)
+    _SLOTS.set_item(_SLOT, index, 0, encoded)
+    room = _SLOTS.NAME_ROOM
+    start = room * _SLOT
+    return _SLOTS.names[start:start + room], _SLOTS.cells, 5 + _SLOTS.CELLS * _SLOT, len(encoded)
+
+
 class Within(NamedTuple):
     """The file ``name`` of work item ``item``, which names it only by its directory."""
 

@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 from parhash.algorithms import ALGORITHMS, Hasher
 from parhash.console import TEMPORARY_SUFFIX
 from parhash.manifest import FS_ENCODING, FS_ERRORS
-from parhash.pipeline import WORKER_DIED, Within, note_item, noting
+from parhash.pipeline import WORKER_DIED, Within, note_directory, note_item
 from parhash.report import RecordFormat, error_line
 from parhash.results import Result, WalkError, reason
 from parhash.select import Predicates
@@ -160,7 +160,13 @@ class _Task:
         self.alone: list[Any] = []
 
     def full(self) -> bool:
+        """Whether the task has room for no more items."""
         return self.files + self.errors >= self.job.files or self.nbytes >= self.job.nbytes
+
+    def overfull(self) -> bool:
+        """Whether even the directory being read must stop here."""
+        job = self.job
+        return self.files + self.errors >= 2 * job.files or self.nbytes >= 2 * job.nbytes
 
     def result(self) -> TaskResult:
         return TaskResult(
@@ -305,7 +311,7 @@ class _Task:
                     self.entry(name, index)
                 elif not (skip and name in skip):
                     self.file_in(dirfd, top, name, index, d, among)
-                    if self.full():
+                    if self.overfull():
                         return
             return
         new = self.constructors[0]
@@ -317,12 +323,17 @@ class _Task:
         views = _BUFFER.views
         owned = job.skip
         alone = job.alone if among > 1 or self.size > 1 else NEVER_ALONE
-        note = note_item if noting() else None
+        noted = note_directory(index, top)
+        if noted is not None:
+            name_view, cells, cell, start = noted
+            room = len(name_view)
         open_, fstat, readv, close = os.open, os.fstat, os.readv, os.close
         files = self.files
         nbytes = self.nbytes
-        limit = job.files - self.errors
-        limit_bytes = job.nbytes
+        # The task's size is checked between directories; within one, only
+        # a directory too large for a task (twice its files) is cut here.
+        limit = 2 * job.files - self.errors
+        limit_bytes = 2 * job.nbytes
         try:
             for name in entries:
                 if type(name) is not str:
@@ -333,8 +344,14 @@ class _Task:
                 if name[0] == "." and name.endswith(TEMPORARY_SUFFIX):
                     continue  # an -o file that a parhash run is writing
                 path = top + name
-                if note is not None:
-                    note(index, 0, path)
+                if noted is not None:
+                    encoded = name.encode(FS_ENCODING, FS_ERRORS)
+                    end = start + len(encoded)
+                    if end <= room:
+                        name_view[start:end] = encoded
+                        cells[cell] = end
+                    else:
+                        cells[cell] = start  # too long to name: its directory
                 try:
                     fd = open_(name, READ_FLAGS, dir_fd=dirfd)
                 except OSError as e:

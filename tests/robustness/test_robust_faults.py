@@ -401,11 +401,12 @@ def test_large_file_truncated_while_hashed_with_xxhash_is_reported_not_a_crash(
 def test_file_removed_between_walk_and_read_is_no_such_file_and_the_rest_hashed(
     tmp_path: Path,
 ) -> None:
-    # Walk order is name order: the ten slow files ahead of `victim` keep the
-    # workers busy while it is removed, after the walk has listed it.
+    # Slow files are read one to a task, in name order: the ten ahead of
+    # `victim` keep the workers busy while it is removed, after the walk has
+    # listed it.
     files = slow_tree(tmp_path, slow=10)
     victim = tmp_path / "victim"
-    victim.write_bytes(b"here when the walk lists it")
+    victim.write_bytes(bytes(SLOW_SIZE))
 
     def remove_it_mid_run(running: Running) -> None:
         running.wait_until_open(tmp_path / "slow-000")
