@@ -456,9 +456,8 @@ def check_command(manifests, algo, root, relative_to_manifest, allow_outside_roo
       b2sum * | parhash check --algo blake2b
     """
 
-    import parhash
-    from parhash.report import CheckOptions, write_check
-    from parhash.verify import summarize
+    from parhash.report import CheckOptions, write_pieces
+    from parhash.verify import RANGE_LINES, CheckJob, check_tasks
 
     if root is not None and relative_to_manifest:
         raise click.UsageError("--root and --relative-to-manifest exclude each other")
@@ -470,27 +469,23 @@ def check_command(manifests, algo, root, relative_to_manifest, allow_outside_roo
         raise click.BadParameter("give one algorithm", param_hint="'-a' / '--algo'")
     manifests = manifests or ("-",)
     show = progress if progress is not None else sys.stderr.isatty()
-    # A signal sets STOPPING: a manifest read from a pipe stops being read, so
-    # the pool stops without waiting for a producer that is still alive.
-    stop = STOPPING
     stats = _pipeline_stats(stall_timeout)
     flush_idle = _FlushWhenIdle()
-    verdicts = parhash.check(
-        manifests, algo=algos[0] if algos else None, root=root,
-        relative_to_manifest=relative_to_manifest, allow_outside_root=allow_outside_root,
-        zero=zero, jobs=jobs,
-        chunksize=chunksize, block_size=block_size, progress=show, stop=stop, stats=stats,
-        idle=flush_idle,
-    )
     options = CheckOptions(verbosity or "normal", strict=strict, ignore_missing=ignore_missing,
                            json=as_json)
+    job = CheckJob(algos[0] if algos else None, zero, root, relative_to_manifest,
+                   allow_outside_root, block_size, options.verbosity, ignore_missing, as_json)
+    # A signal sets STOPPING: a manifest read from a pipe stops being read, so
+    # the pool stops without waiting for a producer that is still alive.
+    pieces = check_tasks(manifests, job, jobs=jobs, lines=chunksize or RANGE_LINES,
+                         stop=STOPPING, stats=stats, idle=flush_idle, progress=show)
     try:
         with open_output(None) as raw:
             out = flush_idle.out = Output(raw)
-            passed = write_check(summarize(verdicts, manifests), out, options, sys.stderr)
+            passed = write_pieces(pieces, out, options, sys.stderr)
             out.flush()
     finally:
-        verdicts.close()
+        pieces.close()
     if stats.worker_deaths:
         _warn_worker_deaths(stats)
         return EXIT_FILE_ERROR

@@ -17,7 +17,7 @@ import functools
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from parhash.pipeline import (
     POLL_SECONDS,
@@ -39,6 +39,24 @@ from parhash.tasks import (
 )
 from parhash.walk import LOOP, Directory, Walked, _loop_ancestor, named_paths
 from parhash.worker import DEFAULT_BLOCK_SIZE
+
+
+class Answer(Protocol):
+    """What a task gives back, as far as the feed and the executor see it."""
+
+    @property
+    def tasks(self) -> list[Any]: ...  # new items to share out
+    @property
+    def alone(self) -> list[Any]: ...  # new items, each for a task of its own
+    @property
+    def files(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
+
+
+A = TypeVar("A", bound=Answer)
 
 # Tasks queued or running per worker, and directories per task at most.
 INFLIGHT_PER_WORKER = 4
@@ -132,7 +150,7 @@ class TaskFeed(Feed):
             return
         self._put(_END)
 
-    def add(self, result: TaskResult) -> None:
+    def add(self, result: Answer) -> None:
         """Take in the new items of a finished task."""
         found: list[Directory] = []
         for item in result.tasks:
@@ -209,16 +227,16 @@ def inline_bytes(block_size: int) -> int:
 
 
 def run_tasks(
-    run: Callable[[list[Any]], list[TaskResult]],
+    run: Callable[[list[Any]], list[A]],
     feed: TaskFeed,
     *,
     block_size: int = DEFAULT_BLOCK_SIZE,
     jobs: int | None = None,
     stats: PipelineStats | None = None,
     idle: Callable[[], None] | None = None,
-    lost: Callable[[Any, str], TaskResult] | None = None,
-    first: Callable[[list[Any]], list[TaskResult]] | None = None,
-) -> Generator[TaskResult, None, None]:
+    lost: Callable[[Any, str], A] | None = None,
+    first: Callable[[list[Any]], list[A]] | None = None,
+) -> Generator[A, None, None]:
     """Do every task of ``feed`` with ``run``; yield each result as it completes.
 
     ``jobs=1`` runs the tasks in this process. Otherwise, unless ``stats``

@@ -316,7 +316,7 @@ def write_tasks(
     counts = Tally()
     if records.header:
         out.write(records.header)
-    bar = _TaskBar() if show else None
+    bar = TaskBar() if show else None
     pairs: list[tuple[bytes, str]] = []
     try:
         for r in results:
@@ -356,7 +356,7 @@ def write_stderr(err: IO[str], data: bytes) -> None:
     err.flush()
 
 
-class _TaskBar:
+class TaskBar:
     """A tqdm bar on stderr, counting files and bytes as tasks complete."""
 
     def __init__(self) -> None:
@@ -469,53 +469,97 @@ def write_check(
     (or one ``check_record`` per line with ``json``); on ``err``, why a file
     could not be read, ``-w`` warnings, and each :class:`Summary`'s warnings.
     """
-    import json
-
-    encode = json.JSONEncoder(ensure_ascii=True).encode
-    prog = options.prog
-    quiet = options.verbosity == "quiet"
-    status_only = options.verbosity == "status"
-    ignore_missing = options.ignore_missing
     passed = True
-
-    def warn(text: str) -> None:
-        out.flush()  # keep stdout and stderr in order when they share a terminal
-        err.write(f"{prog}: {text}\n")
-        err.flush()
-
-    show_ok = not (quiet or status_only)
     for item in items:
-        if item.__class__ is Verdict and item.status == OK:  # nearly every line
-            if show_ok:
-                out.write(encode(check_record(item)).encode("ascii") + b"\n" if options.json
-                          else format_check_line(item.name, "OK"))
-            continue
         if isinstance(item, Summary):  # the manifest's last line is done
-            passed = item.passed(strict=options.strict, ignore_missing=ignore_missing) and passed
-            shown = _manifest_name(item.manifest)
-            for line in item.warnings(ignore_missing=ignore_missing):
-                # coreutils says why a manifest is unusable even under --status.
-                if not status_only or not line.startswith(("WARNING", "{manifest}: no file")):
-                    warn(line.format(manifest=shown))
+            passed = write_summary(item, out, options, err) and passed
             continue
-        v = item
-        if v.status == MALFORMED:
-            if options.verbosity == "warn":
-                kind = "".join(ALGORITHMS[a].tag + " " for a in v.algos)  # md5sum: "MD5 "
-                warn(f"{_manifest_name(v.manifest)}: {v.line}: "
-                     f"improperly formatted {kind}checksum line")
-            continue
-        if v.line == 0 or (v.status == MISSING and ignore_missing):
-            continue
-        if v.status in (MISSING, UNREADABLE):
-            warn(f"{quote_name(v.path)}: {v.error}")
-        if status_only or (quiet and v.status == OK):
-            continue
-        if options.json:
-            out.write(encode(check_record(v)).encode("ascii") + b"\n")
-        else:
-            out.write(format_check_line(v.name, _CHECK_WORDS[v.status]))
+        for stream, text in verdict_lines(item, options.verbosity, options.ignore_missing,
+                                          options.json, options.prog):
+            if stream == 1:
+                out.write(text.encode(FS_ENCODING, FS_ERRORS))
+            else:
+                out.flush()  # keep stdout and stderr in order when they share a terminal
+                err.write(text)
+                err.flush()
     return passed
+
+
+def write_pieces(
+    pieces: Iterable[Any], out: Output, options: CheckOptions, err: IO[str]
+) -> bool:
+    """Write ``check``'s answer as it comes in order; return whether every manifest verified.
+
+    ``pieces`` are ``(1, bytes)`` for standard output, ``(2, bytes)`` for
+    standard error, and a :class:`Summary` after each manifest's last line
+    (see :func:`parhash.verify.check_tasks`).
+    """
+    passed = True
+    for piece in pieces:
+        if isinstance(piece, Summary):
+            passed = write_summary(piece, out, options, err) and passed
+        elif piece[0] == 1:
+            out.write(piece[1])
+        else:
+            out.flush()  # keep stdout and stderr in order when they share a terminal
+            write_stderr(err, piece[1])
+    return passed
+
+
+def write_summary(summary: Summary, out: Output, options: CheckOptions, err: IO[str]) -> bool:
+    """Print a manifest's warnings as ``md5sum -c`` does; return whether it verified."""
+    status_only = options.verbosity == "status"
+    shown = _manifest_name(summary.manifest)
+    for line in summary.warnings(ignore_missing=options.ignore_missing):
+        # coreutils says why a manifest is unusable even under --status.
+        if not status_only or not line.startswith(("WARNING", "{manifest}: no file")):
+            out.flush()
+            err.write(f"{options.prog}: {line.format(manifest=shown)}\n")
+            err.flush()
+    return summary.passed(strict=options.strict, ignore_missing=options.ignore_missing)
+
+
+def check_text(name: str, outcome: str) -> str:
+    """:func:`~parhash.manifest.format_check_line` as text (see :func:`gnu_text`)."""
+    if "\n" not in name:
+        return f"{name}: {outcome}\n"
+    return format_check_line(name, outcome).decode(FS_ENCODING, FS_ERRORS)
+
+
+def verdict_lines(
+    v: Verdict, verbosity: str, ignore_missing: bool, json: bool, prog: str = "parhash"
+) -> list[tuple[int, str]]:
+    """What ``check`` prints for one verdict, as ``md5sum -c`` prints it.
+
+    ``(1, text)`` for standard output, ``(2, text)`` for standard error, in
+    order: ``NAME: OK`` / ``NAME: FAILED`` / ``NAME: FAILED open or read``
+    (or a ``check_record`` with ``json``), why a file could not be read, the
+    ``-w`` warning of a malformed line. ``verbosity`` is as in
+    :class:`CheckOptions`.
+    """
+    quiet = verbosity == "quiet"
+    status_only = verbosity == "status"
+    if v.status == MALFORMED:
+        if verbosity != "warn":
+            return []
+        kind = "".join(ALGORITHMS[a].tag + " " for a in v.algos)  # md5sum: "MD5 "
+        return [(2, f"{prog}: {_manifest_name(v.manifest)}: {v.line}: "
+                    f"improperly formatted {kind}checksum line\n")]
+    if v.line == 0 or (v.status == MISSING and ignore_missing):
+        return []
+    lines = []
+    if v.status in (MISSING, UNREADABLE):
+        lines.append((2, f"{prog}: {quote_name(v.path)}: {v.error}\n"))
+    if status_only or (quiet and v.status == OK):
+        return lines
+    if json:
+        import json as json_module
+
+        text = json_module.JSONEncoder(ensure_ascii=True).encode(check_record(v)) + "\n"
+    else:
+        text = check_text(v.name, _CHECK_WORDS[v.status])
+    lines.append((1, text))
+    return lines
 
 
 def _manifest_name(manifest: str) -> str:

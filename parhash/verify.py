@@ -1,15 +1,17 @@
-"""Verify manifests: manifest lines in, the scan pipeline, :class:`Verdict` values out.
+"""Verify manifests: ranges of manifest lines in, answers in manifest order out.
 
 This is ``parhash check``. The module is not called ``check``: importing a
 submodule sets it as an attribute of its package, and ``parhash.check`` must
 stay the public function whatever was imported first.
 
-A manifest is read as it streams in (:func:`parhash.manifest.read_manifest`);
-each checksum line becomes a :class:`~parhash.worker.Task` for the same
-pipeline ``scan`` uses (:func:`parhash.pipeline.hash_paths`), which hashes in
-parallel and returns results in completion order. Verdicts are put back in
-manifest order as results arrive: each is yielded as soon as every line before
-it has been, so the output matches ``md5sum -c`` line for line.
+The main process reads each manifest as it streams in and cuts it into
+ranges of whole lines (:func:`read_ranges`), without looking at the lines.
+Workers take a range each: they parse its lines, hash the files they name
+and answer with the text ``md5sum -c`` would print for them
+(:func:`check_task`), on the executors ``scan`` uses. The answers are put
+back in manifest order as they arrive (:class:`InOrder`): each is written as
+soon as every line before it has been, so the output matches ``md5sum -c``
+line for line.
 
 The policy of ``md5sum -c`` (what ``--strict`` and ``--ignore-missing`` make
 of these verdicts, the warnings at the end of each manifest) is
@@ -18,25 +20,39 @@ of these verdicts, the warnings at the end of each manifest) is
 
 from __future__ import annotations
 
+import collections
 import errno
+import functools
 import itertools
 import os
 import select
 import stat
 import sys
 import threading
-from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from typing import BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
-from parhash.manifest import Entry, Malformed, Source, read_manifest
-from parhash.pipeline import PipelineStats, hash_paths
-from parhash.report import progress as progress_bar
+from parhash.algorithms import ALGORITHMS, Hasher
+from parhash.executor import TaskFeed, inline_bytes, run_tasks
+from parhash.manifest import (
+    FS_ENCODING,
+    FS_ERRORS,
+    MAX_LINE,
+    OVERLONG_KEEP,
+    Entry,
+    Malformed,
+    parse_csv_header,
+    parse_csv_row,
+    parse_line,
+)
+from parhash.pipeline import PipelineStats, Within, clamp_jobs, note_directory, note_item
+from parhash.report import TaskBar, check_record, check_text, error_line, verdict_lines
 from parhash.results import (
     FAILED,
     MALFORMED,
     MISSING,
     OK,
+    PAUSE,
     UNREADABLE,
     Pause,
     Result,
@@ -44,8 +60,16 @@ from parhash.results import (
     Verdict,
     reason,
 )
+from parhash.tasks import ALONE_BYTES, NEVER_ALONE, RESULTS
 from parhash.walk import readable_now
-from parhash.worker import DEFAULT_BLOCK_SIZE, OUTSIDE_ROOT, Task
+from parhash.worker import (
+    DEFAULT_BLOCK_SIZE,
+    OPEN_FLAGS,
+    OUTSIDE_ROOT,
+    digest_open,
+    outside,
+    read_buffer,
+)
 
 STDIN = "-"
 # The error of a listed name that --root or --relative-to-manifest refuses.
@@ -180,202 +204,652 @@ class _Fence:
         return os.path.realpath(path) if link else os.path.join(real_head, tail)
 
 
-class _Checker:
-    def __init__(
-        self,
-        manifests: Sequence[str],
-        algo: str | None,
-        root: str | None,
-        relative_to_manifest: bool,
-        zero: bool,
-        stop: threading.Event | None = None,
-        allow_outside_root: bool = False,
-    ) -> None:
-        self.manifests = manifests
-        self.algo = algo
-        self.root = root
-        self.relative_to_manifest = relative_to_manifest
-        self.allow_outside_root = allow_outside_root
-        self.zero = zero
-        # The task generator may run in the pool's feeding thread while this
-        # thread takes results: `waiting` is shared, under the lock. `ready`
-        # only gets distinct keys from either side and is drained here.
-        self.lock = threading.Lock()
-        self.stop = stop or threading.Event()
-        # A path waits as its group, or as a deque of them when it is
-        # listed again before its result came back.
-        self.waiting: dict[str, _Group | deque[_Group]] = {}
-        # The algorithms of the first checksum line: the pipeline's job, so
-        # that lines with these (nearly all, as a rule) travel as plain paths.
-        self.common: tuple[str, ...] | None = None
-        self.ready: dict[int, Verdict] = {}
-        self.count = 0  # indices handed out
-        self.next = 0  # the next index to yield
+# --- ranges of manifest lines: what check's tasks are -----------------------------
 
-    def _index(self) -> int:
-        self.count += 1
-        return self.count - 1
+# A range holds about this many lines (``--chunksize``), and at most this
+# many bytes unless one line is longer.
+RANGE_LINES = 1024
+RANGE_BYTES = 1 << 20
 
-    def _resolve(self, manifest: str, name: str) -> str:
-        if not name:
-            return name  # no such file, as md5sum finds; never the root directory
-        if self.root is not None:
-            return os.path.join(self.root, name)
-        if self.relative_to_manifest and manifest != STDIN:
-            return os.path.join(os.path.dirname(manifest), name)
-        return name
 
-    def _fence(self, manifest: str) -> _Fence | None:
-        """What keeps the names of ``manifest`` under its root; ``None`` if nothing does."""
-        if self.allow_outside_root:
-            return None
-        if self.root is not None:
-            return _Fence(self.root)
-        if self.relative_to_manifest:
-            # Standard input's names are looked up in the current directory.
-            return _Fence("" if manifest == STDIN else os.path.dirname(manifest))
-        return None  # as md5sum: any name is read
+class Lines(NamedTuple):
+    """A range of whole records of one manifest, for a worker to parse, check and answer.
 
-    def _submit(self, group: _Group, fence: str | None = None) -> str:
-        lines = group.lines
-        if len(lines) == 1:
-            digests = lines[0].entry.digests
-            group.algos = (digests[0][0],) if len(digests) == 1 else tuple(a for a, _ in digests)
-        else:
-            group.algos = tuple(dict.fromkeys(a for x in lines for a, _ in x.entry.digests))
-        path = group.path
-        with self.lock:
-            waiting = self.waiting.get(path)
-            if waiting is None:
-                self.waiting[path] = group
-            elif isinstance(waiting, _Group):
-                self.waiting[path] = deque((waiting, group))
-            else:
-                waiting.append(group)
-        if self.common is None:
-            self.common = group.algos
-        if fence is not None:  # the worker checks the file it opened too
-            return Task(path, group.algos, fence)
-        return path if group.algos == self.common else Task(path, group.algos)
+    ``first`` is the number of its first line. ``state`` is what earlier
+    lines of the manifest decided of the GNU line's form (coreutils' one
+    piece of state between lines, see :func:`~parhash.manifest.parse_line`):
+    ranges are sent with None, and sent again in the rare case where the
+    lines before them decided otherwise than their own first GNU line.
+    ``csv`` holds the algorithms of a ``scan --csv`` manifest's header.
+    ``overlong``: ``data`` is the start of one record longer than the limit.
+    ``key`` orders the answers: ``(n, 0)`` for the n-th range or mark read,
+    another second number for a part of one done in a task of its own.
+    Files in ``given_up`` stalled: they are answered with that reason,
+    unread. ``one_by_one``: every file goes to a task of its own (a worker
+    died on this range).
+    """
 
-    def tasks(self) -> Iterator[str | Pause]:
-        """Read the manifests in turn, yielding a path per run of lines naming one path.
+    key: tuple[int, int]
+    manifest_index: int
+    manifest: str
+    first: int
+    data: bytes
+    state: bool | None = None
+    csv: tuple[str, ...] | None = None
+    overlong: bool = False
+    given_up: tuple[tuple[str, str], ...] = ()
+    one_by_one: bool = False
 
-        The path is a :class:`Task` when its algorithms are not :attr:`common`.
-        :data:`PAUSE` comes before a manifest from a pipe keeps the reader
-        waiting, after the paths read so far.
-        """
-        for manifest_index, manifest in enumerate(self.manifests):
-            yield from self._read(manifest, manifest_index)
 
-    def _read(self, manifest: str, manifest_index: int) -> Iterator[str | Pause]:
-        def fail(e: OSError) -> None:
-            self.ready[self._index()] = Verdict(
-                manifest, 0, manifest, manifest, UNREADABLE, error=reason(e), errno=e.errno,
-                manifest_index=manifest_index,
-            )
+class Mark(NamedTuple):
+    """The end of a manifest; with ``error``, a manifest that could not be read."""
 
-        stream: BinaryIO
+    key: tuple[int, int]
+    manifest_index: int
+    manifest: str
+    error: str | None = None
+    errno: int | None = None
+
+
+class CheckFile(NamedTuple):
+    """The lines of a range that name one file, checked in a task of their own.
+
+    A large file, so that the workers share a few large files evenly; or a
+    file of a range that a worker died on. ``key`` is where the answer goes
+    among the range's pieces: ``(order of the range, number of the hole)``.
+    """
+
+    key: tuple[int, int]
+    manifest_index: int
+    manifest: str
+    path: str
+    lines: tuple[tuple[int, Entry], ...]
+    fence: str | None = None
+
+
+class Hole(NamedTuple):
+    """Where the answer to a :class:`CheckFile` goes among a range's pieces."""
+
+    key: tuple[int, int]
+
+
+class CheckJob(NamedTuple):
+    """What every task of a ``check`` run shares."""
+
+    algo: str | None = None
+    zero: bool = False
+    root: str | None = None
+    relative_to_manifest: bool = False
+    allow_outside_root: bool = False
+    block_size: int = DEFAULT_BLOCK_SIZE
+    # CheckOptions.verbosity ("normal", "quiet", "status", "warn"), or
+    # RESULTS: the pieces are then Verdict values, for the Python API.
+    verbosity: str = "normal"
+    ignore_missing: bool = False
+    json: bool = False
+    alone: int = ALONE_BYTES
+    prog: str = "parhash"
+
+
+# A piece of an answer: (STDOUT or STDERR, bytes), a Verdict (RESULTS), or a Hole.
+STDOUT = 1
+STDERR = 2
+
+
+class CheckResult(NamedTuple):
+    """A worker's answer to one :class:`Lines`, :class:`CheckFile` or :class:`Mark`.
+
+    ``counts`` are the lines found (ok, failed, missing, unreadable,
+    malformed); ``decided`` is the GNU form the range's own lines decided
+    (None if none did), under the ``assumed`` one.
+    """
+
+    key: tuple[int, int]
+    manifest_index: int
+    pieces: list[Any]
+    counts: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+    files: int = 0
+    nbytes: int = 0
+    decided: bool | None = None
+    assumed: bool | None = None
+    mark: Mark | None = None
+    tasks: list[Any] = []
+    alone: list[Any] = []
+
+    @property
+    def errors(self) -> int:
+        """Lines whose file could not be read."""
+        return self.counts[2] + self.counts[3]
+
+
+def read_ranges(
+    manifests: Sequence[str],
+    *,
+    zero: bool = False,
+    lines: int = RANGE_LINES,
+    stop: threading.Event | None = None,
+    max_line: int = MAX_LINE,
+) -> Iterator[Lines | Mark | Pause]:
+    """Cut ``manifests`` into ranges of whole records, as they are read.
+
+    Each manifest ends with a :class:`Mark`, or is one (it could not be
+    read). Records are not looked at one by one: a range is cut at a line
+    end found from the right, and its lines are counted in C. A record
+    longer than ``max_line`` is a range of its own (``overlong``), the rest
+    of it dropped as it is read. From a pipe, :data:`PAUSE` comes after the
+    records read so far whenever the next read would wait; setting ``stop``
+    ends such a read.
+    """
+    stop = stop or threading.Event()
+    order = itertools.count()
+    end = b"\0" if zero else b"\n"
+    for index, manifest in enumerate(manifests):
         try:
-            stream = sys.stdin.buffer if manifest == STDIN else open(manifest, "rb")  # noqa: SIM115
+            stream: BinaryIO = (sys.stdin.buffer if manifest == STDIN
+                                else open(manifest, "rb"))  # noqa: SIM115
         except OSError as e:
-            fail(e)
-            return
-        group: _Group | None = None
-        algos = (self.algo,) if self.algo else ()
-        from_stdin = manifest == STDIN
-        plain_names = self.root is None and not (self.relative_to_manifest and not from_stdin)
-        fence = self._fence(manifest)
-        under = fence.under if fence is not None else None
-        ready = self.ready
+            yield Mark((next(order), 0), index, manifest, reason(e), e.errno)
+            continue
+        cutter = _Cutter(order, index, manifest, end, lines, max_line)
         try:
-            pipe = _pipe(stream, self.stop)
-            source: Source = pipe or stream
-            readable = pipe.ready if pipe is not None else None
-            for number, parsed in read_manifest(
-                source, algo=self.algo, zero=self.zero, ready=readable
-            ):
-                if isinstance(parsed, Pause):
-                    # The next line may name this path again (it is then read
-                    # twice): better than holding the lines read so far.
-                    if group is not None:
-                        yield self._submit(group, under)
-                        group = None
-                    yield parsed
-                    continue
-                if from_stdin and isinstance(parsed, Entry) and parsed.name == STDIN:
-                    parsed = Malformed("'-' names standard input, which holds the manifest")
-                order = self.count
-                self.count = order + 1
-                if isinstance(parsed, Malformed):
-                    ready[order] = Verdict(
-                        manifest, number, "", "", MALFORMED, algos, error=parsed.reason,
-                        manifest_index=manifest_index,
-                    )
-                    continue
-                name = parsed.name
-                path = name if plain_names else self._resolve(manifest, name)
-                refused = None if fence is None or not name else fence.refuses(name, path)
-                if refused is not None:
-                    ready[order] = _refused(manifest, manifest_index, number, parsed, path, refused)
-                    continue
-                line = _Line(order, manifest, manifest_index, number, parsed)
-                if group is not None:
-                    if group.path == path:
-                        group.lines.append(line)
-                        continue
-                    yield self._submit(group, under)
-                group = _Group(path, line)
+            pipe = _pipe(stream, stop)
+            read = pipe.read if pipe is not None else getattr(stream, "read1", stream.read)
+            while True:
+                if pipe is not None and not pipe.ready():
+                    yield from cutter.complete()
+                    yield PAUSE
+                chunk = read(1 << 16)
+                if not chunk:
+                    break
+                yield from cutter.add(chunk)
+            yield from cutter.finish()
         except OSError as e:
-            fail(e)
+            yield Mark((next(order), 0), index, manifest, reason(e), e.errno)
+            continue
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()
-        if group is not None:
-            yield self._submit(group, under)
+        yield Mark((next(order), 0), index, manifest)
 
-    def _claim(self, r: Result) -> _Group:
-        with self.lock:
-            groups = self.waiting[r.path]
-            if isinstance(groups, _Group):
-                del self.waiting[r.path]
-                return groups
-            # The same path is waiting more than once, maybe for different
-            # algorithms: the oldest group this result answers, nearly always
-            # the first. A deque drops it in one step, where a list moved all
-            # the others: 800,000 lines naming two files in turn took 90 s
-            # with a --chunksize that sent them all at once.
-            chosen = 0
-            for i, g in enumerate(groups):
-                if r.error or set(g.algos) <= r.digests.keys():
-                    chosen = i
+
+class _Cutter:
+    """Cuts one manifest's bytes into :class:`Lines` ranges (see :func:`read_ranges`)."""
+
+    def __init__(self, order: Iterator[int], index: int, manifest: str, end: bytes,
+                 lines: int, max_line: int) -> None:
+        self.order = order
+        self.index = index
+        self.manifest = manifest
+        self.end = end
+        self.lines = lines
+        self.max_line = max_line
+        self.held = bytearray()
+        self.number = 1  # the line number of held's first record
+        self.csv: tuple[str, ...] | None = None
+        self.headed = end == b"\0"  # a NUL-separated manifest has no CSV header
+        self.dropping = False  # in the rest of an overlong record
+        self.target = min(RANGE_BYTES, 64 * lines)  # bytes a range; then from the lines seen
+
+    def _emit(self, cut: int, overlong: bool = False) -> Lines:
+        held = self.held
+        data = bytes(held[:OVERLONG_KEEP] if overlong else held[:cut])
+        item = Lines((next(self.order), 0), self.index, self.manifest, self.number, data,
+                     None, self.csv, overlong)
+        # An overlong record's lines (a CSV one may hold line ends), and the
+        # one it ends on, dropped as it is read.
+        self.number += held.count(self.end, 0, cut) + overlong
+        del held[:cut]
+        return item
+
+    def _last_end(self, limit: int) -> int:
+        """Just past the last record end before ``limit`` (outside CSV quotes); -1 if none."""
+        held, end = self.held, self.end
+        if self.csv is None:
+            return held.rfind(end, 0, limit) + 1 or -1
+        # Quotes come in pairs around a field (a quote within one is doubled):
+        # line ends between a closing quote and the next opening one end records.
+        best = -1
+        start = 0
+        while True:
+            quote = held.find(b'"', start, limit)
+            at = held.rfind(end, start, limit if quote < 0 else quote)
+            if at >= 0:
+                best = at + 1
+            if quote < 0:
+                return best
+            closing = held.find(b'"', quote + 1, limit)
+            if closing < 0:
+                return best
+            start = closing + 1
+
+    def add(self, chunk: bytes) -> Iterator[Lines]:
+        if self.dropping:
+            at = chunk.find(self.end)
+            if at < 0:
+                return
+            chunk = chunk[at + 1:]
+            self.dropping = False
+        held = self.held
+        held += chunk
+        if not self.headed:
+            at = held.find(self.end)
+            if at < 0 and len(held) <= self.max_line:
+                return
+            self.headed = True
+            if at >= 0:
+                self.csv = parse_csv_header(bytes(held[: at + 1]))
+                if self.csv is not None:
+                    del held[: at + 1]
+                    self.number = 2
+        while len(held) >= self.target:
+            count = held.count(self.end, 0, self.target)
+            if count:  # aim the next ranges at `lines` lines
+                self.target = max(1, min(RANGE_BYTES, self.target * self.lines // count))
+            cut = self._last_end(self.target)
+            if cut <= 0:
+                cut = self._last_end(len(held))
+                if cut <= 0:
                     break
-            group = groups[chosen]
-            del groups[chosen]
-            if not groups:
-                del self.waiting[r.path]
-        return group
+            yield self._emit(cut)
+        if len(held) > self.max_line and self._last_end(len(held)) < 0:
+            # One record longer than the limit: its start, and nothing more of it.
+            yield self._emit(len(held), overlong=True)
+            self.dropping = True
 
-    def verdicts(self, results: Iterable[Result]) -> Iterator[Verdict]:
-        ready = self.ready
-        for r in results:
-            for line in self._claim(r).lines:
-                ready[line.order] = _judge(line, r)
-            # Drained here, not in a helper generator: this runs once per file.
-            following = self.next
-            while following in ready:
-                verdict = ready.pop(following)
-                following += 1
-                self.next = following
-                yield verdict
-        following = self.next
-        while following in ready:  # malformed lines after the last file
-            verdict = ready.pop(following)
-            following += 1
-            self.next = following
-            yield verdict
-        # Every task has come back and the manifests are read to the end.
-        assert not ready and not self.waiting, "check lost track of a line"
+    def complete(self) -> Iterator[Lines]:
+        """The complete records held: the reader is about to wait for more."""
+        cut = self._last_end(len(self.held))
+        if cut > 0:
+            yield self._emit(cut)
+
+    def finish(self) -> Iterator[Lines]:
+        while self.held:
+            cut = self._last_end(min(len(self.held), max(self.target, 1)))
+            yield self._emit(cut if cut > 0 else len(self.held))
+
+
+# --- in a worker: a range's lines checked and answered ---------------------------
+
+# Fences of this process, by root: their resolved directories are cached.
+_FENCES: dict[str, _Fence] = {}
+_CONSTRUCTORS: dict[tuple[str, ...], list[Callable[[], Hasher]]] = {}
+
+
+def _fence_for(job: CheckJob, manifest: str) -> _Fence | None:
+    """What keeps the names of ``manifest`` under its root; ``None`` if nothing does."""
+    if job.allow_outside_root:
+        return None
+    if job.root is not None:
+        root = job.root
+    elif job.relative_to_manifest:
+        # Standard input's names are looked up in the current directory.
+        root = "" if manifest == STDIN else os.path.dirname(manifest)
+    else:
+        return None  # as md5sum: any name is read
+    fence = _FENCES.get(root)
+    if fence is None:
+        if len(_FENCES) > 64:
+            _FENCES.clear()
+        fence = _FENCES[root] = _Fence(root)
+    return fence
+
+
+def _constructors(algos: tuple[str, ...]) -> list[Callable[[], Hasher]]:
+    found = _CONSTRUCTORS.get(algos)
+    if found is None:
+        found = _CONSTRUCTORS[algos] = [ALGORITHMS[a].new for a in algos]
+    return found
+
+
+class _Answer:
+    """The answer to one task of ``check``, built as its lines are checked."""
+
+    def __init__(self, job: CheckJob, key: tuple[int, int], manifest_index: int,
+                 manifest: str) -> None:
+        self.job = job
+        self.key = key
+        self.manifest_index = manifest_index
+        self.manifest = manifest
+        self.pieces: list[Any] = []
+        self.text: list[str] = []  # stdout not yet in a piece
+        self.counts = [0, 0, 0, 0, 0]
+        self.files = 0
+        self.nbytes = 0
+        self.alone: list[Any] = []
+        self.holes = 0
+        self.results = job.verbosity == RESULTS
+        self.show_ok = job.verbosity not in ("quiet", "status")
+        self.noted = note_directory(0, "")
+        self.block_size = job.block_size
+        self.view, self.views = read_buffer(job.block_size)
+        if job.json:
+            import json
+
+            self._encode = json.JSONEncoder(ensure_ascii=True).encode
+
+    def result(self, decided: bool | None = None, assumed: bool | None = None) -> CheckResult:
+        self._flush()
+        return CheckResult(self.key, self.manifest_index, self.pieces, tuple(self.counts),  # type: ignore[arg-type]
+                           self.files, self.nbytes, decided, assumed, None, [], self.alone)
+
+    def _flush(self) -> None:
+        if self.text:
+            self.pieces.append((STDOUT, "".join(self.text).encode(FS_ENCODING, FS_ERRORS)))
+            self.text = []
+
+    def hole(self, item: Any) -> None:
+        """Leave room for the answer of ``item``, done in a task of its own."""
+        self._flush()
+        self.holes += 1
+        key = (self.key[0], self.key[1] * HOLES + self.holes)
+        self.pieces.append(Hole(key))
+        self.alone.append(item._replace(key=key))
+
+    def verdict(self, v: Verdict) -> None:
+        self.counts[_COUNTED[v.status]] += 1
+        if self.results:
+            self.pieces.append(v)
+            return
+        if v.status == OK:  # nearly every line
+            if self.show_ok:
+                self.text.append(self._encode(check_record(v)) + "\n" if self.job.json
+                                 else check_text(v.name, "OK"))
+            return
+        for stream, text in verdict_lines(v, self.job.verbosity, self.job.ignore_missing,
+                                          self.job.json, self.job.prog):
+            if stream == STDOUT:
+                self.text.append(text)
+            else:
+                self._flush()
+                self.pieces.append((STDERR, text.encode(FS_ENCODING, FS_ERRORS)))
+
+    # --- what each task is
+
+    def range(self, item: Lines) -> CheckResult:
+        job = self.job
+        entries, decided = _parse(item, job)
+        from_stdin = item.manifest == STDIN
+        plain = job.root is None and not (job.relative_to_manifest and not from_stdin)
+        fence = _fence_for(job, item.manifest)
+        under = fence.under if fence is not None else None
+        given_up = dict(item.given_up)
+        group: list[tuple[int, Entry]] = []
+        path = ""
+        groups = 0
+        for number, parsed in entries:
+            if isinstance(parsed, Malformed):
+                self._check_group(path, group, under, given_up, item.one_by_one, groups)
+                group = []
+                self.verdict(Verdict(item.manifest, number, "", "", MALFORMED,
+                                     (job.algo,) if job.algo else (), error=parsed.reason,
+                                     manifest_index=item.manifest_index))
+                continue
+            if from_stdin and parsed.name == STDIN:
+                self._check_group(path, group, under, given_up, item.one_by_one, groups)
+                group = []
+                self.verdict(Verdict(item.manifest, number, "", "", MALFORMED,
+                                     (job.algo,) if job.algo else (),
+                                     error="'-' names standard input, which holds the manifest",
+                                     manifest_index=item.manifest_index))
+                continue
+            name = parsed.name
+            where = name if plain else _resolve(job, item.manifest, name)
+            refused = None if fence is None or not name else fence.refuses(name, where)
+            if refused is not None:
+                self._check_group(path, group, under, given_up, item.one_by_one, groups)
+                group = []
+                self.verdict(_refused(item.manifest, item.manifest_index, number, parsed, where,
+                                      refused))
+                continue
+            if group and where == path:
+                group.append((number, parsed))
+                continue
+            groups += self._check_group(path, group, under, given_up, item.one_by_one, groups)
+            group = [(number, parsed)]
+            path = where
+        self._check_group(path, group, under, given_up, item.one_by_one, groups,
+                          last=True)
+        return self.result(decided, item.state)
+
+    def _check_group(self, path: str, group: list[tuple[int, Entry]], under: str | None,
+                     given_up: dict[str, str], one_by_one: bool, before: int,
+                     last: bool = False) -> int:
+        """Check the lines of ``group``, which name ``path``; 1 if there were any."""
+        if not group:
+            return 0
+        lines = tuple(group)
+        if one_by_one:
+            self.hole(CheckFile((0, 0), self.manifest_index, self.manifest, path, lines, under))
+            return 1
+        why = given_up.get(path)
+        if why is not None:
+            self.answer(path, lines, Result(path, {}, error=why))
+            return 1
+        self.note(path)
+        # A large file goes to a task of its own, unless it is the range's only one.
+        alone = self.job.alone if before or not last else NEVER_ALONE
+        if len(lines) == 1 and under is None and path and self.quick(path, lines[0], alone):
+            return 1
+        r = self.hash(path, lines, under, alone)
+        if r is None:
+            self.hole(CheckFile((0, 0), self.manifest_index, self.manifest, path, lines, under))
+        else:
+            self.answer(path, lines, r)
+        return 1
+
+    def note(self, path: str) -> None:
+        """Name the file being read to the stall watch (see :func:`note_directory`)."""
+        noted = self.noted
+        if noted is None:
+            return
+        view, cells, cell, start = noted
+        encoded = path.encode(FS_ENCODING, FS_ERRORS)
+        end = start + len(encoded)
+        if end <= len(view):
+            view[start:end] = encoded
+            cells[cell] = end
+
+    def quick(self, path: str, line: tuple[int, Entry], alone: int) -> bool:
+        """Check the one line naming ``path`` if it is the common case; whether it was.
+
+        The common case: one digest, a small regular file read whole by one
+        ``readv``, and a match. Anything else is left to the general way, at
+        the cost of a second open. This is most of check's time on small
+        files: the general way costs some 4 us a line more.
+        """
+        number, entry = line
+        digests = entry.digests
+        if len(digests) != 1:
+            return False
+        algo, expected = digests[0]
+        block_size = self.block_size
+        try:
+            fd = os.open(path, OPEN_FLAGS)
+        except OSError:
+            return False
+        try:
+            st = os.fstat(fd)
+            size = st.st_size
+            if size >= alone or size >= block_size or st.st_mode & 0o170000 != 0o100000:
+                return False
+            n = os.readv(fd, self.views)
+            if n != size:
+                return False
+            h = _NEW[algo]()
+            h.update(self.view[:n])
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        if h.hexdigest() != expected:
+            return False
+        self.files += 1
+        self.nbytes += size
+        self.counts[0] += 1
+        if self.results or self.job.json:
+            self.counts[0] -= 1
+            self.verdict(Verdict(self.manifest, number, entry.name, path, OK, (algo,),
+                                 (expected,), (expected,), None, None, self.manifest_index))
+        elif self.show_ok:
+            name = entry.name
+            self.text.append(f"{name}: OK\n" if "\n" not in name else check_text(name, "OK"))
+        return True
+
+    def hash(self, path: str, lines: tuple[tuple[int, Entry], ...], under: str | None,
+             alone: int) -> Result | None:
+        """The digests of ``path`` that ``lines`` need; None for a file to do alone."""
+        if len(lines) == 1:
+            digests = lines[0][1].digests
+            algos = (digests[0][0],) if len(digests) == 1 else tuple(a for a, _ in digests)
+        else:
+            algos = tuple(dict.fromkeys(a for _, e in lines for a, _ in e.digests))
+        if not path:
+            return Result(path, {}, error=os.strerror(errno.ENOENT), errno=errno.ENOENT)
+        try:
+            fd = os.open(path, OPEN_FLAGS)
+        except OSError as e:
+            return Result(path, {}, error=reason(e), errno=e.errno)
+        try:
+            if under is not None and outside(fd, under):
+                return Result(path, {}, error=OUTSIDE_ROOT)
+            st = os.fstat(fd)
+            if st.st_size >= alone and stat.S_ISREG(st.st_mode):
+                return None
+            hashers, st, error, code = digest_open(fd, _constructors(algos),
+                                                   self.job.block_size, st)
+        except OSError as e:
+            return Result(path, {}, error=reason(e), errno=e.errno)
+        finally:
+            os.close(fd)
+        if error is not None:
+            return Result(path, {}, error=error, errno=code)
+        self.files += 1
+        self.nbytes += st.st_size
+        return Result(path, {a: h.hexdigest() for a, h in zip(algos, hashers, strict=True)},
+                      st.st_size)
+
+    def answer(self, path: str, lines: tuple[tuple[int, Entry], ...], r: Result) -> None:
+        for number, entry in lines:
+            self.verdict(_judge(self.manifest, self.manifest_index, number, entry, r))
+
+    def file(self, item: CheckFile, why: str | None = None) -> CheckResult:
+        """Answer a :class:`CheckFile`; with ``why``, unread, as a file that could not be."""
+        if why is None:
+            note_item(0, 0, item.path)
+            r = self.hash(item.path, item.lines, item.fence, NEVER_ALONE)
+            assert r is not None
+        else:
+            r = Result(item.path, {}, error=why)
+        self.answer(item.path, item.lines, r)
+        return self.result()
+
+
+_NEW = {a.name: a.new for a in ALGORITHMS.values()}
+
+# Holes of a range are numbered within its key: (n, 0) has holes (n, 1),
+# (n, 2) ...; a hole's own holes (n, k * HOLES + 1) ..., and so on.
+HOLES = 1 << 20
+_COUNTED = {OK: 0, FAILED: 1, MISSING: 2, UNREADABLE: 3, MALFORMED: 4}
+
+
+def _parse(item: Lines, job: CheckJob) -> tuple[list[tuple[int, Entry | Malformed]], bool | None]:
+    """The entries and malformed lines of a range, and the GNU form its lines decided."""
+    algo, zero = job.algo, job.zero
+    if item.overlong:
+        # md5sum tries to open such a name and fails; a checksum line whose
+        # name runs past the kept bytes names no file that can be opened
+        # either (it is longer than PATH_MAX), so it is checked, and fails,
+        # as a name "too long"; anything else is malformed.
+        cut = parse_line(item.data, algo=algo, reversed=item.state, zero=zero)
+        if isinstance(cut, Entry) and len(os.fsencode(cut.name)) > 4096:
+            return [(item.first, cut)], None
+        return [(item.first, Malformed(f"a line longer than {MAX_LINE} bytes"))], None
+    end = b"\0" if zero else b"\n"
+    records = item.data.split(end)
+    if records and not records[-1]:
+        records.pop()
+    out: list[tuple[int, Entry | Malformed]] = []
+    number = item.first - 1
+    if item.csv is not None:
+        return _parse_csv(records, item.csv, algo, number, end), None
+    state = item.state
+    decided = None
+    for line in records:
+        number += 1
+        parsed = parse_line(line, algo=algo, reversed=state, zero=zero)
+        if parsed is None:
+            continue
+        if type(parsed) is Entry and parsed.reversed is not None:
+            state = parsed.reversed
+            if decided is None:
+                decided = state
+        out.append((number, parsed))
+    return out, decided
+
+
+def _parse_csv(records: list[bytes], algos: tuple[str, ...], algo: str | None, number: int,
+               end: bytes) -> list[tuple[int, Entry | Malformed]]:
+    out: list[tuple[int, Entry | Malformed]] = []
+    partial = bytearray()
+    open_quote = False
+    first = 0
+    for line in records:
+        number += 1
+        if not partial:
+            first = number
+        partial += line + end
+        if line.count(b'"') % 2:
+            open_quote = not open_quote
+        if open_quote:
+            if len(partial) > MAX_LINE:
+                partial.clear()
+                open_quote = False
+                out.append((first, Malformed(f"a line longer than {MAX_LINE} bytes")))
+            continue
+        parsed = parse_csv_row(bytes(partial), algos, algo=algo)
+        partial.clear()
+        if parsed is not None:
+            out.append((first, parsed))
+    if partial:
+        out.append((first, Malformed("a CSV record with no closing quote")))
+    return out
+
+
+def _resolve(job: CheckJob, manifest: str, name: str) -> str:
+    if not name:
+        return name  # no such file, as md5sum finds; never the root directory
+    if job.root is not None:
+        return os.path.join(job.root, name)
+    if job.relative_to_manifest and manifest != STDIN:
+        return os.path.join(os.path.dirname(manifest), name)
+    return name
+
+
+def check_task(job: CheckJob, items: Sequence[Any]) -> list[CheckResult]:
+    """Answer each item of a task: a range of lines, a file of one, or a manifest's mark.
+
+    Runs in a worker, or in the main process for small jobs. Files that
+    can't be read and malformed lines are in the answer; only bugs raise.
+    """
+    out = []
+    for item in items:
+        if type(item) is Mark:
+            out.append(CheckResult(item.key, item.manifest_index, [], mark=item))
+        elif type(item) is CheckFile:
+            out.append(_Answer(job, item.key, item.manifest_index, item.manifest).file(item))
+        else:
+            out.append(_Answer(job, item.key, item.manifest_index, item.manifest).range(item))
+    return out
+
+
+class CheckTask:
+    """:func:`check_task` bound to a job; a class so that it pickles."""
+
+    def __init__(self, job: CheckJob) -> None:
+        self.job = job
+
+    def __call__(self, items: Sequence[Any]) -> list[CheckResult]:
+        return check_task(self.job, items)
 
 
 def _refused(
@@ -388,8 +862,7 @@ def _refused(
     )
 
 
-def _judge(line: _Line, r: Result) -> Verdict:
-    entry = line.entry
+def _judge(manifest: str, manifest_index: int, number: int, entry: Entry, r: Result) -> Verdict:
     digests = entry.digests
     if len(digests) == 1:
         ((algo, digest),) = digests
@@ -400,16 +873,192 @@ def _judge(line: _Line, r: Result) -> Verdict:
         expected = tuple(d for _, d in digests)
     if r.error is not None:
         status = MISSING if r.errno == errno.ENOENT else UNREADABLE
-        return Verdict(
-            line.manifest, line.number, entry.name, r.path, status, algos, expected,
-            (), r.error, r.errno, line.manifest_index,
-        )
+        return Verdict(manifest, number, entry.name, r.path, status, algos, expected, (),
+                       r.error, r.errno, manifest_index)
     found = r.digests
     actual = (found[algos[0]],) if len(algos) == 1 else tuple(found[a] for a in algos)
-    return Verdict(
-        line.manifest, line.number, entry.name, r.path, OK if actual == expected else FAILED,
-        algos, expected, actual, None, None, line.manifest_index,
-    )
+    return Verdict(manifest, number, entry.name, r.path, OK if actual == expected else FAILED,
+                   algos, expected, actual, None, None, manifest_index)
+
+
+# --- in the main process: tasks handed out, answers put back in order ----------
+
+
+class _CheckFeed(TaskFeed):
+    """The feed of ``check``: it keeps each range it hands out until it is answered,
+    to send it again should the lines before it have decided another GNU form."""
+
+    def __init__(self, named: Iterable[Any], jobs: int) -> None:
+        super().__init__(named, chunksize=1, jobs=jobs)
+        self.sent: dict[tuple[int, int], Lines] = {}
+
+    def get(self, timeout: float) -> list[Any] | None:
+        task = super().get(timeout)
+        if task:
+            for item in task:
+                if type(item) is Lines:
+                    self.sent[item.key] = item
+        return task
+
+
+class InOrder:
+    """Puts answers back in manifest order, and counts each manifest's lines.
+
+    :meth:`add` takes answers as they complete; :meth:`take` yields the
+    pieces that can be written now, in order, and each manifest's
+    :class:`Summary` after its last line (or a :class:`Verdict` with
+    ``line == 0`` for a manifest that could not be read, under RESULTS).
+    Memory: the answers that wait for an earlier, slower one.
+    """
+
+    def __init__(self, manifests: Sequence[str], feed: _CheckFeed, results: bool) -> None:
+        self.manifests = manifests
+        self.feed = feed
+        self.results = results
+        self.ready: dict[tuple[int, int], CheckResult] = {}
+        self.cursor: collections.deque[Any] = collections.deque()
+        self.next = 0
+        self.state: dict[int, bool] = {}
+        self.summaries: dict[int, Summary] = {}
+
+    def add(self, r: CheckResult) -> None:
+        self.ready[r.key] = r
+
+    def _accept(self, r: CheckResult) -> bool:
+        """Take ``r`` in, or send its range again with the form earlier lines decided."""
+        known = self.state.get(r.manifest_index)
+        sent = self.feed.sent.pop(r.key, None)
+        if r.assumed is None and r.decided is not None and known is not None and (
+            r.decided != known
+        ):
+            assert sent is not None
+            self.feed.alone.append(sent._replace(state=known))
+            return False
+        if r.decided is not None:
+            self.state[r.manifest_index] = r.decided
+        summary = self.summaries.get(r.manifest_index)
+        if summary is None:
+            summary = self.summaries[r.manifest_index] = Summary(self.manifests[r.manifest_index])
+        ok, failed, missing, unreadable, malformed = r.counts
+        summary.ok += ok
+        summary.failed += failed
+        summary.missing += missing
+        summary.unreadable += unreadable
+        summary.malformed += malformed
+        return True
+
+    def take(self) -> Iterator[Any]:
+        ready, cursor = self.ready, self.cursor
+        while True:
+            if cursor:
+                piece = cursor[0]
+                if type(piece) is Hole:
+                    r = ready.pop(piece.key, None)
+                    if r is None or not self._accept(r):
+                        return
+                    cursor.popleft()
+                    cursor.extendleft(reversed(r.pieces))
+                    continue
+                cursor.popleft()
+                yield piece
+                continue
+            r = ready.pop((self.next, 0), None)
+            if r is None or not self._accept(r):
+                return
+            self.next += 1
+            if r.mark is not None:
+                yield from self._mark(r.mark)
+            cursor.extend(r.pieces)
+
+    def _mark(self, mark: Mark) -> Iterator[Any]:
+        summary = self.summaries.pop(mark.manifest_index, None) or Summary(mark.manifest)
+        self.state.pop(mark.manifest_index, None)
+        if mark.error is not None:
+            summary.error = mark.error
+            if self.results:
+                yield Verdict(mark.manifest, 0, mark.manifest, mark.manifest, UNREADABLE,
+                              error=mark.error, errno=mark.errno,
+                              manifest_index=mark.manifest_index)
+        yield summary
+
+
+def lost_check(job: CheckJob, item: Any, why: str) -> CheckResult:
+    """The answer to an item no worker could do (see :func:`parhash.tasks.lost_item`).
+
+    A range a worker died on twice is done again with each file in a task of
+    its own, and a file that stalled is answered as one that could not be
+    read, its range done again without reading it; a file that kills its
+    worker each time, or a file of a range that stalled, is answered so.
+    """
+    if isinstance(item, Within):
+        inner, path = item.item, item.name
+        if type(inner) is Lines:
+            redo = inner._replace(given_up=(*inner.given_up, (path, why)))
+            answer = _Answer(job, inner.key, inner.manifest_index, inner.manifest)
+            answer.hole(redo)
+            return answer.result()
+        item = inner
+    if type(item) is Lines:
+        answer = _Answer(job, item.key, item.manifest_index, item.manifest)
+        if not item.one_by_one:
+            answer.hole(item._replace(one_by_one=True))
+        else:  # reading the lines themselves kills the worker
+            answer.counts[3] += item.data.count(b"\0" if job.zero else b"\n") or 1
+            answer.pieces.append((STDERR, error_line(
+                job.prog, item.manifest, f"line {item.first} and on: {why}"
+            ).encode(FS_ENCODING, FS_ERRORS)))
+        return answer.result(assumed=item.state)
+    if type(item) is CheckFile:
+        return _Answer(job, item.key, item.manifest_index, item.manifest).file(item, why)
+    assert type(item) is Mark
+    return CheckResult(item.key, item.manifest_index, [], mark=item)
+
+
+def check_tasks(
+    manifests: Sequence[str],
+    job: CheckJob,
+    *,
+    jobs: int | None = None,
+    lines: int = RANGE_LINES,
+    stop: threading.Event | None = None,
+    stats: PipelineStats | None = None,
+    idle: Callable[[], None] | None = None,
+    progress: bool = False,
+) -> Generator[Any, None, None]:
+    """Check every line of ``manifests``; yield the answer's pieces in manifest order.
+
+    Pieces are ``(STDOUT or STDERR, bytes)`` (``Verdict`` values under
+    RESULTS) and each manifest's :class:`Summary` after its last line. The
+    manifests are read in a thread and cut into ranges of about ``lines``
+    lines (:func:`read_ranges`) that workers parse, check and answer; see
+    :func:`~parhash.executor.run_tasks` for ``jobs``, ``stats`` and ``idle``.
+    Setting ``stop`` ends the reading of a manifest from a pipe. ``progress``
+    draws a bar on stderr.
+    """
+    if clamp_jobs(jobs) == 1:
+        job = job._replace(alone=NEVER_ALONE)
+    stop = stop or threading.Event()
+    feed = _CheckFeed(read_ranges(manifests, zero=job.zero, lines=lines, stop=stop), 1)
+    order = InOrder(manifests, feed, job.verbosity == RESULTS)
+    small = inline_bytes(job.block_size)
+    first = CheckTask(job._replace(alone=min(job.alone, small)))
+    answers = run_tasks(CheckTask(job), feed, block_size=job.block_size, jobs=jobs,
+                        stats=stats, idle=idle, lost=functools.partial(lost_check, job),
+                        first=first)
+    bar = TaskBar() if progress else None
+    try:
+        for answer in answers:
+            order.add(answer)
+            if bar is not None:
+                bar.update(answer.files, answer.nbytes)
+            yield from order.take()
+        yield from order.take()
+        assert not order.ready and not order.cursor, "check lost track of a line"
+    finally:
+        stop.set()
+        answers.close()
+        if bar is not None:
+            bar.close()
 
 
 def check_manifests(
@@ -433,25 +1082,13 @@ def check_manifests(
     See :func:`parhash.check` for the options. Each file is hashed once for a
     run of consecutive lines that name it. Files that can't be read, malformed
     lines and manifests that can't be read are verdicts, never exceptions.
-    Setting ``stop`` ends the reading of a manifest that comes from a pipe
-    (it is set anyway when the iterator is closed, but a signal handler can
-    set it first: see ``_Pipe``).
     """
-    checker = _Checker(manifests, algo, root, relative_to_manifest, zero, stop, allow_outside_root)
-    tasks = checker.tasks()
-    first = next(tasks, None)  # sets checker.common, the job's algorithms
-    while isinstance(first, Pause):  # nothing read yet: nothing to send
-        first = next(tasks, None)
-    items = tasks if first is None else itertools.chain([first], tasks)
-    results = hash_paths(
-        items, algos=checker.common or ("md5",), jobs=jobs, chunksize=chunksize,
-        block_size=block_size, stats=stats, idle=idle,
-    )
-    try:
-        yield from checker.verdicts(progress_bar(results, enabled=progress))
-    finally:
-        checker.stop.set()
-        results.close()
+    job = CheckJob(algo, zero, root, relative_to_manifest, allow_outside_root, block_size,
+                   RESULTS)
+    for piece in check_tasks(manifests, job, jobs=jobs, lines=chunksize or RANGE_LINES,
+                             stop=stop, stats=stats, idle=idle, progress=progress):
+        if type(piece) is Verdict:
+            yield piece
 
 
 def summarize(verdicts: Iterable[Verdict], manifests: Sequence[str]) -> Iterator[Verdict | Summary]:
