@@ -30,17 +30,10 @@ from parhash.console import (
     EXIT_PIPE,
     EXIT_USAGE,
     STOPPING,
-    TEMPORARY_SUFFIX,
-    is_temporary_output,
     open_output,
 )
 from parhash.pipeline import DEFAULT_CHUNKSIZE, MAX_BLOCK_SIZE
-from parhash.report import (
-    MULTI_ALGO_FORMATS,
-    Output,
-    ReportOptions,
-    progress,
-)
+from parhash.report import MULTI_ALGO_FORMATS, Output, ReportOptions
 from parhash.results import Pause
 from parhash.worker import DEFAULT_BLOCK_SIZE
 
@@ -236,25 +229,6 @@ def _own_files(out: BinaryIO, path: str | None) -> set[tuple[int, int]]:
     return own
 
 
-def _skip_own_output(results: Any, own: set[tuple[int, int]]) -> Any:
-    """Results less this run's output, and any ``-o`` file another run is writing.
-
-    Another run's temporary file is left out whether it was read or had
-    vanished by then (renamed into place): two runs writing manifests into
-    the tree they scan would otherwise each list the other's.
-    """
-    for r in results:
-        if own and r.ino and (r.dev, r.ino) in own:
-            continue
-        if r.path.endswith(TEMPORARY_SUFFIX) and is_temporary_output(r.path):
-            continue
-        yield r
-
-
-def _sort_key(r: Any) -> bytes:
-    return os.fsencode(r.path)
-
-
 @cli.command()
 @click.argument("paths", nargs=-1)
 @_algos_option
@@ -373,10 +347,6 @@ def _warn_worker_deaths(stats: Any, redone: str = "their files were hashed again
         f"{redone} in a fresh worker",
         err=True,
     )
-
-
-def _progress(results: Any, show: bool) -> Any:
-    return progress(results, enabled=show)
 
 
 def _path_arguments(

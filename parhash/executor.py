@@ -269,6 +269,8 @@ def run_tasks(
                 for result in first(task):
                     files += result.files + result.errors
                     nbytes += result.nbytes
+                    if result.alone:  # large files, kept for the pool
+                        files = INLINE_MAX_FILES
                     feed.add(result)
                     yield result
             if feed.done:

@@ -1,12 +1,13 @@
-"""Batching, the pool, and the one seam between them.
+"""The executors: where batches of work run, and what happens when a worker fails.
 
-``hash_paths`` turns a stream of paths into a stream of :class:`Result` values.
-It cuts the stream into batches, hands them to an :class:`Executor` and
-yields each batch's results as soon as it completes. The executor is the only
-place that knows about processes: :class:`InlineExecutor` runs batches in this
+An :class:`Executor` runs a function over batches (lists of work items) and
+yields each batch's results as soon as it completes; the batches come from
+an iterable, or from a :class:`Feed` that finished batches add to (see
+:mod:`parhash.executor`). :class:`InlineExecutor` runs them in this
 process, :class:`PoolExecutor` on a ``multiprocessing.Pool`` through
-``imap_unordered``. Another engine can take their place by implementing
-``map_unordered``.
+``imap_unordered``, and is the only place that knows about processes:
+worker deaths, stalls and signals are handled here, once for every command.
+Another engine can take their place by implementing ``map_unordered``.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
-from parhash.results import PAUSE, Pause, Result, WalkError
+from parhash.results import Pause, Result, WalkError
 from parhash.walk import pack_walked, unpack_walked
-from parhash.worker import DEFAULT_BLOCK_SIZE, Job, hash_batch, release_directories
 
 Item = str | WalkError
 T = TypeVar("T")
@@ -857,29 +857,6 @@ def _lost_result(item: Item, reason: str) -> Result:
     return Result(str(item), {}, error=reason)
 
 
-class _SizeHint:
-    """How big the files that come back are, for the batcher in another thread.
-
-    Batching by bytes needs a ``stat`` per path in this process, the one that
-    also walks and writes: on small files it measured 7% of the run. Once the
-    files coming back average under ``SMALL_FILE`` bytes, paths are batched by
-    count alone; a large file that then shares a batch costs some balance,
-    never a result, and a few large results switch ``stat`` back on.
-    """
-
-    SMALL_FILE = 64 << 10
-
-    def __init__(self) -> None:
-        self.small = False
-        self._average = float(self.SMALL_FILE)
-
-    def update(self, results: list[Result]) -> None:
-        if results:
-            mean = sum(max(r.size, 0) for r in results) / len(results)
-            self._average = 0.7 * self._average + 0.3 * mean
-            self.small = self._average < self.SMALL_FILE
-
-
 def batch_by_size(
     sized: Iterable[tuple[Item | Pause, int]], chunksize: int, batch_bytes: int
 ) -> Iterator[list[Item]]:
@@ -909,131 +886,3 @@ def batch_by_size(
             nbytes = 0
     if batch:
         yield batch
-
-
-def _batches(
-    items: Iterable[Item | Pause],
-    chunksize: int,
-    batch_bytes: int,
-    hint: _SizeHint | None = None,
-    on_pause: Callable[[], None] | None = None,
-) -> Iterator[list[Item]]:
-    def sized() -> Iterator[tuple[Item | Pause, int]]:
-        for item in items:
-            if isinstance(item, Pause):
-                if on_pause is not None:
-                    on_pause()  # the input is about to wait: so may the caller's output
-                yield item, 0
-                continue
-            size = 0
-            if batch_bytes and isinstance(item, str) and not (hint is not None and hint.small):
-                # A path or a worker.Task; on an error the worker will report why.
-                with contextlib.suppress(OSError):
-                    size = os.stat(item).st_size
-            yield item, size
-
-    return batch_by_size(sized(), chunksize, batch_bytes)
-
-
-def _small_enough_for_inline(items: Sequence[Item]) -> bool:
-    total = 0
-    for item in items:
-        if isinstance(item, str):
-            with contextlib.suppress(OSError):
-                total += os.stat(item).st_size
-    return total <= INLINE_MAX_BYTES
-
-
-class _HashBatch:
-    """``hash_batch`` bound to a job; a class so that it pickles."""
-
-    def __init__(self, job: Job) -> None:
-        self.job = job
-
-    def __call__(self, batch: list[Item]) -> list[Result]:
-        return hash_batch(self.job, batch, note_item)
-
-
-def hash_paths(
-    items: Iterable[Item | Pause],
-    *,
-    algos: Sequence[str] = ("sha256",),
-    jobs: int | None = None,
-    chunksize: int | None = None,
-    block_size: int = DEFAULT_BLOCK_SIZE,
-    executor: Executor | None = None,
-    stats: PipelineStats | None = None,
-    idle: Callable[[], None] | None = None,
-) -> Generator[Result, None, None]:
-    """Hash every path in ``items``, yielding results as batches complete.
-
-    ``items`` are paths and :class:`WalkError` values, as :func:`walk_paths`
-    yields them; each becomes exactly one :class:`Result`, in completion order.
-    Per-file failures are values (``Result.error``); only bugs raise.
-
-    ``jobs=1``, or a job of at most ``INLINE_MAX_FILES`` files and
-    ``INLINE_MAX_BYTES`` bytes, runs in this process with no pool, unless
-    ``stats`` sets a stall timeout: only a worker can be given up on. Otherwise a
-    pool of ``jobs`` processes is started on the first result requested and
-    stopped when the iterator is exhausted or closed (Ctrl-C included).
-    ``chunksize`` caps the paths per batch (default ``DEFAULT_CHUNKSIZE``);
-    a batch also closes at ``BATCH_BYTES``, so large files travel alone.
-    A worker that dies costs no result (see :class:`PoolExecutor`); ``stats``,
-    when given, counts such deaths. ``idle`` is called, in the iterating
-    thread, each time the pool has had no result for a moment (every
-    ``POLL_SECONDS`` at most, more often while workers wait for paths):
-    a caller that buffers output flushes it then, so that nothing waits in
-    a buffer while the input or a long file holds the next result back.
-    A ``block_size`` above ``MAX_BLOCK_SIZE`` raises ``ValueError``.
-    """
-    if not 1 <= block_size <= MAX_BLOCK_SIZE:
-        raise ValueError(f"block_size must be between 1 and {MAX_BLOCK_SIZE}")
-    job = Job(tuple(algos), block_size)
-    fn = _HashBatch(job)
-    size = chunksize or DEFAULT_CHUNKSIZE
-    if executor is not None:
-        batches = _batches(items, size, BATCH_BYTES)
-        # An executor written before `idle` existed takes two arguments.
-        mapped = (executor.map_unordered(fn, batches) if idle is None
-                  else executor.map_unordered(fn, batches, idle=idle))
-        yield from _flatten(mapped)
-        return
-    jobs = clamp_jobs(jobs)
-    it = iter(items)
-    # With one job, don't wait for more paths before hashing the first.
-    head: list[Item] = []
-    paused = False
-    if jobs > 1:
-        for item in it:
-            if isinstance(item, Pause):
-                # A producer that keeps the list waiting makes a job of
-                # unknown size: the pool takes it.
-                paused = True
-                break
-            head.append(item)
-            if len(head) > INLINE_MAX_FILES:
-                break
-    rest = itertools.chain(head, [PAUSE] if paused else [], it)
-    # Only a pool's workers can be watched for stalls, and given up on.
-    watched = stats is not None and stats.stall_timeout is not None
-    if not watched and (jobs == 1 or (
-        not paused and len(head) <= INLINE_MAX_FILES and _small_enough_for_inline(head)
-    )):
-        inline = InlineExecutor()
-        try:
-            # Inline, a batch only delays the first line: hash path by path.
-            yield from _flatten(inline.map_unordered(fn, _batches(rest, 1, 0, on_pause=idle)))
-        finally:
-            release_directories()  # this process may live on: a library's caller
-        return
-    hint = _SizeHint()
-    with PoolExecutor(jobs, stats) as pool:
-        batches = _batches(rest, size, BATCH_BYTES, hint)
-        for results in pool.map_unordered(fn, batches, idle):
-            hint.update(results)
-            yield from results
-
-
-def _flatten(batches: Iterator[list[Result]]) -> Iterator[Result]:
-    for batch in batches:
-        yield from batch

@@ -281,22 +281,6 @@ def error_line(prog: str, path: str, reason: str) -> str:
     return f"{prog}: {quote_name(path)}: {reason}\n"
 
 
-def tally(
-    results: Iterable[Result], counts: Tally, err: IO[str] | None = None, prog: str = "parhash"
-) -> Iterator[Result]:
-    """Pass results through, counting them and reporting each error on ``err``."""
-    err = err if err is not None else sys.stderr
-    for r in results:
-        if r.error is None:
-            counts.files += 1
-            counts.bytes += r.size
-        else:
-            counts.errors += 1
-            err.write(error_line(prog, r.path, r.error))
-            err.flush()
-        yield r
-
-
 def write_tasks(
     results: Iterable[TaskResult],
     out: Output,
@@ -380,34 +364,6 @@ class TaskBar:
         self.bar.close()
 
 
-def progress(results: Iterable[Result], *, enabled: bool) -> Iterable[Result]:
-    """Show a tqdm bar on stderr counting files and bytes, when ``enabled``.
-
-    Without it the results pass as they are, with no layer per result.
-    """
-    return _bar(results) if enabled else results
-
-
-def _bar(results: Iterable[Result]) -> Iterator[Result]:
-    from tqdm import tqdm
-
-    # No monitor thread: nothing else should be running when a pool forks.
-    tqdm.monitor_interval = 0
-    with tqdm(
-        unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, dynamic_ncols=True,
-        mininterval=0.2, desc="hashing",
-    ) as bar:
-        files = 0
-        for r in results:
-            files += 1
-            if r.size > 0:
-                bar.update(r.size)
-            if files % 64 == 1:
-                bar.set_postfix(files=files, refresh=False)
-            yield r
-        bar.set_postfix(files=files)
-
-
 class CheckOptions:
     """What ``check`` prints and how it concludes.
 
@@ -458,31 +414,6 @@ def check_record(v: Verdict) -> dict[str, Any]:
 
 _CHECK_WORDS = {OK: "OK", FAILED: "FAILED", MISSING: "FAILED open or read",
                 UNREADABLE: "FAILED open or read"}
-
-
-def write_check(
-    items: Iterable[Verdict | Summary], out: Output, options: CheckOptions, err: IO[str]
-) -> bool:
-    """Print verdicts as ``md5sum -c`` does; return whether every manifest verified.
-
-    ``NAME: OK`` / ``NAME: FAILED`` / ``NAME: FAILED open or read`` on ``out``
-    (or one ``check_record`` per line with ``json``); on ``err``, why a file
-    could not be read, ``-w`` warnings, and each :class:`Summary`'s warnings.
-    """
-    passed = True
-    for item in items:
-        if isinstance(item, Summary):  # the manifest's last line is done
-            passed = write_summary(item, out, options, err) and passed
-            continue
-        for stream, text in verdict_lines(item, options.verbosity, options.ignore_missing,
-                                          options.json, options.prog):
-            if stream == 1:
-                out.write(text.encode(FS_ENCODING, FS_ERRORS))
-            else:
-                out.flush()  # keep stdout and stderr in order when they share a terminal
-                err.write(text)
-                err.flush()
-    return passed
 
 
 def write_pieces(

@@ -37,7 +37,6 @@ from parhash.report import RecordFormat, error_line
 from parhash.results import Result, WalkError, reason
 from parhash.select import Predicates
 from parhash.walk import (
-    Descent,
     Directory,
     Linked,
     WalkedRun,
@@ -55,6 +54,8 @@ from parhash.worker import (
     OPEN_FLAGS,
     _hash_file,
     digest_open,
+    directories,
+    release_directories,
 )
 
 # A task closes at whichever comes first: this many files, or this many bytes
@@ -133,13 +134,13 @@ class TaskResult(NamedTuple):
     records: list[Any] = []
 
 
-# The directories this process reads files from; see worker.Descent.
-_DESCENT = Descent()
+# The directories this process reads files from, shared with worker.hash_file.
+_DESCENT = directories()
 
 
 def release_descent() -> None:
     """Close the directories this process holds open for its tasks."""
-    _DESCENT.close()
+    release_directories()
 
 
 class _Task:

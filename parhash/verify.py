@@ -1089,28 +1089,3 @@ def check_manifests(
                              stop=stop, stats=stats, idle=idle, progress=progress):
         if type(piece) is Verdict:
             yield piece
-
-
-def summarize(verdicts: Iterable[Verdict], manifests: Sequence[str]) -> Iterator[Verdict | Summary]:
-    """Pass verdicts through, with each manifest's :class:`Summary` after its last line.
-
-    A manifest with no line at all still gets its summary, in its place.
-    """
-    if not manifests:
-        yield from verdicts
-        return
-    current = 0
-    summary = Summary(manifests[0])
-    for v in verdicts:
-        while v.manifest_index > current:
-            yield summary
-            current += 1
-            summary = Summary(manifests[current])
-        if v.status == OK:
-            summary.ok += 1
-        else:
-            summary.add(v)
-        yield v
-    yield summary
-    for manifest in manifests[current + 1 :]:
-        yield Summary(manifest)

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from parhash.algorithms import ALGORITHMS, Hasher
-from parhash.results import Result, WalkError, reason
-from parhash.walk import Descent, Walked, WalkedRun, walked_reason
+from parhash.results import Result, reason
+from parhash.walk import Descent, Walked, walked_reason
 
 # 64 KiB measured fastest among 8 KiB .. 4 MiB for every algorithm, on both
 # machines the benchmarks have run on (see benchmarks/RESULTS.md): a block
@@ -51,6 +51,11 @@ def release_directories() -> None:
     _DIRECTORIES.close()
 
 
+def directories() -> Descent:
+    """The directories this process holds open for the files it reads (see :class:`Descent`)."""
+    return _DIRECTORIES
+
+
 class Job(NamedTuple):
     """What to compute for each path of a batch."""
 
@@ -58,29 +63,6 @@ class Job(NamedTuple):
     block_size: int = DEFAULT_BLOCK_SIZE
     # Only the first ``head`` bytes of each file (``parhash dupes``'s heads).
     head: int | None = None
-
-
-class Task(str):
-    """A path that carries its own algorithms, instead of the batch's :class:`Job`'s.
-
-    ``check`` sends these: each manifest line names its algorithm, and one
-    manifest may mix them. Being a ``str``, a task goes wherever a path goes
-    (batching, error results); its result has the plain path. ``fence``, if
-    set, is a resolved directory ending in "/" that the file opened must lie
-    under (``check --root``): see :func:`outside`.
-    """
-
-    algos: tuple[str, ...]
-    fence: str | None
-
-    def __new__(cls, path: str, algos: tuple[str, ...], fence: str | None = None) -> Task:
-        task = super().__new__(cls, path)
-        task.algos = algos
-        task.fence = fence
-        return task
-
-    def __reduce__(self) -> tuple[type[Task], tuple[str, tuple[str, ...], str | None]]:
-        return Task, (str(self), self.algos, self.fence)
 
 
 OUTSIDE_ROOT = "outside the root"
@@ -263,44 +245,6 @@ def path_hasher(job: Job) -> Callable[[str], Result]:
         return _hash_file(path, constructors, algos, block_size)
 
     return hash_path
-
-
-def hash_batch(
-    job: Job, items: Sequence[str | WalkError], note: Callable[[int], None] | None = None
-) -> list[Result]:
-    """Hash every path of ``items``; a :class:`WalkError` passes through as a Result.
-
-    A path is a plain ``str`` (named by the caller: opened as named) or a
-    :class:`~parhash.walk.Walked` one (found by the walk: opened as found);
-    every path of a :class:`~parhash.walk.WalkedRun` is a walked one.
-    A :class:`Task` is hashed with its own algorithms instead of the job's.
-    ``job.head`` is not looked at: heads are read by :func:`read_head`.
-    ``note(i)``, if given, is called as item ``i`` starts (what a stalled
-    worker is reported against).
-    """
-    out = []
-    if type(items) is WalkedRun:
-        constructors, tops, roots = _constructors(job.algos), items.tops, items.roots
-        for i, path in enumerate(items):
-            if note is not None:
-                note(i)
-            out.append(
-                _hash_file(path, constructors, job.algos, job.block_size, tops[i], roots[i])
-            )
-        return out
-    hash_path = path_hasher(job)
-    for i, item in enumerate(items):
-        if note is not None:
-            note(i)
-        if type(item) is Task:
-            # One per manifest line in check: no closure, no new Job.
-            out.append(_hash_file(str(item), _constructors(item.algos), item.algos,
-                                  job.block_size, fence=item.fence))
-        elif isinstance(item, str):
-            out.append(hash_path(item))
-        else:
-            out.append(item.as_result())
-    return out
 
 
 # --- Heads, for ``parhash dupes`` ---------------------------------------------

@@ -732,9 +732,9 @@ def test_pauses_in_a_manifest_leave_its_line_numbers_alone() -> None:
 def test_worker_refuses_a_file_it_opened_outside_the_fence(tmp_path: Path) -> None:
     # The parent checks each name before a worker opens it; a link swapped
     # in between must still not be read: the worker asks what it opened.
-    import pickle
-
-    from parhash.worker import Job, Task, hash_batch
+    from parhash.manifest import Entry
+    from parhash.tasks import NEVER_ALONE
+    from parhash.verify import CheckJob, _Answer
 
     root = tmp_path / "root"
     root.mkdir()
@@ -742,8 +742,11 @@ def test_worker_refuses_a_file_it_opened_outside_the_fence(tmp_path: Path) -> No
     (tmp_path / "secret").write_bytes(b"outside")
     (root / "swapped").symlink_to(tmp_path / "secret")
     fence = os.path.join(os.path.realpath(root), "")
-    tasks = [Task(str(root / name), ("md5",), fence) for name in ("in", "swapped")]
-    tasks = pickle.loads(pickle.dumps(tasks))  # as a worker gets them
-    inside, swapped = hash_batch(Job(("md5",)), tasks)
+    answer = _Answer(CheckJob(root=str(root)), (0, 0), 0, "MANIFEST")
+    line = ((1, Entry("x", (("md5", hashlib.md5(b"inside").hexdigest()),))),)
+    # Past the check of the name (swapped after it): what is opened is checked.
+    inside, swapped = (answer.hash(str(root / name), line, fence, NEVER_ALONE)
+                       for name in ("in", "swapped"))
+    assert inside is not None and swapped is not None
     assert inside.ok and inside.digests == {"md5": hashlib.md5(b"inside").hexdigest()}
     assert swapped.error == "outside the root" and not swapped.digests

@@ -11,10 +11,10 @@ from parhash.report import (
     MULTI_ALGO_FORMATS,
     WRITERS,
     Output,
+    RecordFormat,
     ReportOptions,
-    Tally,
     error_line,
-    tally,
+    write_tasks,
 )
 from parhash.results import Result
 
@@ -79,13 +79,33 @@ def test_csv_doubles_quotes_in_names() -> None:
     )
 
 
-def test_tally_counts_and_reports_each_error_as_md5sum_would() -> None:
-    counts = Tally()
-    err = io.StringIO()
-    passed = list(tally([OK, FAILED, ESCAPED], counts, err))
-    assert passed == [OK, FAILED, ESCAPED]
+def test_task_results_are_written_counted_and_their_errors_reported() -> None:
+    from parhash.tasks import TaskResult
+
+    records = RecordFormat("gnu", ("md5",))
+    buffer, err = io.BytesIO(), io.StringIO()
+    counts = write_tasks(
+        [TaskResult(b"A  a\n", b"", 1, 2), TaskResult(b"B  b\n", ERROR_LINE, 1, 1, 1)],
+        Output(buffer), records, err=err,
+    )
+    assert buffer.getvalue() == b"A  a\nB  b\n"
     assert (counts.files, counts.bytes, counts.errors) == (2, 3, 1)
-    assert err.getvalue() == "parhash: gone: No such file or directory\n"
+    assert err.getvalue() == ERROR_LINE.decode()
+
+
+def test_sorted_task_records_are_written_in_byte_order_of_the_name_at_the_end() -> None:
+    from parhash.tasks import TaskResult
+
+    buffer = io.BytesIO()
+    write_tasks(
+        [TaskResult(records=[(b"b", "2  b\n"), (b"a\xff", "3  a\udcff\n")]),
+         TaskResult(records=[(b"a", "1  a\n")])],
+        Output(buffer), RecordFormat("gnu", ("md5",)), sort=True, err=io.StringIO(),
+    )
+    assert buffer.getvalue() == b"1  a\n3  a\xff\n2  b\n"
+
+
+ERROR_LINE = b"parhash: gone: No such file or directory\n"
 
 
 def test_error_line_quotes_the_name() -> None:

@@ -216,7 +216,7 @@ def test_one_job_hashes_listed_paths_while_the_list_is_still_being_written(
 def test_the_pool_reports_idle_while_a_long_file_holds_the_next_result(tmp_path: Path) -> None:
     # The CLI flushes its output on these calls, so that lines already
     # computed never wait in a buffer behind a file that takes seconds.
-    from parhash.pipeline import hash_paths
+    import parhash
 
     small = [tmp_path / f"a{i}" for i in range(8)]
     for i, p in enumerate(small):
@@ -226,8 +226,8 @@ def test_the_pool_reports_idle_while_a_long_file_holds_the_next_result(tmp_path:
         f.truncate(256 << 20)  # sparse: read at memory speed, hashed slowly
     idle_at: list[float] = []
     done_at: dict[str, float] = {}
-    for r in hash_paths([str(big), *map(str, small)], algos=("sha3-512",), jobs=2,
-                        idle=lambda: idle_at.append(time.monotonic())):
+    for r in parhash.scan([str(big), *map(str, small)], algos=("sha3-512",), jobs=2,
+                          idle=lambda: idle_at.append(time.monotonic())):
         assert r.error is None, r
         done_at[r.path] = time.monotonic()
     assert len(done_at) == 9

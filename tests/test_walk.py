@@ -19,8 +19,7 @@ from conftest import NO_DAC, Tree, digest, gnu_line, no_traceback, records, run
 
 import parhash.walk as walk_module
 from parhash.cli import cli
-from parhash.pipeline import hash_paths
-from parhash.results import WalkError
+from parhash.results import Result, WalkError
 from parhash.select import Selector
 from parhash.walk import (
     CHANGED_DURING_WALK,
@@ -693,31 +692,52 @@ def test_read_dir_refuses_a_directory_that_is_not_the_one_listed(tmp_path: Path)
     assert list(read_dir(other)) == [WalkError(str(tmp_path), CHANGED_DURING_WALK, None, 0)]
 
 
+def _run_items(items: list[object], jobs: int) -> list[Result]:
+    """Results of scan's task items, each item a task, run in this process or a pool."""
+    from parhash.pipeline import InlineExecutor, PoolExecutor
+    from parhash.tasks import RESULTS, RunTask, ScanJob
+
+    run = RunTask(ScanJob(("md5",), fmt=RESULTS))
+    executor = InlineExecutor() if jobs == 1 else PoolExecutor(jobs)
+    try:
+        answers = [a for batch in executor.map_unordered(run, [[i] for i in items])
+                   for a in batch]
+    finally:
+        executor.close()
+    return [r for a in answers for r in a.records]
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_a_reader_refuses_a_walked_file_or_directory_swapped_for_a_link(
     jobs: int, tmp_path: Path
 ) -> None:
+    # A task reads the files its directory listed relative to the directory
+    # it opened, never by a path that a link swapped in since could redirect.
+    from parhash.tasks import Part
+
     top = tmp_path / "top"
     for d in ("a", "b"):
         (top / d).mkdir(parents=True)
-        for i in range(40):  # enough files for a pool
+        for i in range(40):
             (top / d / f"f{i:02d}").write_bytes(b"%s%d" % (d.encode(), i))
     (tmp_path / "elsewhere").mkdir()
     for i in range(40):
         (tmp_path / "elsewhere" / f"f{i:02d}").write_bytes(b"outside")
-    items = list(walk_paths([str(top)]))
+    st = os.stat(top)
+    a, b = read_dir(Directory(str(top) + "/", "", 0, identity=(st.st_dev, st.st_ino)))
+    assert isinstance(a, Directory) and isinstance(b, Directory)
+    names = "\0".join(f"f{i:02d}" for i in range(40))
     os.rename(top / "b", tmp_path / "b.was")
     (top / "b").symlink_to(tmp_path / "elsewhere")
     os.remove(top / "a" / "f07")
     (top / "a" / "f07").symlink_to(tmp_path / "elsewhere" / "f07")
-    results = list(hash_paths(items, algos=("md5",), jobs=jobs))
+    results = _run_items([Part(a, names), Part(b, names)], jobs)
     failed = {r.path: r.error for r in results if r.error is not None}
-    assert failed == {
-        str(top / "a" / "f07"): CHANGED_DURING_WALK,
-        **{str(top / "b" / f"f{i:02d}"): CHANGED_DURING_WALK for i in range(40)},
-    }
+    assert failed == {str(top / "a" / "f07"): CHANGED_DURING_WALK,
+                      str(top / "b"): CHANGED_DURING_WALK}
     assert all(type(r.path) is str for r in results)
     assert len([r for r in results if r.ok]) == 39
+    assert all(r.digests["md5"] != digest("md5", b"outside") for r in results if r.ok)
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
@@ -726,16 +746,18 @@ def test_a_reader_refuses_the_walked_argument_itself_swapped_for_a_link(
 ) -> None:
     # The argument is followed as named, but only as the walk saw it: once
     # listed, a link swapped in for it must not lead the reader elsewhere.
+    from parhash.tasks import Part
+
     top = tmp_path / "top"
     top.mkdir()
     (tmp_path / "elsewhere").mkdir()
-    for i in range(80):  # enough files for a pool
+    for i in range(80):
         (top / f"f{i:02d}").write_bytes(b"inside %d" % i)
         (tmp_path / "elsewhere" / f"f{i:02d}").write_bytes(b"outside")
-    items = list(walk_paths([str(top)]))
+    st = os.stat(top)
+    listed = Directory(str(top) + "/", "", 0, identity=(st.st_dev, st.st_ino))
+    names = "\0".join(f"f{i:02d}" for i in range(80))
     os.rename(top, tmp_path / "top.was")
     top.symlink_to(tmp_path / "elsewhere")
-    results = list(hash_paths(items, algos=("md5",), jobs=jobs))
-    assert {r.path: r.error for r in results} == {
-        str(top / f"f{i:02d}"): CHANGED_DURING_WALK for i in range(80)
-    }
+    results = _run_items([listed, Part(listed, names)], jobs)
+    assert [(r.path, r.error) for r in results] == [(str(top), CHANGED_DURING_WALK)] * 2
