@@ -1,4 +1,4 @@
-"""parhash's benchmarks against the peer tools (issue 3): ``python -m benchmarks``.
+"""parhash's benchmarks against the peer tools (targets of issue 13): ``python -m benchmarks``.
 
 Modules, in the order a run uses them: ``corpus`` builds the seeded trees,
 ``cases`` says what runs against what (and the targets), ``timing`` runs the

@@ -2,9 +2,12 @@
 
 A case is a handful of commands doing the same work over the same corpus;
 they are timed together, alternating. Its comparisons are the ratios the
-report prints (``parhash / baseline``), each with the target of issue 3 it
-checks, if any. Commands run from the work directory, so every path below is
-relative to it (see ``corpus.py`` for the layout).
+report prints (``parhash / baseline``), each with the target of issue 13
+("The batch pipeline") it checks, if any; a target's id names the item of the
+issue (``TARGET_IDS``). One target is not a ratio: the CPU time of parhash's
+main process per file (:class:`PerFileCpu`). Commands run from the work
+directory, so every path below is relative to it (see ``corpus.py`` for the
+layout), but for the real tree, which is wherever the standard library is.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.corpus import Sizes
+from benchmarks.corpus import Sizes, real_tree
 from benchmarks.timing import Command
 
 # Every program a case runs besides parhash; `make peers` installs them.
@@ -28,6 +31,20 @@ PEER_TOOLS = (
 
 BLOCK_SIZES = ("8K", "64K", "256K", "1M", "4M")
 CHUNKSIZES = (16, 64, 256, 1024, 4096)
+
+# The items of issue 13, in its order, as the ids of their targets.
+PARENT_CPU = "1-parent-cpu"  # the main process's CPU per file
+SMALL_FILES = "2-small-files"  # small files against find | xargs -P2
+PARALLEL = "3-parallel"  # -j 2 against -j 1
+REAL_TREE = "4-real-tree"  # the standard library against find | xargs -P2 md5sum
+CHECK = "5-check"  # check against scan and md5sum -c
+DUPES = "6-dupes"  # dupes against jdupes and rdfind
+HELD = "7-held"  # the targets of issue 3 that still hold
+TARGET_IDS = (PARENT_CPU, SMALL_FILES, PARALLEL, REAL_TREE, CHECK, DUPES, HELD)
+
+# Reading a process's CPU time gives whole clock ticks, so the parent-CPU
+# case averages at least this many rounds (but one with --quick).
+PARENT_CPU_ROUNDS = 10
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,24 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class PerFileCpu:
+    """CPU per file of parhash's main process and of its workers, from two scans.
+
+    ``full`` and ``head`` label the scans of a corpus and of its first files;
+    the difference of their mean CPU times over the ``files`` between them
+    leaves out what both pay once (interpreter, imports, pool start). The
+    main process's figure is held to ``target_us`` microseconds; the workers'
+    divided by it is how many workers one main process can feed.
+    """
+
+    full: str
+    head: str
+    files: int
+    target_us: float | None = None
+    target_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Case:
     """A benchmark: commands over one corpus, timed together.
 
@@ -48,7 +83,10 @@ class Case:
     ``metric`` is ``"time"`` (wall seconds) or ``"rss"`` (peak memory).
     ``corpus`` is the corpus whose bytes give the throughput, if any.
     ``sweep`` marks a parameter sweep: its commands are settings of one
-    option, compared with parhash's default.
+    option, compared with parhash's default. ``per_file_cpu`` makes every
+    timed run read its CPU split from ``/proc`` and says what to compute from
+    it; ``min_rounds`` is the fewest rounds that gives a figure (outside
+    ``--quick``).
     """
 
     name: str
@@ -60,6 +98,8 @@ class Case:
     metric: str = "time"
     corpus: str | None = None
     sweep: str | None = None
+    per_file_cpu: PerFileCpu | None = None
+    min_rounds: int = 1
 
 
 @dataclass(frozen=True)
@@ -109,7 +149,7 @@ def _shell(label: str, script: str, tools: tuple[str, ...]) -> Command:
 
 
 def _xargs(tool: str, root: str, label: str | None = None) -> Command:
-    script = f"find {root} -type f -print0 | xargs -0 -P2 -n256 {tool}"
+    script = f"find {shlex.quote(root)} -type f -print0 | xargs -0 -P2 -n256 {tool}"
     return _shell(label or f"find|xargs -P2 {tool}", script, ("find", "xargs", tool.split()[0]))
 
 
@@ -140,8 +180,19 @@ def build_cases(sizes: Sizes, parhash: Parhash) -> list[Case]:
         return Command(label, argv, shlex.join(["parhash", name, *flags, *args, *paths]),
                        is_parhash=True, unavailable=reason)
 
+    def dupes_commands(root: str) -> tuple[Command, ...]:
+        return (subcommand("dupes", "parhash dupes", [], [root]),
+                _peer("jdupes -r -q", ["jdupes", "-r", "-q", root]),
+                _peer("rdfind -dryrun true",
+                      ["rdfind", "-dryrun", "true", "-makeresultsfile", "false", root]))
+
+    dupes_comparisons = (Comparison("parhash dupes", "jdupes -r -q", 1.0, DUPES),
+                         Comparison("parhash dupes", "rdfind -dryrun true", 1.0, DUPES))
     j1, j2 = ["-j", "1"], ["-j", "2"]
     a, b = sizes.memory_files
+    head, n_head = sizes.small_head, sizes.small_head_files
+    n_small = sizes.small_files
+    tree = str(real_tree(sizes))
     default_block = _default_block_size(parhash)
     cases = [
         Case(
@@ -150,18 +201,18 @@ def build_cases(sizes: Sizes, parhash: Parhash) -> list[Case]:
             (scan("parhash -j1", ["-a", "md5", *j1], large, large_shown),
              scan("parhash -j2", ["-a", "md5", *j2], large, large_shown),
              peer_large("md5sum", ["md5sum"])),
-            (Comparison("parhash -j2", "md5sum", 0.54, "1"),
+            (Comparison("parhash -j2", "md5sum", 0.54, HELD),
              Comparison("parhash -j1", "md5sum"),
              Comparison("parhash -j2", "parhash -j1")),
             corpus="large",
         ),
         Case(
             "large-sha256", "sha256 of the large files: scaling from one worker to two",
-            "sha256sum FILES", ("large",),
+            "sha256sum FILES (and parhash's own -j1)", ("large",),
             (scan("parhash -j1", ["-a", "sha256", *j1], large, large_shown),
              scan("parhash -j2", ["-a", "sha256", *j2], large, large_shown),
              peer_large("sha256sum", ["sha256sum"])),
-            (Comparison("parhash -j2", "parhash -j1", 0.54, "2"),
+            (Comparison("parhash -j2", "parhash -j1"),
              Comparison("parhash -j2", "sha256sum"),
              Comparison("parhash -j1", "sha256sum")),
             corpus="large",
@@ -172,7 +223,7 @@ def build_cases(sizes: Sizes, parhash: Parhash) -> list[Case]:
             (scan("parhash -j1", ["-a", "xxh3", *j1], large, large_shown),
              scan("parhash -j2", ["-a", "xxh3", *j2], large, large_shown),
              peer_large("xxhsum -H3", ["xxhsum", "-H3"])),
-            (Comparison("parhash -j2", "xxhsum -H3", 0.8, "3"),
+            (Comparison("parhash -j2", "xxhsum -H3", 0.9, HELD),
              Comparison("parhash -j1", "xxhsum -H3")),
             corpus="large",
         ),
@@ -185,15 +236,19 @@ def build_cases(sizes: Sizes, parhash: Parhash) -> list[Case]:
         ),
         Case(
             "small-md5", "md5 of the small files, parhash walking the directory itself: "
-            "the per-file cost", "find DIR -type f -print0 | xargs -0 -P2 -n256 md5sum",
+            "the per-file cost, and what the second worker gains",
+            "find DIR -type f -print0 | xargs -0 -P2 -n256 md5sum; parhash's own -j1",
             ("small",),
             (scan("parhash -j2", ["-a", "md5", *j2], ["small"], "small"),
+             scan("parhash -j1", ["-a", "md5", *j1], ["small"], "small"),
              _xargs("md5sum", "small"),
              _peer("rhash -r", ["rhash", "-r", "--md5", "small"]),
              _peer("hashdeep -r", ["hashdeep", "-r", "-c", "md5", "small"])),
-            (Comparison("parhash -j2", "find|xargs -P2 md5sum", 0.9, "4"),
-             Comparison("parhash -j2", "rhash -r", 0.6, "4"),
-             Comparison("parhash -j2", "hashdeep -r", 0.6, "4")),
+            (Comparison("parhash -j2", "find|xargs -P2 md5sum", 0.85, SMALL_FILES),
+             Comparison("parhash -j2", "parhash -j1", 0.6, PARALLEL),
+             Comparison("parhash -j1", "find|xargs -P2 md5sum"),
+             Comparison("parhash -j2", "rhash -r"),
+             Comparison("parhash -j2", "hashdeep -r")),
             corpus="small",
         ),
         Case(
@@ -201,7 +256,7 @@ def build_cases(sizes: Sizes, parhash: Parhash) -> list[Case]:
             "find DIR -type f -print0 | xargs -0 -P2 -n256 xxhsum -H3", ("small",),
             (scan("parhash -j2", ["-a", "xxh3", *j2], ["small"], "small"),
              _xargs("xxhsum -H3", "small")),
-            (Comparison("parhash -j2", "find|xargs -P2 xxhsum -H3", 1.0, "4"),),
+            (Comparison("parhash -j2", "find|xargs -P2 xxhsum -H3", 0.95, SMALL_FILES),),
             corpus="small",
         ),
         Case(
@@ -210,8 +265,22 @@ def build_cases(sizes: Sizes, parhash: Parhash) -> list[Case]:
             "find DIR -type f -print0 | xargs -0 -P2 -n256 sha256sum", ("small",),
             (scan("parhash -j2", ["-a", "sha256", *j2], ["small"], "small"),
              _xargs("sha256sum", "small")),
-            (Comparison("parhash -j2", "find|xargs -P2 sha256sum"),),
+            (Comparison("parhash -j2", "find|xargs -P2 sha256sum", 0.8, SMALL_FILES),),
             corpus="small",
+        ),
+        Case(
+            "parent-cpu", "CPU time of parhash's main process per file (its own utime+stime "
+            "in /proc/PID/stat, read after it exits and before it is reaped), and of its "
+            f"workers (its cutime+cstime): scanning {n_small:,} small files minus scanning "
+            f"the first {n_head:,}, over the {n_small - n_head:,} between",
+            f"parhash itself on the first {n_head:,} of the files (start-up and pool "
+            "start cancel)", ("small", head),
+            (scan(f"parhash -j2 ({n_small:,} files)", ["-a", "md5", *j2], ["small"], "small"),
+             scan(f"parhash -j2 ({n_head:,} files)", ["-a", "md5", *j2], [head], head)),
+            per_file_cpu=PerFileCpu(f"parhash -j2 ({n_small:,} files)",
+                                    f"parhash -j2 ({n_head:,} files)", n_small - n_head,
+                                    0.5, PARENT_CPU),
+            min_rounds=PARENT_CPU_ROUNDS,
         ),
         Case(
             "mixed-md5", "md5 of a tree of small, medium and big files: batching by bytes "
@@ -223,13 +292,22 @@ def build_cases(sizes: Sizes, parhash: Parhash) -> list[Case]:
             corpus="mixed",
         ),
         Case(
+            "real-tree", "md5 of a real tree: the installed standard library of the Python "
+            "running the benchmarks, where it is installed",
+            "find DIR -type f -print0 | xargs -0 -P2 -n256 md5sum", ("stdlib",),
+            (scan("parhash -j2", ["-a", "md5", *j2], [tree], shlex.quote(tree)),
+             _xargs("md5sum", tree)),
+            (Comparison("parhash -j2", "find|xargs -P2 md5sum", 0.85, REAL_TREE),),
+            corpus="stdlib",
+        ),
+        Case(
             "startup", "start-up: hashing one 4 KiB file, all interpreter and import cost",
             "python -c 'import click' (the same venv)", ("one",),
             (scan("parhash scan (1 file)", [], ["one/one.bin"], "one/one.bin"),
              Command("python -c 'import click'", (sys.executable, "-c", "import click"),
                      "python -c 'import click'"),
              Command("python -c pass", (sys.executable, "-c", "pass"), "python -c pass")),
-            (Comparison("parhash scan (1 file)", "python -c 'import click'", 1.3, "5"),
+            (Comparison("parhash scan (1 file)", "python -c 'import click'", 1.3, HELD),
              Comparison("parhash scan (1 file)", "python -c pass")),
         ),
         Case(
@@ -240,7 +318,8 @@ def build_cases(sizes: Sizes, parhash: Parhash) -> list[Case]:
                   f"memory-{a}"),
              scan(f"parhash -j2 ({b:,} files)", ["-a", "md5", *j2], [f"memory-{b}"],
                   f"memory-{b}")),
-            (Comparison(f"parhash -j2 ({b:,} files)", f"parhash -j2 ({a:,} files)", 1.5, "6"),),
+            (Comparison(f"parhash -j2 ({b:,} files)", f"parhash -j2 ({a:,} files)", 1.5,
+                        HELD),),
             metric="rss",
         ),
         Case(
@@ -253,20 +332,21 @@ def build_cases(sizes: Sizes, parhash: Parhash) -> list[Case]:
                     "md5sum -c manifests/small-1.md5 & p=$!; md5sum -c manifests/small-2.md5;"
                     " s=$?; wait $p && exit $s", ("md5sum",)),
              _peer("md5sum -c", ["md5sum", "-c", "manifests/small.md5"])),
-            (Comparison("parhash check", "parhash scan", 1.1, "7"),
-             Comparison("parhash check", "md5sum -c (2 processes)", 0.9, "7")),
+            (Comparison("parhash check", "parhash scan", 1.1, CHECK),
+             Comparison("parhash check", "md5sum -c (2 processes)", 1.0, CHECK),
+             Comparison("parhash check", "md5sum -c")),
             corpus="small",
         ),
         Case(
             "dupes", "finding duplicate files in a tree with copies, same-size decoys "
             "and hard links", "jdupes -r -q DIR; rdfind -dryrun true DIR", ("dupes",),
-            (subcommand("dupes", "parhash dupes", [], ["dupes"]),
-             _peer("jdupes -r -q", ["jdupes", "-r", "-q", "dupes"]),
-             _peer("rdfind -dryrun true",
-                   ["rdfind", "-dryrun", "true", "-makeresultsfile", "false", "dupes"])),
-            (Comparison("parhash dupes", "jdupes -r -q"),
-             Comparison("parhash dupes", "rdfind -dryrun true")),
-            corpus="dupes",
+            dupes_commands("dupes"), dupes_comparisons, corpus="dupes",
+        ),
+        Case(
+            "dupes-small", "finding duplicate files where there are none: the small files, "
+            "which share sizes (a few files of each) but hold no copy",
+            "jdupes -r -q DIR; rdfind -dryrun true DIR",
+            ("small",), dupes_commands("small"), dupes_comparisons, corpus="small",
         ),
     ]
     default = f"--block-size {_size_text(default_block)}"

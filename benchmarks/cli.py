@@ -55,13 +55,15 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Time parhash against md5sum, sha256sum, xxhsum, b3sum, rhash, hashdeep, "
-        "jdupes and rdfind on generated corpora; print the table and write RESULTS.md.",
+        "jdupes and rdfind on generated corpora and the installed standard library; print "
+        "the table and write RESULTS.md.",
     )
     p.add_argument("--quick", action="store_true",
                    help="toy corpora and one round: checks the harness in seconds; writes "
                    "only with --output")
     p.add_argument("--rounds", type=_positive, default=None,
-                   help=f"timed runs of each command (default {DEFAULT_ROUNDS}; 1 with --quick)")
+                   help=f"timed runs of each command (default {DEFAULT_ROUNDS}; 1 with --quick); "
+                   f"the parent-cpu case makes at least {cases_mod.PARENT_CPU_ROUNDS}")
     p.add_argument("--cases", metavar="A,B,...",
                    help="cases to run; a prefix such as 'large' or 'block-size' selects a "
                    "group (default: all; --list shows them)")
@@ -165,10 +167,13 @@ def _main(argv: Sequence[str] | None) -> int:
         results = []
         try:
             for case in chosen:
-                _log(f"{case.name}: {len(case.commands)} commands x {rounds} rounds")
+                # A case that reads CPU ticks needs more rounds than one that times.
+                n = rounds if args.quick else max(rounds, case.min_rounds)
+                _log(f"{case.name}: {len(case.commands)} commands x {n} rounds")
                 meter = CpuMeter()
                 case_start = time.perf_counter()
-                samples = run_rounds(runner, case.commands, rounds, warmup, case.metric)
+                samples = run_rounds(runner, case.commands, n, warmup, case.metric,
+                                     cpu=case.per_file_cpu is not None)
                 elapsed = time.perf_counter() - case_start
                 other = meter.other_cores()
                 _log(f"{case.name}: done in {elapsed:.1f} s"

@@ -11,11 +11,17 @@ Layout, relative to the work directory (the benchmarks run from there):
 
     large/large-0.bin ...     a few big files of random bytes
     small/d000/f00000.bin     many files of 1-8 KiB in a few hundred directories
+    small-1k/d000/f00000.bin  hard links to the first 1,000 files of ``small``, same layout
     mixed/...                 small, medium and a few big files together
     dupes/...                 duplicates, same-size decoys, hard links, empties
     memory-20000/...          the two trees of the memory case
     one/one.bin               one small file, for the start-up case
     manifests/small.md5       md5sum lines of ``small``, whole and in two halves
+
+One corpus is not generated: ``stdlib``, the installed standard library of
+the interpreter running the benchmarks (``sysconfig``'s ``stdlib`` path), a
+real tree of source files, compiled files and a few big ones. It is read
+where it is installed, never written, and described afresh on every run.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ import math
 import os
 import random
 import shutil
+import sys
+import sysconfig
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -58,6 +66,11 @@ class Sizes:
     dupes_max: int = 64 * KiB
     dupes_big: tuple[int, ...] = (4 * MiB, 8 * MiB, 16 * MiB, 32 * MiB)
     memory_files: tuple[int, int] = (20_000, 200_000)
+    # The parent-CPU case subtracts a scan of this many of the small files from
+    # the scan of all of them (at most half of them, for a small --small-files).
+    parent_cpu_files: int = 1_000
+    # The real tree: this directory of the standard library ("" for all of it).
+    real_tree_subdir: str = ""
 
     def with_small_files(self, n: int) -> Sizes:
         return replace(self, small_files=n)
@@ -68,6 +81,17 @@ class Sizes:
     @property
     def large_file_size(self) -> int:
         return max(1, self.large_bytes // self.large_files)
+
+    @property
+    def small_head_files(self) -> int:
+        """Files in the small corpus' head (``small-1k``): the first ``parent_cpu_files``."""
+        return max(1, min(self.parent_cpu_files, self.small_files // 2))
+
+    @property
+    def small_head(self) -> str:
+        """The head's directory: ``small-1k`` for 1,000 files, ``small-100`` for 100."""
+        n = self.small_head_files
+        return f"small-{n // 1000}k" if n % 1000 == 0 else f"small-{n}"
 
 
 FULL = Sizes()
@@ -83,6 +107,8 @@ QUICK = Sizes(
     dupes_max=16 * KiB,
     dupes_big=(256 * KiB, 512 * KiB),
     memory_files=(200, 2_000),
+    parent_cpu_files=100,
+    real_tree_subdir="email",
 )
 
 
@@ -137,6 +163,11 @@ def build_large(root: Path, sizes: Sizes) -> Corpus:
     )
 
 
+def _small_name(i: int, per_dir: int) -> tuple[str, str]:
+    """Directory and file name of the ``i``-th file of a small-file tree."""
+    return f"d{i // per_dir:03d}", f"f{i:05d}.bin"
+
+
 def _small_tree(root: Path, rng: random.Random, files: int, per_dir: int,
                 low: int, high: int) -> tuple[int, int]:
     root.mkdir()
@@ -144,12 +175,13 @@ def _small_tree(root: Path, rng: random.Random, files: int, per_dir: int,
     dirs = 0
     directory = root
     for i in range(files):
+        dirname, filename = _small_name(i, per_dir)
         if i % per_dir == 0:
-            directory = root / f"d{i // per_dir:03d}"
+            directory = root / dirname
             directory.mkdir()
             dirs += 1
         size = rng.randint(low, high)
-        _write(directory / f"f{i:05d}.bin", rng.randbytes(size))
+        _write(directory / filename, rng.randbytes(size))
         total += size
     return total, dirs
 
@@ -163,6 +195,89 @@ def build_small(root: Path, sizes: Sizes) -> Corpus:
         f"{sizes.small_files:,} files of {_human(sizes.small_min)}-{_human(sizes.small_max)} "
         f"in {dirs:,} directories",
     )
+
+
+def build_small_head(root: Path, small: Path, sizes: Sizes) -> Corpus:
+    """The first ``small_head_files`` files of ``small``, under the same relative paths.
+
+    The parent-CPU case subtracts a scan of this tree from a scan of the whole
+    small corpus, so that what both pay once (interpreter start, imports, the
+    pool) cancels and what remains is per file. Hard links (copies where the
+    file system has none): the same bytes in the same page cache, nothing to
+    generate, and ``small`` itself is left as it is.
+    """
+    root.mkdir()
+    n = sizes.small_head_files
+    total = 0
+    dirs = 0
+    copies = 0
+    for i in range(n):
+        dirname, filename = _small_name(i, sizes.small_per_dir)
+        if i % sizes.small_per_dir == 0:
+            (root / dirname).mkdir()
+            dirs += 1
+        source = small / dirname / filename
+        try:
+            os.link(source, root / dirname / filename)
+        except OSError:
+            shutil.copyfile(source, root / dirname / filename)
+            copies += 1
+        total += source.stat().st_size
+    how = "hard links" if not copies else "copies" if copies == n else "hard links and copies"
+    return Corpus(
+        sizes.small_head, root.name, n, total, dirs,
+        f"the first {n:,} files of small/, same paths under it ({how}), "
+        f"in {dirs:,} directories",
+    )
+
+
+def real_tree(sizes: Sizes) -> Path:
+    """The real tree: the standard library of the interpreter running the benchmarks.
+
+    That is the ``stdlib`` path of ``sysconfig`` (the base installation's,
+    also from a venv), or its ``real_tree_subdir`` (quick mode takes one
+    package, to stay a toy).
+    """
+    root = Path(sysconfig.get_paths()["stdlib"])
+    return root / sizes.real_tree_subdir if sizes.real_tree_subdir else root
+
+
+def describe_real_tree(sizes: Sizes) -> Corpus:
+    """Count the real tree's regular files and bytes, as ``find DIR -type f`` sees them.
+
+    Symbolic links are not followed (neither ``find -type f`` nor ``parhash
+    scan`` without ``-L`` does). A ``site-packages`` directory inside it (as
+    in a CPython built from source) is part of the tree as installed; the note
+    says how much of it that is, since it differs from machine to machine.
+    """
+    root = real_tree(sizes)
+    files = total = dirs = 0
+    site_files = site_bytes = 0
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        dirs += 1
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                size = entry.stat(follow_symlinks=False).st_size
+                files += 1
+                total += size
+                if "site-packages" in Path(entry.path).relative_to(root).parts:
+                    site_files += 1
+                    site_bytes += size
+    version = ".".join(str(v) for v in sys.version_info[:3])
+    note = f"the installed standard library of Python {version} ({dirs:,} directories)"
+    if sizes.real_tree_subdir:
+        note = f"{sizes.real_tree_subdir}/ of {note}"
+    if site_files:
+        note += f", including site-packages/: {site_files:,} files, {_human_round(site_bytes)}"
+    return Corpus("stdlib", str(root), files, total, dirs, note)
 
 
 def build_memory(root: Path, sizes: Sizes, files: int) -> Corpus:
@@ -353,6 +468,13 @@ def _files(root: Path) -> Iterator[Path]:
             yield Path(dirpath, name)
 
 
+def _human_round(n: int) -> str:
+    for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{n} B"
+
+
 def _human(n: int) -> str:
     for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
         if n >= size and n % (size // 1024 or 1) == 0:
@@ -363,13 +485,16 @@ def _human(n: int) -> str:
 
 def corpus_names(sizes: Sizes) -> list[str]:
     a, b = sizes.memory_files
-    return ["large", "small", "mixed", "dupes", f"memory-{a}", f"memory-{b}", "one", "manifests"]
+    return ["large", "small", sizes.small_head, "mixed", "dupes", f"memory-{a}", f"memory-{b}",
+            "one", "manifests", "stdlib"]
 
 
 def _params(name: str, sizes: Sizes) -> dict[str, object]:
     """The fields of ``sizes`` that corpus ``name`` depends on (its stamp)."""
     prefix = {"manifests": "small", "one": "seed"}.get(name, name.split("-")[0])
     fields = {k: v for k, v in asdict(sizes).items() if k == "seed" or k.startswith(prefix)}
+    if name == sizes.small_head:
+        fields["parent_cpu_files"] = sizes.parent_cpu_files
     return {"version": GENERATOR_VERSION, "name": name, "sizes": fields}
 
 
@@ -378,8 +503,13 @@ def ensure(workdir: Path, name: str, sizes: Sizes,
     """Build corpus ``name`` in ``workdir`` unless a matching one is already there.
 
     Returns its description. A partial build (interrupted) never matches: the
-    tree is built under a temporary name and renamed when complete.
+    tree is built under a temporary name and renamed when complete. The
+    ``stdlib`` corpus is not built but described where it is installed.
     """
+    if name == "stdlib":
+        return describe_real_tree(sizes)
+    if name == sizes.small_head:  # links to the small corpus' files: that comes first
+        ensure(workdir, "small", sizes, log)
     stamps = workdir / ".stamps"
     stamps.mkdir(parents=True, exist_ok=True)
     stamp = stamps / f"{name}.json"
@@ -410,6 +540,8 @@ def _build(name: str, root: Path, workdir: Path, sizes: Sizes) -> Corpus:
         return build_large(root, sizes)
     if name == "small":
         return build_small(root, sizes)
+    if name == sizes.small_head:
+        return build_small_head(root, workdir / "small", sizes)
     if name == "mixed":
         return build_mixed(root, sizes)
     if name == "dupes":
@@ -431,6 +563,8 @@ def warm(workdir: Path, corpus: Corpus) -> int:
     total = 0
     buf = bytearray(MiB)
     for path in _files(workdir / corpus.path):
+        if not path.is_file():  # a fifo of a real tree would block the open
+            continue
         fd = os.open(path, os.O_RDONLY)
         try:
             while n := os.readv(fd, [buf]):

@@ -1,33 +1,54 @@
 """RESULTS.md and the chart: medians, ratios against the targets, the machine.
 
-The markdown has, in order: the targets of issue 3 (ratio of medians, met
-or not), every measurement, the other ratios, the parameter sweeps, the
-corpora, the machine, the commands run, the chart, and the notes kept from
-the previous file (anything below ``NOTES_MARKER``).
+The markdown has, in order: the targets of issue 13 (ratio of medians, met
+or not; the main process's CPU per file), the parent-CPU figures and the
+ceiling they give, every measurement, the other ratios, the parameter
+sweeps, the corpora, the machine, the commands run, the chart, and the notes
+kept from the previous file (anything below ``NOTES_MARKER``).
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.cases import Case, Comparison
+from benchmarks.cases import (
+    CHECK,
+    DUPES,
+    HELD,
+    PARALLEL,
+    PARENT_CPU,
+    REAL_TREE,
+    SMALL_FILES,
+    Case,
+    Comparison,
+    PerFileCpu,
+)
 from benchmarks.corpus import Corpus
-from benchmarks.timing import Samples, stats
+from benchmarks.timing import CLOCK_TICK, Samples, stats
 
 NOTES_MARKER = "<!-- Notes below this line are kept when the benchmarks rewrite this file. -->"
 
+# The items of issue 13 ("The batch pipeline"), listed above the targets table
+# so that its first column reads without the issue at hand.
 TARGETS = {
-    "1": "large md5 -j2 <= 0.54x md5sum",
-    "2": "large sha256 -j2 <= 0.54x its -j1",
-    "3": "large xxh3 -j2 <= 0.8x xxhsum -H3",
-    "4": "small files: md5 <= 0.9x find|xargs, <= 0.6x rhash/hashdeep; xxh3 <= 1.0x",
-    "5": "start-up <= 1.3x python -c 'import click'",
-    "6": "peak RSS on 200,000 files <= 1.5x on 20,000",
-    "7": "check <= 1.1x scan, <= 0.9x md5sum -c on two processes",
+    PARENT_CPU: "the main process's CPU per file, small md5 files with -j 2: <= 0.5 µs "
+    "(30,000 files minus 1,000, mean over the rounds)",
+    SMALL_FILES: "small files against find | xargs -0 -P2 -n256: md5 <= 0.85x, "
+    "xxh3 (xxhsum -H3) <= 0.95x, sha256 <= 0.8x",
+    PARALLEL: "parallel efficiency: small md5 -j 2 <= 0.6x -j 1",
+    REAL_TREE: "a real tree (the installed standard library): md5 -j 2 <= 0.85x "
+    "find | xargs -P2 md5sum",
+    CHECK: "check <= 1.1x scan of the same files, <= 1.0x md5sum -c on the two halves",
+    DUPES: "dupes <= 1.0x jdupes -r and rdfind, on the tree with duplicates and on the "
+    "small files (none)",
+    HELD: "held from issue 3: large md5 -j 2 <= 0.54x md5sum, large xxh3 <= 0.9x "
+    "xxhsum -H3, start-up <= 1.3x python -c 'import click', peak RSS on 200,000 files "
+    "<= 1.5x on 20,000",
 }
 
 
@@ -121,10 +142,99 @@ def _table(header: Sequence[str], rows: list[list[str]], align: str = "") -> lis
     return [_row(header), _row(marks), *(_row(r) for r in rows)]
 
 
+@dataclass(frozen=True)
+class CpuFigures:
+    """What the parent-CPU case found: mean CPU seconds of each scan, per process kind.
+
+    ``full_*`` and ``head_*`` are the means over ``rounds`` runs of the scan of
+    the whole corpus and of its head; ``own`` is the main process's time,
+    ``children`` its workers'. The differences over ``files`` are per file.
+    """
+
+    rounds: int
+    files: int
+    full_own: float
+    head_own: float
+    full_children: float
+    head_children: float
+
+    @property
+    def parent_us(self) -> float:
+        return (self.full_own - self.head_own) / self.files * 1e6
+
+    @property
+    def workers_us(self) -> float:
+        return (self.full_children - self.head_children) / self.files * 1e6
+
+    @property
+    def ceiling(self) -> float | None:
+        """Workers one main process can feed on these files: workers' CPU per file over its."""
+        if self.parent_us <= 0 or self.workers_us <= 0:
+            return None
+        return self.workers_us / self.parent_us
+
+    @property
+    def resolution_us(self) -> float:
+        """One clock tick in one round, per file: the finest step of the mean."""
+        return CLOCK_TICK / self.rounds / self.files * 1e6
+
+
+def cpu_figures(result: CaseResult, spec: PerFileCpu) -> tuple[CpuFigures | None, str]:
+    """The parent-CPU figures of ``result``, or None and why they are missing."""
+    full, head = result.get(spec.full), result.get(spec.head)
+    for s in (full, head):
+        if not s.ok:
+            return None, f"{s.command.label}: {_why_missing(s)}"
+        if not s.cpu:
+            return None, f"{s.command.label}: no CPU reading (/proc/PID/stat unreadable)"
+    if spec.files <= 0:
+        return None, "the corpus has no more files than its head"
+    return CpuFigures(
+        rounds=min(len(full.cpu), len(head.cpu)), files=spec.files,
+        full_own=statistics.fmean(c.own for c in full.cpu),
+        head_own=statistics.fmean(c.own for c in head.cpu),
+        full_children=statistics.fmean(c.children for c in full.cpu),
+        head_children=statistics.fmean(c.children for c in head.cpu),
+    ), ""
+
+
+def _ms(seconds: float) -> str:
+    return fmt_value(seconds, "time")
+
+
+def _us(value: float) -> str:
+    return f"{value:.2f} µs" if abs(value) < 10 else f"{value:,.1f} µs"
+
+
+def _ceiling(figures: CpuFigures) -> str:
+    ceiling = figures.ceiling
+    if ceiling is None:
+        return "n/a (no CPU difference measured)"
+    return f"{ceiling:,.0f} workers" if ceiling >= 10 else f"{ceiling:.1f} workers"
+
+
+def _cpu_target_row(case: Case, spec: PerFileCpu, result: CaseResult | None) -> list[str]:
+    target = f"<= {spec.target_us:g} µs/file"
+    if result is None:
+        return [spec.target_id or "", case.name, spec.full, spec.head, "", "", "", target,
+                "not run (case not selected)"]
+    figures, why = cpu_figures(result, spec)
+    if figures is None:
+        return [spec.target_id or "", case.name, spec.full, spec.head, "—", "—", "—", target,
+                verdict(None, spec.target_us, why)]
+    return [spec.target_id or "", case.name, spec.full, spec.head,
+            f"{_ms(figures.full_own)} CPU", f"{_ms(figures.head_own)} CPU",
+            f"{_us(figures.parent_us)}/file", target,
+            verdict(figures.parent_us, spec.target_us, why)]
+
+
 def targets_table(run: Run) -> list[str]:
     by_name = {r.case.name: r for r in run.results}
     rows = []
     for case in run.all_cases:
+        spec = case.per_file_cpu
+        if spec is not None and spec.target_id is not None and spec.target_us is not None:
+            rows.append(_cpu_target_row(case, spec, by_name.get(case.name)))
         for c in case.comparisons:
             if c.target_id is None:
                 continue
@@ -144,6 +254,59 @@ def targets_table(run: Run) -> list[str]:
     rows.sort(key=lambda r: r[0])
     return _table(["#", "case", "parhash", "baseline", "parhash median", "baseline median",
                    "ratio", "target", "result"], rows, "llllrrrrl")
+
+
+def parent_cpu_section(run: Run) -> list[str]:
+    """The parent-CPU case's figures, and the ceiling they set; empty if it didn't run."""
+    lines: list[str] = []
+    for result in run.results:
+        spec = result.case.per_file_cpu
+        if spec is None:
+            continue
+        lines += [
+            "",
+            f"## Parent CPU per file ({result.case.name})",
+            "",
+            "The CPU time of parhash's main process (`utime+stime` of `/proc/PID/stat`, its "
+            "own threads only), read after it exited and before the harness reaped it, and "
+            "its workers' (`cutime+cstime` of the same file, read the same way: the children "
+            "it had reaped, by then all of them). Both are means over the rounds of "
+            f"`{spec.full}` minus `{spec.head}`, so that start-up, imports and the pool's "
+            f"start cancel, divided by the {spec.files:,} files between them. The ceiling is "
+            "the workers' CPU per file over the main process's: how many workers one main "
+            "process can keep fed on small files.",
+            "",
+        ]
+        figures, why = cpu_figures(result, spec)
+        if figures is None:
+            lines.append(f"n/a ({why})")
+            continue
+        target = f"<= {spec.target_us:g} µs" if spec.target_us is not None else "none"
+        lines += _table(
+            ["main process CPU per file", "workers' CPU per file",
+             "ceiling (workers per main process)", "target", "result", "rounds"],
+            [[_us(figures.parent_us), _us(figures.workers_us), _ceiling(figures), target,
+              verdict(figures.parent_us, spec.target_us, why) or "no target",
+              str(figures.rounds)]],
+            "rrrrlr",
+        )
+        lines += [
+            "",
+            *_table(
+                ["CPU (mean)", spec.full, spec.head, "difference", "per file"],
+                [["main process", _ms(figures.full_own), _ms(figures.head_own),
+                  _ms(figures.full_own - figures.head_own), _us(figures.parent_us)],
+                 ["workers", _ms(figures.full_children), _ms(figures.head_children),
+                  _ms(figures.full_children - figures.head_children), _us(figures.workers_us)]],
+                "lrrrr",
+            ),
+            "",
+            f"Each reading is a whole clock tick ({CLOCK_TICK * 1000:g} ms): over "
+            f"{figures.rounds} round{'s' if figures.rounds != 1 else ''} and "
+            f"{figures.files:,} files, one tick more in one run moves the figure per file by "
+            f"{_us(figures.resolution_us)}.",
+        ]
+    return lines
 
 
 def _throughput(run: Run, case: Case, s: Samples) -> str:
@@ -171,13 +334,22 @@ def measurements_table(run: Run) -> list[str]:
                     case.name, s.command.label, fmt_value(st.median, case.metric),
                     f"{fmt_value(st.low, case.metric)} – {fmt_value(st.high, case.metric)}",
                     f"{fmt_value(st.q1, case.metric)} – {fmt_value(st.q3, case.metric)}",
-                    _throughput(run, case, s), _rss_cell(run, s), "",
+                    _throughput(run, case, s), _rss_cell(run, s), _cpu_note(s),
                 ])
             else:
                 rows.append([case.name, s.command.label, "—", "", "", "", "",
                              _why_missing(s)])
     return _table(["case", "command", "median", "min – max", "IQR", "throughput",
                    "peak RSS", "note"], rows, "llrrrrrl")
+
+
+def _cpu_note(s: Samples) -> str:
+    if not s.cpu:
+        return ""
+    own = statistics.fmean(c.own for c in s.cpu)
+    children = statistics.fmean(c.children for c in s.cpu)
+    return (f"CPU, mean of {len(s.cpu)}: main process {fmt_value(own, 'time')}, "
+            f"workers {fmt_value(children, 'time')}")
 
 
 def _rss_cell(run: Run, s: Samples) -> str:
@@ -290,9 +462,17 @@ def render(run: Run, chart: str | None, chart_note: str, notes: str) -> str:
         "pages. See "
         "`benchmarks/README.md` for what each case measures.",
         "",
-        "## Targets (issue 3)",
+        "## Targets (issue 13)",
+        "",
+        "The items of issue 13, \"The batch pipeline\", by the ids in the first column:",
+        "",
+        *[f"- `{target_id}`: {text}" for target_id, text in TARGETS.items()],
         "",
         *targets_table(run),
+        "",
+        f"`{PARENT_CPU}` is not a ratio: its medians are the main process's mean CPU time "
+        "in each scan, its value the difference per file (next section).",
+        *parent_cpu_section(run),
         "",
         "## All measurements",
         "",
@@ -318,7 +498,9 @@ def render(run: Run, chart: str | None, chart_note: str, notes: str) -> str:
         "## Corpora",
         "",
         "Generated from a fixed seed (same bytes on every run and machine); paths are "
-        "relative to the work directory the commands run from.",
+        "relative to the work directory the commands run from. The exception is `stdlib`, "
+        "the real tree: the standard library of the Python running the benchmarks, read "
+        "where it is installed, so it differs with that Python and what is installed in it.",
         "",
         *corpora_table(run.corpora),
         "",
@@ -354,7 +536,8 @@ def kept_notes(path: Path) -> str:
 def chart_cases(run: Run) -> list[CaseResult]:
     return [r for r in run.results
             if r.case.metric == "time" and not r.case.sweep
-            and r.case.corpus in ("large", "small", "mixed") and any(s.ok for s in r.samples)]
+            and r.case.corpus in ("large", "small", "mixed", "stdlib")
+            and any(s.ok for s in r.samples)]
 
 
 def draw_chart(run: Run, path: Path) -> str:
@@ -391,7 +574,9 @@ def draw_chart(run: Run, path: Path) -> str:
         ax.barh(list(y), rates, color=colors)
         ax.set_yticks(list(y), [s.command.label for s in ok], fontsize=8)
         ax.invert_yaxis()
-        ax.set_title(f"{r.case.name} ({corpus.note})", fontsize=9, loc="left")
+        about = (corpus.note if len(corpus.note) <= 70
+                 else f"{corpus.files:,} files, {_bytes(corpus.bytes)}")
+        ax.set_title(f"{r.case.name} ({about})", fontsize=9, loc="left")
         ax.tick_params(axis="x", labelsize=8)
         for i, v in enumerate(rates):
             ax.text(v, i, f" {v:,.0f}", va="center", fontsize=7)

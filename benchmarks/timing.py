@@ -6,6 +6,10 @@ it with ``time.perf_counter`` from just before the fork to just after
 small launcher (see :class:`Runner`): the peak resident set of the command or
 of any process it waited for (a pool worker, a pipeline stage), whichever was
 largest.
+
+For the parent-CPU case a run also reads the command's CPU time split between
+its main process and its children (see :func:`read_cpu`), from
+``/proc/PID/stat`` after the process has exited and before it is reaped.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -39,14 +44,33 @@ class Command:
     unavailable: str | None = None
 
 
+@dataclass(frozen=True)
+class Cpu:
+    """CPU seconds of one run: the main process's own, and its reaped children's."""
+
+    own: float
+    children: float
+
+
+class Outcome(NamedTuple):
+    """One run: wall seconds, peak RSS in bytes (under the launcher), exit status, CPU."""
+
+    seconds: float
+    rss: int | None
+    status: int
+    cpu: Cpu | None = None
+
+
 @dataclass
 class Samples:
     """The runs of one command: wall seconds of the timed runs, peak RSS in bytes of the
-    runs made under the memory launcher (the warm-up run, or every run of a memory case)."""
+    runs made under the memory launcher (the warm-up run, or every run of a memory case),
+    and the CPU split of the timed runs of a case that reads it."""
 
     command: Command
     seconds: list[float] = field(default_factory=list)
     rss: list[int] = field(default_factory=list)
+    cpu: list[Cpu] = field(default_factory=list)
     error: str | None = None
 
     @property
@@ -119,18 +143,23 @@ class Runner:
             self.launcher = (sys.executable, "-S", "-I", "-c", _LAUNCHER, str(self._rss_file))
             self.launcher_name = "a minimal Python launcher (GNU time not installed)"
         self.rss_floor = 0
-        self.rss_floor = self.run(Command("true", ("true",), "true"), rss=True)[1] or 0
+        self.rss_floor = self.run(Command("true", ("true",), "true"), rss=True).rss or 0
 
     def close(self) -> None:
         self._stderr.close()
         self._rss_file.unlink(missing_ok=True)
 
-    def run(self, command: Command, rss: bool = False) -> tuple[float, int | None, int]:
-        """Run ``command`` once: (wall seconds, peak RSS in bytes or None, exit status).
+    def run(self, command: Command, rss: bool = False, cpu: bool = False) -> Outcome:
+        """Run ``command`` once: wall seconds, peak RSS in bytes or None, exit status.
 
         With ``rss``, the command runs under the launcher, which adds about a
-        millisecond; only then is the peak RSS known.
+        millisecond; only then is the peak RSS known. With ``cpu``, the
+        command's CPU time is read from ``/proc`` between its exit and its
+        reaping (:func:`read_cpu`); it must then run directly, not under the
+        launcher, whose process would be the one read.
         """
+        if rss and cpu:
+            raise ValueError("a run reads either peak RSS (launcher) or CPU (direct), not both")
         self._stderr.seek(0)
         self._stderr.truncate()
         argv = (*self.launcher, *command.argv) if rss else command.argv
@@ -140,20 +169,57 @@ class Runner:
                 argv, cwd=self.cwd, env=self.env,
                 stdin=subprocess.DEVNULL, stdout=devnull, stderr=self._stderr,
             )
-            _, status, _usage = os.wait4(proc.pid, 0)
-            elapsed = time.perf_counter() - start
+            used = None
+            if cpu:
+                # Wait for the exit but leave the process a zombie: its /proc
+                # entry, with its own and its children's times, lasts until wait4.
+                os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+                elapsed = time.perf_counter() - start
+                used = read_cpu(proc.pid)
+                _, status, _usage = os.wait4(proc.pid, 0)
+            else:
+                _, status, _usage = os.wait4(proc.pid, 0)
+                elapsed = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         peak = None
         if rss:
             lines = self._rss_file.read_text().split()
             # ru_maxrss is in KiB on Linux.
             peak = int(lines[-1]) * 1024 if lines and lines[-1].isdigit() else None
-        return elapsed, peak, proc.returncode
+        return Outcome(elapsed, peak, proc.returncode, used)
 
     def stderr_tail(self, limit: int = 600) -> str:
         self._stderr.seek(0)
         text = self._stderr.read().decode(errors="replace").strip()
         return text[-limit:]
+
+
+CLOCK_TICK = 1 / (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
+
+
+def read_cpu(pid: int) -> Cpu | None:
+    """The CPU time of process ``pid`` (exited, not yet reaped), from ``/proc/PID/stat``.
+
+    ``own`` is utime+stime: the process's own threads only, which for parhash
+    is the main process that walks and schedules. ``children`` is
+    cutime+cstime: the children it has reaped, by its exit all of its pool
+    workers. Both are whole clock ticks (``CLOCK_TICK``, 10 ms on most
+    kernels), so one reading is coarse and the case averages many. None where
+    there is no ``/proc``.
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces; the
+    # fields after it start at 3 (state), so utime (14) is the 12th of them.
+    fields = text.rpartition(")")[2].split()
+    try:
+        utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+    except ValueError:
+        return None
+    return Cpu((utime + stime) * CLOCK_TICK, (cutime + cstime) * CLOCK_TICK)
 
 
 def _is_gnu_time(path: str) -> bool:
@@ -211,6 +277,7 @@ def run_rounds(
     warmup: bool = True,
     metric: str = "time",
     progress: Callable[[str], None] | None = None,
+    cpu: bool = False,
 ) -> list[Samples]:
     """Time every command ``rounds`` times, alternating them within each round.
 
@@ -220,34 +287,38 @@ def run_rounds(
     alike rather than on whichever ran in that stretch. With ``warmup``, each
     command first runs once untimed, under the memory launcher: that run
     gives its peak RSS. When ``metric`` is ``"rss"`` every run is measured
-    that way. A command that exits non-zero is recorded as failed, with the
-    tail of its standard error, and not run again.
+    that way. With ``cpu``, every timed run also reads the command's CPU
+    split (:func:`read_cpu`); the warm-up run, under the launcher, does not.
+    A command that exits non-zero is recorded as failed, with the tail of its
+    standard error, and not run again.
     """
     samples = [Samples(c) for c in commands]
     live = [s for s in samples if s.command.unavailable is None]
     if warmup:
         for s in live:
-            _run_into(runner, s, record=False, rss=True)
+            _run_into(runner, s, record=False, rss=True, cpu=False)
     for r in range(rounds):
         runnable = [s for s in live if s.error is None]
         if not runnable:
             break
         k = r % len(runnable)
         for s in runnable[k:] + runnable[:k]:
-            _run_into(runner, s, record=True, rss=metric == "rss")
+            _run_into(runner, s, record=True, rss=metric == "rss", cpu=cpu and metric != "rss")
         if progress:
             progress(f"round {r + 1}/{rounds}")
     return samples
 
 
-def _run_into(runner: Runner, s: Samples, record: bool, rss: bool) -> None:
+def _run_into(runner: Runner, s: Samples, record: bool, rss: bool, cpu: bool) -> None:
     if s.error is not None:
         return
-    seconds, peak, status = runner.run(s.command, rss=rss)
-    if status != 0:
-        s.error = f"exit status {status}: {runner.stderr_tail()}".strip().rstrip(":")
+    outcome = runner.run(s.command, rss=rss, cpu=cpu)
+    if outcome.status != 0:
+        s.error = f"exit status {outcome.status}: {runner.stderr_tail()}".strip().rstrip(":")
         return
-    if peak is not None:
-        s.rss.append(peak)
+    if outcome.rss is not None:
+        s.rss.append(outcome.rss)
     if record:
-        s.seconds.append(seconds)
+        s.seconds.append(outcome.seconds)
+        if outcome.cpu is not None:
+            s.cpu.append(outcome.cpu)
