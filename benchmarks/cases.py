@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.corpus import Sizes, real_tree
+from benchmarks.corpus import Sizes
 from benchmarks.timing import Command
 
 # Every program a case runs besides parhash; `make peers` installs them.
@@ -192,7 +192,7 @@ def build_cases(sizes: Sizes, parhash: Parhash) -> list[Case]:
     a, b = sizes.memory_files
     head, n_head = sizes.small_head, sizes.small_head_files
     n_small = sizes.small_files
-    tree = str(real_tree(sizes))
+    tree = "stdlib"
     default_block = _default_block_size(parhash)
     cases = [
         Case(

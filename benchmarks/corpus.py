@@ -20,8 +20,8 @@ Layout, relative to the work directory (the benchmarks run from there):
 
 One corpus is not generated: ``stdlib``, the installed standard library of
 the interpreter running the benchmarks (``sysconfig``'s ``stdlib`` path), a
-real tree of source files, compiled files and a few big ones. It is read
-where it is installed, never written, and described afresh on every run.
+real tree of source files, compiled files and a few big ones, linked into
+the work directory without the packages installed in its ``site-packages``.
 """
 
 from __future__ import annotations
@@ -232,52 +232,58 @@ def build_small_head(root: Path, small: Path, sizes: Sizes) -> Corpus:
 
 
 def real_tree(sizes: Sizes) -> Path:
-    """The real tree: the standard library of the interpreter running the benchmarks.
+    """Where the real tree is installed: the standard library of the interpreter
+    running the benchmarks.
 
     That is the ``stdlib`` path of ``sysconfig`` (the base installation's,
     also from a venv), or its ``real_tree_subdir`` (quick mode takes one
-    package, to stay a toy).
+    package, to stay a toy). The benchmarks hash the ``stdlib`` corpus, a
+    tree of links to it (:func:`build_stdlib`).
     """
     root = Path(sysconfig.get_paths()["stdlib"])
     return root / sizes.real_tree_subdir if sizes.real_tree_subdir else root
 
 
-def describe_real_tree(sizes: Sizes) -> Corpus:
-    """Count the real tree's regular files and bytes, as ``find DIR -type f`` sees them.
+# Installed packages are not the standard library: how many there are depends
+# on the machine (here they were 43,000 of its 50,700 files).
+NOT_STDLIB = frozenset({"site-packages", "dist-packages"})
 
-    Symbolic links are not followed (neither ``find -type f`` nor ``parhash
-    scan`` without ``-L`` does). A ``site-packages`` directory inside it (as
-    in a CPython built from source) is part of the tree as installed; the note
-    says how much of it that is, since it differs from machine to machine.
+
+def build_stdlib(root: Path, sizes: Sizes) -> Corpus:
+    """The standard library as installed, less its ``site-packages``: hard links
+    (copies where linking fails) under the same paths.
+
+    Symbolic links are left out: neither ``find -type f`` nor ``parhash scan``
+    without ``-L`` reads them.
     """
-    root = real_tree(sizes)
+    source = real_tree(sizes)
     files = total = dirs = 0
-    site_files = site_bytes = 0
-    stack = [root]
+    stack = [Path()]
     while stack:
-        directory = stack.pop()
+        rel = stack.pop()
+        (root / rel).mkdir(parents=True, exist_ok=True)
         dirs += 1
         try:
-            entries = list(os.scandir(directory))
+            entries = sorted(os.scandir(source / rel), key=lambda e: e.name)
         except OSError:
             continue
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
-                stack.append(Path(entry.path))
+                if entry.name not in NOT_STDLIB:
+                    stack.append(rel / entry.name)
             elif entry.is_file(follow_symlinks=False):
-                size = entry.stat(follow_symlinks=False).st_size
+                try:
+                    os.link(entry.path, root / rel / entry.name)
+                except OSError:
+                    shutil.copyfile(entry.path, root / rel / entry.name)
                 files += 1
-                total += size
-                if "site-packages" in Path(entry.path).relative_to(root).parts:
-                    site_files += 1
-                    site_bytes += size
+                total += entry.stat(follow_symlinks=False).st_size
     version = ".".join(str(v) for v in sys.version_info[:3])
-    note = f"the installed standard library of Python {version} ({dirs:,} directories)"
+    note = (f"the installed standard library of Python {version} ({dirs:,} directories), "
+            f"without site-packages: hard links to {source}")
     if sizes.real_tree_subdir:
         note = f"{sizes.real_tree_subdir}/ of {note}"
-    if site_files:
-        note += f", including site-packages/: {site_files:,} files, {_human_round(site_bytes)}"
-    return Corpus("stdlib", str(root), files, total, dirs, note)
+    return Corpus("stdlib", root.name, files, total, dirs, note)
 
 
 def build_memory(root: Path, sizes: Sizes, files: int) -> Corpus:
@@ -491,7 +497,8 @@ def corpus_names(sizes: Sizes) -> list[str]:
 
 def _params(name: str, sizes: Sizes) -> dict[str, object]:
     """The fields of ``sizes`` that corpus ``name`` depends on (its stamp)."""
-    prefix = {"manifests": "small", "one": "seed"}.get(name, name.split("-")[0])
+    prefix = {"manifests": "small", "one": "seed", "stdlib": "real_tree"}.get(
+        name, name.split("-")[0])
     fields = {k: v for k, v in asdict(sizes).items() if k == "seed" or k.startswith(prefix)}
     if name == sizes.small_head:
         fields["parent_cpu_files"] = sizes.parent_cpu_files
@@ -504,10 +511,7 @@ def ensure(workdir: Path, name: str, sizes: Sizes,
 
     Returns its description. A partial build (interrupted) never matches: the
     tree is built under a temporary name and renamed when complete. The
-    ``stdlib`` corpus is not built but described where it is installed.
     """
-    if name == "stdlib":
-        return describe_real_tree(sizes)
     if name == sizes.small_head:  # links to the small corpus' files: that comes first
         ensure(workdir, "small", sizes, log)
     stamps = workdir / ".stamps"
@@ -548,6 +552,8 @@ def _build(name: str, root: Path, workdir: Path, sizes: Sizes) -> Corpus:
         return build_dupes(root, sizes)
     if name == "one":
         return build_one(root, sizes)
+    if name == "stdlib":
+        return build_stdlib(root, sizes)
     if name == "manifests":
         return build_manifests(root, workdir / "small")
     if name.startswith("memory-"):

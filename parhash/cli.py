@@ -136,8 +136,9 @@ def _pipeline_options(fn: Any) -> Any:
             ),
             click.option(
                 "--chunksize", type=click.IntRange(min=1), default=None,
-                help=f"Paths per task sent to a worker (default {DEFAULT_CHUNKSIZE}; "
-                "a task also closes at 16 MiB, so large files go alone).",
+                help="Work in one task sent to a worker: files for scan (default 1024), "
+                f"manifest lines for check (1024), paths for dupes ({DEFAULT_CHUNKSIZE}). "
+                "Files of 4 MiB or more go alone.",
             ),
             click.option(
                 "--block-size", type=ByteSize(MAX_BLOCK_SIZE), default=DEFAULT_BLOCK_SIZE,

@@ -20,6 +20,9 @@ from collections.abc import Callable, Generator, Iterable
 from typing import Any, Protocol, TypeVar
 
 from parhash.pipeline import (
+    INFLIGHT_PER_WORKER,
+    INLINE_MAX_BYTES,
+    INLINE_MAX_FILES,
     POLL_SECONDS,
     Feed,
     InlineExecutor,
@@ -58,15 +61,13 @@ class Answer(Protocol):
 
 A = TypeVar("A", bound=Answer)
 
-# Tasks queued or running per worker, and directories per task at most.
-INFLIGHT_PER_WORKER = 4
+# Directories per task at most.
 MAX_DIRS_PER_TASK = 32
 
-# A job this small is done in this process: starting a pool costs more.
-# The bytes are also capped at INLINE_MAX_READS reads of the block size, so
-# that a tiny --block-size does not keep the work in this process for long.
-INLINE_MAX_FILES = 64
-INLINE_MAX_BYTES = 32 << 20
+# The first tasks are done in this process, up to pipeline.INLINE_MAX_FILES
+# files and INLINE_MAX_BYTES bytes, so that a small job never starts a pool.
+# The bytes are also capped at this many reads of the block size, so that a
+# tiny --block-size does not keep the work in this process for long.
 INLINE_MAX_READS = 512
 
 
@@ -309,7 +310,8 @@ def scan_tasks(
     named = named_paths(paths, listed, follow=job.follow, select=job.select)
     feed = TaskFeed(named, chunksize=job.files, follow=job.follow)
     small = inline_bytes(job.block_size)
-    first = RunTask(job._replace(files=INLINE_MAX_FILES, nbytes=small, alone=min(job.alone, small)))
+    first = RunTask(job._replace(files=INLINE_MAX_FILES, nbytes=small,
+                                 alone=min(job.alone, small), first=True))
     return run_tasks(RunTask(job), feed, block_size=job.block_size, jobs=jobs, stats=stats,
                      idle=idle,
                      lost=functools.partial(lost_item, job), first=first)

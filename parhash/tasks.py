@@ -110,6 +110,9 @@ class ScanJob(NamedTuple):
     nbytes: int = TASK_BYTES
     # Files this large go alone; with one process there is no one to share with.
     alone: int = ALONE_BYTES
+    # The job of the first tasks, done in the main process: a large file goes
+    # alone even when it is all its task holds, so that a worker reads it.
+    first: bool = False
     prog: str = "parhash"
 
 
@@ -323,7 +326,7 @@ class _Task:
         view = _BUFFER.get(block_size)
         views = _BUFFER.views
         owned = job.skip
-        alone = job.alone if among > 1 or self.size > 1 else NEVER_ALONE
+        alone = job.alone if among > 1 or self.size > 1 or job.first else NEVER_ALONE
         noted = note_directory(index, top)
         if noted is not None:
             name_view, cells, cell, start = noted
@@ -435,9 +438,8 @@ class _Task:
             st = os.fstat(fd)
             if self.job.skip and (st.st_dev, st.st_ino) in self.job.skip:
                 return
-            if st.st_size >= self.job.alone and (among > 1 or self.size > 1) and stat.S_ISREG(
-                st.st_mode
-            ):
+            shared = among > 1 or self.size > 1 or self.job.first
+            if shared and st.st_size >= self.job.alone and stat.S_ISREG(st.st_mode):
                 self.alone.append(Part(d, name))
                 return
             hashers, st, error, code = digest_open(fd, self.constructors, self.job.block_size, st)
@@ -475,7 +477,7 @@ class _Task:
                                         identity=(st.st_dev, st.st_ino)))
         elif not stat.S_ISREG(st.st_mode):
             self.failed(path, NOT_REGULAR)
-        elif st.st_size >= self.job.alone and self.size > 1:
+        elif st.st_size >= self.job.alone and (self.size > 1 or self.job.first):
             self.alone.append(path)
         else:
             self.result_of(self.hash_path(path))

@@ -45,7 +45,14 @@ from parhash.manifest import (
     parse_csv_row,
     parse_line,
 )
-from parhash.pipeline import PipelineStats, Within, clamp_jobs, note_directory, note_item
+from parhash.pipeline import (
+    INLINE_MAX_FILES,
+    PipelineStats,
+    Within,
+    clamp_jobs,
+    note_directory,
+    note_item,
+)
 from parhash.report import TaskBar, check_record, check_text, error_line, verdict_lines
 from parhash.results import (
     FAILED,
@@ -60,7 +67,7 @@ from parhash.results import (
     Verdict,
     reason,
 )
-from parhash.tasks import ALONE_BYTES, NEVER_ALONE, RESULTS
+from parhash.tasks import ALONE_BYTES, NEVER_ALONE, RESULTS, TASK_BYTES
 from parhash.walk import readable_now
 from parhash.worker import (
     DEFAULT_BLOCK_SIZE,
@@ -239,6 +246,9 @@ class Lines(NamedTuple):
     overlong: bool = False
     given_up: tuple[tuple[str, str], ...] = ()
     one_by_one: bool = False
+    # Sent again (see ``state``) this many times: its holes are numbered
+    # apart from those of earlier attempts, whose late answers are dropped.
+    attempt: int = 0
 
 
 class Mark(NamedTuple):
@@ -267,6 +277,17 @@ class CheckFile(NamedTuple):
     fence: str | None = None
 
 
+class Parsed(NamedTuple):
+    """The parsed lines left of a range once its task had done its share."""
+
+    key: tuple[int, int]
+    manifest_index: int
+    manifest: str
+    entries: tuple[tuple[int, Entry | Malformed], ...]
+    given_up: tuple[tuple[str, str], ...] = ()
+    one_by_one: bool = False
+
+
 class Hole(NamedTuple):
     """Where the answer to a :class:`CheckFile` goes among a range's pieces."""
 
@@ -288,6 +309,13 @@ class CheckJob(NamedTuple):
     ignore_missing: bool = False
     json: bool = False
     alone: int = ALONE_BYTES
+    # A task's share: once it has hashed this many bytes (or files), the
+    # rest of its range goes to another.
+    nbytes: int = TASK_BYTES
+    files: int | None = None
+    # The job of the first tasks, done in the main process: a large file goes
+    # alone even when it is all its range names, so that a worker reads it.
+    first: bool = False
     prog: str = "parhash"
 
 
@@ -402,22 +430,31 @@ class _Cutter:
         return item
 
     def _last_end(self, limit: int) -> int:
-        """Just past the last record end before ``limit`` (outside CSV quotes); -1 if none."""
+        """Just past the last record end before ``limit``, or else the first one after
+        it; -1 if there is none. In CSV, only line ends outside quotes end records."""
         held, end = self.held, self.end
         if self.csv is None:
-            return held.rfind(end, 0, limit) + 1 or -1
+            at = held.rfind(end, 0, limit)
+            if at < 0:
+                at = held.find(end, limit)
+            return at + 1 if at >= 0 else -1
         # Quotes come in pairs around a field (a quote within one is doubled):
         # line ends between a closing quote and the next opening one end records.
         best = -1
         start = 0
         while True:
-            quote = held.find(b'"', start, limit)
-            at = held.rfind(end, start, limit if quote < 0 else quote)
+            quote = held.find(b'"', start)
+            outside = quote if quote >= 0 else len(held)  # [start, outside) is unquoted
+            at = held.rfind(end, start, min(limit, outside))
             if at >= 0:
                 best = at + 1
-            if quote < 0:
+            if best < 0 and outside > limit:
+                at = held.find(end, max(start, limit), outside)
+                if at >= 0:
+                    return at + 1
+            if quote < 0 or (best >= 0 and quote >= limit):
                 return best
-            closing = held.find(b'"', quote + 1, limit)
+            closing = held.find(b'"', quote + 1)
             if closing < 0:
                 return best
             start = closing + 1
@@ -447,9 +484,7 @@ class _Cutter:
                 self.target = max(1, min(RANGE_BYTES, self.target * self.lines // count))
             cut = self._last_end(self.target)
             if cut <= 0:
-                cut = self._last_end(len(held))
-                if cut <= 0:
-                    break
+                break
             yield self._emit(cut)
         if len(held) > self.max_line and self._last_end(len(held)) < 0:
             # One record longer than the limit: its start, and nothing more of it.
@@ -517,6 +552,7 @@ class _Answer:
         self.nbytes = 0
         self.alone: list[Any] = []
         self.holes = 0
+        self.attempt = 0
         self.results = job.verbosity == RESULTS
         self.show_ok = job.verbosity not in ("quiet", "status")
         self.noted = note_directory(0, "")
@@ -541,7 +577,7 @@ class _Answer:
         """Leave room for the answer of ``item``, done in a task of its own."""
         self._flush()
         self.holes += 1
-        key = (self.key[0], self.key[1] * HOLES + self.holes)
+        key = (self.key[0], self.key[1] * HOLES + self.attempt * ATTEMPT_HOLES + self.holes)
         self.pieces.append(Hole(key))
         self.alone.append(item._replace(key=key))
 
@@ -565,38 +601,37 @@ class _Answer:
 
     # --- what each task is
 
-    def range(self, item: Lines) -> CheckResult:
+    def range(self, item: Lines | Parsed) -> CheckResult:
         job = self.job
-        entries, decided = _parse(item, job)
+        if isinstance(item, Lines):
+            entries, decided = _parse(item, job)
+            self.attempt = item.attempt
+        else:
+            entries, decided = list(item.entries), None
         from_stdin = item.manifest == STDIN
         plain = job.root is None and not (job.relative_to_manifest and not from_stdin)
         fence = _fence_for(job, item.manifest)
         under = fence.under if fence is not None else None
         given_up = dict(item.given_up)
+        one_by_one = item.one_by_one
         group: list[tuple[int, Entry]] = []
         path = ""
         groups = 0
-        for number, parsed in entries:
-            if isinstance(parsed, Malformed):
-                self._check_group(path, group, under, given_up, item.one_by_one, groups)
+        malformed = (job.algo,) if job.algo else ()
+        for i, (number, parsed) in enumerate(entries):
+            if isinstance(parsed, Malformed) or (from_stdin and parsed.name == STDIN):
+                groups += self._check_group(path, group, under, given_up, one_by_one, groups)
                 group = []
-                self.verdict(Verdict(item.manifest, number, "", "", MALFORMED,
-                                     (job.algo,) if job.algo else (), error=parsed.reason,
-                                     manifest_index=item.manifest_index))
-                continue
-            if from_stdin and parsed.name == STDIN:
-                self._check_group(path, group, under, given_up, item.one_by_one, groups)
-                group = []
-                self.verdict(Verdict(item.manifest, number, "", "", MALFORMED,
-                                     (job.algo,) if job.algo else (),
-                                     error="'-' names standard input, which holds the manifest",
-                                     manifest_index=item.manifest_index))
+                why = (parsed.reason if isinstance(parsed, Malformed)
+                       else "'-' names standard input, which holds the manifest")
+                self.verdict(Verdict(item.manifest, number, "", "", MALFORMED, malformed,
+                                     error=why, manifest_index=item.manifest_index))
                 continue
             name = parsed.name
             where = name if plain else _resolve(job, item.manifest, name)
             refused = None if fence is None or not name else fence.refuses(name, where)
             if refused is not None:
-                self._check_group(path, group, under, given_up, item.one_by_one, groups)
+                groups += self._check_group(path, group, under, given_up, one_by_one, groups)
                 group = []
                 self.verdict(_refused(item.manifest, item.manifest_index, number, parsed, where,
                                       refused))
@@ -604,12 +639,22 @@ class _Answer:
             if group and where == path:
                 group.append((number, parsed))
                 continue
-            groups += self._check_group(path, group, under, given_up, item.one_by_one, groups)
+            groups += self._check_group(path, group, under, given_up, one_by_one, groups)
+            group = []
+            if self.full():
+                # The rest of the range, parsed, goes to a task of its own.
+                self.hole(Parsed((0, 0), item.manifest_index, item.manifest,
+                                 tuple(entries[i:]), item.given_up, one_by_one))
+                break
             group = [(number, parsed)]
             path = where
-        self._check_group(path, group, under, given_up, item.one_by_one, groups,
-                          last=True)
-        return self.result(decided, item.state)
+        self._check_group(path, group, under, given_up, one_by_one, groups, last=True)
+        return self.result(decided, item.state if isinstance(item, Lines) else None)
+
+    def full(self) -> bool:
+        """Whether the task has done its share: the rest of its lines go elsewhere."""
+        job = self.job
+        return self.nbytes >= job.nbytes or (job.files is not None and self.files >= job.files)
 
     def _check_group(self, path: str, group: list[tuple[int, Entry]], under: str | None,
                      given_up: dict[str, str], one_by_one: bool, before: int,
@@ -627,7 +672,7 @@ class _Answer:
             return 1
         self.note(path)
         # A large file goes to a task of its own, unless it is the range's only one.
-        alone = self.job.alone if before or not last else NEVER_ALONE
+        alone = self.job.alone if before or not last or self.job.first else NEVER_ALONE
         if len(lines) == 1 and under is None and path and self.quick(path, lines[0], alone):
             return 1
         r = self.hash(path, lines, under, alone)
@@ -747,8 +792,10 @@ class _Answer:
 _NEW = {a.name: a.new for a in ALGORITHMS.values()}
 
 # Holes of a range are numbered within its key: (n, 0) has holes (n, 1),
-# (n, 2) ...; a hole's own holes (n, k * HOLES + 1) ..., and so on.
-HOLES = 1 << 20
+# (n, 2) ...; a hole's own holes (n, k * HOLES + 1) ..., and so on; a range
+# sent again numbers its holes from ATTEMPT_HOLES on, then twice that.
+HOLES = 1 << 40
+ATTEMPT_HOLES = 1 << 20
 _COUNTED = {OK: 0, FAILED: 1, MISSING: 2, UNREADABLE: 3, MALFORMED: 4}
 
 
@@ -837,7 +884,7 @@ def check_task(job: CheckJob, items: Sequence[Any]) -> list[CheckResult]:
             out.append(CheckResult(item.key, item.manifest_index, [], mark=item))
         elif type(item) is CheckFile:
             out.append(_Answer(job, item.key, item.manifest_index, item.manifest).file(item))
-        else:
+        else:  # Lines or Parsed
             out.append(_Answer(job, item.key, item.manifest_index, item.manifest).range(item))
     return out
 
@@ -920,9 +967,25 @@ class InOrder:
         self.next = 0
         self.state: dict[int, bool] = {}
         self.summaries: dict[int, Summary] = {}
+        # Holes of answers thrown away (their range is being done again):
+        # their answers are dropped as they come.
+        self.stale: set[tuple[int, int]] = set()
 
     def add(self, r: CheckResult) -> None:
-        self.ready[r.key] = r
+        if r.key in self.stale:
+            self._drop(r)
+        else:
+            self.ready[r.key] = r
+
+    def _drop(self, r: CheckResult) -> None:
+        self.stale.discard(r.key)
+        for piece in r.pieces:
+            if type(piece) is Hole:
+                late = self.ready.pop(piece.key, None)
+                if late is None:
+                    self.stale.add(piece.key)
+                else:
+                    self._drop(late)
 
     def _accept(self, r: CheckResult) -> bool:
         """Take ``r`` in, or send its range again with the form earlier lines decided."""
@@ -932,7 +995,8 @@ class InOrder:
             r.decided != known
         ):
             assert sent is not None
-            self.feed.alone.append(sent._replace(state=known))
+            self.feed.alone.append(sent._replace(state=known, attempt=sent.attempt + 1))
+            self._drop(r)
             return False
         if r.decided is not None:
             self.state[r.manifest_index] = r.decided
@@ -992,22 +1056,24 @@ def lost_check(job: CheckJob, item: Any, why: str) -> CheckResult:
     """
     if isinstance(item, Within):
         inner, path = item.item, item.name
-        if type(inner) is Lines:
+        if type(inner) in (Lines, Parsed):
             redo = inner._replace(given_up=(*inner.given_up, (path, why)))
             answer = _Answer(job, inner.key, inner.manifest_index, inner.manifest)
             answer.hole(redo)
             return answer.result()
         item = inner
-    if type(item) is Lines:
+    if type(item) in (Lines, Parsed):
         answer = _Answer(job, item.key, item.manifest_index, item.manifest)
         if not item.one_by_one:
             answer.hole(item._replace(one_by_one=True))
         else:  # reading the lines themselves kills the worker
-            answer.counts[3] += item.data.count(b"\0" if job.zero else b"\n") or 1
+            lines = (len(item.entries) if type(item) is Parsed
+                     else item.data.count(b"\0" if job.zero else b"\n"))
+            answer.counts[3] += lines or 1
             answer.pieces.append((STDERR, error_line(
                 job.prog, item.manifest, f"line {item.first} and on: {why}"
             ).encode(FS_ENCODING, FS_ERRORS)))
-        return answer.result(assumed=item.state)
+        return answer.result(assumed=item.state if type(item) is Lines else None)
     if type(item) is CheckFile:
         return _Answer(job, item.key, item.manifest_index, item.manifest).file(item, why)
     assert type(item) is Mark
@@ -1041,7 +1107,8 @@ def check_tasks(
     feed = _CheckFeed(read_ranges(manifests, zero=job.zero, lines=lines, stop=stop), 1)
     order = InOrder(manifests, feed, job.verbosity == RESULTS)
     small = inline_bytes(job.block_size)
-    first = CheckTask(job._replace(alone=min(job.alone, small)))
+    first = CheckTask(job._replace(alone=min(job.alone, small), nbytes=small,
+                                   files=INLINE_MAX_FILES, first=True))
     answers = run_tasks(CheckTask(job), feed, block_size=job.block_size, jobs=jobs,
                         stats=stats, idle=idle, lost=functools.partial(lost_check, job),
                         first=first)

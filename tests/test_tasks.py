@@ -238,12 +238,6 @@ def test_check_gnu_form_switching_across_a_range_boundary_answers_as_md5sum(
         small.stdout, small.stderr, small.returncode)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a range re-sent because earlier ranges decided the other GNU form reuses the keys "
-    "of the holes its first answer handed out: the stale answer of a large file's hole "
-    "can fill the re-sent range's hole (in most runs 'xb000: OK' is printed for line 73, "
-    "where md5sum prints 'b001: FAILED'), and the answer left over always ends the run "
-    "with AssertionError 'check lost track of a line'"))
 def test_check_range_resent_for_the_gnu_form_with_large_files_answers_as_md5sum(
     tmp_path: Path,
 ) -> None:
@@ -335,17 +329,8 @@ def test_read_ranges_cuts_a_csv_manifest_only_at_line_ends_outside_quotes(
 
 
 # A range is meant to hold about ``--chunksize`` lines (verify.RANGE_LINES).
-CUTTER_BUG = (
-    "_Cutter.add: when no record end lies before its byte target (64 * --chunksize bytes "
-    "at first, later scaled by raw line-end counts that include line ends inside CSV "
-    "quotes), it cuts at the LAST record end held (_last_end(len(held))) instead of the "
-    "first one after the target, so one range takes a whole 64 KiB read: with --chunksize 1 "
-    "a 300-line sha256sum manifest is a single range, as is a CSV manifest of names holding "
-    "line ends"
-)
 
 
-@pytest.mark.xfail(strict=True, reason=CUTTER_BUG)
 def test_read_ranges_of_sha256_lines_hold_about_chunksize_lines(tmp_path: Path) -> None:
     manifest = tmp_path / "SHA256SUMS"
     manifest.write_bytes(b"".join(
@@ -355,7 +340,6 @@ def test_read_ranges_of_sha256_lines_hold_about_chunksize_lines(tmp_path: Path) 
     assert max(r.data.count(b"\n") for r in got) <= 2
 
 
-@pytest.mark.xfail(strict=True, reason=CUTTER_BUG)
 def test_read_ranges_of_csv_names_with_line_ends_hold_about_chunksize_records(
     csv_manifest: tuple[Path, list[tuple[bytes, str]]],
 ) -> None:
