@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
     from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO, UnknownAlgorithm
     from parhash.dupes import find_dupes
-    from parhash.pipeline import DEFAULT_CHUNKSIZE, PipelineStats
+    from parhash.executor import DEFAULT_CHUNKSIZE
+    from parhash.pool import PipelineStats
     from parhash.results import DupeError, DupeGroup, Pause, Result, Verdict, WalkError
     from parhash.worker import DEFAULT_BLOCK_SIZE, hash_file
 
@@ -34,8 +35,8 @@ _LAZY = {
     "ALGORITHMS": "parhash.algorithms",
     "DEFAULT_ALGO": "parhash.algorithms",
     "UnknownAlgorithm": "parhash.algorithms",
-    "DEFAULT_CHUNKSIZE": "parhash.pipeline",
-    "PipelineStats": "parhash.pipeline",
+    "DEFAULT_CHUNKSIZE": "parhash.executor",
+    "PipelineStats": "parhash.pool",
     "Result": "parhash.results",
     "WalkError": "parhash.results",
     "Verdict": "parhash.results",
@@ -113,9 +114,8 @@ def scan(
     ``jobs``, ``chunksize`` or ``block_size`` below 1, before any work starts.
     """
     from parhash.algorithms import parse_algos
-    from parhash.executor import scan_tasks
     from parhash.select import Selector
-    from parhash.tasks import RESULTS, ScanJob
+    from parhash.tasks import RESULTS, ScanJob, scan_tasks
     from parhash.worker import DEFAULT_BLOCK_SIZE
 
     block_size = DEFAULT_BLOCK_SIZE if block_size is None else block_size
@@ -128,7 +128,7 @@ def scan(
         raise ValueError("block_size must be at least 1")
     if jobs is not None and jobs < 1:
         raise ValueError("jobs must be at least 1")
-    from parhash.pipeline import MAX_BLOCK_SIZE
+    from parhash.executor import MAX_BLOCK_SIZE
 
     if block_size > MAX_BLOCK_SIZE:
         raise ValueError(f"block_size must be between 1 and {MAX_BLOCK_SIZE}")

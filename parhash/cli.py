@@ -32,7 +32,7 @@ from parhash.console import (
     STOPPING,
     open_output,
 )
-from parhash.pipeline import DEFAULT_CHUNKSIZE, MAX_BLOCK_SIZE
+from parhash.executor import DEFAULT_CHUNKSIZE, MAX_BLOCK_SIZE
 from parhash.report import MULTI_ALGO_FORMATS, Output, ReportOptions
 from parhash.results import Pause
 from parhash.worker import DEFAULT_BLOCK_SIZE
@@ -78,7 +78,7 @@ def _guarded(giving_up: int = EXIT_FILE_ERROR) -> Any:
     def decorate(fn: Any) -> Any:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            from parhash.pipeline import WorkersKeepDying
+            from parhash.pool import WorkersKeepDying
 
             try:
                 rc = fn(*args, **kwargs)
@@ -263,10 +263,9 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
       find . -name '*.iso' -print0 | parhash scan --files0-from - -a xxh3
       parhash scan data --json -a sha256,md5 | jq -r .sha256
     """
-    from parhash.executor import scan_tasks
     from parhash.report import RecordFormat, write_tasks
     from parhash.select import Selector
-    from parhash.tasks import TASK_FILES, ScanJob
+    from parhash.tasks import TASK_FILES, ScanJob, scan_tasks
 
     fmt = fmt or "gnu"
     if len(algos) > 1 and fmt not in MULTI_ALGO_FORMATS:
@@ -311,7 +310,7 @@ class _FlushWhenIdle:
 
 
 def _pipeline_stats(stall_timeout: float | None) -> Any:
-    from parhash.pipeline import PipelineStats
+    from parhash.pool import PipelineStats
 
     return PipelineStats(stall_timeout=stall_timeout, on_stall=_warn_stall)
 
@@ -325,7 +324,7 @@ def _warn_stall(item: Any, sub: int, seconds: float) -> None:
 
 def _item_name(item: Any, sub: int = 0) -> str:
     """The file or directory a unit of work names: a path, a directory, a file of a group."""
-    from parhash.pipeline import Within
+    from parhash.pool import Within
 
     if isinstance(item, Within):
         return item.name

@@ -20,7 +20,7 @@ something dearer to learn, and drops every group left with a single file
    still have two files or more and only for files larger than the head.
 
 Both hashing stages send whole groups (or runs of a large group) to one
-executor of :mod:`parhash.pipeline` (a pool, or this process for small
+executor of :mod:`parhash.executor` (a pool, or this process for small
 jobs); the pool is started by the walk of a tree too big for one process,
 or else by the first hashing stage that needs it. A worker reads each file
 with the worker module's readers and sends back only the buckets of files
@@ -58,20 +58,17 @@ from collections.abc import Callable, Container, Generator, Iterable, Iterator, 
 from typing import Any, NamedTuple, cast, overload
 
 from parhash.algorithms import hexdigest_function, parse_algos
-from parhash.manifest import FS_ENCODING, FS_ERRORS
-from parhash.pipeline import (
+from parhash.executor import (
     BATCH_BYTES,
     DEFAULT_CHUNKSIZE,
     INLINE_MAX_BYTES,
     INLINE_MAX_FILES,
-    WORKER_DIED,
     Executor,
     InlineExecutor,
-    PipelineStats,
-    PoolExecutor,
     clamp_jobs,
-    note_item,
 )
+from parhash.manifest import FS_ENCODING, FS_ERRORS
+from parhash.pool import WORKER_DIED, PipelineStats, PoolExecutor, note_item
 from parhash.results import DupeError, DupeGroup, Pause, WalkError, reason
 from parhash.select import Selector
 from parhash.walk import (
@@ -1094,7 +1091,7 @@ def cut_parts(
     """Cut ``groups`` into batches of :class:`Part` for the workers.
 
     A batch closes at ``chunksize`` files or ``batch_bytes`` bytes to read
-    (``cost`` of a size), as :func:`~parhash.pipeline.batch_by_size` cuts a
+    (``cost`` of a size), as :func:`~parhash.executor.batch_by_size` cuts a
     scan; a file costing ``batch_bytes`` or more travels alone. A group goes
     whole into a batch where it fits, else in runs over several batches.
     """

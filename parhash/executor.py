@@ -1,47 +1,147 @@
-"""The seam between the work and the processes that do it, at the level of tasks.
+"""The seam between the work and the processes that do it.
 
-:func:`run_tasks` hands tasks (lists of work items, see :mod:`parhash.tasks`)
-to an executor and yields each task's result as it completes; a result's new
-items go back into the :class:`TaskFeed` before the next task is handed out.
-The executors are :mod:`parhash.pipeline`'s: ``InlineExecutor`` runs tasks in
-this process, ``PoolExecutor`` on a ``multiprocessing.Pool``; another engine
-plugs in by implementing ``map_unordered`` over a
-:class:`~parhash.pipeline.Feed`.
+An :class:`Executor` runs a function over batches (lists of work items, the
+tasks of :mod:`parhash.tasks` and :mod:`parhash.verify`) and yields each
+batch's results as soon as it completes. The batches come from an iterable,
+or from a :class:`Feed` that the results of finished batches add to.
+:class:`InlineExecutor` runs them in this process; ``PoolExecutor``
+(:mod:`parhash.pool`) on a ``multiprocessing.Pool``. Another engine plugs in
+by implementing ``map_unordered`` over a :class:`Feed`. :func:`run_tasks`
+chooses between them and drives a feed to its end.
 """
 
 from __future__ import annotations
 
-import collections
-import errno
-import functools
-import queue
-import threading
-from collections.abc import Callable, Generator, Iterable
-from typing import Any, Protocol, TypeVar
+import os
+from collections.abc import Callable, Generator, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from parhash.pipeline import (
-    INFLIGHT_PER_WORKER,
-    INLINE_MAX_BYTES,
-    INLINE_MAX_FILES,
-    POLL_SECONDS,
-    Feed,
-    InlineExecutor,
-    PipelineStats,
-    PoolExecutor,
-    clamp_jobs,
-)
 from parhash.results import Pause, WalkError
-from parhash.tasks import (
-    NEVER_ALONE,
-    Part,
-    RunTask,
-    ScanJob,
-    TaskResult,
-    lost_item,
-    release_descent,
-)
-from parhash.walk import LOOP, Directory, Walked, _loop_ancestor, named_paths
-from parhash.worker import DEFAULT_BLOCK_SIZE
+from parhash.worker import DEFAULT_BLOCK_SIZE, release_directories
+
+if TYPE_CHECKING:
+    from parhash.pool import PipelineStats
+    from parhash.tasks import TaskFeed
+
+Item = str | WalkError
+T = TypeVar("T")
+R = TypeVar("R")
+
+# dupes' batches close at whichever comes first: this many paths, or this
+# many bytes (see benchmarks/RESULTS.md). Large files travel alone, so two
+# workers share a few big files evenly; small files travel by the hundred,
+# so the cost of a round trip to a worker is spread over many files. (scan's
+# and check's tasks have their own sizes: tasks.TASK_FILES, verify.RANGE_LINES.)
+DEFAULT_CHUNKSIZE = 256
+BATCH_BYTES = 16 << 20
+
+# The read buffer is allocated in every worker: beyond this, a larger one
+# only costs memory (64 KiB is the fastest size measured).
+MAX_BLOCK_SIZE = 64 << 20
+
+# A job this small is hashed in this process: starting a pool costs more
+# (some 20 ms here: importing multiprocessing.pool, then the workers' fork).
+INLINE_MAX_FILES = 64
+INLINE_MAX_BYTES = 32 << 20
+
+# Batches queued or running per worker; bounds memory on huge trees.
+INFLIGHT_PER_WORKER = 4
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity), not the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def clamp_jobs(jobs: int | None) -> int:
+    """``None`` means every available CPU; more than 4 per CPU is never useful."""
+    cpus = available_cpus()
+    if jobs is None:
+        return cpus
+    if jobs < 1:
+        raise ValueError("jobs must be at least 1")
+    return min(jobs, 4 * cpus)
+
+
+class Executor(Protocol):
+    """Runs ``fn`` over batches, yielding each batch's results as it completes."""
+
+    def map_unordered(
+        self,
+        fn: Callable[[list[T]], list[R]],
+        batches: Iterable[list[T]] | Feed,
+        idle: Callable[[], None] | None = None,
+        lost: Callable[[Any, str], R] | None = None,
+    ) -> Iterator[list[R]]:
+        """``idle``, if given, is called whenever the caller would otherwise
+        wait: no result and no batch for a moment. ``lost(item, reason)`` makes
+        the result of an item that could not be run (its worker died on it,
+        twice; it made no progress for the stall timeout); by default, a
+        :class:`Result` with an error for a path."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class InlineExecutor:
+    """Runs every batch in this process, in order."""
+
+    def map_unordered(
+        self,
+        fn: Callable[[list[T]], list[R]],
+        batches: Iterable[list[T]] | Feed,
+        idle: Callable[[], None] | None = None,
+        lost: Callable[[Any, str], R] | None = None,
+    ) -> Iterator[list[R]]:
+        # Waits only for a feed's next batch: ``idle`` is called then.
+        if isinstance(batches, Feed):
+            return _drain(fn, batches, idle)
+        return map(fn, batches)
+
+    def close(self) -> None:
+        pass
+
+
+def _drain(
+    fn: Callable[[list[T]], list[R]], feed: Feed, idle: Callable[[], None] | None
+) -> Iterator[list[R]]:
+    while True:
+        batch = feed.get(0)
+        if batch is None and not feed.done:
+            if idle is not None:
+                idle()  # the feed waits: so may the caller's output
+            batch = feed.get(POLL_SECONDS)
+        if batch is not None:
+            yield fn(batch)
+        elif feed.done:
+            return
+
+
+# How long the parent waits for a result before it looks for dead workers.
+POLL_SECONDS = 0.1
+
+
+class Feed:
+    """Batches handed out one at a time, which finished batches may add to.
+
+    An executor given one instead of an iterable asks :meth:`get` for the
+    next batch whenever it has room, and ends once :attr:`done` is true with
+    nothing in flight: a batch's results, handled by the caller before the
+    executor resumes, may add batches meanwhile.
+    """
+
+    @property
+    def done(self) -> bool:
+        """No batch now, and none to come unless a batch in flight adds some."""
+        raise NotImplementedError
+
+    def get(self, timeout: float) -> list[Any] | None:
+        """The next batch; None if there is none yet (waiting at most ``timeout``
+        seconds for one) or none any more (:attr:`done`)."""
+        raise NotImplementedError
 
 
 class Answer(Protocol):
@@ -61,165 +161,11 @@ class Answer(Protocol):
 
 A = TypeVar("A", bound=Answer)
 
-# Directories per task at most.
-MAX_DIRS_PER_TASK = 32
-
-# The first tasks are done in this process, up to pipeline.INLINE_MAX_FILES
+# The first tasks are done in this process, up to INLINE_MAX_FILES
 # files and INLINE_MAX_BYTES bytes, so that a small job never starts a pool.
 # The bytes are also capped at this many reads of the block size, so that a
 # tiny --block-size does not keep the work in this process for long.
 INLINE_MAX_READS = 512
-
-
-class TaskFeed(Feed):
-    """The items still to do, handed out as tasks.
-
-    Named paths (arguments, lists, a glob's matches) are read from ``named``
-    in a thread of its own, so that a list that waits on a pipe never stops
-    Ctrl-C; they are cut into tasks of ``chunksize`` items, and at each
-    :class:`~parhash.results.Pause`. Directories that tasks hand back are
-    kept on a stack and handed out depth first, several to a task once
-    there are enough to go round (``share``); parts of directories and
-    items to do alone travel one to a task.
-
-    With ``follow``, each directory is entered once, by device and inode: a
-    directory met again is dropped, or reported if it leads back to one of
-    its own ancestors (a loop).
-    """
-
-    def __init__(
-        self,
-        named: Iterable[str | WalkError | Pause],
-        *,
-        chunksize: int,
-        jobs: int = 1,
-        follow: bool = False,
-    ) -> None:
-        self.chunksize = chunksize
-        self.jobs = jobs
-        self.follow = follow
-        self.share = False  # several directories to a task
-        self.dirs: list[Directory] = []
-        self.items: collections.deque[Any] = collections.deque()
-        self.alone: collections.deque[Any] = collections.deque()
-        self.visited: set[tuple[int, int]] = set()
-        self.fed = False
-        self._stop = threading.Event()
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(4, jobs * INFLIGHT_PER_WORKER))
-        self._thread = threading.Thread(
-            target=self._read, args=(named,), name="parhash-paths", daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def done(self) -> bool:
-        return self.fed and not (self.dirs or self.items or self.alone)
-
-    def close(self) -> None:
-        self._stop.set()
-
-    def _put(self, value: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(value, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _read(self, named: Iterable[str | WalkError | Pause]) -> None:
-        batch: list[Any] = []
-        walked = False  # the batch holds a glob's walked files
-        try:
-            for item in named:
-                if isinstance(item, Pause):
-                    if batch and not self._put(batch):
-                        return
-                    batch = []
-                    continue
-                is_walked = type(item) is Walked
-                if batch and (is_walked != walked or len(batch) >= self.chunksize):
-                    if not self._put(batch):
-                        return
-                    batch = []
-                walked = is_walked
-                batch.append(item)
-            if batch and not self._put(batch):
-                return
-        except BaseException as e:  # handed to the main thread, which raises it
-            self._put(_Raised(e))
-            return
-        self._put(_END)
-
-    def add(self, result: Answer) -> None:
-        """Take in the new items of a finished task."""
-        found: list[Directory] = []
-        for item in result.tasks:
-            if type(item) is Directory:
-                if self.follow and item.ancestor is not None and not self._first_visit(item):
-                    continue
-                found.append(item)
-            else:
-                self.items.append(item)
-        if found:
-            found.reverse()
-            self.dirs.extend(found)
-        self.alone.extend(result.alone)
-
-    def _first_visit(self, d: Directory) -> bool:
-        node = d.ancestor
-        assert node is not None
-        key = (node.dev, node.ino)
-        if key not in self.visited:
-            self.visited.add(key)
-            return True
-        ancestor = _loop_ancestor(node.parent, *key)
-        if ancestor is not None:
-            self.items.append(WalkError(node.path, LOOP, errno.ELOOP, d.depth, ancestor))
-        return False
-
-    def get(self, timeout: float) -> list[Any] | None:
-        if self.alone:
-            return [self.alone.popleft()]
-        dirs = self.dirs
-        if dirs:
-            k = 1
-            if self.share:
-                k = max(1, min(MAX_DIRS_PER_TASK, len(dirs) // (2 * self.jobs)))
-            task = dirs[-k:]
-            del dirs[-k:]
-            task.reverse()
-            return task
-        items = self.items
-        if items:
-            if type(items[0]) is Part:
-                return [items.popleft()]
-            task = []
-            while items and len(task) < self.chunksize and type(items[0]) is not Part:
-                task.append(items.popleft())
-            return task
-        if self.fed:
-            return None
-        try:
-            value = self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait()
-        except queue.Empty:
-            return None
-        if value is _END:
-            self.fed = True
-            return None
-        if isinstance(value, _Raised):
-            self.fed = True
-            raise value.error
-        batch: list[Any] = value
-        return batch
-
-
-_END = object()
-
-
-class _Raised:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
 
 
 def inline_bytes(block_size: int) -> int:
@@ -247,7 +193,7 @@ def run_tasks(
     or the feed has to wait: a small job never starts a pool. The rest goes
     to a pool of ``jobs`` processes, ``INFLIGHT_PER_WORKER`` tasks each at
     most; ``lost`` is the result of an item the pool could not do (see
-    :class:`~parhash.pipeline.PoolExecutor`), ``idle`` is called whenever the
+    :class:`~parhash.pool.PoolExecutor`), ``idle`` is called whenever the
     pool waits. Each result's new items are in the feed before the next task
     is handed out.
     """
@@ -276,8 +222,10 @@ def run_tasks(
                     yield result
             if feed.done:
                 return
-            release_descent()  # not to be inherited by the workers
+            release_directories()  # not to be inherited by the workers
         feed.share = True
+        from parhash.pool import PoolExecutor
+
         with PoolExecutor(jobs, stats) as pool:
             for results in pool.map_unordered(run, feed, idle, lost):
                 for result in results:
@@ -285,33 +233,37 @@ def run_tasks(
                     yield result
     finally:
         feed.close()
-        release_descent()
+        release_directories()
 
 
-def scan_tasks(
-    paths: Iterable[str | Pause],
-    job: ScanJob,
-    *,
-    listed: Iterable[str | Pause] = (),
-    jobs: int | None = None,
-    stats: PipelineStats | None = None,
-    idle: Callable[[], None] | None = None,
-) -> Generator[TaskResult, None, None]:
-    """Hash every file reachable from ``paths`` and ``listed`` as ``job`` says; the
-    results of the tasks, as they complete.
 
-    ``paths`` are files, directories and globs, ``listed`` names taken
-    literally (see :func:`~parhash.walk.named_paths`). Per-file failures are
-    in the results; only bugs raise. See :func:`run_tasks` for ``jobs``,
-    ``stats`` and ``idle``.
+
+def batch_by_size(
+    sized: Iterable[tuple[Item | Pause, int]], chunksize: int, batch_bytes: int
+) -> Iterator[list[Item]]:
+    """Cut ``(item, bytes)`` pairs into batches of at most ``chunksize`` items.
+
+    With ``batch_bytes``, a batch also closes once it holds that many bytes,
+    and an item of that size or more travels alone. A :class:`Pause` (the
+    input waits on its producer) closes the batch at once.
     """
-    if clamp_jobs(jobs) == 1:
-        job = job._replace(alone=NEVER_ALONE)
-    named = named_paths(paths, listed, follow=job.follow, select=job.select)
-    feed = TaskFeed(named, chunksize=job.files, follow=job.follow)
-    small = inline_bytes(job.block_size)
-    first = RunTask(job._replace(files=INLINE_MAX_FILES, nbytes=small,
-                                 alone=min(job.alone, small), first=True))
-    return run_tasks(RunTask(job), feed, block_size=job.block_size, jobs=jobs, stats=stats,
-                     idle=idle,
-                     lost=functools.partial(lost_item, job), first=first)
+    batch: list[Item] = []
+    nbytes = 0
+    for item, size in sized:
+        if isinstance(item, Pause):
+            if batch:
+                yield batch
+                batch = []
+                nbytes = 0
+            continue
+        if batch_bytes and size >= batch_bytes:
+            yield [item]
+            continue
+        batch.append(item)
+        nbytes += size
+        if len(batch) >= chunksize or (batch_bytes and nbytes >= batch_bytes):
+            yield batch
+            batch = []
+            nbytes = 0
+    if batch:
+        yield batch

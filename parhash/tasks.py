@@ -23,25 +23,42 @@ formats a file. Everything here is plain picklable data, so any executor
 
 from __future__ import annotations
 
+import collections
 import errno
+import functools
 import os
+import queue
 import stat
-from collections.abc import Callable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from parhash.algorithms import ALGORITHMS, Hasher
 from parhash.console import TEMPORARY_SUFFIX
+from parhash.executor import (
+    INFLIGHT_PER_WORKER,
+    INLINE_MAX_FILES,
+    Answer,
+    Feed,
+    clamp_jobs,
+    inline_bytes,
+    run_tasks,
+)
 from parhash.manifest import FS_ENCODING, FS_ERRORS
-from parhash.pipeline import WORKER_DIED, Within, note_directory, note_item
+from parhash.pool import WORKER_DIED, PipelineStats, Raised, Within, note_directory, note_item
 from parhash.report import RecordFormat, error_line
-from parhash.results import Result, WalkError, reason
+from parhash.results import Pause, Result, WalkError, reason
 from parhash.select import Predicates
 from parhash.walk import (
+    LOOP,
     Directory,
     Linked,
+    Walked,
     WalkedRun,
     _Ancestor,
     _as_prefix,
+    _loop_ancestor,
+    named_paths,
     open_directory,
     open_listing,
     walked_reason,
@@ -68,6 +85,8 @@ TASK_BYTES = 16 << 20
 # share a few large files evenly instead of one of them reading them all.
 ALONE_BYTES = 4 << 20
 NEVER_ALONE = 1 << 62
+# Directories handed to one task at most, when there are enough to go round.
+MAX_DIRS_PER_TASK = 32
 
 # The format name under which records come back as Result values.
 RESULTS = "results"
@@ -571,3 +590,181 @@ def lost_item(job: ScanJob, item: Any, why: str) -> TaskResult:
     else:
         task.failed(str(item), why)
     return task.result()
+
+
+# --- in the main process: items kept and handed out as tasks ---------------------
+
+
+class TaskFeed(Feed):
+    """The items still to do, handed out as tasks.
+
+    Named paths (arguments, lists, a glob's matches) are read from ``named``
+    in a thread of its own, so that a list that waits on a pipe never stops
+    Ctrl-C; they are cut into tasks of ``chunksize`` items, and at each
+    :class:`~parhash.results.Pause`. Directories that tasks hand back are
+    kept on a stack and handed out depth first, several to a task once
+    there are enough to go round (``share``); parts of directories and
+    items to do alone travel one to a task.
+
+    With ``follow``, each directory is entered once, by device and inode: a
+    directory met again is dropped, or reported if it leads back to one of
+    its own ancestors (a loop).
+    """
+
+    def __init__(
+        self,
+        named: Iterable[str | WalkError | Pause],
+        *,
+        chunksize: int,
+        jobs: int = 1,
+        follow: bool = False,
+    ) -> None:
+        self.chunksize = chunksize
+        self.jobs = jobs
+        self.follow = follow
+        self.share = False  # several directories to a task
+        self.dirs: list[Directory] = []
+        self.items: collections.deque[Any] = collections.deque()
+        self.alone: collections.deque[Any] = collections.deque()
+        self.visited: set[tuple[int, int]] = set()
+        self.fed = False
+        self._stop = threading.Event()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(4, jobs * INFLIGHT_PER_WORKER))
+        self._thread = threading.Thread(
+            target=self._read, args=(named,), name="parhash-paths", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def done(self) -> bool:
+        return self.fed and not (self.dirs or self.items or self.alone)
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def _put(self, value: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(value, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _read(self, named: Iterable[str | WalkError | Pause]) -> None:
+        batch: list[Any] = []
+        walked = False  # the batch holds a glob's walked files
+        try:
+            for item in named:
+                if isinstance(item, Pause):
+                    if batch and not self._put(batch):
+                        return
+                    batch = []
+                    continue
+                is_walked = type(item) is Walked
+                if batch and (is_walked != walked or len(batch) >= self.chunksize):
+                    if not self._put(batch):
+                        return
+                    batch = []
+                walked = is_walked
+                batch.append(item)
+            if batch and not self._put(batch):
+                return
+        except BaseException as e:  # handed to the main thread, which raises it
+            self._put(Raised(e))
+            return
+        self._put(_END)
+
+    def add(self, result: Answer) -> None:
+        """Take in the new items of a finished task."""
+        found: list[Directory] = []
+        for item in result.tasks:
+            if type(item) is Directory:
+                if self.follow and item.ancestor is not None and not self._first_visit(item):
+                    continue
+                found.append(item)
+            else:
+                self.items.append(item)
+        if found:
+            found.reverse()
+            self.dirs.extend(found)
+        self.alone.extend(result.alone)
+
+    def _first_visit(self, d: Directory) -> bool:
+        node = d.ancestor
+        assert node is not None
+        key = (node.dev, node.ino)
+        if key not in self.visited:
+            self.visited.add(key)
+            return True
+        ancestor = _loop_ancestor(node.parent, *key)
+        if ancestor is not None:
+            self.items.append(WalkError(node.path, LOOP, errno.ELOOP, d.depth, ancestor))
+        return False
+
+    def get(self, timeout: float) -> list[Any] | None:
+        if self.alone:
+            return [self.alone.popleft()]
+        dirs = self.dirs
+        if dirs:
+            k = 1
+            if self.share:
+                k = max(1, min(MAX_DIRS_PER_TASK, len(dirs) // (2 * self.jobs)))
+            task = dirs[-k:]
+            del dirs[-k:]
+            task.reverse()
+            return task
+        items = self.items
+        if items:
+            if type(items[0]) is Part:
+                return [items.popleft()]
+            task = []
+            while items and len(task) < self.chunksize and type(items[0]) is not Part:
+                task.append(items.popleft())
+            return task
+        if self.fed:
+            return None
+        try:
+            value = self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if value is _END:
+            self.fed = True
+            return None
+        if isinstance(value, Raised):
+            self.fed = True
+            raise value.error
+        batch: list[Any] = value
+        return batch
+
+
+_END = object()
+
+
+def scan_tasks(
+    paths: Iterable[str | Pause],
+    job: ScanJob,
+    *,
+    listed: Iterable[str | Pause] = (),
+    jobs: int | None = None,
+    stats: PipelineStats | None = None,
+    idle: Callable[[], None] | None = None,
+) -> Generator[TaskResult, None, None]:
+    """Hash every file reachable from ``paths`` and ``listed`` as ``job`` says; the
+    results of the tasks, as they complete.
+
+    ``paths`` are files, directories and globs, ``listed`` names taken
+    literally (see :func:`~parhash.walk.named_paths`). Per-file failures are
+    in the results; only bugs raise. See :func:`run_tasks` for ``jobs``,
+    ``stats`` and ``idle``.
+    """
+    if clamp_jobs(jobs) == 1:
+        job = job._replace(alone=NEVER_ALONE)
+    named = named_paths(paths, listed, follow=job.follow, select=job.select)
+    feed = TaskFeed(named, chunksize=job.files, follow=job.follow)
+    small = inline_bytes(job.block_size)
+    first = RunTask(job._replace(files=INLINE_MAX_FILES, nbytes=small,
+                                 alone=min(job.alone, small), first=True))
+    return run_tasks(RunTask(job), feed, block_size=job.block_size, jobs=jobs, stats=stats,
+                     idle=idle,
+                     lost=functools.partial(lost_item, job), first=first)

@@ -33,7 +33,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any, BinaryIO, NamedTuple
 
 from parhash.algorithms import ALGORITHMS, Hasher
-from parhash.executor import TaskFeed, inline_bytes, run_tasks
+from parhash.executor import INLINE_MAX_FILES, clamp_jobs, inline_bytes, run_tasks
 from parhash.manifest import (
     FS_ENCODING,
     FS_ERRORS,
@@ -45,14 +45,7 @@ from parhash.manifest import (
     parse_csv_row,
     parse_line,
 )
-from parhash.pipeline import (
-    INLINE_MAX_FILES,
-    PipelineStats,
-    Within,
-    clamp_jobs,
-    note_directory,
-    note_item,
-)
+from parhash.pool import PipelineStats, Within, note_directory, note_item
 from parhash.report import TaskBar, check_record, check_text, error_line, verdict_lines
 from parhash.results import (
     FAILED,
@@ -67,7 +60,7 @@ from parhash.results import (
     Verdict,
     reason,
 )
-from parhash.tasks import ALONE_BYTES, NEVER_ALONE, RESULTS, TASK_BYTES
+from parhash.tasks import ALONE_BYTES, NEVER_ALONE, RESULTS, TASK_BYTES, TaskFeed
 from parhash.walk import readable_now
 from parhash.worker import (
     DEFAULT_BLOCK_SIZE,

@@ -89,7 +89,7 @@ def test_import_parhash_loads_neither_click_nor_tqdm() -> None:
 def test_default_jobs_count_the_cpus_this_process_may_use() -> None:
     code = (
         "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))});"
-        "from parhash.pipeline import clamp_jobs; print(clamp_jobs(None))"
+        "from parhash.executor import clamp_jobs; print(clamp_jobs(None))"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, env=ENV, check=True, text=True

@@ -51,7 +51,8 @@ from parhash.dupes import (
     stat_files,
     walk_and_stat,
 )
-from parhash.pipeline import INLINE_MAX_FILES, WORKER_DIED
+from parhash.executor import INLINE_MAX_FILES
+from parhash.pool import WORKER_DIED
 from parhash.results import DupeError, DupeGroup
 from parhash.walk import CHANGED_DURING_WALK, PSEUDO_FS, Directory, walk_paths
 

@@ -24,9 +24,8 @@ import pytest
 from conftest import ENV, PARHASH, gnu_line, no_traceback, random_bytes, records, run, tool
 
 import parhash
-from parhash.executor import scan_tasks
-from parhash.pipeline import INLINE_MAX_FILES
-from parhash.tasks import ALONE_BYTES, ScanJob
+from parhash.executor import INLINE_MAX_FILES
+from parhash.tasks import ALONE_BYTES, ScanJob, scan_tasks
 from parhash.verify import Lines, read_ranges
 
 MiB = 1 << 20

@@ -694,7 +694,8 @@ def test_read_dir_refuses_a_directory_that_is_not_the_one_listed(tmp_path: Path)
 
 def _run_items(items: list[object], jobs: int) -> list[Result]:
     """Results of scan's task items, each item a task, run in this process or a pool."""
-    from parhash.pipeline import InlineExecutor, PoolExecutor
+    from parhash.executor import InlineExecutor
+    from parhash.pool import PoolExecutor
     from parhash.tasks import RESULTS, RunTask, ScanJob
 
     run = RunTask(ScanJob(("md5",), fmt=RESULTS))

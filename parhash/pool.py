@@ -1,13 +1,11 @@
-"""The executors: where batches of work run, and what happens when a worker fails.
+"""A ``multiprocessing.Pool`` behind the executor seam, and all it takes to trust one.
 
-An :class:`Executor` runs a function over batches (lists of work items) and
-yields each batch's results as soon as it completes; the batches come from
-an iterable, or from a :class:`Feed` that finished batches add to (see
-:mod:`parhash.executor`). :class:`InlineExecutor` runs them in this
-process, :class:`PoolExecutor` on a ``multiprocessing.Pool`` through
-``imap_unordered``, and is the only place that knows about processes:
-worker deaths, stalls and signals are handled here, once for every command.
-Another engine can take their place by implementing ``map_unordered``.
+:class:`PoolExecutor` runs batches on a pool through ``imap_unordered``. This
+is the only module that knows about processes, and the only one that touches
+the pool's private state: worker deaths, stalls and signals are handled
+here, once for every command (see :class:`PoolExecutor` and
+:class:`PipelineStats`). Workers tell the parent which item and which file
+they are on through memory they share with it (:func:`note_item`).
 """
 
 from __future__ import annotations
@@ -22,105 +20,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, NamedTuple, Protocol, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
-from parhash.results import Pause, Result, WalkError
+from parhash.executor import INFLIGHT_PER_WORKER, POLL_SECONDS, Feed, Item
+from parhash.results import Result, WalkError
 from parhash.walk import pack_walked, unpack_walked
 
-Item = str | WalkError
 T = TypeVar("T")
 R = TypeVar("R")
-
-# Batches close at whichever comes first: this many paths, or this many bytes
-# (see benchmarks/RESULTS.md). Large files travel alone, so two workers share
-# a few big files evenly; small files travel by the hundred, so the cost of a
-# round trip to a worker is spread over many files.
-DEFAULT_CHUNKSIZE = 256
-BATCH_BYTES = 16 << 20
-
-# The read buffer is allocated in every worker: beyond this, a larger one
-# only costs memory (64 KiB is the fastest size measured).
-MAX_BLOCK_SIZE = 64 << 20
-
-# A job this small is hashed in this process: starting a pool costs more.
-INLINE_MAX_FILES = 64
-INLINE_MAX_BYTES = 32 << 20
-
-# Batches queued or running per worker; bounds memory on huge trees.
-INFLIGHT_PER_WORKER = 4
-
-
-def available_cpus() -> int:
-    """The CPUs this process may run on (its affinity), not the machine's count."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def clamp_jobs(jobs: int | None) -> int:
-    """``None`` means every available CPU; more than 4 per CPU is never useful."""
-    cpus = available_cpus()
-    if jobs is None:
-        return cpus
-    if jobs < 1:
-        raise ValueError("jobs must be at least 1")
-    return min(jobs, 4 * cpus)
-
-
-class Executor(Protocol):
-    """Runs ``fn`` over batches, yielding each batch's results as it completes."""
-
-    def map_unordered(
-        self,
-        fn: Callable[[list[T]], list[R]],
-        batches: Iterable[list[T]] | Feed,
-        idle: Callable[[], None] | None = None,
-        lost: Callable[[Any, str], R] | None = None,
-    ) -> Iterator[list[R]]:
-        """``idle``, if given, is called whenever the caller would otherwise
-        wait: no result and no batch for a moment. ``lost(item, reason)`` makes
-        the result of an item that could not be run (its worker died on it,
-        twice; it made no progress for the stall timeout); by default, a
-        :class:`Result` with an error for a path."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class InlineExecutor:
-    """Runs every batch in this process, in order."""
-
-    def map_unordered(
-        self,
-        fn: Callable[[list[T]], list[R]],
-        batches: Iterable[list[T]] | Feed,
-        idle: Callable[[], None] | None = None,
-        lost: Callable[[Any, str], R] | None = None,
-    ) -> Iterator[list[R]]:
-        # Waits only for a feed's next batch: ``idle`` is called then.
-        if isinstance(batches, Feed):
-            return _drain(fn, batches, idle)
-        return map(fn, batches)
-
-    def close(self) -> None:
-        pass
-
-
-def _drain(
-    fn: Callable[[list[T]], list[R]], feed: Feed, idle: Callable[[], None] | None
-) -> Iterator[list[R]]:
-    while True:
-        batch = feed.get(0)
-        if batch is None and not feed.done:
-            if idle is not None:
-                idle()  # the feed waits: so may the caller's output
-            batch = feed.get(POLL_SECONDS)
-        if batch is not None:
-            yield fn(batch)
-        elif feed.done:
-            return
-
 
 # A worker whose item has made no progress for this long is reported once.
 STALL_WARNING_SECONDS = 60.0
@@ -429,8 +336,6 @@ def _pool_context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
-# How long the parent waits for a result before it looks for dead workers.
-POLL_SECONDS = 0.1
 # How long a drained pool may take to wind down before it is killed instead.
 CLOSE_SECONDS = 5.0
 # Deaths after which the run gives up on the pool.
@@ -757,26 +662,6 @@ def _bytes_read(pid: int) -> int | None:
         return None
 
 
-class Feed:
-    """Batches handed out one at a time, which finished batches may add to.
-
-    An executor given one instead of an iterable asks :meth:`get` for the
-    next batch whenever it has room, and ends once :attr:`done` is true with
-    nothing in flight: a batch's results, handled by the caller before the
-    executor resumes, may add batches meanwhile.
-    """
-
-    @property
-    def done(self) -> bool:
-        """No batch now, and none to come unless a batch in flight adds some."""
-        raise NotImplementedError
-
-    def get(self, timeout: float) -> list[Any] | None:
-        """The next batch; None if there is none yet (waiting at most ``timeout``
-        seconds for one) or none any more (:attr:`done`)."""
-        raise NotImplementedError
-
-
 class _ReadAhead(Feed):
     """Iterates ``batches`` in a thread of its own, up to ``depth`` ahead.
 
@@ -819,7 +704,7 @@ class _ReadAhead(Feed):
                 if not self._put(batch):
                     return
         except BaseException as e:  # handed to the main thread, which raises it
-            self._put(_Raised(e))
+            self._put(Raised(e))
             return
         self._put(self._END)
 
@@ -836,14 +721,16 @@ class _ReadAhead(Feed):
         if value is self._END:
             self._done = True
             return None
-        if isinstance(value, _Raised):
+        if isinstance(value, Raised):
             self._done = True
             raise value.error
         batch: list[Any] = value
         return batch
 
 
-class _Raised:
+class Raised:
+    """An exception raised in a reader thread, for the main thread to raise."""
+
     def __init__(self, error: BaseException) -> None:
         self.error = error
 
@@ -857,32 +744,3 @@ def _lost_result(item: Item, reason: str) -> Result:
     return Result(str(item), {}, error=reason)
 
 
-def batch_by_size(
-    sized: Iterable[tuple[Item | Pause, int]], chunksize: int, batch_bytes: int
-) -> Iterator[list[Item]]:
-    """Cut ``(item, bytes)`` pairs into batches of at most ``chunksize`` items.
-
-    With ``batch_bytes``, a batch also closes once it holds that many bytes,
-    and an item of that size or more travels alone. A :class:`Pause` (the
-    input waits on its producer) closes the batch at once.
-    """
-    batch: list[Item] = []
-    nbytes = 0
-    for item, size in sized:
-        if isinstance(item, Pause):
-            if batch:
-                yield batch
-                batch = []
-                nbytes = 0
-            continue
-        if batch_bytes and size >= batch_bytes:
-            yield [item]
-            continue
-        batch.append(item)
-        nbytes += size
-        if len(batch) >= chunksize or (batch_bytes and nbytes >= batch_bytes):
-            yield batch
-            batch = []
-            nbytes = 0
-    if batch:
-        yield batch
