@@ -189,7 +189,9 @@ class _Task:
     def overfull(self) -> bool:
         """Whether even the directory being read must stop here."""
         job = self.job
-        return self.files + self.errors >= 2 * job.files or self.nbytes >= 2 * job.nbytes
+        stretch = 1 if job.first else 2
+        return (self.files + self.errors >= stretch * job.files
+                or self.nbytes >= stretch * job.nbytes)
 
     def result(self) -> TaskResult:
         return TaskResult(
@@ -355,8 +357,10 @@ class _Task:
         nbytes = self.nbytes
         # The task's size is checked between directories; within one, only
         # a directory too large for a task (twice its files) is cut here.
-        limit = 2 * job.files - self.errors
-        limit_bytes = 2 * job.nbytes
+        # The first tasks stop at their size: the workers are waiting for them.
+        stretch = 1 if job.first else 2
+        limit = stretch * job.files - self.errors
+        limit_bytes = stretch * job.nbytes
         try:
             for name in entries:
                 if type(name) is not str:
