@@ -527,6 +527,87 @@ def _records(
         yield bytes(carry)
 
 
+class LineParser:
+    """Reads a manifest's records in order, keeping what one line tells of the next.
+
+    Coreutils keeps one piece of state between lines (:func:`parse_line`'s
+    ``reversed``, here :attr:`state`); a ``scan --csv`` manifest (``csv``,
+    its header's algorithms) has records whose quoted names may span lines.
+    :meth:`line` takes each record with its line number and returns what it
+    completes: ``(number, Entry or Malformed)`` pairs, the number being the
+    record's first line. :attr:`decided` is the first form the lines decided
+    (None while none did). Used on a whole stream (:func:`read_manifest`) and
+    on ranges of one (``check``'s workers).
+    """
+
+    def __init__(self, *, algo: str | None = None, zero: bool = False,
+                 csv: tuple[str, ...] | None = None, state: bool | None = None,
+                 max_line: int = MAX_LINE) -> None:
+        self.algo = algo
+        self.zero = zero
+        self.csv = csv
+        self.state = state
+        self.decided: bool | None = None
+        self.max_line = max_line
+        # A CSV record whose quoted name holds a line end, and whether it has
+        # an odd number of quotes so far. Each line's quotes are counted once:
+        # counting the whole record again at each line made a quote left open
+        # before 500 KB of line ends cost a minute.
+        self.partial = bytearray()
+        self.open_quote = False
+        self.first = 0
+
+    def line(self, number: int, line: bytes) -> list[tuple[int, Entry | Malformed]]:
+        if self.csv is not None:
+            return self._csv_line(number, line)
+        parsed = parse_line(line, algo=self.algo, reversed=self.state, zero=self.zero)
+        if parsed is None:
+            return []
+        if type(parsed) is Entry and parsed.reversed is not None:
+            self.state = parsed.reversed
+            if self.decided is None:
+                self.decided = parsed.reversed
+        return [(number, parsed)]
+
+    def _csv_line(self, number: int, line: bytes) -> list[tuple[int, Entry | Malformed]]:
+        partial = self.partial
+        if not partial:
+            self.first = number
+        partial += line
+        if line.count(b'"') % 2:
+            self.open_quote = not self.open_quote
+        if self.open_quote:
+            if len(partial) > self.max_line:
+                partial.clear()
+                self.open_quote = False
+                return [(self.first, Malformed(f"a line longer than {self.max_line} bytes"))]
+            return []
+        record = bytes(partial)
+        partial.clear()
+        parsed = parse_csv_row(record, self.csv, algo=self.algo)  # type: ignore[arg-type]
+        return [] if parsed is None else [(self.first, parsed)]
+
+    def overlong(self, number: int, start: bytes) -> tuple[int, Entry | Malformed]:
+        """A record longer than the limit, of which only ``start`` was kept."""
+        self.partial.clear()
+        self.open_quote = False
+        # md5sum tries to open such a name and fails; a checksum line whose
+        # name runs past the kept bytes names no file that can be opened
+        # either (it is longer than PATH_MAX), so it is checked, and fails,
+        # as a name "too long"; anything else is malformed.
+        cut = parse_line(start, algo=self.algo, reversed=self.state, zero=self.zero)
+        if isinstance(cut, Entry) and len(os.fsencode(cut.name)) > 4096:
+            return number, cut
+        return number, Malformed(f"a line longer than {self.max_line} bytes")
+
+    def finish(self) -> list[tuple[int, Entry | Malformed]]:
+        """What is left at the end: a CSV record whose quote never closed."""
+        if self.partial:
+            self.partial.clear()
+            return [(self.first, Malformed("a CSV record with no closing quote"))]
+        return []
+
+
 def read_manifest(
     stream: Source,
     *,
@@ -540,20 +621,13 @@ def read_manifest(
     Empty lines and comments are skipped. A manifest whose first line is a
     ``scan --csv`` header is read as CSV (a quoted name may span lines);
     otherwise each line is read by :func:`parse_line`, keeping coreutils' one
-    piece of state between lines. With ``zero``, records end in NUL. Raises
-    ``OSError`` when the stream can't be read; anything in it is data. With
-    ``ready`` (whether a read of ``stream`` would return at once),
-    ``(number, PAUSE)`` comes before each read that would wait.
+    piece of state between lines (see :class:`LineParser`). With ``zero``,
+    records end in NUL. Raises ``OSError`` when the stream can't be read;
+    anything in it is data. With ``ready`` (whether a read of ``stream``
+    would return at once), ``(number, PAUSE)`` comes before each read that
+    would wait.
     """
-    reversed: bool | None = None
-    csv_algos: tuple[str, ...] | None = None
-    # A CSV record whose quoted name holds a line end, and whether it has an
-    # odd number of quotes so far. Each line's quotes are counted once:
-    # counting the whole record again at each line made a quote left open
-    # before 500 KB of line ends cost a minute.
-    partial = bytearray()
-    open_quote = False
-    first_number = 0
+    parser = LineParser(algo=algo, zero=zero, max_line=max_line)
     number = 0
     for line in _records(stream, b"\0" if zero else b"\n", max_line, ready):
         if isinstance(line, Pause):
@@ -561,45 +635,11 @@ def read_manifest(
             continue
         number += 1
         if isinstance(line, Overlong):
-            partial.clear()
-            open_quote = False
-            # md5sum tries to open such a name and fails; a checksum line
-            # whose name runs past the kept bytes names no file that can be
-            # opened either (it is longer than PATH_MAX), so it is checked,
-            # and fails, as a name "too long"; anything else is malformed.
-            cut = parse_line(bytes(line), algo=algo, reversed=reversed, zero=zero)
-            if isinstance(cut, Entry) and len(os.fsencode(cut.name)) > 4096:
-                yield number, cut
-            else:
-                yield number, Malformed(f"a line longer than {max_line} bytes")
+            yield parser.overlong(number, bytes(line))
             continue
         if number == 1 and not zero:
-            csv_algos = parse_csv_header(line)
-            if csv_algos is not None:
+            parser.csv = parse_csv_header(line)
+            if parser.csv is not None:
                 continue
-        if csv_algos is not None:
-            if not partial:
-                first_number = number
-            partial += line
-            if line.count(b'"') % 2:
-                open_quote = not open_quote
-            if open_quote:
-                if len(partial) > max_line:
-                    partial.clear()
-                    open_quote = False
-                    yield first_number, Malformed(f"a line longer than {max_line} bytes")
-                continue
-            record = bytes(partial)
-            partial.clear()
-            parsed = parse_csv_row(record, csv_algos, algo=algo)
-            if parsed is not None:
-                yield first_number, parsed
-            continue
-        parsed = parse_line(line, algo=algo, reversed=reversed, zero=zero)
-        if parsed is None:
-            continue
-        if isinstance(parsed, Entry) and parsed.reversed is not None:
-            reversed = parsed.reversed
-        yield number, parsed
-    if partial:
-        yield first_number, Malformed("a CSV record with no closing quote")
+        yield from parser.line(number, line)
+    yield from parser.finish()

@@ -40,10 +40,9 @@ from parhash.manifest import (
     MAX_LINE,
     OVERLONG_KEEP,
     Entry,
+    LineParser,
     Malformed,
     parse_csv_header,
-    parse_csv_row,
-    parse_line,
 )
 from parhash.pool import PipelineStats, Within, note_directory, note_item
 from parhash.report import TaskBar, check_record, check_text, error_line, verdict_lines
@@ -794,65 +793,24 @@ _COUNTED = {OK: 0, FAILED: 1, MISSING: 2, UNREADABLE: 3, MALFORMED: 4}
 
 def _parse(item: Lines, job: CheckJob) -> tuple[list[tuple[int, Entry | Malformed]], bool | None]:
     """The entries and malformed lines of a range, and the GNU form its lines decided."""
-    algo, zero = job.algo, job.zero
+    parser = LineParser(algo=job.algo, zero=job.zero, csv=item.csv, state=item.state)
     if item.overlong:
-        # md5sum tries to open such a name and fails; a checksum line whose
-        # name runs past the kept bytes names no file that can be opened
-        # either (it is longer than PATH_MAX), so it is checked, and fails,
-        # as a name "too long"; anything else is malformed.
-        cut = parse_line(item.data, algo=algo, reversed=item.state, zero=zero)
-        if isinstance(cut, Entry) and len(os.fsencode(cut.name)) > 4096:
-            return [(item.first, cut)], None
-        return [(item.first, Malformed(f"a line longer than {MAX_LINE} bytes"))], None
-    end = b"\0" if zero else b"\n"
+        return [parser.overlong(item.first, item.data)], None
+    end = b"\0" if job.zero else b"\n"
     records = item.data.split(end)
-    if records and not records[-1]:
-        records.pop()
+    last = records.pop()  # empty when the range ends with a line end, as it does but at EOF
     out: list[tuple[int, Entry | Malformed]] = []
-    number = item.first - 1
-    if item.csv is not None:
-        return _parse_csv(records, item.csv, algo, number, end), None
-    state = item.state
-    decided = None
-    for line in records:
+    line = parser.line
+    number = item.first
+    # parse_line drops a line's end itself: only a CSV record needs it back.
+    tail = end if item.csv is not None else b""
+    for record in records:
+        out += line(number, record + tail if tail else record)
         number += 1
-        parsed = parse_line(line, algo=algo, reversed=state, zero=zero)
-        if parsed is None:
-            continue
-        if type(parsed) is Entry and parsed.reversed is not None:
-            state = parsed.reversed
-            if decided is None:
-                decided = state
-        out.append((number, parsed))
-    return out, decided
-
-
-def _parse_csv(records: list[bytes], algos: tuple[str, ...], algo: str | None, number: int,
-               end: bytes) -> list[tuple[int, Entry | Malformed]]:
-    out: list[tuple[int, Entry | Malformed]] = []
-    partial = bytearray()
-    open_quote = False
-    first = 0
-    for line in records:
-        number += 1
-        if not partial:
-            first = number
-        partial += line + end
-        if line.count(b'"') % 2:
-            open_quote = not open_quote
-        if open_quote:
-            if len(partial) > MAX_LINE:
-                partial.clear()
-                open_quote = False
-                out.append((first, Malformed(f"a line longer than {MAX_LINE} bytes")))
-            continue
-        parsed = parse_csv_row(bytes(partial), algos, algo=algo)
-        partial.clear()
-        if parsed is not None:
-            out.append((first, parsed))
-    if partial:
-        out.append((first, Malformed("a CSV record with no closing quote")))
-    return out
+    if last:
+        out += line(number, last)
+    out += parser.finish()
+    return out, parser.decided
 
 
 def _resolve(job: CheckJob, manifest: str, name: str) -> str:
