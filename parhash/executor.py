@@ -13,6 +13,7 @@ chooses between them and drives a feed to its end.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -142,6 +143,80 @@ class Feed:
         """The next batch; None if there is none yet (waiting at most ``timeout``
         seconds for one) or none any more (:attr:`done`)."""
         raise NotImplementedError
+
+
+class ReadAhead(Feed):
+    """Iterates ``batches`` in a thread of its own, up to ``depth`` ahead.
+
+    :meth:`get` hands out the batches; the thread is a daemon, so one stuck
+    reading a path list that never ends keeps neither Ctrl-C waiting nor the
+    process alive. An exception in ``batches`` is raised by :meth:`get`.
+    """
+
+    _END = object()
+
+    def __init__(self, batches: Iterable[list[Any]], depth: int, stop: threading.Event,
+                 name: str = "parhash-walk") -> None:
+        import queue
+
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = stop
+        self._done = False
+        self._thread = threading.Thread(
+            target=self._fill, args=(batches,), name=name, daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def _put(self, value: Any) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(value, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _fill(self, batches: Iterable[list[Any]]) -> None:
+        try:
+            for batch in batches:
+                if not self._put(batch):
+                    return
+        except BaseException as e:  # handed to the main thread, which raises it
+            self._put(Raised(e))
+            return
+        self._put(self._END)
+
+    def get(self, timeout: float) -> list[Any] | None:
+        """The next batch, or None if there is none yet (or no more: see ``done``)."""
+        import queue
+
+        if self._done:
+            return None
+        try:
+            value = self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if value is self._END:
+            self._done = True
+            return None
+        if isinstance(value, Raised):
+            self._done = True
+            raise value.error
+        batch: list[Any] = value
+        return batch
+
+
+class Raised:
+    """An exception raised in a reader thread, for the main thread to raise."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
 
 
 class Answer(Protocol):

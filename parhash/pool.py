@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar, cast
 
-from parhash.executor import INFLIGHT_PER_WORKER, POLL_SECONDS, Feed, Item
+from parhash.executor import INFLIGHT_PER_WORKER, POLL_SECONDS, Feed, Item, ReadAhead
 from parhash.results import Result, WalkError
 from parhash.walk import pack_walked, unpack_walked
 
@@ -396,7 +396,7 @@ class PoolExecutor:
 
         self._drained = False
         ahead: Feed = (batches if isinstance(batches, Feed)
-                       else _ReadAhead(batches, self.jobs * INFLIGHT_PER_WORKER, self._stop))
+                       else ReadAhead(batches, self.jobs * INFLIGHT_PER_WORKER, self._stop))
         limit = self.jobs * INFLIGHT_PER_WORKER
         lose = lost if lost is not None else cast(Callable[[Any, str], R], _lost_result)
         # Batches to send again after a death, with whether they are a retry.
@@ -660,79 +660,6 @@ def _bytes_read(pid: int) -> int | None:
             return int(f.readline().split()[1])  # "rchar: N"
     except (OSError, ValueError, IndexError):
         return None
-
-
-class _ReadAhead(Feed):
-    """Iterates ``batches`` in a thread of its own, up to ``depth`` ahead.
-
-    :meth:`get` hands out the batches; the thread is a daemon, so one stuck
-    reading a path list that never ends keeps neither Ctrl-C waiting nor the
-    process alive. An exception in ``batches`` is raised by :meth:`get`.
-    """
-
-    _END = object()
-
-    def __init__(self, batches: Iterable[list[Any]], depth: int, stop: threading.Event) -> None:
-        import queue
-
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
-        self._stop = stop
-        self._done = False
-        self._thread = threading.Thread(
-            target=self._fill, args=(batches,), name="parhash-walk", daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def done(self) -> bool:
-        return self._done
-
-    def _put(self, value: Any) -> bool:
-        import queue
-
-        while not self._stop.is_set():
-            try:
-                self._queue.put(value, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _fill(self, batches: Iterable[list[Any]]) -> None:
-        try:
-            for batch in batches:
-                if not self._put(batch):
-                    return
-        except BaseException as e:  # handed to the main thread, which raises it
-            self._put(Raised(e))
-            return
-        self._put(self._END)
-
-    def get(self, timeout: float) -> list[Any] | None:
-        """The next batch, or None if there is none yet (or no more: see ``done``)."""
-        import queue
-
-        if self._done:
-            return None
-        try:
-            value = self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait()
-        except queue.Empty:
-            return None
-        if value is self._END:
-            self._done = True
-            return None
-        if isinstance(value, Raised):
-            self._done = True
-            raise value.error
-        batch: list[Any] = value
-        return batch
-
-
-class Raised:
-    """An exception raised in a reader thread, for the main thread to raise."""
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
 
 
 WORKER_DIED = "worker process died while hashing this file"

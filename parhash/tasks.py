@@ -27,7 +27,6 @@ import collections
 import errno
 import functools
 import os
-import queue
 import stat
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -40,12 +39,13 @@ from parhash.executor import (
     INLINE_MAX_FILES,
     Answer,
     Feed,
+    ReadAhead,
     clamp_jobs,
     inline_bytes,
     run_tasks,
 )
 from parhash.manifest import FS_ENCODING, FS_ERRORS
-from parhash.pool import WORKER_DIED, PipelineStats, Raised, Within, note_directory, note_item
+from parhash.pool import WORKER_DIED, PipelineStats, Within, note_directory, note_item
 from parhash.report import RecordFormat, error_line
 from parhash.results import Pause, Result, WalkError, reason
 from parhash.select import Predicates
@@ -631,13 +631,15 @@ class TaskFeed(Feed):
         self.items: collections.deque[Any] = collections.deque()
         self.alone: collections.deque[Any] = collections.deque()
         self.visited: set[tuple[int, int]] = set()
-        self.fed = False
         self._stop = threading.Event()
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(4, jobs * INFLIGHT_PER_WORKER))
-        self._thread = threading.Thread(
-            target=self._read, args=(named,), name="parhash-paths", daemon=True
-        )
-        self._thread.start()
+        depth = max(4, jobs * INFLIGHT_PER_WORKER)
+        self._named = ReadAhead(_named_tasks(named, chunksize), depth, self._stop,
+                                "parhash-paths")
+
+    @property
+    def fed(self) -> bool:
+        """Whether every named path has been handed out."""
+        return self._named.done
 
     @property
     def done(self) -> bool:
@@ -645,39 +647,6 @@ class TaskFeed(Feed):
 
     def close(self) -> None:
         self._stop.set()
-
-    def _put(self, value: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(value, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _read(self, named: Iterable[str | WalkError | Pause]) -> None:
-        batch: list[Any] = []
-        walked = False  # the batch holds a glob's walked files
-        try:
-            for item in named:
-                if isinstance(item, Pause):
-                    if batch and not self._put(batch):
-                        return
-                    batch = []
-                    continue
-                is_walked = type(item) is Walked
-                if batch and (is_walked != walked or len(batch) >= self.chunksize):
-                    if not self._put(batch):
-                        return
-                    batch = []
-                walked = is_walked
-                batch.append(item)
-            if batch and not self._put(batch):
-                return
-        except BaseException as e:  # handed to the main thread, which raises it
-            self._put(Raised(e))
-            return
-        self._put(_END)
 
     def add(self, result: Answer) -> None:
         """Take in the new items of a finished task."""
@@ -726,23 +695,28 @@ class TaskFeed(Feed):
             while items and len(task) < self.chunksize and type(items[0]) is not Part:
                 task.append(items.popleft())
             return task
-        if self.fed:
-            return None
-        try:
-            value = self._queue.get(timeout=timeout) if timeout else self._queue.get_nowait()
-        except queue.Empty:
-            return None
-        if value is _END:
-            self.fed = True
-            return None
-        if isinstance(value, Raised):
-            self.fed = True
-            raise value.error
-        batch: list[Any] = value
-        return batch
+        return self._named.get(timeout)
 
 
-_END = object()
+def _named_tasks(named: Iterable[str | WalkError | Pause], chunksize: int) -> Iterator[list[Any]]:
+    """Named paths in tasks of ``chunksize``, cut at each pause; a glob's walked
+    files apart from the rest, to travel as a :class:`~parhash.walk.WalkedRun`."""
+    batch: list[Any] = []
+    walked = False
+    for item in named:
+        if isinstance(item, Pause):
+            if batch:
+                yield batch
+            batch = []
+            continue
+        is_walked = type(item) is Walked
+        if batch and (is_walked != walked or len(batch) >= chunksize):
+            yield batch
+            batch = []
+        walked = is_walked
+        batch.append(item)
+    if batch:
+        yield batch
 
 
 def scan_tasks(
