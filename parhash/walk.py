@@ -843,14 +843,10 @@ def walk_paths(
     """
     if follow and not descend:
         raise ValueError("walk_paths: descend=False does not go with follow")
-    if isinstance(paths, str):
-        paths = (paths,)
-    for arg in paths:
+    for arg in _arguments(paths):
         if isinstance(arg, Pause):
             yield arg
             continue
-        if not isinstance(arg, str):
-            arg = os.fsdecode(arg)  # a pathlib.Path, bytes: the rest of the pipeline sees str
         try:
             st = os.stat(arg)
         except ValueError:  # a NUL byte, from a newline-separated list
@@ -875,6 +871,17 @@ def walk_paths(
             yield WalkError(arg, NOT_REGULAR)
 
 
+def _arguments(paths: Iterable[str | Pause]) -> Iterator[str | Pause]:
+    """``paths`` as strings; a single string is one path, not a sequence of letters."""
+    if isinstance(paths, str):
+        paths = (paths,)
+    for arg in paths:
+        if isinstance(arg, (str, Pause)):
+            yield arg
+        else:
+            yield os.fsdecode(arg)  # a pathlib.Path, bytes: the rest of the pipeline sees str
+
+
 def named_paths(
     paths: Iterable[str | Pause],
     listed: Iterable[str | Pause] = (),
@@ -890,14 +897,10 @@ def named_paths(
     :class:`WalkError` values. ``listed`` names are never globs.
     :data:`PAUSE` passes through.
     """
-    if isinstance(paths, str):
-        paths = (paths,)
-    for arg in paths:
+    for arg in _arguments(paths):
         if isinstance(arg, Pause):
             yield arg
             continue
-        if not isinstance(arg, str):
-            arg = os.fsdecode(arg)  # a pathlib.Path, bytes: the rest of the pipeline sees str
         if has_magic(arg):
             try:
                 os.stat(arg)
@@ -907,8 +910,7 @@ def named_paths(
             except (OSError, ValueError):
                 pass  # the worker says what is wrong with it
         yield arg
-    for arg in listed:
-        yield arg if isinstance(arg, (str, Pause)) else os.fsdecode(arg)
+    yield from _arguments(listed)
 
 
 def read_path_list(
