@@ -328,6 +328,13 @@ def _item_name(item: Any, sub: int = 0) -> str:
 
     if isinstance(item, Within):
         return item.name
+    directory = getattr(item, "directory", None)  # a part of a directory
+    if directory is not None:
+        return _item_name(directory)
+    manifest = getattr(item, "manifest", None)  # check's lines, or a file of them
+    if isinstance(manifest, str):
+        path = getattr(item, "path", None)
+        return path if isinstance(path, str) else manifest
     for attribute in ("shown", "path"):
         if isinstance(getattr(item, attribute, None), str):
             return str(getattr(item, attribute))

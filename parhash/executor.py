@@ -227,6 +227,8 @@ class Answer(Protocol):
     @property
     def alone(self) -> list[Any]: ...  # new items, each for a task of its own
     @property
+    def rest(self) -> list[Any]: ...  # the task's own items it had no room for
+    @property
     def files(self) -> int: ...
     @property
     def nbytes(self) -> int: ...

@@ -142,7 +142,8 @@ class TaskResult(NamedTuple):
     lines for stderr (``parhash: NAME: reason``); ``files`` and ``nbytes``
     count the files hashed, ``errors`` those that could not be. ``tasks``
     are new items to share out, ``alone`` items each to go in a task of its
-    own. ``records`` holds Result values (format ``RESULTS``) or, with
+    own, ``rest`` the task's own items it had no room for. ``records``
+    holds Result values (format ``RESULTS``) or, with
     ``sort``, ``(name, record)`` pairs; then ``out`` is empty.
     """
 
@@ -154,6 +155,8 @@ class TaskResult(NamedTuple):
     tasks: list[Any] = []
     alone: list[Any] = []
     records: list[Any] = []
+    # Items of the task it had no room for, handed back as they came.
+    rest: list[Any] = []
 
 
 # The directories this process reads files from, shared with worker.hash_file.
@@ -181,6 +184,7 @@ class _Task:
         self.errors = 0
         self.tasks: list[Any] = []
         self.alone: list[Any] = []
+        self.rest: list[Any] = []
 
     def full(self) -> bool:
         """Whether the task has room for no more items."""
@@ -198,6 +202,7 @@ class _Task:
             "".join(self.out).encode(FS_ENCODING, FS_ERRORS),
             "".join(self.err).encode(FS_ENCODING, FS_ERRORS),
             self.files, self.nbytes, self.errors, self.tasks, self.alone, self.records,
+            self.rest,
         )
 
     # --- what each file comes to
@@ -251,7 +256,8 @@ class _Task:
     def directory(self, index: int, d: Directory, skip: frozenset[str] = frozenset()) -> None:
         job = self.job
         note_item(index)  # no file yet: a death while listing is the directory's
-        opened = open_listing(d, _DESCENT, follow=job.follow, select=job.select)
+        opened = open_listing(d, _DESCENT, follow=job.follow, select=job.select, skip=skip,
+                              note=functools.partial(note_item, index, 0))
         if isinstance(opened, WalkError):
             self.walk_error(opened)
             return
@@ -266,15 +272,17 @@ class _Task:
                     self.tasks.append(Part(d, "\0".join(left), skip))
                     left = []
             else:
-                self.entry(entry, index)
+                self.entry(entry, index, skip)
         if left:
             self.tasks.append(Part(d, "\0".join(left), skip))
 
-    def entry(self, entry: Any, index: int) -> None:
+    def entry(self, entry: Any, index: int, skip: frozenset[str] = frozenset()) -> None:
         """Whatever a listing holds besides regular files."""
         if type(entry) is Directory:
             self.tasks.append(entry)
         elif type(entry) is Linked:
+            if skip and entry.path.rpartition("/")[2] in skip:
+                return  # given up on
             note_item(index, 0, entry.path)
             self.result_of(self.hash_path(entry.path))
         else:
@@ -304,7 +312,8 @@ class _Task:
     def split(self, p: Part) -> None:
         """List a directory a worker died on; each file goes back as a task of its own."""
         d = p.directory
-        opened = open_listing(d, _DESCENT, follow=self.job.follow, select=self.job.select)
+        opened = open_listing(d, _DESCENT, follow=self.job.follow, select=self.job.select,
+                              skip=p.skip, note=functools.partial(note_item, 0, 0))
         if isinstance(opened, WalkError):
             self.walk_error(opened)
             return
@@ -333,7 +342,7 @@ class _Task:
         if len(self.constructors) != 1 or self.format is None or job.sort:
             for name in entries:
                 if type(name) is not str:
-                    self.entry(name, index)
+                    self.entry(name, index, skip)
                 elif not (skip and name in skip):
                     self.file_in(dirfd, top, name, index, d, among)
                     if self.overfull():
@@ -364,7 +373,9 @@ class _Task:
         try:
             for name in entries:
                 if type(name) is not str:
-                    self.entry(name, index)
+                    self.files, self.nbytes = files, nbytes
+                    self.entry(name, index, skip)
+                    files, nbytes = self.files, self.nbytes
                     continue
                 if skip and name in skip:
                     continue
@@ -508,9 +519,15 @@ class _Task:
     def walked(self, run: WalkedRun) -> None:
         for i, path in enumerate(run):
             note_item(i)
-            if path.endswith(TEMPORARY_SUFFIX) and path.rpartition("/")[2].startswith("."):
-                continue
-            self.result_of(self.hash_path(path, run.tops[i], run.roots[i]))
+            self.walked_one(path, run.tops[i], run.roots[i])
+
+    def walked_one(self, path: str, top: int = -1, root: tuple[int, int] | None = None) -> None:
+        """A file a glob's walk found: opened below what the walk saw, never by a link."""
+        if isinstance(path, Walked):
+            top, root = path.top, path.root
+        if path.endswith(TEMPORARY_SUFFIX) and path.rpartition("/")[2].startswith("."):
+            return
+        self.result_of(self.hash_path(str(path), top, root))
 
     def walk_error(self, e: WalkError) -> None:
         self.failed(e.path, e.error, e.errno)
@@ -530,7 +547,7 @@ def run_task(job: ScanJob, items: Sequence[Any]) -> list[TaskResult]:
         return [task.result()]
     for i, item in enumerate(items):
         if i and task.full():
-            task.tasks.extend(items[i:])
+            task.rest.extend(items[i:])
             break
         kind = type(item)
         if kind is Directory:
@@ -539,6 +556,9 @@ def run_task(job: ScanJob, items: Sequence[Any]) -> list[TaskResult]:
             task.part(i, item)
         elif kind is WalkError:
             task.walk_error(item)
+        elif kind is Walked:  # a glob's match, read as the walk found it
+            note_item(i)
+            task.walked_one(item)
         else:
             task.named(i, str(item))
     return [task.result()]
@@ -572,6 +592,8 @@ def lost_item(job: ScanJob, item: Any, why: str) -> TaskResult:
             inner = Part(inner)
         if type(inner) is Part:
             base = name[len(inner.directory.path):]
+            if not base or "/" in base:
+                return task.result()  # the directory itself: nothing more to try
             names = [n for n in inner.names.split("\0") if n != base] if inner.names else []
             if names or not inner.names:
                 task.tasks.append(inner._replace(names="\0".join(names),
@@ -581,7 +603,7 @@ def lost_item(job: ScanJob, item: Any, why: str) -> TaskResult:
         item = Part(item)
     if type(item) is Part:
         d = item.directory
-        if item.split:
+        if item.split or why != WORKER_DIED:  # listed again, or a listing that stalls
             task.failed(d.shown, WALKER_DIED if why == WORKER_DIED else why)
         elif not item.names:
             task.alone.append(item._replace(split=True))
@@ -649,7 +671,12 @@ class TaskFeed(Feed):
         self._stop.set()
 
     def add(self, result: Answer) -> None:
-        """Take in the new items of a finished task."""
+        """Take in the new items of a finished task, and those it had no room for."""
+        for item in result.rest:  # handed out before: entered already
+            if type(item) is Directory:
+                self.dirs.append(item)
+            else:
+                self.items.append(item)
         found: list[Directory] = []
         for item in result.tasks:
             if type(item) is Directory:

@@ -98,8 +98,8 @@ class _Group:
 class _Pipe:
     """A pipe or terminal, read so that a stop request ends a read within 0.1 s.
 
-    Manifests are read in the pool's task-feeding thread, which the pool
-    joins when it stops. A read blocked on a producer that is still alive
+    Manifests are read in the feed's reader thread (a daemon), and the
+    reading must end when the run stops. A read blocked on a producer that is still alive
     (``producer | timeout 60 parhash check``) would make SIGTERM or Ctrl-C
     hang until the producer wrote again.
     """
@@ -335,6 +335,7 @@ class CheckResult(NamedTuple):
     mark: Mark | None = None
     tasks: list[Any] = []
     alone: list[Any] = []
+    rest: list[Any] = []
 
     @property
     def errors(self) -> int:
@@ -478,6 +479,15 @@ class _Cutter:
             if cut <= 0:
                 break
             yield self._emit(cut)
+        if self.csv is not None and len(held) > self.max_line and (
+            self._last_end(len(held)) < 0
+        ):
+            # A quote left open past the limit: the record ends, malformed, at
+            # the first line end after it, and the lines after that are rows.
+            at = held.find(self.end, self.max_line)
+            if at >= 0:
+                yield self._emit(at + 1)
+                return
         if len(held) > self.max_line and self._last_end(len(held)) < 0:
             # One record longer than the limit: its start, and nothing more of it.
             yield self._emit(len(held), overlong=True)
@@ -621,7 +631,10 @@ class _Answer:
                 continue
             name = parsed.name
             where = name if plain else _resolve(job, item.manifest, name)
-            refused = None if fence is None or not name else fence.refuses(name, where)
+            refused = given_up.get(where)  # stalled once: not looked at again
+            if refused is None and fence is not None and name:
+                self.note(where)  # resolving it may wait on a dead mount too
+                refused = fence.refuses(name, where)
             if refused is not None:
                 groups += self._check_group(path, group, under, given_up, one_by_one, groups)
                 group = []
@@ -1010,11 +1023,13 @@ def lost_check(job: CheckJob, item: Any, why: str) -> CheckResult:
         if type(inner) in (Lines, Parsed):
             redo = inner._replace(given_up=(*inner.given_up, (path, why)))
             answer = _Answer(job, inner.key, inner.manifest_index, inner.manifest)
+            answer.attempt = inner.attempt if type(inner) is Lines else 0
             answer.hole(redo)
             return answer.result()
         item = inner
     if type(item) in (Lines, Parsed):
         answer = _Answer(job, item.key, item.manifest_index, item.manifest)
+        answer.attempt = item.attempt if type(item) is Lines else 0
         if not item.one_by_one:
             answer.hole(item._replace(one_by_one=True))
         else:  # reading the lines themselves kills the worker

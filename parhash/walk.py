@@ -624,6 +624,8 @@ def open_listing(
     *,
     follow: bool = False,
     select: Predicates | None = None,
+    skip: frozenset[str] = frozenset(),
+    note: Callable[[str], None] | None = None,
 ) -> tuple[int, Iterator[str | Linked | Directory | WalkError]] | WalkError:
     """Open directory ``current`` as :func:`read_dir` does; its descriptor and entries.
 
@@ -634,13 +636,15 @@ def open_listing(
     descriptor is ``descent``'s, valid until its next use. A directory that
     can't be opened, or is not the one its parent's listing saw, comes back
     as a :class:`WalkError` instead. Costs what :func:`read_dir` costs; no
-    object per file but its name.
+    object per file but its name. Entries named in ``skip`` are left out
+    unlooked at (given up on); ``note(path)`` is called before an entry that
+    is not a file is looked at (an ``lstat`` can wait on a dead mount).
     """
     opened = _open_dir(current, descent, follow, False)
     if isinstance(opened, WalkError):
         return opened
     fd, names, kinds, room = opened
-    return fd, _entries(current, fd, names, kinds, room, follow, select)
+    return fd, _entries(current, fd, names, kinds, room, follow, select, skip, note)
 
 
 def _entries(
@@ -651,10 +655,12 @@ def _entries(
     room: int,
     follow: bool,
     select: Predicates | None,
+    skip: frozenset[str] = frozenset(),
+    note: Callable[[str], None] | None = None,
 ) -> Iterator[str | Linked | Directory | WalkError]:
     """The entries of :func:`open_listing`, from what :func:`_open_dir` found."""
     long_names = room <= _NAME_MAX
-    if not kinds and select is None and not long_names:
+    if not kinds and select is None and not long_names and not skip:
         # Only files, and nothing to choose from: most directories.
         yield from names
         return
@@ -666,7 +672,11 @@ def _entries(
     lstat = functools.partial(os.stat, dir_fd=fd, follow_symlinks=False)
     get_kind = kinds.get
     for name in names:
+        if skip and name in skip:
+            continue
         kind = get_kind(name)
+        if kind is not None and note is not None:
+            note(top + name)
         try:
             if long_names and len(_encode(name)) >= room:
                 raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
