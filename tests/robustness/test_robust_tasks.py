@@ -140,4 +140,4 @@ def test_csv_rows_after_a_quote_left_open_past_the_limit_are_checked(tmp_path: P
     out = run_parhash(["check", manifest], timeout=60)
     assert_no_traceback(out)
     assert out.stdout.count(b": OK\n") == 50, out
-    assert out.stderr.endswith(b"lines are improperly formatted\n"), out
+    assert out.stderr.endswith("lines are improperly formatted\n"), out
