@@ -327,8 +327,10 @@ class _Slots:
 def _pool_context() -> Any:
     import multiprocessing
 
-    # fork starts a worker in about a millisecond and needs no re-import; it is
-    # safe because the pool is created before this process starts any thread.
+    # fork starts a worker in about a millisecond and needs no re-import. It
+    # is safe with the threads that run when the pool starts (the readers of
+    # path lists and manifests): they hold no lock a worker takes, reading
+    # from descriptors of their own, never sys.stdin.
     # Never rely on the platform default: it is changing to forkserver.
     methods = multiprocessing.get_all_start_methods()
     if sys.platform.startswith("linux") and "fork" in methods:

@@ -366,8 +366,7 @@ def read_ranges(
     end = b"\0" if zero else b"\n"
     for index, manifest in enumerate(manifests):
         try:
-            stream: BinaryIO = (sys.stdin.buffer if manifest == STDIN
-                                else open(manifest, "rb"))  # noqa: SIM115
+            stream = _open_stdin() if manifest == STDIN else open(manifest, "rb")  # noqa: SIM115
         except OSError as e:
             yield Mark((next(order), 0), index, manifest, reason(e), e.errno)
             continue
@@ -388,9 +387,27 @@ def read_ranges(
             yield Mark((next(order), 0), index, manifest, reason(e), e.errno)
             continue
         finally:
-            if stream is not sys.stdin.buffer:
+            if stream is not getattr(sys.stdin, "buffer", None):
                 stream.close()
         yield Mark((next(order), 0), index, manifest)
+
+
+def _open_stdin() -> BinaryIO:
+    """Standard input, through a descriptor of its own where it has one.
+
+    The manifests are read in a thread, and a worker forked while that
+    thread held ``sys.stdin``'s lock would wait for it for ever as it closes
+    ``sys.stdin`` on start-up. A ``sys.stdin`` replaced by a stream with no
+    descriptor (a test harness's) is read as it is.
+    """
+    if sys.stdin is None:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        buffer: BinaryIO = sys.stdin.buffer
+        return buffer
+    return open(os.dup(fd), "rb")
 
 
 class _Cutter:
