@@ -1091,8 +1091,7 @@ def cut_parts(
     """Cut ``groups`` into batches of :class:`Part` for the workers.
 
     A batch closes at ``chunksize`` files or ``batch_bytes`` bytes to read
-    (``cost`` of a size), as :func:`~parhash.executor.batch_by_size` cuts a
-    scan; a file costing ``batch_bytes`` or more travels alone. A group goes
+    (``cost`` of a size); a file costing ``batch_bytes`` or more travels alone. A group goes
     whole into a batch where it fits, else in runs over several batches.
     """
     batch: list[Part] = []

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from parhash.results import Pause, WalkError
+from parhash.results import WalkError
 from parhash.worker import DEFAULT_BLOCK_SIZE, release_directories
 
 if TYPE_CHECKING:
@@ -316,36 +316,3 @@ def run_tasks(
     finally:
         feed.close()
         release_directories()
-
-
-
-
-def batch_by_size(
-    sized: Iterable[tuple[Item | Pause, int]], chunksize: int, batch_bytes: int
-) -> Iterator[list[Item]]:
-    """Cut ``(item, bytes)`` pairs into batches of at most ``chunksize`` items.
-
-    With ``batch_bytes``, a batch also closes once it holds that many bytes,
-    and an item of that size or more travels alone. A :class:`Pause` (the
-    input waits on its producer) closes the batch at once.
-    """
-    batch: list[Item] = []
-    nbytes = 0
-    for item, size in sized:
-        if isinstance(item, Pause):
-            if batch:
-                yield batch
-                batch = []
-                nbytes = 0
-            continue
-        if batch_bytes and size >= batch_bytes:
-            yield [item]
-            continue
-        batch.append(item)
-        nbytes += size
-        if len(batch) >= chunksize or (batch_bytes and nbytes >= batch_bytes):
-            yield batch
-            batch = []
-            nbytes = 0
-    if batch:
-        yield batch

@@ -151,11 +151,6 @@ def note_item(index: int, sub: int = 0, name: str | None = None) -> None:
         _SLOTS.set_item(_SLOT, index, sub, None if name is None else os.fsencode(name))
 
 
-def noting() -> bool:
-    """Whether :func:`note_item` notes anything: in a pool's worker."""
-    return _SLOT >= 0
-
-
 def note_directory(index: int, top: str) -> tuple[Any, Any, int, int] | None:
     """:func:`note_item` for a loop over the files of one directory, at its start.
 
