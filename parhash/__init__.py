@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
     from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO, UnknownAlgorithm
     from parhash.dupes import find_dupes
-    from parhash.executor import DEFAULT_CHUNKSIZE
-    from parhash.pool import PipelineStats
+    from parhash.executor import DEFAULT_CHUNKSIZE, Executor, InlineExecutor
+    from parhash.pool import PipelineStats, PoolExecutor
     from parhash.results import DupeError, DupeGroup, Pause, Result, Verdict, WalkError
     from parhash.worker import DEFAULT_BLOCK_SIZE, hash_file
 
@@ -36,7 +36,10 @@ _LAZY = {
     "DEFAULT_ALGO": "parhash.algorithms",
     "UnknownAlgorithm": "parhash.algorithms",
     "DEFAULT_CHUNKSIZE": "parhash.executor",
+    "Executor": "parhash.executor",
+    "InlineExecutor": "parhash.executor",
     "PipelineStats": "parhash.pool",
+    "PoolExecutor": "parhash.pool",
     "Result": "parhash.results",
     "WalkError": "parhash.results",
     "Verdict": "parhash.results",
@@ -52,7 +55,10 @@ __all__ = [
     "DEFAULT_ALGO",
     "DEFAULT_BLOCK_SIZE",
     "DEFAULT_CHUNKSIZE",
+    "Executor",
+    "InlineExecutor",
     "PipelineStats",
+    "PoolExecutor",
     "DupeError",
     "DupeGroup",
     "Result",
@@ -90,6 +96,7 @@ def scan(
     listed: Iterable[str | Pause] = (),
     stats: PipelineStats | None = None,
     idle: Callable[[], None] | None = None,
+    executor: Executor | None = None,
 ) -> Generator[Result, None, None]:
     """Hash every regular file reachable from ``paths``; yield results as they complete.
 
@@ -106,7 +113,11 @@ def scan(
     process that dies (killed, out of memory) costs no result: its files are
     hashed again in a fresh worker, and ``stats.worker_deaths`` counts it.
     ``idle`` is called whenever the pool has had no result for a moment
-    (to flush buffered output, say).
+    (to flush buffered output, say). ``executor`` runs the tasks instead of
+    the pool ``jobs`` would start: any object with ``jobs`` and
+    ``map_unordered`` as :class:`~parhash.executor.Executor` describes
+    (:class:`InlineExecutor`, :class:`PoolExecutor`, a cluster's);
+    it is left open for the caller to close.
 
     Each file gives one :class:`Result`, in completion order; files that can't
     be read and walk errors come back as results with ``error`` set. Raises
@@ -136,7 +147,8 @@ def scan(
     job = ScanJob(tuple(names), block_size, RESULTS, follow=follow, select=select)
     if chunksize is not None:
         job = job._replace(files=chunksize)
-    return _results(scan_tasks(paths, job, listed=listed, jobs=jobs, stats=stats, idle=idle))
+    return _results(scan_tasks(paths, job, listed=listed, jobs=jobs, stats=stats, idle=idle,
+                               executor=executor))
 
 
 def _results(tasks: Iterator[Any]) -> Generator[Result, None, None]:
@@ -165,6 +177,7 @@ def check(
     stop: threading.Event | None = None,
     stats: PipelineStats | None = None,
     idle: Callable[[], None] | None = None,
+    executor: Executor | None = None,
 ) -> Generator[Verdict, None, None]:
     """Verify the files that ``manifests`` list; yield one :class:`Verdict` per line, in order.
 
@@ -183,7 +196,8 @@ def check(
     ``DEFAULT_BLOCK_SIZE``) are as for :func:`scan`; ``progress`` shows a bar
     on stderr. Setting ``stop`` (from a signal handler, say) ends the reading
     of a manifest that comes from a pipe, so that stopping never waits for a
-    producer that is still alive. ``stats`` and ``idle`` are as for :func:`scan`.
+    producer that is still alive. ``stats``, ``idle`` and ``executor`` are as
+    for :func:`scan`.
 
     Verdicts come in manifest order, each as soon as the lines before it are
     done, while files are hashed in parallel. A file that fails, is missing or
@@ -212,4 +226,5 @@ def check(
         list(manifests), algo=algo, root=root, relative_to_manifest=relative_to_manifest,
         allow_outside_root=allow_outside_root, zero=zero, jobs=jobs, chunksize=chunksize,
         block_size=block_size, progress=progress, stop=stop, stats=stats, idle=idle,
+        executor=executor,
     )

@@ -1133,7 +1133,8 @@ class Hashing:
 
     The executor is made on first use: this process for a job of at most
     ``INLINE_MAX_FILES`` files and ``INLINE_MAX_BYTES`` bytes, or ``jobs=1``;
-    otherwise a pool, which later stages reuse. :meth:`close` stops it.
+    otherwise a pool, which later stages reuse. :meth:`close` stops it. An
+    executor ``given`` does every task, and is left open.
     """
 
     def __init__(
@@ -1146,7 +1147,9 @@ class Hashing:
         block_size: int,
         progress: ProgressFn | None = None,
         stats: PipelineStats | None = None,
+        given: Executor | None = None,
     ) -> None:
+        self.given = given
         self.stats = stats
         self.algo = algo
         self.head_size = head_size
@@ -1160,6 +1163,8 @@ class Hashing:
     def executor(self, files: int | None = None, nbytes: int = 0) -> Executor:
         """The pool, started now if need be; this process for a small job
         (``files`` given, and few) or ``jobs=1``."""
+        if self.given is not None:
+            return self.given
         if self._pool is not None:
             return self._pool
         if self.jobs == 1 or (
@@ -1447,6 +1452,7 @@ def find_dupes(
     hardlinks: bool = True,
     progress: ProgressFn | None = None,
     stats: PipelineStats | None = None,
+    executor: Executor | None = None,
 ) -> Generator[DupeGroup | DupeError, None, None]:
     """Find the groups of files with identical contents under ``paths``.
 
@@ -1474,8 +1480,10 @@ def find_dupes(
     Cost: one ``stat`` per file; one read of at most ``head_size`` bytes per
     file whose size another file has; one whole read per file larger than
     ``head_size`` whose head another file shares. ``progress`` is called as
-    stages advance. Raises :class:`~parhash.algorithms.UnknownAlgorithm` or
-    ``ValueError`` for bad arguments, before any work starts.
+    stages advance. ``executor``, if given, does the walk's and the hashing
+    stages' tasks (see :func:`parhash.scan`). Raises
+    :class:`~parhash.algorithms.UnknownAlgorithm` or ``ValueError`` for bad
+    arguments, before any work starts.
     """
     names = parse_algos([algo])
     if len(names) != 1:
@@ -1494,11 +1502,12 @@ def find_dupes(
     hashing = Hashing(
         algo=names[0],
         head_size=head_size,
-        jobs=clamp_jobs(jobs),
+        jobs=clamp_jobs(jobs) if executor is None else executor.jobs,
         chunksize=chunksize or DEFAULT_CHUNKSIZE,
         block_size=block_size,
         progress=progress,
         stats=stats,
+        given=executor,
     )
     # Without -L, each directory is read once whichever process reads it, so
     # the workers can share the walk; with -L, one process keeps the set of

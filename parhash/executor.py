@@ -68,7 +68,15 @@ def clamp_jobs(jobs: int | None) -> int:
 
 
 class Executor(Protocol):
-    """Runs ``fn`` over batches, yielding each batch's results as it completes."""
+    """Runs ``fn`` over batches, yielding each batch's results as it completes.
+
+    ``jobs`` is how many batches it runs at once: the feeds size their
+    batches by it. An executor handed to :func:`run_tasks` (and so to
+    ``parhash.scan``, ``check`` and ``find_dupes``) stays open afterwards:
+    whoever made it closes it, and may use it for several runs.
+    """
+
+    jobs: int
 
     def map_unordered(
         self,
@@ -89,6 +97,8 @@ class Executor(Protocol):
 
 class InlineExecutor:
     """Runs every batch in this process, in order."""
+
+    jobs = 1
 
     def map_unordered(
         self,
@@ -265,6 +275,7 @@ def run_tasks(
     idle: Callable[[], None] | None = None,
     lost: Callable[[Any, str], A] | None = None,
     first: Callable[[list[Any]], list[A]] | None = None,
+    executor: Executor | None = None,
 ) -> Generator[A, None, None]:
     """Do every task of ``feed`` with ``run``; yield each result as it completes.
 
@@ -277,12 +288,20 @@ def run_tasks(
     most; ``lost`` is the result of an item the pool could not do (see
     :class:`~parhash.pool.PoolExecutor`), ``idle`` is called whenever the
     pool waits. Each result's new items are in the feed before the next task
-    is handed out.
+    is handed out. An ``executor`` given does every task, and is left open;
+    ``jobs`` then comes from it.
     """
-    jobs = clamp_jobs(jobs)
+    jobs = clamp_jobs(jobs) if executor is None else executor.jobs
     feed.jobs = jobs
     watched = stats is not None and stats.stall_timeout is not None
     try:
+        if executor is not None:
+            feed.share = jobs > 1
+            for results in executor.map_unordered(run, feed, idle, lost):
+                for result in results:
+                    feed.add(result)
+                    yield result
+            return
         if jobs == 1 and not watched:
             for results in InlineExecutor().map_unordered(run, feed, idle):
                 for result in results:

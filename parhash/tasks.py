@@ -38,6 +38,7 @@ from parhash.executor import (
     INFLIGHT_PER_WORKER,
     INLINE_MAX_FILES,
     Answer,
+    Executor,
     Feed,
     ReadAhead,
     clamp_jobs,
@@ -754,6 +755,7 @@ def scan_tasks(
     jobs: int | None = None,
     stats: PipelineStats | None = None,
     idle: Callable[[], None] | None = None,
+    executor: Executor | None = None,
 ) -> Generator[TaskResult, None, None]:
     """Hash every file reachable from ``paths`` and ``listed`` as ``job`` says; the
     results of the tasks, as they complete.
@@ -761,9 +763,9 @@ def scan_tasks(
     ``paths`` are files, directories and globs, ``listed`` names taken
     literally (see :func:`~parhash.walk.named_paths`). Per-file failures are
     in the results; only bugs raise. See :func:`run_tasks` for ``jobs``,
-    ``stats`` and ``idle``.
+    ``stats``, ``idle`` and ``executor``.
     """
-    if clamp_jobs(jobs) == 1:
+    if (clamp_jobs(jobs) if executor is None else executor.jobs) == 1:
         job = job._replace(alone=NEVER_ALONE)
     named = named_paths(paths, listed, follow=job.follow, select=job.select)
     feed = TaskFeed(named, chunksize=job.files, follow=job.follow)
@@ -772,4 +774,4 @@ def scan_tasks(
                                  alone=min(job.alone, small), first=True))
     return run_tasks(RunTask(job), feed, block_size=job.block_size, jobs=jobs, stats=stats,
                      idle=idle,
-                     lost=functools.partial(lost_item, job), first=first)
+                     lost=functools.partial(lost_item, job), first=first, executor=executor)

@@ -33,7 +33,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any, BinaryIO, NamedTuple
 
 from parhash.algorithms import ALGORITHMS, Hasher
-from parhash.executor import INLINE_MAX_FILES, clamp_jobs, inline_bytes, run_tasks
+from parhash.executor import INLINE_MAX_FILES, Executor, clamp_jobs, inline_bytes, run_tasks
 from parhash.manifest import (
     FS_ENCODING,
     FS_ERRORS,
@@ -1073,6 +1073,7 @@ def check_tasks(
     stats: PipelineStats | None = None,
     idle: Callable[[], None] | None = None,
     progress: bool = False,
+    executor: Executor | None = None,
 ) -> Generator[Any, None, None]:
     """Check every line of ``manifests``; yield the answer's pieces in manifest order.
 
@@ -1080,11 +1081,11 @@ def check_tasks(
     RESULTS) and each manifest's :class:`Summary` after its last line. The
     manifests are read in a thread and cut into ranges of about ``lines``
     lines (:func:`read_ranges`) that workers parse, check and answer; see
-    :func:`~parhash.executor.run_tasks` for ``jobs``, ``stats`` and ``idle``.
-    Setting ``stop`` ends the reading of a manifest from a pipe. ``progress``
+    :func:`~parhash.executor.run_tasks` for ``jobs``, ``stats``, ``idle`` and
+    ``executor``. Setting ``stop`` ends the reading of a manifest from a pipe. ``progress``
     draws a bar on stderr.
     """
-    if clamp_jobs(jobs) == 1:
+    if (clamp_jobs(jobs) if executor is None else executor.jobs) == 1:
         job = job._replace(alone=NEVER_ALONE)
     stop = stop or threading.Event()
     feed = _CheckFeed(read_ranges(manifests, zero=job.zero, lines=lines, stop=stop), 1)
@@ -1094,7 +1095,7 @@ def check_tasks(
                                    files=INLINE_MAX_FILES, first=True))
     answers = run_tasks(CheckTask(job), feed, block_size=job.block_size, jobs=jobs,
                         stats=stats, idle=idle, lost=functools.partial(lost_check, job),
-                        first=first)
+                        first=first, executor=executor)
     bar = TaskBar() if progress else None
     try:
         for answer in answers:
@@ -1126,6 +1127,7 @@ def check_manifests(
     stop: threading.Event | None = None,
     stats: PipelineStats | None = None,
     idle: Callable[[], None] | None = None,
+    executor: Executor | None = None,
 ) -> Generator[Verdict, None, None]:
     """Verify every line of ``manifests``; yield one :class:`Verdict` per line, in order.
 
@@ -1136,6 +1138,7 @@ def check_manifests(
     job = CheckJob(algo, zero, root, relative_to_manifest, allow_outside_root, block_size,
                    RESULTS)
     for piece in check_tasks(manifests, job, jobs=jobs, lines=chunksize or RANGE_LINES,
-                             stop=stop, stats=stats, idle=idle, progress=progress):
+                             stop=stop, stats=stats, idle=idle, progress=progress,
+                             executor=executor):
         if type(piece) is Verdict:
             yield piece
