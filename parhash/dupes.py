@@ -6,29 +6,32 @@ something dearer to learn, and drops every group left with a single file
 (the shape of fclones' ``group.rs``):
 
 1. :func:`group_by_size`: the walk's files, each ``stat``-ed once, grouped
-   by size. A file whose size no other file has is done: it is never opened.
-   The workers share the walk of each directory argument
-   (:func:`walk_in_parallel`), each reading a few directories at a time and
-   ``stat``-ing what it finds; with ``-L`` or one job, one process walks.
+   by size. The walk is scan's (:mod:`parhash.tasks`): the workers share
+   it, a few directories or part of a huge one a task, and each
+   :class:`StatTask` ``stat``-s what it finds. A file of
+   :data:`PEEK_BYTES` or less is also read and hashed then, where the
+   ``stat`` would cost about as much as the ``open``; a larger file whose
+   size no other file has is done: it is never read.
 2. :func:`group_by_inode`: names of one file (same device and inode: hard
    links, or a symlink followed with ``-L``) become one candidate, so a file
    is never its own duplicate.
 3. :func:`group_by_head`: the first ``head_size`` bytes of each candidate are
-   hashed in the pool. A file no larger than that has now been read whole,
-   and its head digest is its contents digest.
+   hashed in the pool (or were by the walk). A file no larger than that has
+   now been read whole, and its head digest is its contents digest.
 4. :func:`group_by_contents`: whole files are hashed, only in groups that
    still have two files or more and only for files larger than the head.
 
 Both hashing stages send whole groups (or runs of a large group) to one
 executor of :mod:`parhash.executor` (a pool, or this process for small
 jobs); the pool is started by the walk of a tree too big for one process,
-or else by the first hashing stage that needs it. A worker reads each file
+or else by the first hashing stage that needs it, and the walk's tasks
+run on it too. A worker reads each file
 with the worker module's readers and sends back only the buckets of files
 that agree, so the parent never handles a digest per file.
 
 A candidate is a :data:`FileInfo` tuple, some 250 bytes, while its size
-group is small. A group of :data:`PACK_AT` files or more, and what a walk
-task finds past :data:`PACK_RUN` files, is kept in columns instead
+group is small. A group of :data:`PACK_AT` files or more is kept in columns
+instead
 (:class:`PackedFiles`, some 50 bytes a file), and made into tuples a run at
 a time as it goes to the workers: a directory of a million files of one
 size is searched in about 100 MB, not 300. The names a report holds come
@@ -55,7 +58,7 @@ import stat
 import sys
 from array import array
 from collections.abc import Callable, Container, Generator, Iterable, Iterator, Sequence
-from typing import Any, NamedTuple, cast, overload
+from typing import Any, NamedTuple, overload
 
 from parhash.algorithms import hexdigest_function, parse_algos
 from parhash.executor import (
@@ -68,26 +71,26 @@ from parhash.executor import (
     clamp_jobs,
 )
 from parhash.manifest import FS_ENCODING, FS_ERRORS
-from parhash.pool import WORKER_DIED, PipelineStats, PoolExecutor, note_item
+from parhash.pool import WORKER_DIED, PipelineStats, PoolExecutor, note_directory, note_item
 from parhash.results import DupeError, DupeGroup, Pause, WalkError, reason
 from parhash.select import Selector
+from parhash.tasks import NEVER_ALONE, RESULTS, ScanJob, TaskResult, _Task, scan_tasks
 from parhash.walk import (
     CHANGED_DURING_WALK,
     LOOP,
     NOT_REGULAR,
     PSEUDO_FS,
-    Descent,
     Directory,
-    Stated,
+    Linked,
     Walked,
-    read_dir,
-    walk_paths,
+    is_pseudo_fs,
     walked_reason,
 )
 from parhash.worker import (
     DEFAULT_BLOCK_SIZE,
     OPEN_FLAGS,
     Job,
+    directories,
     path_hasher,
     read_buffer,
     read_head,
@@ -129,13 +132,14 @@ ProgressFn = Callable[[Stage, int, int], None]
 
 
 # A candidate: one file, with what stage 1's ``stat`` saw of it:
-# (path, size, mtime_ns, dev, ino, links), where ``links`` holds its other
-# names once group_by_inode has run. A plain tuple, not a named one: it
+# (path, size, mtime_ns, dev, ino, links, head), where ``links`` holds its
+# other names once group_by_inode has run, and ``head`` the digest of a small
+# file read whole by the walk (:data:`PEEK_BYTES`), or None. A plain tuple, not a named one: it
 # pickles in C, where a named tuple's __reduce__ is a Python call per file
 # (that made a worker's listing of a walk three times dearer to send, and a
 # batch of heads six times), and the stages never copy it into another type
 # (a pass over the candidates in group order costs a cache miss per file).
-FileInfo = tuple[str, int, int, int, int, tuple[str, ...]]
+FileInfo = tuple[str, int, int, int, int, tuple[str, ...], str | None]
 
 
 # A group of this many files or more is kept as a PackedFiles, not a list:
@@ -144,10 +148,6 @@ FileInfo = tuple[str, int, int, int, int, tuple[str, ...]]
 # it). The largest group of the benchmark's tree of 40,012 files has 116
 # (1,226 empty files with --include-empty): its run does not pack.
 PACK_AT = 1024
-# A walk task packs its files in runs of this many once it has found that
-# many: a huge directory crosses to the parent packed. Most tasks find fewer
-# (WALK_BUDGET entries), and send their tuples as they are.
-PACK_RUN = 8192
 
 _size = operator.itemgetter(1)
 _mtime = operator.itemgetter(2)
@@ -243,7 +243,8 @@ class PackedFiles:
         f = self.whole.get(i) if self.whole else None
         if f is not None:
             return f
-        return self.path(i), self.sizes[i], self.mtimes[i], self.devs[i], self.inos[i], ()
+        return (self.path(i), self.sizes[i], self.mtimes[i], self.devs[i], self.inos[i], (),
+                None)
 
     def __iter__(self) -> Iterator[FileInfo]:
         dirs, names, whole = self.dirs, self.names, self.whole
@@ -254,7 +255,7 @@ class PackedFiles:
             f = whole.get(i) if whole else None
             if f is None:
                 path = dirs[d] + names[start:end].decode(FS_ENCODING, FS_ERRORS)
-                f = path, size, mtime, dev, ino, ()
+                f = path, size, mtime, dev, ino, (), None
             yield f
             start = end
 
@@ -434,38 +435,11 @@ class SizeLimits(NamedTuple):
     include_empty: bool = False
 
 
-def stat_file(
-    path: str, limits: SizeLimits, descent: Descent | None = None
+def _row(
+    path: str, st: os.stat_result, limits: SizeLimits, head: str | None = None
 ) -> FileInfo | DupeError | None:
-    """``stat`` one file: its :data:`FileInfo`, an error, or None if out of limits.
-
-    A path named by the caller is followed; a :class:`~parhash.walk.Walked`
-    one is looked at as the walk found it, through ``descent``'s open
-    directories, without following a link it may have become
-    (:data:`~parhash.walk.CHANGED`): what stage 1 sees of a file is what
-    the later stages check that they read.
-    """
-    if type(path) is not Walked:
-        try:
-            st = os.stat(path)
-        except OSError as e:
-            return DupeError(path, reason(e), e.errno, not _vanished(e.errno))
-        return _row(path, st, limits)
-    active = descent if descent is not None else Descent()
-    try:
-        directory, name = active.parent(path)
-        st = os.stat(name, dir_fd=directory, follow_symlinks=False)
-    except OSError as e:
-        return DupeError(str(path), walked_reason(e), e.errno, not _vanished(e.errno))
-    finally:
-        if active is not descent:
-            active.close()
-    if stat.S_ISLNK(st.st_mode):
-        return DupeError(str(path), CHANGED_DURING_WALK)
-    return _row(str(path), st, limits)
-
-
-def _row(path: str, st: os.stat_result, limits: SizeLimits) -> FileInfo | DupeError | None:
+    """A candidate from a file's ``stat``; an error if it is no regular file; None
+    if it is out of ``limits``."""
     if not stat.S_ISREG(st.st_mode):  # replaced since the walk saw a file
         return DupeError(path, NOT_REGULAR, None, False)
     size = st.st_size
@@ -473,233 +447,231 @@ def _row(path: str, st: os.stat_result, limits: SizeLimits) -> FileInfo | DupeEr
         return None
     if size == 0 and not limits.include_empty:
         return None
-    return (path, size, st.st_mtime_ns, st.st_dev, st.st_ino, ())
+    return (path, size, st.st_mtime_ns, st.st_dev, st.st_ino, (), head)
 
 
-def stat_files(
-    items: Iterable[str | WalkError | Pause],
-    *,
-    min_size: int = 0,
-    max_size: int | None = None,
-    include_empty: bool = False,
-    progress: ProgressFn | None = None,
-) -> Iterator[FileInfo | DupeError]:
-    """``stat`` each walked file once; yield the ones within the size limits.
+# --- Stage 1 on the tasks of scan --------------------------------------------------
 
-    Empty files are left out unless ``include_empty``. Walk errors and files
-    that can't be ``stat``-ed come back as :class:`DupeError` values.
+# A file this small is read whole as the walk finds it, and hashed: what the
+# walk's lstat would cost goes to an open, two fstats, a read and a close by
+# name in the open directory, and the head stage has nothing left to read
+# for it. Below this size there are few sizes to have, so a file's size is
+# nearly always another's too and its head would be read anyway (on the
+# benchmark's 30,000 small files, 467 have a size of their own). There the
+# workers' CPU per file went from 3.5 (lstat) + 6.3 (head stage) to 8.2 µs,
+# and the head stage's round trip to the workers went away.
+PEEK_BYTES = 16 << 10
+
+
+class DupeWalk(NamedTuple):
+    """What a stage-1 task needs besides scan's job: the size limits and the peek."""
+
+    limits: SizeLimits
+    algo: str
+    peek: int  # files up to this size are read and hashed; 0: none
+
+
+def _peeker(algo: str, limit: int) -> Callable[[str, int], tuple[os.stat_result, str | None]]:
+    """A file's ``stat``, and its digest if it is no larger than ``limit``.
+
+    Called with a name and its open directory. A file that cannot be opened
+    is ``lstat``-ed instead, as without a peek: whether that is an error is
+    for the head stage to find, if another file has its size. One that
+    changes under the read gets no digest, and the head stage reads it
+    again. A name swapped for a link fails ``O_NOFOLLOW``, and its
+    ``lstat`` says so.
     """
-    limits = SizeLimits(min_size, max_size, include_empty)
-    count = 0
-    descent = Descent()
-    try:
-        for item in items:
-            if not isinstance(item, str):
-                if isinstance(item, Pause):
-                    continue  # every file is wanted before stage 1 ends anyway
-                yield _walk_error(item)
-                continue
-            got = stat_file(item, limits, descent)
-            if got is None:
-                continue
-            if isinstance(got, DupeError):
-                yield got
-            else:
-                yield got
-                count += 1
-                if progress is not None and count % 1024 == 0:
-                    progress(Stage.SIZE, count, 0)
-    finally:
-        descent.close()
+    hexdigest = hexdigest_function(algo)
+    empty = hexdigest(b"")
+    # One byte more than the limit, so that a file grown past its fstat shows.
+    view, views = read_buffer(limit + 1)
+    open_, readv, fstat, close, lstat = os.open, os.readv, os.fstat, os.close, os.stat
+    flags = OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0)
+    is_regular = stat.S_ISREG
 
-
-# --- Stage 1 over several processes ---------------------------------------------
-
-# Entries (files kept, subdirectories, errors) a walk task meets before it
-# hands the directories it has not read yet back to the parent, to share
-# them out: enough that a task outweighs its round trip, few enough that
-# both workers stay busy to the end. A directory is never split.
-WALK_BUDGET = 2048
-# The first task, in the parent: a tree this small is walked without a pool.
-# A larger one needs the pool for its heads anyway, so the pool should start
-# soon.
-FIRST_WALK_BUDGET = 512
-# Directories per walk task, when the parent shares them out.
-WALK_TASK_DIRS = 8
-
-
-class Listing(NamedTuple):
-    """What one walk task found: files ``stat``-ed, errors, directories left.
-
-    Past :data:`PACK_RUN` files, the files go in ``runs`` of that many, packed.
-    """
-
-    taken: int  # the task's directories, read or handed back in ``rest``
-    files: list[FileInfo]
-    errors: list[DupeError]
-    rest: list[Directory]
-    runs: list[PackedFiles]
-
-
-def walk_and_stat(
-    select: Selector | None,
-    limits: SizeLimits,
-    dirs: list[Directory],
-    budget: int = WALK_BUDGET,
-) -> list[Listing]:
-    """Read ``dirs`` and the directories below them, ``stat`` each file found.
-
-    Runs in a worker, or in the parent for the first task. Stops after
-    ``budget`` entries, handing back what it has not read yet; a directory
-    is read whole, however large.
-    """
-    walk = _walk_and_stat(select, limits, dirs, budget)
-    runs = []
-    while True:
+    def look(name: str, directory: int) -> tuple[os.stat_result, str | None]:
         try:
-            runs.append(next(walk))
-        except StopIteration as done:
-            listing: Listing = done.value
-            listing.runs.extend(runs)
-            return [listing]
+            fd = open_(name, flags, dir_fd=directory)
+        except OSError:
+            return lstat(name, dir_fd=directory, follow_symlinks=False), None
+        try:
+            st = fstat(fd)
+            size = st.st_size
+            if size > limit or not is_regular(st.st_mode):
+                return st, None
+            if size == 0:
+                return st, empty
+            try:
+                total = readv(fd, views)
+                after = fstat(fd)
+            except OSError:
+                return st, None
+        finally:
+            close(fd)
+        if total != size or after.st_size != size or after.st_mtime_ns != st.st_mtime_ns:
+            return st, None
+        return st, hexdigest(view[:total])
+
+    return look
 
 
-def _walk_and_stat(
-    select: Selector | None, limits: SizeLimits, dirs: list[Directory], budget: int
-) -> Generator[PackedFiles, None, Listing]:
-    """:func:`walk_and_stat`, yielding its packed runs as they fill.
+def _lstat(name: str, directory: int) -> tuple[os.stat_result, None]:
+    return os.stat(name, dir_fd=directory, follow_symlinks=False), None
 
-    The parent reads its first task with it, so that a huge directory goes
-    to the size groups a run at a time: held whole until the listing ends,
-    its runs and the groups they went to would both be in memory.
+
+class StatTask(_Task):
+    """A task of stage 1: scan's walk, with each file ``stat``-ed, not hashed.
+
+    Its records are :data:`FileInfo` rows and :class:`DupeError` values.
+    Files no larger than the peek are read and hashed as they are found
+    (:data:`PEEK_BYTES`). A worker names each file as it looks at it, as
+    scan's do, so a file that stalls or kills its worker is the one lost,
+    and the rest of its directory is walked again without it.
     """
-    files: list[FileInfo] = []
-    errors: list[DupeError] = []
-    stack = dirs[::-1]
-    seen = 0
-    descent = Descent()
-    try:
-        while stack and seen < budget:
-            subdirs: list[Directory] = []
-            for item in read_dir(
-                stack.pop(), select=select, stat_files=True, descent=descent, skip_pseudo=True
-            ):
+
+    def __init__(self, job: ScanJob, size: int) -> None:
+        super().__init__(job, size)
+        options: DupeWalk = job.options
+        self.limits = options.limits
+        self.look = _peeker(options.algo, options.peek) if options.peek else _lstat
+
+    def files_in(self, dirfd: int, d: Directory, entries: Iterator[Any], index: int,
+                 skip: frozenset[str], among: int) -> None:
+        job = self.job
+        top = d.path
+        depth = d.depth + 1
+        look, limits, records = self.look, self.limits, self.records
+        noted = note_directory(index, top)
+        if noted is not None:
+            name_view, cells, cell, start = noted
+            room = len(name_view)
+        # A directory too large for a task (twice its files) is cut here.
+        limit = (1 if job.first else 2) * job.files
+        files = self.files
+        seen = files + self.errors
+        try:
+            for name in entries:
                 seen += 1
-                if type(item) is tuple:  # a file, not one of the named tuples
-                    path, st = cast(Stated, item)
-                    got = _row(path, st, limits)
-                    if isinstance(got, DupeError):
-                        errors.append(got)
-                    elif got is not None:
-                        files.append(got)
-                        if len(files) >= PACK_RUN:
-                            yield pack(files)
-                            files = []
-                elif isinstance(item, Directory):
-                    subdirs.append(item)
-                else:
-                    assert isinstance(item, WalkError)
-                    errors.append(_walk_error(item))
-            stack.extend(reversed(subdirs))
-    finally:
-        descent.close()
-    return Listing(len(dirs), files, errors, stack[::-1], [])
+                if type(name) is not str:
+                    self.files = files
+                    self.entry(name, index, skip)
+                    continue
+                if skip and name in skip:
+                    continue
+                path = top + name
+                if noted is not None:
+                    encoded = name.encode(FS_ENCODING, FS_ERRORS)
+                    end = start + len(encoded)
+                    if end <= room:
+                        name_view[start:end] = encoded
+                        cells[cell] = end
+                    else:
+                        cells[cell] = start  # too long to name: its directory
+                try:
+                    st, head = look(name, dirfd)
+                except OSError as e:
+                    self.walk_error(WalkError(path, reason(e), e.errno, depth))
+                    continue
+                if stat.S_ISLNK(st.st_mode):
+                    self.walk_error(WalkError(path, CHANGED_DURING_WALK, None, depth))
+                    continue
+                row = _row(path, st, limits, head)
+                if type(row) is tuple:
+                    records.append(row)
+                    files += 1
+                elif row is not None:
+                    records.append(row)
+                    self.errors += 1
+                if seen >= limit:
+                    return
+        finally:
+            self.files = files
+
+    def failed(self, path: str, why: str, code: int | None = None,
+               st: os.stat_result | None = None) -> None:
+        self.errors += 1
+        self.records.append(DupeError(path, why, code, why != NOT_REGULAR))
+
+    def walk_error(self, e: WalkError) -> None:
+        self.errors += 1
+        self.records.append(_walk_error(e))
+
+    def row(self, path: str, st: os.stat_result) -> None:
+        got = _row(path, st, self.limits)
+        if type(got) is tuple:
+            self.files += 1
+            self.records.append(got)
+        elif got is not None:
+            self.errors += 1
+            self.records.append(got)
+
+    def linked(self, entry: Linked) -> None:
+        self.row(entry.path, entry.st)
+
+    def named_file(self, path: str, st: os.stat_result) -> None:
+        if self.job.skip_pseudo and is_pseudo_fs(st.st_dev):
+            self.walk_error(WalkError(path, PSEUDO_FS))
+        else:
+            self.row(path, st)
+
+    def walked_one(self, path: str, top: int = -1, root: tuple[int, int] | None = None) -> None:
+        # A glob's match: looked at below what the walk saw, never through a link.
+        if isinstance(path, Walked):
+            top, root = path.top, path.root
+        shown = str(path)
+        try:
+            fd = directories().open_walked(shown, top, OPEN_FLAGS, root)
+        except OSError as e:
+            why = walked_reason(e)
+            self.errors += 1
+            self.records.append(DupeError(shown, why, None if why == CHANGED_DURING_WALK
+                                          else e.errno, not _vanished(e.errno)))
+            return
+        try:
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        self.row(shown, st)
 
 
-WALKER_DIED = "worker process died while reading this directory"
+def walk_job(
+    algo: str,
+    limits: SizeLimits | None = None,
+    *,
+    head_size: int = HEAD_SIZE,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    follow: bool = False,
+    select: Selector | None = None,
+) -> ScanJob:
+    """The job of stage 1's tasks (:class:`StatTask`, through ``tasks.run_task``).
+
+    Files on ``/proc``, ``/sys`` and the like say sizes that are not their
+    contents: compared by size, each would be a change under the read. They
+    are left out with a notice.
+    """
+    return ScanJob((algo,), block_size, RESULTS, follow=follow, select=select,
+                   alone=NEVER_ALONE, skip_pseudo=True,
+                   options=DupeWalk(limits or SizeLimits(), algo, min(head_size, PEEK_BYTES)))
 
 
-def _lost_dir(d: Directory, reason: str = WORKER_DIED) -> Listing:
-    # The pool has already tried this directory alone, twice (or gave up on
-    # it for another ``reason``, which the pool may pass).
-    return Listing(1, [], [DupeError(d.shown, WALKER_DIED if reason == WORKER_DIED else reason)],
-                   [], [])
-
-
-def _dir_tasks(dirs: list[Directory]) -> Iterator[list[Directory]]:
-    for i in range(0, len(dirs), WALK_TASK_DIRS):
-        yield dirs[i:i + WALK_TASK_DIRS]
-
-
-def _files_of(listing: Listing) -> Iterator[list[FileInfo] | PackedFiles]:
-    """A listing's files, each run let go of once the caller has taken it."""
-    yield listing.files
-    runs = listing.runs
-    runs.reverse()
-    while runs:
-        yield runs.pop()
-
-
-def _count(listing: Listing) -> int:
-    return len(listing.files) + sum(map(len, listing.runs))
-
-
-def walk_in_parallel(
-    tops: list[Directory],
+def _walk(
+    paths: Iterable[str | Pause],
+    listed: Iterable[str | Pause],
     hashing: Hashing,
+    follow: bool,
     select: Selector | None,
     limits: SizeLimits,
-    errors: list[DupeError],
-    progress: ProgressFn | None = None,
-    count: int = 0,
-) -> Iterator[list[FileInfo] | PackedFiles]:
-    """Stage 1 for directories named by the caller, on the hashing stages' executor.
+) -> Iterator[TaskResult]:
+    """Stage 1: the tasks of scan's walk over ``paths`` and ``listed``, as :class:`StatTask`.
 
-    The first task runs in this process, so a small tree never starts a
-    pool; what it leaves goes to the workers, a few directories a task,
-    and each task hands back what it had no time to read. Yields the files
-    of each task as it ends (a list, then any packed runs), in no set order;
-    the errors go to ``errors``.
+    The first tasks run in this process, the rest on the hashing stages'
+    executor, which the pool they start becomes. Yields each task's
+    result as it completes.
     """
-    import queue
-
-    if not tops:
-        return
-    walk = _walk_and_stat(select, limits, tops, FIRST_WALK_BUDGET)
-    while True:
-        try:
-            run = next(walk)
-        except StopIteration as done:
-            first: Listing = done.value
-            break
-        count += len(run)
-        yield run
-    count += len(first.files)
-    yield first.files
-    errors.extend(first.errors)
-    if not first.rest:
-        return
-    todo: queue.SimpleQueue[list[Directory] | None] = queue.SimpleQueue()
-    outstanding = 0
-
-    def share(dirs: list[Directory]) -> None:
-        nonlocal outstanding
-        for task in _dir_tasks(dirs):
-            todo.put(task)
-            outstanding += len(task)
-
-    def tasks() -> Iterator[list[Directory]]:
-        while (task := todo.get()) is not None:
-            yield task
-
-    share(first.rest)
-    executor = hashing.executor()
-    try:
-        for listings in executor.map_unordered(
-            functools.partial(walk_and_stat, select, limits), tasks(), lost=_lost_dir
-        ):
-            for listing in listings:
-                count += _count(listing)
-                yield from _files_of(listing)
-                errors.extend(listing.errors)
-                share(listing.rest)
-                outstanding -= listing.taken
-            if progress is not None:
-                progress(Stage.SIZE, count, 0)
-            if not outstanding:
-                todo.put(None)
-    finally:
-        todo.put(None)  # the reader of tasks() must not wait for ever
+    job = walk_job(hashing.algo, limits, head_size=hashing.head_size,
+                   block_size=hashing.block_size, follow=follow, select=select)
+    return scan_tasks(paths, job, listed=listed, jobs=hashing.jobs, stats=hashing.stats,
+                      executor=hashing.given, kind=StatTask, pool=hashing.executor)
 
 
 class SizeGroups:
@@ -849,7 +821,7 @@ def group_by_inode(
             names.sort(key=_file_key)
             first = names[0][0]
             links = tuple(dict.fromkeys(f[0] for f in names[1:] if f[0] != first))
-            merged.append(names[0][:5] + (links if keep_links else (),))
+            merged.append(names[0][:5] + (links if keep_links else (), names[0][6]))
         out.append(_group((group[0], merged, group[2])))
     return out
 
@@ -896,7 +868,7 @@ def _merge_packed(files: PackedFiles, keep_links: bool) -> Files | None:
             order = sorted(names, key=by_path)
             first = files.path(order[0])
             links = tuple(dict.fromkeys(p for p in map(files.path, order[1:]) if p != first))
-            merged.append(files[order[0]][:5] + (links,))
+            merged.append(files[order[0]][:5] + (links, None))
     del by_inode
     count = len(kept) + len(merged)
     if count < 2:
@@ -1201,19 +1173,40 @@ class Hashing:
         def cost(size: int) -> int:
             return size if head is None else min(size, head)
 
-        total = sum(len(g.files) for g in groups)
-        executor = self.executor(total, sum(len(g.files) * cost(g.size) for g in groups))
-        job = Job((self.algo,), self.block_size, head)
         out: list[Group] = []
 
         def keeper(size: int) -> Callable[[Group], None]:
             # Where a group of this size goes: settled once read whole.
             return out.append if settle is None or (head is not None and size > head) else settle
 
+        done = 0
+        if head is not None:
+            # Groups whose files the walk read whole (PEEK_BYTES) split here.
+            if settle is None:
+                groups = list(groups)  # the caller's list stays as it was
+            for number, group in enumerate(groups):
+                files = group[1]
+                if type(files) is not list or not files:
+                    continue
+                buckets = _peeked(files)
+                if buckets is None:
+                    continue
+                size = group[0]
+                keep = keeper(size)
+                for digest, where in buckets.items():
+                    if len(where) > 1:
+                        keep(_group((size, _pick(files, where), digest)))
+                groups[number] = _RELEASED
+                done += len(files)
+        total = done + sum(len(g.files) for g in groups)
+        if done and self.progress is not None:
+            self.progress(stage, done, total)
+        executor = self.executor(total - done, sum(len(g.files) * cost(g.size) for g in groups))
+        job = Job((self.algo,), self.block_size, head)
+
         # The digests of the groups that came back in several parts.
         runs: dict[int, _Digests] = {}
         lost: list[tuple[Part, str]] = []
-        done = 0
 
         def lose(part: Part, reason: str = WORKER_DIED) -> Split:
             lost.append((part, reason))
@@ -1334,6 +1327,23 @@ class _Digests:
                     at = by_digest[digest] = array("q")
                 at.append(k)
         return [(digest.hex(), at) for digest, at in by_digest.items() if len(at) > 1]
+
+
+def _peeked(files: list[FileInfo]) -> dict[str, list[int]] | None:
+    """The positions of ``files`` by the digest the walk took of each; None
+    unless it took every one's."""
+    by_digest: dict[str, list[int]] = {}
+    get = by_digest.get
+    for i, f in enumerate(files):
+        digest = f[6]
+        if digest is None:
+            return None
+        same = get(digest)
+        if same is None:
+            by_digest[digest] = [i]
+        else:
+            same.append(i)
+    return by_digest
 
 
 def _pick(files: Files, at: Sequence[int]) -> Files:
@@ -1509,19 +1519,9 @@ def find_dupes(
         stats=stats,
         given=executor,
     )
-    # Without -L, each directory is read once whichever process reads it, so
-    # the workers can share the walk; with -L, one process keeps the set of
-    # directories entered, and walks alone.
-    descend = follow or hashing.jobs == 1
-    # Files on /proc, /sys and the like say sizes that are not their
-    # contents: compared by size, each would be a change under the read.
-    items = itertools.chain(
-        walk_paths(paths, follow=follow, select=select, descend=descend, skip_pseudo=True),
-        walk_paths(listed, follow=follow, select=select, expand_globs=False, descend=descend,
-                   skip_pseudo=True),
-    )
     limits = SizeLimits(min_size, max_size, include_empty)
-    return _search(items, hashing, select, limits, progress, hardlinks)
+    return _search(_walk(paths, listed, hashing, follow, select, limits), hashing, progress,
+                   hardlinks)
 
 
 @contextlib.contextmanager
@@ -1548,55 +1548,26 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _kept_files(
-    items: Iterable[FileInfo | DupeError], errors: list[DupeError]
-) -> Iterator[FileInfo]:
-    for item in items:
-        if isinstance(item, DupeError):
-            errors.append(item)
-        else:
-            yield item
-
-
 def _search(
-    items: Iterable[str | WalkError | Pause | Directory],
+    walk: Iterator[TaskResult],
     hashing: Hashing,
-    select: Selector | None,
-    limits: SizeLimits,
     progress: ProgressFn | None,
     hardlinks: bool = True,
 ) -> Generator[DupeGroup | DupeError, None, None]:
-    tops: list[Directory] = []
-
-    def apart(items: Iterable[str | WalkError | Pause | Directory]) -> Iterator[
-        str | WalkError | Pause
-    ]:
-        for item in items:
-            if isinstance(item, Directory):
-                tops.append(item)
-            else:
-                yield item
-
     try:
         late: list[DupeError] = []  # stage 1's errors, reported once it ends
         sizes = SizeGroups()
         with _collector_paused():
-            sizes.add(_kept_files(
-                stat_files(
-                    apart(items),
-                    min_size=limits.min_size,
-                    max_size=limits.max_size,
-                    include_empty=limits.include_empty,
-                    progress=progress,
-                ),
-                late,
-            ))
-            # Grouped while the workers' listings arrive: the parent has time
-            # to spare while they walk.
-            for rows in walk_in_parallel(
-                tops, hashing, select, limits, late, progress, sizes.files
-            ):
-                sizes.add(rows)
+            # Grouped while the tasks' records arrive: this process has time
+            # to spare while the workers walk.
+            for result in walk:
+                records = result.records
+                if result.errors:
+                    late.extend(r for r in records if type(r) is DupeError)
+                    records = [r for r in records if type(r) is tuple]
+                sizes.add(records)
+                if progress is not None:
+                    progress(Stage.SIZE, sizes.files, 0)
             groups = sizes.groups()
             sizes.clear()
         yield from _in_path_order(late)

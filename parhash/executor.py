@@ -276,6 +276,7 @@ def run_tasks(
     lost: Callable[[Any, str], A] | None = None,
     first: Callable[[list[Any]], list[A]] | None = None,
     executor: Executor | None = None,
+    pool: Callable[[], Executor] | None = None,
 ) -> Generator[A, None, None]:
     """Do every task of ``feed`` with ``run``; yield each result as it completes.
 
@@ -289,7 +290,9 @@ def run_tasks(
     :class:`~parhash.pool.PoolExecutor`), ``idle`` is called whenever the
     pool waits. Each result's new items are in the feed before the next task
     is handed out. An ``executor`` given does every task, and is left open;
-    ``jobs`` then comes from it.
+    ``jobs`` then comes from it. ``pool``, if given, makes the executor of
+    the tasks past the first ones, in place of a pool of ``jobs``; it is
+    left open too, for the caller's later stages.
     """
     jobs = clamp_jobs(jobs) if executor is None else executor.jobs
     feed.jobs = jobs
@@ -325,10 +328,16 @@ def run_tasks(
                 return
             release_directories()  # not to be inherited by the workers
         feed.share = True
+        if pool is not None:
+            for results in pool().map_unordered(run, feed, idle, lost):
+                for result in results:
+                    feed.add(result)
+                    yield result
+            return
         from parhash.pool import PoolExecutor
 
-        with PoolExecutor(jobs, stats) as pool:
-            for results in pool.map_unordered(run, feed, idle, lost):
+        with PoolExecutor(jobs, stats) as processes:
+            for results in processes.map_unordered(run, feed, idle, lost):
                 for result in results:
                     feed.add(result)
                     yield result

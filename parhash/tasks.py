@@ -134,6 +134,10 @@ class ScanJob(NamedTuple):
     # alone even when it is all its task holds, so that a worker reads it.
     first: bool = False
     prog: str = "parhash"
+    # A directory on a pseudo file system (/proc, /sys...) is a walk error.
+    skip_pseudo: bool = False
+    # What a kind of task other than scan's needs besides (see run_task).
+    options: Any = None
 
 
 class TaskResult(NamedTuple):
@@ -258,7 +262,8 @@ class _Task:
         job = self.job
         note_item(index)  # no file yet: a death while listing is the directory's
         opened = open_listing(d, _DESCENT, follow=job.follow, select=job.select, skip=skip,
-                              note=functools.partial(note_item, index, 0))
+                              note=functools.partial(note_item, index, 0),
+                              skip_pseudo=job.skip_pseudo)
         if isinstance(opened, WalkError):
             self.walk_error(opened)
             return
@@ -285,10 +290,14 @@ class _Task:
             if skip and entry.path.rpartition("/")[2] in skip:
                 return  # given up on
             note_item(index, 0, entry.path)
-            self.result_of(self.hash_path(entry.path))
+            self.linked(entry)
         else:
             assert isinstance(entry, WalkError)
             self.walk_error(entry)
+
+    def linked(self, entry: Linked) -> None:
+        """A link to a regular file, followed with -L."""
+        self.result_of(self.hash_path(entry.path))
 
     def part(self, index: int, p: Part) -> None:
         if p.split:
@@ -314,7 +323,8 @@ class _Task:
         """List a directory a worker died on; each file goes back as a task of its own."""
         d = p.directory
         opened = open_listing(d, _DESCENT, follow=self.job.follow, select=self.job.select,
-                              skip=p.skip, note=functools.partial(note_item, 0, 0))
+                              skip=p.skip, note=functools.partial(note_item, 0, 0),
+                              skip_pseudo=self.job.skip_pseudo)
         if isinstance(opened, WalkError):
             self.walk_error(opened)
             return
@@ -512,7 +522,12 @@ class _Task:
                                         identity=(st.st_dev, st.st_ino)))
         elif not stat.S_ISREG(st.st_mode):
             self.failed(path, NOT_REGULAR)
-        elif st.st_size >= self.job.alone and (self.size > 1 or self.job.first):
+        else:
+            self.named_file(path, st)
+
+    def named_file(self, path: str, st: os.stat_result) -> None:
+        """A regular file the user named, ``stat``-ed (following links) as ``st``."""
+        if st.st_size >= self.job.alone and (self.size > 1 or self.job.first):
             self.alone.append(path)
         else:
             self.result_of(self.hash_path(path))
@@ -534,15 +549,17 @@ class _Task:
         self.failed(e.path, e.error, e.errno)
 
 
-def run_task(job: ScanJob, items: Sequence[Any]) -> list[TaskResult]:
+def run_task(job: ScanJob, items: Sequence[Any], kind: type[_Task] | None = None
+             ) -> list[TaskResult]:
     """Do every item of a task; its one :class:`TaskResult`, in a list (the executor's shape).
 
     Runs in a worker, or in the main process for small jobs. Per-file
     failures are values in the result; only bugs raise. Once the task holds
     ``job.files`` files or ``job.nbytes`` bytes, what is left of it goes
-    back as new items.
+    back as new items. ``kind``, a subclass of the task, does another
+    command's work with the same walk (``dupes``' stage 1).
     """
-    task = _Task(job, len(items))
+    task = (kind or _Task)(job, len(items))
     if type(items) is WalkedRun:
         task.walked(items)
         return [task.result()]
@@ -566,16 +583,18 @@ def run_task(job: ScanJob, items: Sequence[Any]) -> list[TaskResult]:
 
 
 class RunTask:
-    """:func:`run_task` bound to a job; a class so that it pickles."""
+    """:func:`run_task` bound to a job (and a kind); a class so that it pickles."""
 
-    def __init__(self, job: ScanJob) -> None:
+    def __init__(self, job: ScanJob, kind: type[_Task] | None = None) -> None:
         self.job = job
+        self.kind = kind
 
     def __call__(self, items: Sequence[Any]) -> list[TaskResult]:
-        return run_task(self.job, items)
+        return run_task(self.job, items, self.kind)
 
 
-def lost_item(job: ScanJob, item: Any, why: str) -> TaskResult:
+def lost_item(job: ScanJob, item: Any, why: str, kind: type[_Task] | None = None
+              ) -> TaskResult:
     """What becomes of an item that could not be done: its worker died on it, twice,
     or it made no progress (``why`` says which).
 
@@ -585,7 +604,7 @@ def lost_item(job: ScanJob, item: Any, why: str) -> TaskResult:
     stalled file that a directory's worker named (:class:`Within`) is an
     error at once, and the rest of its directory is done again without it.
     """
-    task = _Task(job, 1)
+    task = (kind or _Task)(job, 1)
     if isinstance(item, Within):
         inner, name = item.item, item.name
         task.failed(name, why)
@@ -756,6 +775,8 @@ def scan_tasks(
     stats: PipelineStats | None = None,
     idle: Callable[[], None] | None = None,
     executor: Executor | None = None,
+    kind: type[_Task] | None = None,
+    pool: Callable[[], Executor] | None = None,
 ) -> Generator[TaskResult, None, None]:
     """Hash every file reachable from ``paths`` and ``listed`` as ``job`` says; the
     results of the tasks, as they complete.
@@ -763,15 +784,17 @@ def scan_tasks(
     ``paths`` are files, directories and globs, ``listed`` names taken
     literally (see :func:`~parhash.walk.named_paths`). Per-file failures are
     in the results; only bugs raise. See :func:`run_tasks` for ``jobs``,
-    ``stats``, ``idle`` and ``executor``.
+    ``stats``, ``idle``, ``executor`` and ``pool``, and :func:`run_task` for
+    ``kind``.
     """
     if (clamp_jobs(jobs) if executor is None else executor.jobs) == 1:
         job = job._replace(alone=NEVER_ALONE)
-    named = named_paths(paths, listed, follow=job.follow, select=job.select)
+    named = named_paths(paths, listed, follow=job.follow, select=job.select,
+                        skip_pseudo=job.skip_pseudo)
     feed = TaskFeed(named, chunksize=job.files, follow=job.follow)
     small = inline_bytes(job.block_size)
     first = RunTask(job._replace(files=INLINE_MAX_FILES, nbytes=small,
-                                 alone=min(job.alone, small), first=True))
-    return run_tasks(RunTask(job), feed, block_size=job.block_size, jobs=jobs, stats=stats,
-                     idle=idle,
-                     lost=functools.partial(lost_item, job), first=first, executor=executor)
+                                 alone=min(job.alone, small), first=True), kind)
+    return run_tasks(RunTask(job, kind), feed, block_size=job.block_size, jobs=jobs,
+                     stats=stats, idle=idle, lost=functools.partial(lost_item, job, kind=kind),
+                     first=first, executor=executor, pool=pool)

@@ -626,6 +626,7 @@ def open_listing(
     select: Predicates | None = None,
     skip: frozenset[str] = frozenset(),
     note: Callable[[str], None] | None = None,
+    skip_pseudo: bool = False,
 ) -> tuple[int, Iterator[str | Linked | Directory | WalkError]] | WalkError:
     """Open directory ``current`` as :func:`read_dir` does; its descriptor and entries.
 
@@ -639,8 +640,9 @@ def open_listing(
     object per file but its name. Entries named in ``skip`` are left out
     unlooked at (given up on); ``note(path)`` is called before an entry that
     is not a file is looked at (an ``lstat`` can wait on a dead mount).
+    ``skip_pseudo`` is as for :func:`read_dir`.
     """
-    opened = _open_dir(current, descent, follow, False)
+    opened = _open_dir(current, descent, follow, skip_pseudo)
     if isinstance(opened, WalkError):
         return opened
     fd, names, kinds, room = opened
@@ -898,14 +900,15 @@ def named_paths(
     *,
     follow: bool = False,
     select: Predicates | None = None,
+    skip_pseudo: bool = False,
 ) -> Iterator[str | WalkError | Pause]:
     """The paths a user named, for workers to look at: ``paths``, then ``listed``.
 
     Each is passed on as it is, unread (a worker stats it), except an
     argument of ``paths`` that does not exist and holds a wildcard: it is
     expanded here (:func:`walk_glob`), into :class:`Walked` paths and
-    :class:`WalkError` values. ``listed`` names are never globs.
-    :data:`PAUSE` passes through.
+    :class:`WalkError` values (``skip_pseudo`` as for :func:`walk_glob`).
+    ``listed`` names are never globs. :data:`PAUSE` passes through.
     """
     for arg in _arguments(paths):
         if isinstance(arg, Pause):
@@ -915,7 +918,8 @@ def named_paths(
             try:
                 os.stat(arg)
             except FileNotFoundError:
-                yield from walk_glob(arg, follow=follow, select=select)
+                yield from walk_glob(arg, follow=follow, select=select,
+                                     skip_pseudo=skip_pseudo)
                 continue
             except (OSError, ValueError):
                 pass  # the worker says what is wrong with it

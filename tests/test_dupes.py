@@ -22,6 +22,7 @@ from array import array
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -33,14 +34,12 @@ from parhash import dupes
 from parhash.cli import cli
 from parhash.dupes import (
     CHANGED,
-    WALK_BUDGET,
-    WALKER_DIED,
     FileInfo,
     Group,
     Hashing,
     SizeLimits,
     Stage,
-    _lost_dir,
+    StatTask,
     _repeated,
     cut_parts,
     group_by_contents,
@@ -48,13 +47,27 @@ from parhash.dupes import (
     group_by_inode,
     group_by_size,
     pack,
-    stat_files,
-    walk_and_stat,
+    walk_job,
 )
 from parhash.executor import INLINE_MAX_FILES
 from parhash.pool import WORKER_DIED
 from parhash.results import DupeError, DupeGroup
+from parhash.tasks import TASK_FILES, WALKER_DIED, Part, TaskResult, lost_item, run_task
 from parhash.walk import CHANGED_DURING_WALK, PSEUDO_FS, Directory, walk_paths
+
+# Files a walk task stats before it hands the rest of its work back.
+WALK_BUDGET = TASK_FILES
+
+
+def walk_task(items: list[Any], limits: SizeLimits | None = None, **job: Any) -> TaskResult:
+    """One task of stage 1, done in this process: its files' rows and its errors."""
+    (result,) = run_task(walk_job("xxh128", limits, **job), items, StatTask)
+    return result
+
+
+def stat_files(paths: list[Any]) -> list[FileInfo | DupeError]:
+    """Stage 1's look at each of ``paths``, as a task of named paths."""
+    return walk_task(paths).records
 
 SETPRIV = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
 
@@ -695,7 +708,7 @@ def test_cut_parts_sends_every_file_once_within_the_limits(
         return size if head is None else min(size, head)
 
     made = [
-        Group(size, [(f"g{n}/f{i}", size, n, 1, 100 * n + i, ()) for i in range(count)])
+        Group(size, [(f"g{n}/f{i}", size, n, 1, 100 * n + i, (), None) for i in range(count)])
         for n, (size, count) in enumerate(groups)
     ]
     sent: list[tuple[int, int]] = []
@@ -749,10 +762,7 @@ def test_a_directory_not_the_one_listed_is_a_change_that_could_hide_a_duplicate(
     write(tmp_path / "f", b"f")
     st = os.stat(tmp_path)
     wrong = Directory(str(tmp_path) + "/", "", 0, identity=(st.st_dev, st.st_ino + 1))
-    (listing,) = walk_and_stat(None, SizeLimits(), [wrong])
-    assert (listing.files, listing.errors) == (
-        [], [DupeError(str(tmp_path), CHANGED_DURING_WALK)]
-    )
+    assert walk_task([wrong]).records == [DupeError(str(tmp_path), CHANGED_DURING_WALK)]
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="no /proc here")
@@ -767,14 +777,16 @@ def test_a_pseudo_file_system_is_skipped_with_a_notice_that_hides_nothing(jobs: 
 
 
 def test_a_dead_worker_s_directory_is_named_with_the_pool_s_reason_if_it_gives_one() -> None:
-    # The pool may say why it gave up on a directory (it stalled); a death is
-    # said in dupes' words, as a directory, not a file.
+    # The pool may say why it gave up on a directory (it stalled); a death
+    # while listing it again is said as a directory's, not a file's.
+    job = walk_job("xxh128")
     lost = Directory("/srv/data/", "", 0)
-    assert _lost_dir(lost).errors == [DupeError("/srv/data", WALKER_DIED)]
-    assert _lost_dir(lost, WORKER_DIED).errors == [DupeError("/srv/data", WALKER_DIED)]
-    assert _lost_dir(lost, "no progress for 5 s, abandoned").errors == [
-        DupeError("/srv/data", "no progress for 5 s, abandoned")
-    ]
+    listed_again = lost_item(job, Part(lost, split=True), WORKER_DIED, StatTask)
+    assert listed_again.records == [DupeError("/srv/data", WALKER_DIED)]
+    stalled = lost_item(job, lost, "no progress for 5 s, abandoned", StatTask)
+    assert stalled.records == [DupeError("/srv/data", "no progress for 5 s, abandoned")]
+    # Died on once more: listed again, each file then in a task of its own.
+    assert lost_item(job, lost, WORKER_DIED, StatTask).alone == [Part(lost, split=True)]
 
 
 # --- many files of one size, kept packed -------------------------------------------
@@ -790,7 +802,7 @@ def _infos(paths: list[str]) -> list[FileInfo]:
     numbers = [(0, 0, 0, 0), (5, -1, 64, 1), (signed - 1, -signed, signed - 1, 2 * signed - 1),
                (7, signed, 3, 9),  # an mtime past 2262 in nanoseconds
                (7, 9, -signed - 1, 9), (7, 9, 3, 2 * signed), (7, 9, 3, -1)]
-    return [(p, *numbers[i % len(numbers)], ("other", "name") if i % 5 == 3 else ())
+    return [(p, *numbers[i % len(numbers)], ("other", "name") if i % 5 == 3 else (), None)
             for i, p in enumerate(paths)]
 
 
@@ -869,7 +881,6 @@ def test_groups_kept_packed_find_what_lists_of_files_find(
         # Every group packed, every walk task's files in runs; parts of runs
         # past PACK_AT go to the workers packed, the others as lists.
         monkeypatch.setattr(dupes, "PACK_AT", 2)
-        monkeypatch.setattr(dupes, "PACK_RUN", 3)
         for chunksize in (1, 3, 16):
             assert search(chunksize) == as_lists
     finally:
@@ -887,18 +898,25 @@ def test_groups_kept_packed_find_what_lists_of_files_find(
         }
 
 
-def test_a_directory_larger_than_a_run_is_listed_in_packed_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(dupes, "PACK_RUN", 4)
+def test_a_directory_larger_than_a_task_is_handed_back_in_parts(tmp_path: Path) -> None:
     for i in range(10):
         write(tmp_path / f"f{i}", b"x" * i)
     st_ = os.stat(tmp_path)
     top = Directory(str(tmp_path) + "/", "", 0, identity=(st_.st_dev, st_.st_ino))
-    (listing,) = walk_and_stat(None, SizeLimits(include_empty=True), [top])
-    assert [len(run) for run in listing.runs] == [4, 4] and len(listing.files) == 2
-    files = [f for run in listing.runs for f in run] + listing.files
-    assert [(f[0], f[1]) for f in files] == [(str(tmp_path / f"f{i}"), i) for i in range(10)]
+    limits = SizeLimits(include_empty=True)
+    first = walk_task([top], limits)
+    assert first.tasks == []  # a task's room is TASK_FILES
+    task = run_task(walk_job("xxh128", limits)._replace(files=2), [top], StatTask)[0]
+    # Twice the task's files from the directory it lists, the rest in parts.
+    assert len(task.records) == 4 and all(type(p) is Part for p in task.tasks)
+    rest = [run_task(walk_job("xxh128", limits)._replace(files=2), [p], StatTask)[0]
+            for p in task.tasks]
+    assert all(not r.tasks for r in rest)
+    rows = task.records + [f for r in rest for f in r.records]
+    assert sorted((f[0], f[1]) for f in rows) == [(str(tmp_path / f"f{i}"), i) for i in range(10)]
+    assert rows == first.records
+    # Each small file was read and hashed by the walk: the head stage need not.
+    assert all(f[6] == dupes.hexdigest_function("xxh128")(b"x" * f[1]) for f in rows)
 
 
 @settings(max_examples=100, deadline=None)
@@ -910,7 +928,7 @@ def test_a_directory_larger_than_a_run_is_listed_in_packed_runs(
 def test_cut_parts_sends_packed_groups_as_lists_unless_a_run_is_longer_than_pack_at(
     sizes: list[int], chunksize: int, pack_at: int
 ) -> None:
-    made = [Group(1, pack([(f"g{n}/f{i}", 1, n, 1, i, ()) for i in range(count)]))
+    made = [Group(1, pack([(f"g{n}/f{i}", 1, n, 1, i, (), None) for i in range(count)]))
             for n, count in enumerate(sizes)]
     sent: list[tuple[int, int]] = []
     saved, dupes.PACK_AT = dupes.PACK_AT, pack_at
