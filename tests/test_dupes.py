@@ -30,25 +30,20 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import parhash
-from parhash import dupes
+from parhash.algorithms import hexdigest_function
 from parhash.cli import cli
-from parhash.dupes import (
-    CHANGED,
-    FileInfo,
-    Group,
+from parhash.dupes import Stage, stages
+from parhash.dupes.candidates import CHANGED, FileInfo, Group, pack
+from parhash.dupes.stages import (
     Hashing,
-    SizeLimits,
-    Stage,
-    StatTask,
     _repeated,
     cut_parts,
     group_by_contents,
     group_by_head,
     group_by_inode,
     group_by_size,
-    pack,
-    walk_job,
 )
+from parhash.dupes.walk import SizeLimits, StatTask, walk_job
 from parhash.executor import INLINE_MAX_FILES
 from parhash.pool import WORKER_DIED
 from parhash.results import DupeError, DupeGroup
@@ -880,7 +875,7 @@ def test_groups_kept_packed_find_what_lists_of_files_find(
         as_lists = search(16)
         # Every group packed, every walk task's files in runs; parts of runs
         # past PACK_AT go to the workers packed, the others as lists.
-        monkeypatch.setattr(dupes, "PACK_AT", 2)
+        monkeypatch.setattr(stages, "PACK_AT", 2)
         for chunksize in (1, 3, 16):
             assert search(chunksize) == as_lists
     finally:
@@ -916,7 +911,7 @@ def test_a_directory_larger_than_a_task_is_handed_back_in_parts(tmp_path: Path) 
     assert sorted((f[0], f[1]) for f in rows) == [(str(tmp_path / f"f{i}"), i) for i in range(10)]
     assert rows == first.records
     # Each small file was read and hashed by the walk: the head stage need not.
-    assert all(f[6] == dupes.hexdigest_function("xxh128")(b"x" * f[1]) for f in rows)
+    assert all(f[6] == hexdigest_function("xxh128")(b"x" * f[1]) for f in rows)
 
 
 @settings(max_examples=100, deadline=None)
@@ -931,7 +926,7 @@ def test_cut_parts_sends_packed_groups_as_lists_unless_a_run_is_longer_than_pack
     made = [Group(1, pack([(f"g{n}/f{i}", 1, n, 1, i, (), None) for i in range(count)]))
             for n, count in enumerate(sizes)]
     sent: list[tuple[int, int]] = []
-    saved, dupes.PACK_AT = dupes.PACK_AT, pack_at
+    saved, stages.PACK_AT = stages.PACK_AT, pack_at
     try:
         for batch in cut_parts(made, lambda size: size, chunksize, 1 << 20):
             for n, start, whole, files in batch:
@@ -940,5 +935,5 @@ def test_cut_parts_sends_packed_groups_as_lists_unless_a_run_is_longer_than_pack
                 assert whole == (len(files) == len(made[n].files))
                 sent.extend((n, start + i) for i in range(len(files)))
     finally:
-        dupes.PACK_AT = saved
+        stages.PACK_AT = saved
     assert sorted(sent) == [(n, i) for n, count in enumerate(sizes) for i in range(count)]
