@@ -116,7 +116,8 @@ def _constructors(algos: Sequence[str]) -> list[Callable[[], Hasher]]:
 
 
 def hash_file(
-    path: str, algos: Sequence[str] = ("sha256",), block_size: int = DEFAULT_BLOCK_SIZE
+    path: str, algos: Sequence[str] = ("sha256",), block_size: int = DEFAULT_BLOCK_SIZE,
+    *, limit: int | None = None,
 ) -> Result:
     """Hash one file with every algorithm in ``algos`` from a single read.
 
@@ -126,9 +127,14 @@ def hash_file(
     ``fstat`` and ``size / block_size + 1`` reads. A
     :class:`~parhash.walk.Walked` path is opened as the walk found it
     (:meth:`~parhash.walk.Descent.open`): one swapped for a link since, or
-    below a directory that was, comes back as an error.
+    below a directory that was, comes back as an error. With ``limit``, only
+    the first ``limit`` bytes are hashed (the size is still the file's).
+
+    This is the one reader: scan, check and dupes read every file through
+    it, or through a loop that inlines its commonest case (a small file read
+    whole by one ``readv``) and hands it anything else.
     """
-    return _hash_file(path, _constructors(algos), tuple(algos), block_size)
+    return _hash_file(path, _constructors(algos), tuple(algos), block_size, limit=limit)
 
 
 def _hash_file(
@@ -139,6 +145,7 @@ def _hash_file(
     top: int = -1,
     root: tuple[int, int] | None = None,
     fence: str | None = None,
+    limit: int | None = None,
 ) -> Result:
     """``top`` >= 0: ``path`` is a walked one, as its :class:`Walked` with ``top`` and ``root``."""
     if isinstance(path, Walked):
@@ -155,7 +162,7 @@ def _hash_file(
     try:
         if fence is not None and outside(fd, fence):
             return Result(path, {}, error=OUTSIDE_ROOT)
-        hashers, before, error, code = digest_open(fd, constructors, block_size)
+        hashers, before, error, code = digest_open(fd, constructors, block_size, limit=limit)
     except OSError as e:
         return Result(path, {}, error=reason(e), errno=e.errno)
     finally:
@@ -178,6 +185,7 @@ def digest_open(
     block_size: int,
     before: os.stat_result | None = None,
     first: int = -1,
+    limit: int | None = None,
 ) -> tuple[list[Hasher], os.stat_result, str | None, int | None]:
     """Hash the file open as ``fd`` with one hasher per constructor, from one read.
 
@@ -190,6 +198,7 @@ def digest_open(
     whole by its first read; ``before``, if given, is the first) and
     ``size / block_size + 1`` reads. ``first`` >= 0: the caller's first read
     put that many bytes in this process's buffer (:func:`read_buffer`).
+    ``limit``: only the first ``limit`` bytes are hashed (``dupes``' heads).
     """
     if before is None:
         before = os.fstat(fd)
@@ -199,8 +208,13 @@ def digest_open(
         return [], before, NOT_REGULAR, None
     hashers = [new() for new in constructors]
     size = before.st_size
-    view = _BUFFER.get(block_size)
+    want = size if limit is None else min(size, limit)
+    # No more than a head is read for a head (the caller's first read, if
+    # any, is in a buffer of ``block_size``).
+    small = limit is not None and first < 0 and 0 < limit < block_size
+    view = _BUFFER.get(limit if small and limit is not None else block_size)
     views = _BUFFER.views
+    block = len(view)
     total = 0
     reads = 0
     while True:
@@ -209,18 +223,20 @@ def digest_open(
         if not n:
             break
         reads += 1
-        chunk = view if n == block_size else view[:n]
+        if limit is not None and total + n > limit:
+            n = limit - total
+        chunk = view if n == block else view[:n]
         for h in hashers:
             h.update(chunk)
         total += n
         # A short read that reaches the size fstat gave is the end of a
         # regular file: skip the read that would return 0. A file that
         # grew meanwhile is caught by the second fstat below.
-        if n < block_size and total == size:
+        if (n < block and total == size) or total == limit:
             break
     # A file that came whole from one read has nothing to mix from two
     # versions; one read in several may have, so check size and mtime.
-    if reads <= 1 and total == size:
+    if reads <= 1 and total == want:
         return hashers, before, None, None
     after = os.fstat(fd)
     if (
@@ -240,42 +256,9 @@ def path_hasher(job: Job) -> Callable[[str], Result]:
     constructors = _constructors(job.algos)
     algos = job.algos
     block_size = job.block_size
+    head = job.head
 
     def hash_path(path: str) -> Result:
-        return _hash_file(path, constructors, algos, block_size)
+        return _hash_file(path, constructors, algos, block_size, limit=head)
 
     return hash_path
-
-
-# --- Heads, for ``parhash dupes`` ---------------------------------------------
-
-
-def read_head(path: str, head: int) -> tuple[memoryview, os.stat_result, str | None]:
-    """Read the first ``head`` bytes of ``path`` into this process's buffer.
-
-    Returns the bytes read (a view of the buffer, valid until the next read),
-    the ``fstat`` taken after the read, and None; or, for a file that is not
-    regular or whose size changed under the read, an empty view and the
-    reason. Raises ``OSError``. Costs one ``open``, ``readv`` and ``fstat``.
-    """
-    fd = os.open(path, OPEN_FLAGS)
-    try:
-        view = _BUFFER.get(head)
-        total = os.readv(fd, _BUFFER.views)
-        st = os.fstat(fd)
-        want = min(st.st_size, head)
-        if total < want:
-            # A short read before the end of a regular file: rare, but allowed.
-            while total < want:
-                n = os.readv(fd, [view[total:want]])
-                if not n:
-                    break
-                total += n
-            st = os.fstat(fd)
-    finally:
-        os.close(fd)
-    if not stat.S_ISREG(st.st_mode):
-        return view[:0], st, NOT_REGULAR
-    if total != want:
-        return view[:0], st, CHANGED_WHILE_HASHING
-    return view[:total], st, None

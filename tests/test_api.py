@@ -128,3 +128,19 @@ def test_scan_in_this_process_leaves_no_directory_open(tmp_path: Path) -> None:
     results = list(parhash.scan([str(tmp_path)], algos=("md5",), jobs=1))
     assert len(results) == 2 and all(r.ok for r in results)
     assert set(os.listdir("/proc/self/fd")) <= before
+
+
+@pytest.mark.parametrize("block_size", [7, 64, 1 << 16])
+@pytest.mark.parametrize("limit", [0, 1, 63, 64, 65, 1000, 5000])
+def test_hash_file_with_a_limit_hashes_only_the_head(
+    tmp_path: Path, block_size: int, limit: int
+) -> None:
+    data = os.urandom(1000)
+    (tmp_path / "f").write_bytes(data)
+    r = parhash.hash_file(str(tmp_path / "f"), ("md5", "xxh128"), block_size, limit=limit)
+    assert r.ok and r.size == len(data)
+    assert r.digests == {"md5": digest("md5", data[:limit]),
+                         "xxh128": digest("xxh128", data[:limit])}
+    # Without a limit, the whole file, whatever the block size.
+    whole = parhash.hash_file(str(tmp_path / "f"), ("md5",), block_size)
+    assert whole.digests == {"md5": digest("md5", data)}

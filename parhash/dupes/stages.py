@@ -40,7 +40,6 @@ from parhash.worker import (
     Job,
     path_hasher,
     read_buffer,
-    read_head,
 )
 
 # A group of this many files or more is kept as a PackedFiles, not a list:
@@ -348,10 +347,10 @@ def _split_heads(job: Job, head: int, parts: Sequence[Part]) -> list[Split]:
     """:func:`split_parts` for heads, the stage that reads most candidates.
 
     Each file costs an open, one read, an fstat and a close, with no Python
-    call in between: the loop of :func:`split_parts` through
-    :func:`~parhash.worker.read_head` cost a tenth more. A file that is not
-    read whole in one go (a short read, a change under the read, not a
-    regular file any more) is read again by ``read_head``, which sorts it out.
+    call in between: the loop of :func:`split_parts` through the reader
+    (:func:`~parhash.worker.hash_file`) cost a tenth more. A file that is
+    not read whole in one go (a short read, a change under the read, not a
+    regular file any more) is read again by the reader, which sorts it out.
     """
     careful = _digester(job)
     hexdigest = hexdigest_function(job.algos[0])
@@ -407,31 +406,15 @@ Seen = tuple[str, tuple[int, int, int, int]]
 def _digester(job: Job) -> Callable[[str], Seen | DupeError]:
     """What a worker runs per file: a path in, its digest (of the head, with ``job.head``) out."""
     algo = job.algos[0]
-    if job.head is None:
-        hash_path = path_hasher(job)
+    hash_path = path_hasher(job)
 
-        def digest_whole(path: str) -> Seen | DupeError:
-            r = hash_path(path)
-            if r.error is not None:
-                return DupeError(path, r.error, r.errno, not _vanished(r.errno))
-            return r.digests[algo], (r.size, r.mtime_ns, r.dev, r.ino)
+    def digest(path: str) -> Seen | DupeError:
+        r = hash_path(path)
+        if r.error is not None:
+            return DupeError(path, r.error, r.errno, not _vanished(r.errno))
+        return r.digests[algo], (r.size, r.mtime_ns, r.dev, r.ino)
 
-        return digest_whole
-    hexdigest = hexdigest_function(algo)
-    head = job.head
-
-    # The head stage reads most candidates, so it skips the Result that
-    # hash_path builds (a third of its cost on small files).
-    def digest_head(path: str) -> Seen | DupeError:
-        try:
-            chunk, st, problem = read_head(path, head)
-        except OSError as e:
-            return DupeError(path, reason(e), e.errno, not _vanished(e.errno))
-        if problem is not None:
-            return DupeError(path, problem)
-        return hexdigest(chunk), (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
-
-    return digest_head
+    return digest
 
 
 def cut_parts(
