@@ -203,7 +203,7 @@ def _open_list(name: str) -> BinaryIO:
     try:
         return open(name, "rb")
     except OSError as e:
-        from parhash.manifest import quote_name
+        from parhash.formats.names import quote_name
 
         quoted = quote_name(name, colon=False)
         click.echo(f"parhash: cannot open {quoted} for reading: {e.strerror}", err=True)
@@ -316,7 +316,7 @@ def _pipeline_stats(stall_timeout: float | None) -> Any:
 
 
 def _warn_stall(item: Any, sub: int, seconds: float) -> None:
-    from parhash.manifest import quote_name
+    from parhash.formats.names import quote_name
 
     click.echo(f"parhash: {quote_name(_item_name(item, sub))}: no progress for {seconds:g} s; "
                "still waiting", err=True)

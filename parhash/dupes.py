@@ -67,7 +67,7 @@ from parhash.executor import (
     InlineExecutor,
     clamp_jobs,
 )
-from parhash.manifest import FS_ENCODING, FS_ERRORS
+from parhash.formats.names import FS_ENCODING, FS_ERRORS
 from parhash.pool import WORKER_DIED, PipelineStats, PoolExecutor, note_item
 from parhash.results import DupeError, DupeGroup, Pause, WalkError, reason
 from parhash.select import Selector

@@ -9,38 +9,28 @@ and nothing is escaped. Names are written as the bytes they have on disk.
 
 from __future__ import annotations
 
-import codecs
-import itertools
 import os
 import re
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, Protocol
 
 from parhash.algorithms import ALGORITHMS
+from parhash.formats.names import (
+    FS_ENCODING,
+    FS_ERRORS,
+    FS_UTF8,
+    escape_name,
+    escape_text,
+    unescape_name,
+)
 from parhash.results import PAUSE, Pause
-
-# What os.fsencode does, without its checks: names are encoded once per line.
-FS_ENCODING = sys.getfilesystemencoding()
-FS_ERRORS = sys.getfilesystemencodeerrors()
-# In UTF-8 a name holds a backslash, CR or LF byte exactly when its decoded
-# text holds that character (bytes that are not UTF-8 decode to surrogates):
-# the text can be searched instead of the bytes.
-_UTF8 = codecs.lookup(FS_ENCODING).name == "utf-8"
-
-
-def escape_name(name: bytes) -> tuple[bytes, bool]:
-    """Return ``(escaped name, whether escaping was needed)`` as coreutils does."""
-    if b"\\" not in name and b"\n" not in name and b"\r" not in name:
-        return name, False
-    return name.replace(b"\\", b"\\\\").replace(b"\n", b"\\n").replace(b"\r", b"\\r"), True
 
 
 def format_gnu(digest: str, path: str, *, zero: bool = False) -> bytes:
     """``DIGEST  NAME\\n``, byte for byte as ``md5sum``/``sha256sum``/``b2sum`` print it."""
     if zero:
         return f"{digest}  {path}\0".encode(FS_ENCODING, FS_ERRORS)
-    if _UTF8 and "\\" not in path and "\n" not in path and "\r" not in path:
+    if FS_UTF8 and "\\" not in path and "\n" not in path and "\r" not in path:
         return f"{digest}  {path}\n".encode(FS_ENCODING, FS_ERRORS)
     name, escaped = escape_name(os.fsencode(path))
     return b"%s%s  %s\n" % (b"\\" if escaped else b"", digest.encode(), name)
@@ -55,9 +45,9 @@ def gnu_text(digest: str, path: str, zero: bool = False) -> str:
     if zero:
         return f"{digest}  {path}\0"
     if "\\" in path or "\n" in path or "\r" in path:
-        if not _UTF8:
+        if not FS_UTF8:
             return format_gnu(digest, path).decode(FS_ENCODING, FS_ERRORS)
-        return f"\\{digest}  {_escape_text(path)}\n"
+        return f"\\{digest}  {escape_text(path)}\n"
     return f"{digest}  {path}\n"
 
 
@@ -66,14 +56,10 @@ def bsd_text(tag: str, digest: str, path: str, zero: bool = False) -> str:
     if zero:
         return f"{tag} ({path}) = {digest}\0"
     if "\\" in path or "\n" in path or "\r" in path:
-        if not _UTF8:
+        if not FS_UTF8:
             return format_bsd(tag, digest, path).decode(FS_ENCODING, FS_ERRORS)
-        return f"\\{tag} ({_escape_text(path)}) = {digest}\n"
+        return f"\\{tag} ({escape_text(path)}) = {digest}\n"
     return f"{tag} ({path}) = {digest}\n"
-
-
-def _escape_text(path: str) -> str:
-    return path.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def format_bsd(tag: str, digest: str, path: str, *, zero: bool = False) -> bytes:
@@ -83,88 +69,6 @@ def format_bsd(tag: str, digest: str, path: str, *, zero: bool = False) -> bytes
         return b"%s (%s) = %s\0" % (tag.encode(), name, digest.encode())
     name, escaped = escape_name(name)
     return b"%s%s (%s) = %s\n" % (b"\\" if escaped else b"", tag.encode(), name, digest.encode())
-
-
-def format_check_line(name: str, outcome: str) -> bytes:
-    """``NAME: OK``, as ``md5sum -c`` of coreutils 9.1 prints it.
-
-    It escapes a name only when it holds a newline (the one case where a
-    line would split): then the line starts with a backslash and backslash,
-    newline and carriage return are escaped as in :func:`escape_name`. A name
-    with only a backslash or a carriage return is printed as it is.
-    """
-    if not _UTF8 or "\n" in name:
-        raw = os.fsencode(name)
-        if b"\n" not in raw:
-            return b"%s: %s\n" % (raw, outcome.encode())
-        return b"\\%s: %s\n" % (escape_name(raw)[0], outcome.encode())
-    return f"{name}: {outcome}\n".encode(FS_ENCODING, FS_ERRORS)
-
-
-# Characters after which a shell would see more than a plain word, as in
-# gnulib's quotearg (shell-escape style), which coreutils uses for file names
-# in diagnostics.
-_SHELL_SPECIAL = frozenset(" !\"$&()*;<=>?[\\]^`|")
-_C_ESCAPES = {7: "a", 8: "b", 9: "t", 10: "n", 11: "v", 12: "f", 13: "r"}
-
-
-def _pieces(name: bytes) -> list[tuple[bool, str]]:
-    """Split a name into (printable?, text) runs; unprintable text is $'..' escaped."""
-    out: list[tuple[bool, str]] = []
-    text = name.decode("utf-8", "surrogateescape")
-    for ch in text:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8
-            piece = (False, "\\%03o" % (code - 0xDC00))
-        elif code < 0x80 and not ch.isprintable():
-            piece = (False, "\\" + _C_ESCAPES[code] if code in _C_ESCAPES else "\\%03o" % code)
-        elif not ch.isprintable():
-            piece = (False, "".join("\\%03o" % b for b in ch.encode()))
-        else:
-            piece = (True, ch)
-        out.append(piece)
-    # Runs are joined once, not grown a character at a time: a name can be
-    # megabytes long.
-    return [(ok, "".join(t for _, t in run)) for ok, run in itertools.groupby(out, key=_first)]
-
-
-def _first(piece: tuple[bool, str]) -> bool:
-    return piece[0]
-
-
-def quote_name(path: str, *, colon: bool = True) -> str:
-    """Quote a path for a diagnostic the way coreutils does (``'a b'``, ``'n'$'\\n''l'``).
-
-    With ``colon`` (coreutils' ``quotef``, for ``PROG: NAME: reason``) a name
-    holding ``:`` is quoted too, so the message still splits at its colons;
-    without it this is ``quoteaf``, as in ``cannot open NAME for reading``.
-    """
-    name = os.fsencode(path)
-    if not name:
-        return "''"
-    pieces = _pieces(name)
-    text = name.decode("utf-8", "surrogateescape")
-    printable = len(pieces) == 1 and pieces[0][0]
-    special = (
-        any(c in _SHELL_SPECIAL for c in text)
-        or (colon and ":" in text)
-        or text[0] in "#~"
-        or text in ("{", "}")
-        or "'" in text
-    )
-    if printable and not special:
-        return text
-    if printable and "'" in text and not any(c in text for c in '"$`\\!'):
-        return '"' + text + '"'
-    out = []
-    for ok, piece in pieces:
-        if ok:
-            out.append("'" + piece.replace("'", "'\\''") + "'")
-        else:
-            out.append("$'" + piece + "'")
-    if not pieces[0][0]:
-        out.insert(0, "''")
-    return "".join(out)
 
 
 # Reading ---------------------------------------------------------------------
@@ -189,8 +93,6 @@ _WHITE = b" \t"
 # How nearly every line of a manifest starts: "DIGEST  NAME" or "DIGEST *NAME",
 # no escape, no blank before the digest. parse_line takes the name after it.
 _PLAIN_GNU = re.compile(rb"([0-9A-Fa-f]+) [ *]")
-_ESCAPED_NAME = re.compile(rb"(?:[^\\\0]|\\[nr\\])*")
-_UNESCAPE = {b"\\\\": b"\\", b"\\n": b"\n", b"\\r": b"\r"}
 
 
 class Entry(NamedTuple):
@@ -223,15 +125,6 @@ class Source(Protocol):
     """What a manifest is read from: a binary file, or anything with its ``read``."""
 
     def read(self, size: int = -1, /) -> bytes: ...
-
-
-def unescape_name(name: bytes) -> bytes | None:
-    """Undo :func:`escape_name`; ``None`` for an escape coreutils would reject."""
-    if b"\\" not in name:
-        return None if b"\0" in name else name
-    if _ESCAPED_NAME.fullmatch(name) is None:
-        return None  # a lone or trailing backslash, another escape, or a NUL
-    return re.sub(rb"\\[nr\\]", lambda m: _UNESCAPE[m.group()], name)
 
 
 def _entry(name: bytes, digests: list[tuple[str, str]], reversed: bool | None = None) -> Parsed:

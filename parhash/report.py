@@ -16,14 +16,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from parhash.algorithms import ALGORITHMS
-from parhash.manifest import (
-    FS_ENCODING,
-    FS_ERRORS,
-    bsd_text,
-    format_check_line,
-    gnu_text,
-    quote_name,
-)
+from parhash.formats.names import FS_ENCODING, FS_ERRORS, format_check_line, quote_name
+from parhash.manifest import bsd_text, gnu_text
 from parhash.results import (
     FAILED,
     MALFORMED,
@@ -451,7 +445,7 @@ def write_summary(summary: Summary, out: Output, options: CheckOptions, err: IO[
 
 
 def check_text(name: str, outcome: str) -> str:
-    """:func:`~parhash.manifest.format_check_line` as text (see :func:`gnu_text`)."""
+    """:func:`~parhash.formats.names.format_check_line` as text (see :func:`gnu_text`)."""
     if "\n" not in name:
         return f"{name}: {outcome}\n"
     return format_check_line(name, outcome).decode(FS_ENCODING, FS_ERRORS)

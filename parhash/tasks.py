@@ -44,7 +44,7 @@ from parhash.executor import (
     inline_bytes,
     run_tasks,
 )
-from parhash.manifest import FS_ENCODING, FS_ERRORS
+from parhash.formats.names import FS_ENCODING, FS_ERRORS
 from parhash.pool import WORKER_DIED, PipelineStats, Within, note_directory, note_item
 from parhash.report import RecordFormat, error_line
 from parhash.results import Pause, Result, WalkError, reason

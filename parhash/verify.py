@@ -34,9 +34,8 @@ from typing import Any, BinaryIO, NamedTuple
 
 from parhash.algorithms import ALGORITHMS, Hasher
 from parhash.executor import INLINE_MAX_FILES, clamp_jobs, inline_bytes, run_tasks
+from parhash.formats.names import FS_ENCODING, FS_ERRORS
 from parhash.manifest import (
-    FS_ENCODING,
-    FS_ERRORS,
     MAX_LINE,
     OVERLONG_KEEP,
     Entry,

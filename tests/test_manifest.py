@@ -10,7 +10,8 @@ from conftest import bsd_line, gnu_line
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from parhash.manifest import escape_name, format_bsd, format_gnu, quote_name
+from parhash.formats.names import escape_name, quote_name
+from parhash.manifest import format_bsd, format_gnu
 
 MD5_EMPTY = "d41d8cd98f00b204e9800998ecf8427e"
 

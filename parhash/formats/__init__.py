@@ -1,0 +1,1 @@
+"""The output formats of ``scan``, which ``check`` reads back."""
