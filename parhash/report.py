@@ -16,8 +16,11 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from parhash.algorithms import ALGORITHMS
+from parhash.formats.bsd import bsd_text
+from parhash.formats.csv import csv_field, csv_text
+from parhash.formats.gnu import gnu_text
+from parhash.formats.jsonl import json_path
 from parhash.formats.names import FS_ENCODING, FS_ERRORS, format_check_line, quote_name
-from parhash.manifest import bsd_text, gnu_text
 from parhash.results import (
     FAILED,
     MALFORMED,
@@ -134,22 +137,22 @@ class RecordFormat:
                        for tag, d in zip(self.tags, digests, strict=True))
 
     def _json(self, path: str, digests: list[str], size: int) -> str:
-        record = _json_path(path)
+        record = json_path(path)
         record["size"] = size
         record.update(zip(self.algos, digests, strict=True))
         return self._encode(record) + self.end
 
     def _csv(self, path: str, digests: list[str], size: int) -> str:
-        return f"{_csv_text(path)},{size},{','.join(digests)},{self.end}"
+        return f"{csv_text(path)},{size},{','.join(digests)},{self.end}"
 
     def error_text(self, path: str, error: str) -> str:
         """The record of a file that could not be hashed: empty unless json or csv."""
         if self.fmt == "json":
-            record = _json_path(path)
+            record = json_path(path)
             record["error"] = error
             return self._encode(record) + self.end
         if self.fmt == "csv":
-            return f"{_csv_text(path)},{',' * len(self.algos)},{_csv_text(error)}{self.end}"
+            return f"{csv_text(path)},{',' * len(self.algos)},{csv_text(error)}{self.end}"
         return ""
 
     def result(self, r: Result) -> bytes:
@@ -159,24 +162,6 @@ class RecordFormat:
         else:
             text = self.text(r.path, [r.digests[a] for a in self.algos], r.size)
         return text.encode(FS_ENCODING, FS_ERRORS)
-
-
-def _csv_text(value: str) -> str:
-    if "," in value or '"' in value or "\r" in value or "\n" in value:
-        return '"' + value.replace('"', '""') + '"'
-    return value
-
-
-def _json_path(path: str) -> dict[str, Any]:
-    record: dict[str, Any] = {"path": path}
-    if not path.isascii():
-        try:
-            path.encode("utf-8")
-        except UnicodeEncodeError:
-            import base64
-
-            record["path_b64"] = base64.b64encode(os.fsencode(path)).decode("ascii")
-    return record
 
 
 def _write(results: Iterable[Result], out: Output, options: ReportOptions, fmt: str) -> None:
@@ -205,23 +190,6 @@ def write_bsd(results: Iterable[Result], out: Output, options: ReportOptions) ->
     _write(results, out, options, "bsd")
 
 
-def json_record(r: Result) -> dict[str, Any]:
-    """The ``--json`` object for one result.
-
-    A name that is not valid UTF-8 is written with Python's surrogate escapes
-    (each undecodable byte ``0xNN`` as ``\\udcNN``), which ``parhash`` and any
-    Python reader turn back into the same bytes, and also, losslessly for any
-    reader, as base64 in ``path_b64``.
-    """
-    record = _json_path(r.path)
-    if r.error is not None:
-        record["error"] = r.error
-        return record
-    record["size"] = r.size
-    record.update(r.digests)
-    return record
-
-
 def write_json(results: Iterable[Result], out: Output, options: ReportOptions) -> None:
     """JSON Lines, one object per file, errors included.
 
@@ -229,10 +197,6 @@ def write_json(results: Iterable[Result], out: Output, options: ReportOptions) -
     ``{"path": "./gone", "error": "No such file or directory"}``
     """
     _write(results, out, options, "json")
-
-
-def _csv_field(value: str) -> bytes:
-    return _csv_text(value).encode(FS_ENCODING, FS_ERRORS)
 
 
 def write_csv(results: Iterable[Result], out: Output, options: ReportOptions) -> None:
@@ -386,7 +350,7 @@ def check_record(v: Verdict) -> dict[str, Any]:
 
     ``algo``, ``expected`` and ``actual`` are comma-joined when the manifest
     gives the file several digests; ``actual`` is null and ``error`` set when
-    the file could not be read. Names as in :func:`json_record`.
+    the file could not be read. Names as in :func:`~parhash.formats.jsonl.json_record`.
     """
     record: dict[str, Any] = {"path": v.path}
     try:
@@ -512,7 +476,8 @@ def write_dupes_text(groups: Iterable[DupeGroup], out: Output, options: ReportOp
 
 
 def dupe_record(g: DupeGroup) -> dict[str, Any]:
-    """The ``--json`` object for one group; names that are not UTF-8 as in :func:`json_record`."""
+    """The ``--json`` object for one group; names that are not UTF-8 as in
+    :func:`~parhash.formats.jsonl.json_record`."""
     record: dict[str, Any] = {
         "size": g.size,
         "algo": g.algo,
@@ -566,9 +531,9 @@ def write_dupes_csv(groups: Iterable[DupeGroup], out: Output, options: ReportOpt
         lead = b"%d,%d,%s,%s," % (number, g.size, g.algo.encode(), g.digest.encode())
         links = {names[0]: names[1:] for names in g.hardlinks}
         for path in g.paths:
-            out.write(lead + _csv_field(path) + b"," + end)
+            out.write(lead + csv_field(path) + b"," + end)
             for other in links.get(path, ()):
-                out.write(lead + _csv_field(other) + b"," + _csv_field(path) + end)
+                out.write(lead + csv_field(other) + b"," + csv_field(path) + end)
 
 
 DupeWriter = Callable[[Iterable[DupeGroup], Output, ReportOptions], None]
