@@ -33,7 +33,8 @@ from parhash.console import (
     open_output,
 )
 from parhash.executor import DEFAULT_CHUNKSIZE, MAX_BLOCK_SIZE
-from parhash.report import MULTI_ALGO_FORMATS, Output, ReportOptions
+from parhash.formats import MULTI_ALGO_FORMATS
+from parhash.report import Output, ReportOptions
 from parhash.results import Pause
 from parhash.worker import DEFAULT_BLOCK_SIZE
 
@@ -263,7 +264,8 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
       find . -name '*.iso' -print0 | parhash scan --files0-from - -a xxh3
       parhash scan data --json -a sha256,md5 | jq -r .sha256
     """
-    from parhash.report import RecordFormat, write_tasks
+    from parhash.formats import RecordFormat
+    from parhash.report import write_tasks
     from parhash.select import Selector
     from parhash.tasks import TASK_FILES, ScanJob, scan_tasks
 

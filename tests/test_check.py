@@ -27,12 +27,13 @@ from hypothesis import strategies as st
 import parhash
 from parhash.algorithms import ALGORITHMS
 from parhash.cli import cli
+from parhash.formats import FORMATS
 from parhash.formats.bsd import format_bsd
 from parhash.formats.entries import Entry, Malformed
 from parhash.formats.gnu import format_gnu
 from parhash.formats.jsonl import json_record
 from parhash.manifest import parse_line, read_manifest
-from parhash.report import Output, ReportOptions, write_csv
+from parhash.report import Output, ReportOptions
 from parhash.results import PAUSE, Result
 
 # Names that coreutils escapes (backslash, newline, CR), that a shell or a
@@ -274,7 +275,7 @@ def test_parse_line_reads_back_every_line_scan_writes(
 def test_read_manifest_reads_back_scan_csv(names_: list[bytes], algos_: list[str]) -> None:
     results = [Result(os.fsdecode(n), {a: digest(a, n) for a in algos_}, len(n)) for n in names_]
     buffer = io.BytesIO()
-    write_csv(results, Output(buffer), ReportOptions(tuple(algos_)))
+    FORMATS["csv"].write(results, Output(buffer), ReportOptions(tuple(algos_)))
     buffer.seek(0)
     read = [p for _, p in read_manifest(buffer)]
     assert read == [Entry(r.path, tuple((a, r.digests[a]) for a in algos_)) for r in results]

@@ -45,6 +45,29 @@ def bsd_text(tag: str, digest: str, path: str, zero: bool = False) -> str:
     return f"{tag} ({path}) = {digest}\n"
 
 
+class BsdWriter:
+    """``md5sum --tag`` lines, one per algorithm per file; a file that can't be read has none.
+
+    ``MD5 (./empty) = d41d8cd98f00b204e9800998ecf8427e``
+    """
+
+    header = b""
+
+    def __init__(self, algos: tuple[str, ...], zero: bool = False) -> None:
+        self.zero = zero
+        self.tags = [ALGORITHMS[a].tag for a in algos]
+
+    def text(self, path: str, digests: list[str], size: int) -> str:
+        zero = self.zero
+        if len(digests) == 1:
+            return bsd_text(self.tags[0], digests[0], path, zero)
+        return "".join(bsd_text(tag, d, path, zero)
+                       for tag, d in zip(self.tags, digests, strict=True))
+
+    def error_text(self, path: str, error: str) -> str:
+        return ""
+
+
 def parse_tagged(rest: bytes, tag_algo: str, escaped: bool, algo: str | None) -> Parsed:
     """Read what follows ``TAG (`` on a tagged line (without its end): ``NAME) = DIGEST``.
 
@@ -74,7 +97,7 @@ def parse_tagged(rest: bytes, tag_algo: str, escaped: bool, algo: str | None) ->
 
 
 def read_bsd(record: bytes, algos: tuple[str, ...]) -> Parsed:
-    """Read back one line :func:`bsd_text` wrote, without its end; the tag gives the algorithm.
+    """Read back one line :class:`BsdWriter` wrote, without its end; the tag gives the algorithm.
 
     A manifest's lines are read by :func:`parhash.manifest.parse_line`, which
     also takes blanks before the tag.

@@ -24,6 +24,28 @@ def csv_field(value: str) -> bytes:
     return csv_text(value).encode(FS_ENCODING, FS_ERRORS)
 
 
+class CsvWriter:
+    """A header, then one RFC 4180 row per file; names are written as their bytes.
+
+    Rows end in CRLF, or in NUL with ``zero`` (``-z``), as every other format.
+
+    ``path,size,md5,error``
+    ``./empty,0,d41d8cd98f00b204e9800998ecf8427e,``
+    ``./gone,,,No such file or directory``
+    """
+
+    def __init__(self, algos: tuple[str, ...], zero: bool = False) -> None:
+        self.algos = algos
+        self.end = "\0" if zero else "\r\n"
+        self.header = (",".join(["path", "size", *algos, "error"]) + self.end).encode()
+
+    def text(self, path: str, digests: list[str], size: int) -> str:
+        return f"{csv_text(path)},{size},{','.join(digests)},{self.end}"
+
+    def error_text(self, path: str, error: str) -> str:
+        return f"{csv_text(path)},{',' * len(self.algos)},{csv_text(error)}{self.end}"
+
+
 def split_csv(record: bytes) -> list[bytes] | None:
     """The fields of one RFC 4180 record (no line end), or ``None`` if it is not one."""
     if b'"' not in record:

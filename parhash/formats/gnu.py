@@ -54,6 +54,24 @@ def gnu_text(digest: str, path: str, zero: bool = False) -> str:
     return f"{digest}  {path}\n"
 
 
+class GnuWriter:
+    """``md5sum`` lines, one algorithm only; a file that can't be read has no line.
+
+    ``d41d8cd98f00b204e9800998ecf8427e  ./empty``
+    """
+
+    header = b""
+
+    def __init__(self, algos: tuple[str, ...], zero: bool = False) -> None:
+        self.zero = zero
+
+    def text(self, path: str, digests: list[str], size: int) -> str:
+        return gnu_text(digests[0], path, self.zero)
+
+    def error_text(self, path: str, error: str) -> str:
+        return ""
+
+
 def parse_gnu(
     line: bytes, i: int, escaped: bool, algo: str | None, reversed: bool | None
 ) -> Parsed:
@@ -94,7 +112,7 @@ def parse_gnu(
 
 
 def read_gnu(record: bytes, algos: tuple[str, ...]) -> Parsed:
-    """Read back one line :func:`gnu_text` wrote for ``algos``, without its end.
+    """Read back one line :class:`GnuWriter` wrote for ``algos``, without its end.
 
     A manifest's lines are read by :func:`parhash.manifest.parse_line`, which
     also takes blanks before the digest and ``DIGEST NAME`` lines.

@@ -30,6 +30,34 @@ def json_path(path: str) -> dict[str, Any]:
     return record
 
 
+class JsonWriter:
+    """JSON Lines, one object per file, errors included.
+
+    ``{"path": "./empty", "size": 0, "md5": "d41d8cd98f00b204e9800998ecf8427e"}``
+    ``{"path": "./gone", "error": "No such file or directory"}``
+    """
+
+    header = b""
+
+    def __init__(self, algos: tuple[str, ...], zero: bool = False) -> None:
+        import json
+
+        self.algos = algos
+        self.end = "\0" if zero else "\n"
+        self.encode = json.JSONEncoder(ensure_ascii=True).encode
+
+    def text(self, path: str, digests: list[str], size: int) -> str:
+        record = json_path(path)
+        record["size"] = size
+        record.update(zip(self.algos, digests, strict=True))
+        return self.encode(record) + self.end
+
+    def error_text(self, path: str, error: str) -> str:
+        record = json_path(path)
+        record["error"] = error
+        return self.encode(record) + self.end
+
+
 def json_record(r: Result) -> dict[str, Any]:
     """The ``--json`` object for one result.
 
@@ -77,5 +105,5 @@ def parse_json(line: bytes, algo: str | None) -> Parsed:
 
 
 def read_json(record: bytes, algos: tuple[str, ...]) -> Parsed:
-    """Read back one record the JSON writer wrote, with every digest it holds."""
+    """Read back one record :class:`JsonWriter` wrote, with every digest it holds."""
     return parse_json(record, None)
