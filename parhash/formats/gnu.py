@@ -115,7 +115,8 @@ def read_gnu(record: bytes, algos: tuple[str, ...]) -> Parsed:
     """Read back one line :class:`GnuWriter` wrote for ``algos``, without its end.
 
     A manifest's lines are read by :func:`parhash.manifest.parse_line`, which
-    also takes blanks before the digest and ``DIGEST NAME`` lines.
+    also takes blanks before the digest and keeps a manifest's lines to one
+    form (``DIGEST  NAME`` or ``DIGEST NAME``).
     """
     escaped = record.startswith(b"\\")
     return parse_gnu(record, int(escaped), escaped, algos[0], None)
