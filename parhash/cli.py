@@ -33,7 +33,8 @@ from parhash.console import (
     open_output,
 )
 from parhash.executor import DEFAULT_CHUNKSIZE, MAX_BLOCK_SIZE
-from parhash.report import MULTI_ALGO_FORMATS, Output, ReportOptions
+from parhash.formats import MULTI_ALGO_FORMATS
+from parhash.report import Output, ReportOptions
 from parhash.results import Pause
 from parhash.worker import DEFAULT_BLOCK_SIZE
 
@@ -203,7 +204,7 @@ def _open_list(name: str) -> BinaryIO:
     try:
         return open(name, "rb")
     except OSError as e:
-        from parhash.manifest import quote_name
+        from parhash.formats.names import quote_name
 
         quoted = quote_name(name, colon=False)
         click.echo(f"parhash: cannot open {quoted} for reading: {e.strerror}", err=True)
@@ -263,7 +264,8 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
       find . -name '*.iso' -print0 | parhash scan --files0-from - -a xxh3
       parhash scan data --json -a sha256,md5 | jq -r .sha256
     """
-    from parhash.report import RecordFormat, write_tasks
+    from parhash.formats import RecordFormat
+    from parhash.report import write_tasks
     from parhash.select import Selector
     from parhash.tasks import TASK_FILES, ScanJob, scan_tasks
 
@@ -316,7 +318,7 @@ def _pipeline_stats(stall_timeout: float | None) -> Any:
 
 
 def _warn_stall(item: Any, sub: int, seconds: float) -> None:
-    from parhash.manifest import quote_name
+    from parhash.formats.names import quote_name
 
     click.echo(f"parhash: {quote_name(_item_name(item, sub))}: no progress for {seconds:g} s; "
                "still waiting", err=True)

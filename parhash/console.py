@@ -355,7 +355,7 @@ def _check_planted(path: str, st: os.stat_result) -> None:
 def _cannot_write(path: str, reason: str) -> NoReturn:
     import click
 
-    from parhash.manifest import quote_name
+    from parhash.formats.names import quote_name
 
     click.echo(f"parhash: cannot write to {quote_name(path, colon=False)}: {reason}", err=True)
     raise click.exceptions.Exit(EXIT_FILE_ERROR)

@@ -1,251 +1,39 @@
-"""Coreutils' text formats: the only place that turns a path into a line.
+"""Reading a manifest: which format each line is in, and what one line tells of the next.
 
-GNU lines are ``DIGEST  NAME``; BSD (tagged) lines are ``TAG (NAME) = DIGEST``.
-A name holding a backslash, newline or carriage return is escaped as coreutils
-9 does it: the line starts with a backslash and the name has ``\\\\``, ``\\n``
-and ``\\r`` in place of those bytes. With ``zero`` (``-z``) records end in NUL
-and nothing is escaped. Names are written as the bytes they have on disk.
+Each format's parser is in :mod:`parhash.formats`; this module tells them
+apart line by line (:func:`parse_line`), reads a stream into lines without
+holding an overlong one whole (:func:`read_manifest`), and keeps the state
+coreutils keeps between lines (:class:`LineParser`).
+
+``check`` reads back everything ``scan`` writes, and what md5sum, sha*sum,
+b2sum and xxhsum write, following coreutils' ``split_3`` (src/digest.c)
+wherever the two could differ, so that a line md5sum accepts means the same
+file and digest here, and a line it rejects is rejected here too.
 """
 
 from __future__ import annotations
 
-import codecs
-import itertools
 import os
-import re
-import sys
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple, Protocol
+from typing import Protocol
 
 from parhash.algorithms import ALGORITHMS
+from parhash.formats.bsd import TAG_RE, TAGS, parse_tagged
+from parhash.formats.csv import parse_csv_header, parse_csv_row
+from parhash.formats.entries import BLANKS, Entry, Malformed, Parsed
+from parhash.formats.gnu import GUESS_BY_LENGTH, PLAIN_GNU, parse_gnu
+from parhash.formats.jsonl import parse_json
+from parhash.formats.names import FS_ENCODING, FS_ERRORS
 from parhash.results import PAUSE, Pause
-
-# What os.fsencode does, without its checks: names are encoded once per line.
-FS_ENCODING = sys.getfilesystemencoding()
-FS_ERRORS = sys.getfilesystemencodeerrors()
-# In UTF-8 a name holds a backslash, CR or LF byte exactly when its decoded
-# text holds that character (bytes that are not UTF-8 decode to surrogates):
-# the text can be searched instead of the bytes.
-_UTF8 = codecs.lookup(FS_ENCODING).name == "utf-8"
-
-
-def escape_name(name: bytes) -> tuple[bytes, bool]:
-    """Return ``(escaped name, whether escaping was needed)`` as coreutils does."""
-    if b"\\" not in name and b"\n" not in name and b"\r" not in name:
-        return name, False
-    return name.replace(b"\\", b"\\\\").replace(b"\n", b"\\n").replace(b"\r", b"\\r"), True
-
-
-def format_gnu(digest: str, path: str, *, zero: bool = False) -> bytes:
-    """``DIGEST  NAME\\n``, byte for byte as ``md5sum``/``sha256sum``/``b2sum`` print it."""
-    if zero:
-        return f"{digest}  {path}\0".encode(FS_ENCODING, FS_ERRORS)
-    if _UTF8 and "\\" not in path and "\n" not in path and "\r" not in path:
-        return f"{digest}  {path}\n".encode(FS_ENCODING, FS_ERRORS)
-    name, escaped = escape_name(os.fsencode(path))
-    return b"%s%s  %s\n" % (b"\\" if escaped else b"", digest.encode(), name)
-
-
-def gnu_text(digest: str, path: str, zero: bool = False) -> str:
-    """:func:`format_gnu` as text, to be encoded with ``FS_ENCODING`` and ``FS_ERRORS``.
-
-    Workers join a task's lines and encode them once; a name's undecodable
-    bytes, held as surrogates, come back as they were.
-    """
-    if zero:
-        return f"{digest}  {path}\0"
-    if "\\" in path or "\n" in path or "\r" in path:
-        if not _UTF8:
-            return format_gnu(digest, path).decode(FS_ENCODING, FS_ERRORS)
-        return f"\\{digest}  {_escape_text(path)}\n"
-    return f"{digest}  {path}\n"
-
-
-def bsd_text(tag: str, digest: str, path: str, zero: bool = False) -> str:
-    """:func:`format_bsd` as text; see :func:`gnu_text`."""
-    if zero:
-        return f"{tag} ({path}) = {digest}\0"
-    if "\\" in path or "\n" in path or "\r" in path:
-        if not _UTF8:
-            return format_bsd(tag, digest, path).decode(FS_ENCODING, FS_ERRORS)
-        return f"\\{tag} ({_escape_text(path)}) = {digest}\n"
-    return f"{tag} ({path}) = {digest}\n"
-
-
-def _escape_text(path: str) -> str:
-    return path.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
-
-
-def format_bsd(tag: str, digest: str, path: str, *, zero: bool = False) -> bytes:
-    """``TAG (NAME) = DIGEST\\n``, as ``md5sum --tag`` and ``xxhsum --tag`` print it."""
-    name = os.fsencode(path)
-    if zero:
-        return b"%s (%s) = %s\0" % (tag.encode(), name, digest.encode())
-    name, escaped = escape_name(name)
-    return b"%s%s (%s) = %s\n" % (b"\\" if escaped else b"", tag.encode(), name, digest.encode())
-
-
-def format_check_line(name: str, outcome: str) -> bytes:
-    """``NAME: OK``, as ``md5sum -c`` of coreutils 9.1 prints it.
-
-    It escapes a name only when it holds a newline (the one case where a
-    line would split): then the line starts with a backslash and backslash,
-    newline and carriage return are escaped as in :func:`escape_name`. A name
-    with only a backslash or a carriage return is printed as it is.
-    """
-    if not _UTF8 or "\n" in name:
-        raw = os.fsencode(name)
-        if b"\n" not in raw:
-            return b"%s: %s\n" % (raw, outcome.encode())
-        return b"\\%s: %s\n" % (escape_name(raw)[0], outcome.encode())
-    return f"{name}: {outcome}\n".encode(FS_ENCODING, FS_ERRORS)
-
-
-# Characters after which a shell would see more than a plain word, as in
-# gnulib's quotearg (shell-escape style), which coreutils uses for file names
-# in diagnostics.
-_SHELL_SPECIAL = frozenset(" !\"$&()*;<=>?[\\]^`|")
-_C_ESCAPES = {7: "a", 8: "b", 9: "t", 10: "n", 11: "v", 12: "f", 13: "r"}
-
-
-def _pieces(name: bytes) -> list[tuple[bool, str]]:
-    """Split a name into (printable?, text) runs; unprintable text is $'..' escaped."""
-    out: list[tuple[bool, str]] = []
-    text = name.decode("utf-8", "surrogateescape")
-    for ch in text:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8
-            piece = (False, "\\%03o" % (code - 0xDC00))
-        elif code < 0x80 and not ch.isprintable():
-            piece = (False, "\\" + _C_ESCAPES[code] if code in _C_ESCAPES else "\\%03o" % code)
-        elif not ch.isprintable():
-            piece = (False, "".join("\\%03o" % b for b in ch.encode()))
-        else:
-            piece = (True, ch)
-        out.append(piece)
-    # Runs are joined once, not grown a character at a time: a name can be
-    # megabytes long.
-    return [(ok, "".join(t for _, t in run)) for ok, run in itertools.groupby(out, key=_first)]
-
-
-def _first(piece: tuple[bool, str]) -> bool:
-    return piece[0]
-
-
-def quote_name(path: str, *, colon: bool = True) -> str:
-    """Quote a path for a diagnostic the way coreutils does (``'a b'``, ``'n'$'\\n''l'``).
-
-    With ``colon`` (coreutils' ``quotef``, for ``PROG: NAME: reason``) a name
-    holding ``:`` is quoted too, so the message still splits at its colons;
-    without it this is ``quoteaf``, as in ``cannot open NAME for reading``.
-    """
-    name = os.fsencode(path)
-    if not name:
-        return "''"
-    pieces = _pieces(name)
-    text = name.decode("utf-8", "surrogateescape")
-    printable = len(pieces) == 1 and pieces[0][0]
-    special = (
-        any(c in _SHELL_SPECIAL for c in text)
-        or (colon and ":" in text)
-        or text[0] in "#~"
-        or text in ("{", "}")
-        or "'" in text
-    )
-    if printable and not special:
-        return text
-    if printable and "'" in text and not any(c in text for c in '"$`\\!'):
-        return '"' + text + '"'
-    out = []
-    for ok, piece in pieces:
-        if ok:
-            out.append("'" + piece.replace("'", "'\\''") + "'")
-        else:
-            out.append("$'" + piece + "'")
-    if not pieces[0][0]:
-        out.insert(0, "''")
-    return "".join(out)
-
-
-# Reading ---------------------------------------------------------------------
-#
-# ``check`` reads back everything ``scan`` writes, and what md5sum, sha*sum,
-# b2sum and xxhsum write, following coreutils' ``split_3`` (src/digest.c)
-# wherever the two could differ, so that a line md5sum accepts means the same
-# file and digest here, and a line it rejects is rejected here too.
-
-# Untagged lines carry no algorithm: coreutils users expect it from the length.
-# b2sum's 128 digits read as sha512 and xxhsum's 32 as md5 unless --algo says.
-GUESS_BY_LENGTH = {32: "md5", 40: "sha1", 56: "sha224", 64: "sha256", 96: "sha384", 128: "sha512"}
 
 # A longer line is no checksum line; it is skipped without being held whole.
 MAX_LINE = 1 << 20
-
-_TAGS = {a.tag: a.name for a in ALGORITHMS.values()}
-_TAG_RE = re.compile(rb"([A-Za-z0-9-]+) ?\(")
-_HEX = frozenset(b"0123456789abcdefABCDEF")
-_HEX_RE = re.compile(rb"[0-9A-Fa-f]*")
-_WHITE = b" \t"
-# How nearly every line of a manifest starts: "DIGEST  NAME" or "DIGEST *NAME",
-# no escape, no blank before the digest. parse_line takes the name after it.
-_PLAIN_GNU = re.compile(rb"([0-9A-Fa-f]+) [ *]")
-_ESCAPED_NAME = re.compile(rb"(?:[^\\\0]|\\[nr\\])*")
-_UNESCAPE = {b"\\\\": b"\\", b"\\n": b"\n", b"\\r": b"\r"}
-
-
-class Entry(NamedTuple):
-    """A checksum line: a file name and the digests its file should have.
-
-    ``name`` is the name as written, unescaped, decoded with
-    ``os.fsdecode`` (so any bytes survive). ``digests`` holds ``(algorithm,
-    lower-case hex)`` pairs in the manifest's order: one for a text line,
-    several for a ``--json`` or ``--csv`` record. ``reversed`` is set for GNU
-    lines only: whether the line was ``DIGEST NAME`` with a single blank (the
-    form of BSD ``md5 -r``), which fixes how later lines of the same manifest
-    are read.
-    """
-
-    name: str
-    digests: tuple[tuple[str, str], ...]
-    reversed: bool | None = None
-
-
-class Malformed(NamedTuple):
-    """A line that is not a checksum line, and why (for people, not programs)."""
-
-    reason: str
-
-
-Parsed = Entry | Malformed | None
 
 
 class Source(Protocol):
     """What a manifest is read from: a binary file, or anything with its ``read``."""
 
     def read(self, size: int = -1, /) -> bytes: ...
-
-
-def unescape_name(name: bytes) -> bytes | None:
-    """Undo :func:`escape_name`; ``None`` for an escape coreutils would reject."""
-    if b"\\" not in name:
-        return None if b"\0" in name else name
-    if _ESCAPED_NAME.fullmatch(name) is None:
-        return None  # a lone or trailing backslash, another escape, or a NUL
-    return re.sub(rb"\\[nr\\]", lambda m: _UNESCAPE[m.group()], name)
-
-
-def _entry(name: bytes, digests: list[tuple[str, str]], reversed: bool | None = None) -> Parsed:
-    if b"\0" in name:
-        # The C library can't open such a name; md5sum would cut it short at
-        # the NUL and check another file.
-        return Malformed("NUL in name")
-    return Entry(os.fsdecode(name), tuple(digests), reversed)
-
-
-def _digest(text: bytes, algo: str) -> str | None:
-    if len(text) != ALGORITHMS[algo].hex_length or not _HEX.issuperset(text):
-        return None
-    return text.decode("ascii").lower()
 
 
 def parse_line(
@@ -260,17 +48,19 @@ def parse_line(
     upper-case hex is fine. A trailing newline and then carriage return are
     dropped (with ``zero``, a trailing NUL only). ``algo`` is the algorithm of
     untagged lines (otherwise it is guessed from the digest's length, see
-    :data:`GUESS_BY_LENGTH`); lines that name another algorithm are then
-    malformed. ``reversed`` is the form earlier GNU lines of the manifest had
-    (``None`` when there were none): coreutils refuses to mix them, so that a
-    renamed file with leading blanks can't pass for another. Never raises.
+    :data:`~parhash.formats.gnu.GUESS_BY_LENGTH`); lines that name another
+    algorithm are then malformed. ``reversed`` is the form earlier GNU lines
+    of the manifest had (``None`` when there were none): coreutils refuses to
+    mix them, so that a renamed file with leading blanks can't pass for
+    another. Never raises.
     """
     if zero:
         line = line[:-1] if line.endswith(b"\0") else line
     else:
-        plain = _PLAIN_GNU.match(line)
+        plain = PLAIN_GNU.match(line)
         if plain is not None and reversed is not True:
-            # What the steps below make of such a line, in fewer of them.
+            # What the steps below (parse_gnu) make of such a line, in fewer of
+            # them and without a call: nearly every line of a manifest is one.
             name = line[plain.end() :]
             name = name[:-1] if name.endswith(b"\n") else name
             name = name[:-1] if name.endswith(b"\r") else name
@@ -292,178 +82,16 @@ def _parse_trimmed(line: bytes, algo: str | None, reversed: bool | None) -> Pars
     if not line or line.startswith(b"#"):
         return None
     # Not a loop over the bytes: a megabyte of blanks took 50 ms a line that way.
-    i = len(line) - len(line.lstrip(_WHITE))
+    i = len(line) - len(line.lstrip(BLANKS))
     if line.startswith(b"{", i):
-        return _parse_json(line, algo)
+        return parse_json(line, algo)
     escaped = line.startswith(b"\\", i)
     i += escaped
-    tagged = _TAG_RE.match(line, i)
-    if tagged is not None and tagged.group(1).decode("ascii") in _TAGS:
-        return _parse_tagged(line[tagged.end() :], _TAGS[tagged.group(1).decode("ascii")],
-                             escaped, algo)
-    return _parse_gnu(line, i, escaped, algo, reversed)
-
-
-def _parse_tagged(rest: bytes, tag_algo: str, escaped: bool, algo: str | None) -> Parsed:
-    # Split from the right: the name may itself hold ") = " (a file called
-    # "x) = y" gives "MD5 (x) = y) = DIGEST"), but the digest never holds ")".
-    end = rest.rfind(b")")
-    if end < 0:
-        return Malformed("no ')' after the name")
-    name: bytes | None = rest[:end]
-    if escaped:
-        name = unescape_name(rest[:end])
-        if name is None:
-            return Malformed("bad escape in name")
-    assert name is not None
-    tail = rest[end + 1 :].lstrip(_WHITE)
-    if not tail.startswith(b"="):
-        return Malformed("no '=' after the name")
-    if algo is not None and algo != tag_algo:
-        return Malformed(f"a {tag_algo} line, but the algorithm is {algo}")
-    digest = _digest(tail[1:].lstrip(_WHITE), tag_algo)
-    if digest is None:
-        return Malformed(f"not a {tag_algo} digest")
-    return _entry(name, [(tag_algo, digest)])
-
-
-def _parse_gnu(
-    line: bytes, i: int, escaped: bool, algo: str | None, reversed: bool | None
-) -> Parsed:
-    hex_end = _HEX_RE.match(line, i)
-    assert hex_end is not None  # the pattern matches the empty string
-    j = hex_end.end()
-    length = j - i
-    if length == 0 or j + 1 >= len(line) or line[j] not in _WHITE:
-        return Malformed("not a checksum line")
-    guess = algo or GUESS_BY_LENGTH.get(length)
-    if guess is None:
-        return Malformed(f"no algorithm is guessed from {length} hex digits: give --algo")
-    digest = _digest(line[i:j], guess)
-    if digest is None:
-        return Malformed(f"not a {guess} digest")
-    k = j + 1  # after the one blank that ends the digest
-    if len(line) - k == 1 or line[k] not in b" *":
-        # "DIGEST NAME": allowed only if no earlier line was "DIGEST  NAME".
-        if reversed is False:
-            return Malformed("a 'DIGEST NAME' line after 'DIGEST  NAME' lines")
-        name, now_reversed = line[k:], True
-    elif reversed:
-        # After "DIGEST NAME" lines the blank or '*' belongs to the name.
-        name, now_reversed = line[k:], True
-    else:
-        name, now_reversed = line[k + 1 :], False
-    if escaped:
-        unescaped = unescape_name(name)
-        if unescaped is None:
-            return Malformed("bad escape in name")
-        name = unescaped
-    return _entry(name, [(guess, digest)], now_reversed)
-
-
-def _parse_json(line: bytes, algo: str | None) -> Parsed:
-    import json
-
-    try:
-        record = json.loads(line)
-    except (ValueError, RecursionError):
-        return Malformed("not JSON")
-    if not isinstance(record, dict):
-        return Malformed("not a JSON object")
-    try:
-        if isinstance(record.get("path_b64"), str):
-            import base64
-
-            name = base64.b64decode(record["path_b64"], validate=True)
-        elif isinstance(record.get("path"), str):
-            name = os.fsencode(record["path"])
-        else:
-            return Malformed("no path")
-    except ValueError:
-        return Malformed("a path that is no file name")
-    if record.get("error") is not None:
-        return Malformed("a record of a file that could not be read")
-    return _record(name, [(k, v) for k, v in record.items() if k in ALGORITHMS], algo)
-
-
-def _record(name: bytes, fields: list[tuple[str, Any]], algo: str | None) -> Parsed:
-    """The entry of a JSON or CSV record that has ``fields`` (algorithm, digest)."""
-    if algo is not None:
-        fields = [(a, d) for a, d in fields if a == algo]
-    digests = []
-    for a, text in fields:
-        digest = _digest(text.encode("ascii", "replace"), a) if isinstance(text, str) else None
-        if digest is None:
-            return Malformed(f"not a {a} digest")
-        digests.append((a, digest))
-    if not digests:
-        return Malformed(f"no {algo} digest" if algo else "no digest")
-    return _entry(name, digests)
-
-
-def split_csv(record: bytes) -> list[bytes] | None:
-    """The fields of one RFC 4180 record (no line end), or ``None`` if it is not one."""
-    if b'"' not in record:
-        # Nearly every row; and a row of a million commas is split in C.
-        return record.split(b",")
-    fields: list[bytes] = []
-    i, n = 0, len(record)
-    while True:
-        if record.startswith(b'"', i):
-            value = bytearray()
-            j = i + 1
-            while True:
-                k = record.find(b'"', j)
-                if k < 0:
-                    return None  # no closing quote
-                value += record[j:k]
-                if record.startswith(b'"', k + 1):
-                    value += b'"'
-                    j = k + 2
-                    continue
-                j = k + 1
-                break
-            fields.append(bytes(value))
-            if j == n:
-                return fields
-            if record[j : j + 1] != b",":
-                return None
-            i = j + 1
-        else:
-            k = record.find(b",", i)
-            field = record[i:] if k < 0 else record[i:k]
-            if b'"' in field:
-                return None
-            fields.append(field)
-            if k < 0:
-                return fields
-            i = k + 1
-
-
-def parse_csv_header(line: bytes) -> tuple[str, ...] | None:
-    """The algorithms of a ``scan --csv`` header (``path,size,md5,error``), or ``None``."""
-    fields = split_csv(line.rstrip(b"\r\n"))
-    if fields is None or len(fields) < 4 or fields[:2] != [b"path", b"size"]:
-        return None
-    if fields[-1] != b"error":
-        return None
-    algos = tuple(f.decode("ascii", "replace") for f in fields[2:-1])
-    return algos if all(a in ALGORITHMS for a in algos) else None
-
-
-def parse_csv_row(line: bytes, algos: tuple[str, ...], *, algo: str | None = None) -> Parsed:
-    """Read one row of a ``scan --csv`` manifest whose header named ``algos``."""
-    line = line[:-1] if line.endswith(b"\n") else line
-    line = line[:-1] if line.endswith(b"\r") else line
-    if not line:
-        return None
-    fields = split_csv(line)
-    if fields is None or len(fields) != len(algos) + 3:
-        return Malformed("not a row of this CSV manifest")
-    if fields[-1]:
-        return Malformed("a record of a file that could not be read")
-    return _record(fields[0], [(a, d.decode("ascii", "replace"))
-                               for a, d in zip(algos, fields[2:-1], strict=True)], algo)
+    tagged = TAG_RE.match(line, i)
+    if tagged is not None and tagged.group(1).decode("ascii") in TAGS:
+        return parse_tagged(line[tagged.end() :], TAGS[tagged.group(1).decode("ascii")],
+                            escaped, algo)
+    return parse_gnu(line, i, escaped, algo, reversed)
 
 
 class Overlong(bytes):

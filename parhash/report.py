@@ -1,10 +1,10 @@
-"""One writer per output format, each printing a record as soon as it arrives.
+"""Writing what a command found: output streams, scan's tasks, check's lines, dupes' groups.
 
-Every writer has the signature ``(results, out, options) -> None``: it reads
-:class:`Result` values and writes bytes to ``out``. Results with an error are
-written only by the formats that hold errors (``json``, ``csv``); the others
-leave them to :func:`tally`, which reports them on stderr. ``WRITERS`` is the
-only dispatch.
+How each format writes a file's record is :mod:`parhash.formats`'; here
+are the streams around the records: :class:`Output`, which flushes a few
+times a second, :func:`write_tasks`, which writes each task's records as it
+completes and its error lines to stderr, what ``check`` prints for each
+verdict and manifest, and the writers of ``dupes`` (:data:`DUPE_WRITERS`).
 """
 
 from __future__ import annotations
@@ -16,14 +16,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from parhash.algorithms import ALGORITHMS
-from parhash.manifest import (
-    FS_ENCODING,
-    FS_ERRORS,
-    bsd_text,
-    format_check_line,
-    gnu_text,
-    quote_name,
-)
+from parhash.formats.csv import csv_field
+from parhash.formats.names import FS_ENCODING, FS_ERRORS, format_check_line, quote_name
 from parhash.results import (
     FAILED,
     MALFORMED,
@@ -32,13 +26,13 @@ from parhash.results import (
     UNREADABLE,
     DupeError,
     DupeGroup,
-    Result,
     Summary,
     Verdict,
 )
 
 if TYPE_CHECKING:
     from parhash.dupes import Stage
+    from parhash.formats import RecordFormat
     from parhash.tasks import TaskResult
 
 
@@ -94,177 +88,6 @@ class Output:
         self.stream.flush()
         self.last = time.monotonic()
         self.pending = False
-
-
-class RecordFormat:
-    """How one output format writes a file's record: the one place for each format.
-
-    Workers format their tasks' records with it, and the writers below with
-    the same code, so a format changes in one place. ``fmt`` is a name of
-    :data:`WRITERS`; ``algos`` the algorithms, in the order the digests come.
-    Records are made as text (:attr:`text`, :meth:`error_text`): a worker
-    joins a task's records and encodes them once, with ``FS_ENCODING`` and
-    ``FS_ERRORS``, which gives every name back its bytes.
-    """
-
-    def __init__(self, fmt: str, algos: tuple[str, ...], zero: bool = False) -> None:
-        if fmt not in WRITERS:
-            raise ValueError(f"unknown format {fmt!r}")
-        if len(algos) != 1 and fmt not in MULTI_ALGO_FORMATS:
-            raise ValueError(f"{fmt} records hold one digest, not {len(algos)}")
-        self.fmt = fmt
-        self.algos = algos
-        self.zero = zero
-        self.tags = [ALGORITHMS[a].tag for a in algos]
-        self.end = "\0" if zero else ("\r\n" if fmt == "csv" else "\n")
-        self.header = b""
-        if fmt == "csv":
-            header = ",".join(["path", "size", *algos, "error"]) + self.end
-            self.header = header.encode()
-        if fmt == "json":
-            import json
-
-            self._encode = json.JSONEncoder(ensure_ascii=True).encode
-        # Errors go to stderr in every format; json and csv also hold them.
-        self.holds_errors = fmt in ("json", "csv")
-        self.text: Callable[[str, list[str], int], str] = getattr(self, "_" + fmt)
-
-    def _gnu(self, path: str, digests: list[str], size: int) -> str:
-        return gnu_text(digests[0], path, self.zero)
-
-    def _bsd(self, path: str, digests: list[str], size: int) -> str:
-        zero = self.zero
-        if len(digests) == 1:
-            return bsd_text(self.tags[0], digests[0], path, zero)
-        return "".join(bsd_text(tag, d, path, zero)
-                       for tag, d in zip(self.tags, digests, strict=True))
-
-    def _json(self, path: str, digests: list[str], size: int) -> str:
-        record = _json_path(path)
-        record["size"] = size
-        record.update(zip(self.algos, digests, strict=True))
-        return self._encode(record) + self.end
-
-    def _csv(self, path: str, digests: list[str], size: int) -> str:
-        return f"{_csv_text(path)},{size},{','.join(digests)},{self.end}"
-
-    def error_text(self, path: str, error: str) -> str:
-        """The record of a file that could not be hashed: empty unless json or csv."""
-        if self.fmt == "json":
-            record = _json_path(path)
-            record["error"] = error
-            return self._encode(record) + self.end
-        if self.fmt == "csv":
-            return f"{_csv_text(path)},{',' * len(self.algos)},{_csv_text(error)}{self.end}"
-        return ""
-
-    def result(self, r: Result) -> bytes:
-        """The record of one :class:`Result`, as bytes."""
-        if r.error is not None:
-            text = self.error_text(r.path, r.error)
-        else:
-            text = self.text(r.path, [r.digests[a] for a in self.algos], r.size)
-        return text.encode(FS_ENCODING, FS_ERRORS)
-
-
-def _csv_text(value: str) -> str:
-    if "," in value or '"' in value or "\r" in value or "\n" in value:
-        return '"' + value.replace('"', '""') + '"'
-    return value
-
-
-def _json_path(path: str) -> dict[str, Any]:
-    record: dict[str, Any] = {"path": path}
-    if not path.isascii():
-        try:
-            path.encode("utf-8")
-        except UnicodeEncodeError:
-            import base64
-
-            record["path_b64"] = base64.b64encode(os.fsencode(path)).decode("ascii")
-    return record
-
-
-def _write(results: Iterable[Result], out: Output, options: ReportOptions, fmt: str) -> None:
-    records = RecordFormat(fmt, options.algos, options.zero)
-    if records.header:
-        out.write(records.header)
-    for r in results:
-        data = records.result(r)
-        if data:
-            out.write(data)
-
-
-def write_gnu(results: Iterable[Result], out: Output, options: ReportOptions) -> None:
-    """``md5sum`` lines; one algorithm only.
-
-    ``d41d8cd98f00b204e9800998ecf8427e  ./empty``
-    """
-    _write(results, out, options, "gnu")
-
-
-def write_bsd(results: Iterable[Result], out: Output, options: ReportOptions) -> None:
-    """``md5sum --tag`` lines, one per algorithm per file.
-
-    ``MD5 (./empty) = d41d8cd98f00b204e9800998ecf8427e``
-    """
-    _write(results, out, options, "bsd")
-
-
-def json_record(r: Result) -> dict[str, Any]:
-    """The ``--json`` object for one result.
-
-    A name that is not valid UTF-8 is written with Python's surrogate escapes
-    (each undecodable byte ``0xNN`` as ``\\udcNN``), which ``parhash`` and any
-    Python reader turn back into the same bytes, and also, losslessly for any
-    reader, as base64 in ``path_b64``.
-    """
-    record = _json_path(r.path)
-    if r.error is not None:
-        record["error"] = r.error
-        return record
-    record["size"] = r.size
-    record.update(r.digests)
-    return record
-
-
-def write_json(results: Iterable[Result], out: Output, options: ReportOptions) -> None:
-    """JSON Lines, one object per file, errors included.
-
-    ``{"path": "./empty", "size": 0, "md5": "d41d8cd98f00b204e9800998ecf8427e"}``
-    ``{"path": "./gone", "error": "No such file or directory"}``
-    """
-    _write(results, out, options, "json")
-
-
-def _csv_field(value: str) -> bytes:
-    return _csv_text(value).encode(FS_ENCODING, FS_ERRORS)
-
-
-def write_csv(results: Iterable[Result], out: Output, options: ReportOptions) -> None:
-    """A header, then one RFC 4180 row per file; names are written as their bytes.
-
-    Rows end in CRLF, or in NUL with ``zero`` (``-z``), as every other format.
-
-    ``path,size,md5,error``
-    ``./empty,0,d41d8cd98f00b204e9800998ecf8427e,``
-    ``./gone,,,No such file or directory``
-    """
-    _write(results, out, options, "csv")
-
-
-Writer = Callable[[Iterable[Result], Output, ReportOptions], None]
-
-WRITERS: dict[str, Writer] = {
-    "gnu": write_gnu,
-    "bsd": write_bsd,
-    "json": write_json,
-    "csv": write_csv,
-}
-
-# Formats that put every algorithm of a file on record; the GNU line has room
-# for one digest only, and md5sum -c would misread a line of another length.
-MULTI_ALGO_FORMATS = frozenset({"bsd", "json", "csv"})
 
 
 class Tally:
@@ -392,7 +215,7 @@ def check_record(v: Verdict) -> dict[str, Any]:
 
     ``algo``, ``expected`` and ``actual`` are comma-joined when the manifest
     gives the file several digests; ``actual`` is null and ``error`` set when
-    the file could not be read. Names as in :func:`json_record`.
+    the file could not be read. Names as in :func:`~parhash.formats.jsonl.json_record`.
     """
     record: dict[str, Any] = {"path": v.path}
     try:
@@ -451,7 +274,7 @@ def write_summary(summary: Summary, out: Output, options: CheckOptions, err: IO[
 
 
 def check_text(name: str, outcome: str) -> str:
-    """:func:`~parhash.manifest.format_check_line` as text (see :func:`gnu_text`)."""
+    """:func:`~parhash.formats.names.format_check_line` as text (see :func:`gnu_text`)."""
     if "\n" not in name:
         return f"{name}: {outcome}\n"
     return format_check_line(name, outcome).decode(FS_ENCODING, FS_ERRORS)
@@ -518,7 +341,8 @@ def write_dupes_text(groups: Iterable[DupeGroup], out: Output, options: ReportOp
 
 
 def dupe_record(g: DupeGroup) -> dict[str, Any]:
-    """The ``--json`` object for one group; names that are not UTF-8 as in :func:`json_record`."""
+    """The ``--json`` object for one group; names that are not UTF-8 as in
+    :func:`~parhash.formats.jsonl.json_record`."""
     record: dict[str, Any] = {
         "size": g.size,
         "algo": g.algo,
@@ -572,9 +396,9 @@ def write_dupes_csv(groups: Iterable[DupeGroup], out: Output, options: ReportOpt
         lead = b"%d,%d,%s,%s," % (number, g.size, g.algo.encode(), g.digest.encode())
         links = {names[0]: names[1:] for names in g.hardlinks}
         for path in g.paths:
-            out.write(lead + _csv_field(path) + b"," + end)
+            out.write(lead + csv_field(path) + b"," + end)
             for other in links.get(path, ()):
-                out.write(lead + _csv_field(other) + b"," + _csv_field(path) + end)
+                out.write(lead + csv_field(other) + b"," + csv_field(path) + end)
 
 
 DupeWriter = Callable[[Iterable[DupeGroup], Output, ReportOptions], None]

@@ -45,9 +45,10 @@ from parhash.executor import (
     inline_bytes,
     run_tasks,
 )
-from parhash.manifest import FS_ENCODING, FS_ERRORS
+from parhash.formats import RecordFormat
+from parhash.formats.names import FS_ENCODING, FS_ERRORS
 from parhash.pool import WORKER_DIED, PipelineStats, Within, note_directory, note_item
-from parhash.report import RecordFormat, error_line
+from parhash.report import error_line
 from parhash.results import Pause, Result, WalkError, reason
 from parhash.select import Predicates
 from parhash.walk import (
@@ -117,7 +118,7 @@ class ScanJob(NamedTuple):
 
     algos: tuple[str, ...]
     block_size: int = DEFAULT_BLOCK_SIZE
-    # A name of report.WRITERS, or RESULTS for Result values.
+    # A name of formats.FORMATS, or RESULTS for Result values.
     fmt: str = "gnu"
     zero: bool = False
     # Records come back as (name as bytes, record) pairs, to be sorted.

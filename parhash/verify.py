@@ -34,16 +34,10 @@ from typing import Any, BinaryIO, NamedTuple
 
 from parhash.algorithms import ALGORITHMS, Hasher
 from parhash.executor import INLINE_MAX_FILES, Executor, clamp_jobs, inline_bytes, run_tasks
-from parhash.manifest import (
-    FS_ENCODING,
-    FS_ERRORS,
-    MAX_LINE,
-    OVERLONG_KEEP,
-    Entry,
-    LineParser,
-    Malformed,
-    parse_csv_header,
-)
+from parhash.formats.csv import parse_csv_header
+from parhash.formats.entries import Entry, Malformed
+from parhash.formats.names import FS_ENCODING, FS_ERRORS
+from parhash.manifest import MAX_LINE, OVERLONG_KEEP, LineParser
 from parhash.pool import PipelineStats, Within, note_directory, note_item
 from parhash.report import TaskBar, check_record, check_text, error_line, verdict_lines
 from parhash.results import (

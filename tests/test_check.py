@@ -27,15 +27,13 @@ from hypothesis import strategies as st
 import parhash
 from parhash.algorithms import ALGORITHMS
 from parhash.cli import cli
-from parhash.manifest import (
-    Entry,
-    Malformed,
-    format_bsd,
-    format_gnu,
-    parse_line,
-    read_manifest,
-)
-from parhash.report import Output, ReportOptions, json_record, write_csv
+from parhash.formats import FORMATS
+from parhash.formats.bsd import format_bsd
+from parhash.formats.entries import Entry, Malformed
+from parhash.formats.gnu import format_gnu
+from parhash.formats.jsonl import json_record
+from parhash.manifest import parse_line, read_manifest
+from parhash.report import Output, ReportOptions
 from parhash.results import PAUSE, Result
 
 # Names that coreutils escapes (backslash, newline, CR), that a shell or a
@@ -277,7 +275,7 @@ def test_parse_line_reads_back_every_line_scan_writes(
 def test_read_manifest_reads_back_scan_csv(names_: list[bytes], algos_: list[str]) -> None:
     results = [Result(os.fsdecode(n), {a: digest(a, n) for a in algos_}, len(n)) for n in names_]
     buffer = io.BytesIO()
-    write_csv(results, Output(buffer), ReportOptions(tuple(algos_)))
+    FORMATS["csv"].write(results, Output(buffer), ReportOptions(tuple(algos_)))
     buffer.seek(0)
     read = [p for _, p in read_manifest(buffer)]
     assert read == [Entry(r.path, tuple((a, r.digests[a]) for a in algos_)) for r in results]
@@ -732,7 +730,7 @@ def test_pauses_in_a_manifest_leave_its_line_numbers_alone() -> None:
 def test_worker_refuses_a_file_it_opened_outside_the_fence(tmp_path: Path) -> None:
     # The parent checks each name before a worker opens it; a link swapped
     # in between must still not be read: the worker asks what it opened.
-    from parhash.manifest import Entry
+    from parhash.formats.entries import Entry
     from parhash.tasks import NEVER_ALONE
     from parhash.verify import CheckJob, _Answer
 

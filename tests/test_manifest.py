@@ -10,7 +10,9 @@ from conftest import bsd_line, gnu_line
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from parhash.manifest import escape_name, format_bsd, format_gnu, quote_name
+from parhash.formats.bsd import format_bsd
+from parhash.formats.gnu import format_gnu
+from parhash.formats.names import escape_name, quote_name
 
 MD5_EMPTY = "d41d8cd98f00b204e9800998ecf8427e"
 
@@ -160,7 +162,8 @@ def test_read_manifest_reads_the_same_however_the_reads_cut_it(
 
 
 def test_long_line_read_a_byte_at_a_time_is_one_entry() -> None:
-    from parhash.manifest import Entry, read_manifest
+    from parhash.formats.entries import Entry
+    from parhash.manifest import read_manifest
 
     name = b"n" * (1 << 18)
     line = MD5_EMPTY.encode() + b"  " + name + b"\n"
@@ -174,7 +177,8 @@ def test_long_line_read_a_byte_at_a_time_is_one_entry() -> None:
 
 @pytest.mark.parametrize("blanks", [b" ", b"\t", b" \t"])
 def test_line_of_only_blanks_is_malformed_however_long(blanks: bytes) -> None:
-    from parhash.manifest import Malformed, parse_line
+    from parhash.formats.entries import Malformed
+    from parhash.manifest import parse_line
 
     assert isinstance(parse_line(blanks * (1 << 19) + b"\n"), Malformed)
     line = blanks * (1 << 19) + MD5_EMPTY.encode() + b"  f\n"
@@ -197,6 +201,6 @@ def test_line_of_only_blanks_is_malformed_however_long(blanks: bytes) -> None:
     ],
 )
 def test_split_csv_reads_rfc_4180_records(record: bytes, fields: list[bytes] | None) -> None:
-    from parhash.manifest import split_csv
+    from parhash.formats.csv import split_csv
 
     assert split_csv(record) == fields

@@ -1,4 +1,4 @@
-"""The writers of report.py on hand-made results, and the error tally."""
+"""The format writers and report.py's task writer on hand-made results, and the error tally."""
 
 from __future__ import annotations
 
@@ -7,15 +7,8 @@ import json
 
 import pytest
 
-from parhash.report import (
-    MULTI_ALGO_FORMATS,
-    WRITERS,
-    Output,
-    RecordFormat,
-    ReportOptions,
-    error_line,
-    write_tasks,
-)
+from parhash.formats import FORMATS, MULTI_ALGO_FORMATS, RecordFormat
+from parhash.report import Output, ReportOptions, error_line, write_tasks
 from parhash.results import Result
 
 OK = Result("dir/a b", {"md5": "0" * 32, "sha1": "1" * 40}, 3, 1, 2, 3)
@@ -26,13 +19,13 @@ FAILED = Result("gone", {}, error="No such file or directory", errno=2)
 def write(fmt: str, results: list[Result], algos: tuple[str, ...], zero: bool = False) -> bytes:
     buffer = io.BytesIO()
     out = Output(buffer)  # type: ignore[arg-type]
-    WRITERS[fmt](results, out, ReportOptions(algos, zero))
+    FORMATS[fmt].write(results, out, ReportOptions(algos, zero))
     out.flush()
     return buffer.getvalue()
 
 
 def test_every_format_has_one_writer() -> None:
-    assert set(WRITERS) == {"gnu", "bsd", "json", "csv"}
+    assert set(FORMATS) == {"gnu", "bsd", "json", "csv"}
     assert frozenset({"bsd", "json", "csv"}) == MULTI_ALGO_FORMATS
 
 
@@ -130,7 +123,7 @@ def test_writers_print_each_record_as_it_arrives() -> None:
         buffer.seek(0)
         buffer.truncate()
         seen.clear()
-        WRITERS[fmt](results(), out, ReportOptions(("md5",)))
+        FORMATS[fmt].write(results(), out, ReportOptions(("md5",)))
         assert seen and seen[0] > 0, fmt
 
 

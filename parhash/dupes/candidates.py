@@ -12,7 +12,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, overload
 
-from parhash.manifest import FS_ENCODING, FS_ERRORS
+from parhash.formats.names import FS_ENCODING, FS_ERRORS
 from parhash.results import DupeError
 
 

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 from parhash.algorithms import hexdigest_function
 from parhash.dupes.candidates import HEAD_SIZE, FileInfo, _vanished
-from parhash.manifest import FS_ENCODING, FS_ERRORS
+from parhash.formats.names import FS_ENCODING, FS_ERRORS
 from parhash.pool import note_directory
 from parhash.results import DupeError, WalkError, reason
 from parhash.select import Selector
