@@ -25,9 +25,9 @@ if TYPE_CHECKING:
     from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO, UnknownAlgorithm
     from parhash.dupes import find_dupes
     from parhash.executor import DEFAULT_CHUNKSIZE, Executor, InlineExecutor
+    from parhash.hashing import DEFAULT_BLOCK_SIZE, hash_file
     from parhash.pool import PipelineStats, PoolExecutor
     from parhash.results import DupeError, DupeGroup, Pause, Result, Verdict, WalkError
-    from parhash.worker import DEFAULT_BLOCK_SIZE, hash_file
 
 # Names are loaded on first use, so that `import parhash` (and so the start of
 # every `parhash` command) costs almost nothing.
@@ -46,8 +46,8 @@ _LAZY = {
     "DupeError": "parhash.results",
     "DupeGroup": "parhash.results",
     "find_dupes": "parhash.dupes",
-    "DEFAULT_BLOCK_SIZE": "parhash.worker",
-    "hash_file": "parhash.worker",
+    "DEFAULT_BLOCK_SIZE": "parhash.hashing",
+    "hash_file": "parhash.hashing",
 }
 
 __all__ = [
@@ -125,9 +125,9 @@ def scan(
     ``jobs``, ``chunksize`` or ``block_size`` below 1, before any work starts.
     """
     from parhash.algorithms import parse_algos
+    from parhash.hashing import DEFAULT_BLOCK_SIZE
     from parhash.select import Selector
     from parhash.tasks import RESULTS, ScanJob, scan_tasks
-    from parhash.worker import DEFAULT_BLOCK_SIZE
 
     block_size = DEFAULT_BLOCK_SIZE if block_size is None else block_size
     names = parse_algos(algos)
@@ -208,8 +208,8 @@ def check(
     whose results wait for an earlier, slower file.
     """
     from parhash.algorithms import parse_algos
+    from parhash.hashing import DEFAULT_BLOCK_SIZE
     from parhash.verify import check_manifests
-    from parhash.worker import DEFAULT_BLOCK_SIZE
 
     block_size = DEFAULT_BLOCK_SIZE if block_size is None else block_size
     if algo is not None:

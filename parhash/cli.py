@@ -34,9 +34,9 @@ from parhash.console import (
 )
 from parhash.executor import DEFAULT_CHUNKSIZE, MAX_BLOCK_SIZE
 from parhash.formats import MULTI_ALGO_FORMATS
+from parhash.hashing import DEFAULT_BLOCK_SIZE
 from parhash.report import Output, ReportOptions
 from parhash.results import Pause
-from parhash.worker import DEFAULT_BLOCK_SIZE
 
 EXIT_DUPES_FOUND = 1  # dupes --exit-code
 

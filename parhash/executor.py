@@ -17,8 +17,8 @@ import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from parhash.hashing import DEFAULT_BLOCK_SIZE, release_directories
 from parhash.results import WalkError
-from parhash.worker import DEFAULT_BLOCK_SIZE, release_directories
 
 if TYPE_CHECKING:
     from parhash.pool import PipelineStats

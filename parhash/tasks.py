@@ -47,6 +47,17 @@ from parhash.executor import (
 )
 from parhash.formats import RecordFormat
 from parhash.formats.names import FS_ENCODING, FS_ERRORS
+from parhash.hashing import (
+    _BUFFER,
+    CHANGED_WHILE_HASHING,
+    DEFAULT_BLOCK_SIZE,
+    NOT_REGULAR,
+    OPEN_FLAGS,
+    _hash_file,
+    digest_open,
+    directories,
+    release_directories,
+)
 from parhash.pool import WORKER_DIED, PipelineStats, Within, note_directory, note_item
 from parhash.report import error_line
 from parhash.results import Pause, Result, WalkError, reason
@@ -64,17 +75,6 @@ from parhash.walk import (
     open_directory,
     open_listing,
     walked_reason,
-)
-from parhash.worker import (
-    _BUFFER,
-    CHANGED_WHILE_HASHING,
-    DEFAULT_BLOCK_SIZE,
-    NOT_REGULAR,
-    OPEN_FLAGS,
-    _hash_file,
-    digest_open,
-    directories,
-    release_directories,
 )
 
 # A task closes at whichever comes first: this many files, or this many bytes
@@ -165,7 +165,7 @@ class TaskResult(NamedTuple):
     rest: list[Any] = []
 
 
-# The directories this process reads files from, shared with worker.hash_file.
+# The directories this process reads files from, shared with hashing.hash_file.
 _DESCENT = directories()
 
 

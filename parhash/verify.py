@@ -37,6 +37,14 @@ from parhash.executor import INLINE_MAX_FILES, Executor, clamp_jobs, inline_byte
 from parhash.formats.csv import parse_csv_header
 from parhash.formats.entries import Entry, Malformed
 from parhash.formats.names import FS_ENCODING, FS_ERRORS
+from parhash.hashing import (
+    DEFAULT_BLOCK_SIZE,
+    OPEN_FLAGS,
+    OUTSIDE_ROOT,
+    digest_open,
+    outside,
+    read_buffer,
+)
 from parhash.manifest import MAX_LINE, OVERLONG_KEEP, LineParser
 from parhash.pool import PipelineStats, Within, note_directory, note_item
 from parhash.report import TaskBar, check_record, check_text, error_line, verdict_lines
@@ -55,14 +63,6 @@ from parhash.results import (
 )
 from parhash.tasks import ALONE_BYTES, NEVER_ALONE, RESULTS, TASK_BYTES, TaskFeed
 from parhash.walk import readable_now
-from parhash.worker import (
-    DEFAULT_BLOCK_SIZE,
-    OPEN_FLAGS,
-    OUTSIDE_ROOT,
-    digest_open,
-    outside,
-    read_buffer,
-)
 
 STDIN = "-"
 # The error of a listed name that --root or --relative-to-manifest refuses.

@@ -11,7 +11,7 @@ from conftest import ALGOS, REFERENCE, Tree, digest, gnu_line, no_traceback, ran
 
 import parhash
 from parhash.cli import cli
-from parhash.worker import hash_file
+from parhash.hashing import hash_file
 
 BLOCK = 64
 # empty, 1 byte, one block - 1, exactly one block, one block + 1, two blocks,

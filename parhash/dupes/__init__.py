@@ -26,7 +26,7 @@ executor of :mod:`parhash.executor` (a pool, or this process for small
 jobs); the pool is started by the walk of a tree too big for one process,
 or else by the first hashing stage that needs it, and the walk's tasks
 run on it too. A worker reads each file
-with the worker module's readers and sends back only the buckets of files
+with the one reader (:mod:`parhash.hashing`) and sends back only the buckets of files
 that agree, so the parent never handles a digest per file.
 
 A candidate is a :data:`FileInfo` tuple, some 250 bytes, while its size

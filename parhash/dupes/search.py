@@ -33,13 +33,13 @@ from parhash.executor import (
     Executor,
     clamp_jobs,
 )
+from parhash.hashing import (
+    DEFAULT_BLOCK_SIZE,
+)
 from parhash.pool import PipelineStats
 from parhash.results import DupeError, DupeGroup, Pause
 from parhash.select import Selector
 from parhash.tasks import TaskResult, scan_tasks
-from parhash.worker import (
-    DEFAULT_BLOCK_SIZE,
-)
 
 
 def _candidates(groups: list[Group]) -> int:

@@ -33,14 +33,14 @@ from parhash.executor import (
     Executor,
     InlineExecutor,
 )
-from parhash.pool import WORKER_DIED, PipelineStats, PoolExecutor, note_item
-from parhash.results import DupeError, reason
-from parhash.worker import (
+from parhash.hashing import (
     OPEN_FLAGS,
     Job,
     path_hasher,
     read_buffer,
 )
+from parhash.pool import WORKER_DIED, PipelineStats, PoolExecutor, note_item
+from parhash.results import DupeError, reason
 
 # A group of this many files or more is kept as a PackedFiles, not a list:
 # from here a list's 250 bytes a file outweigh the Python step per file that
@@ -348,7 +348,7 @@ def _split_heads(job: Job, head: int, parts: Sequence[Part]) -> list[Split]:
 
     Each file costs an open, one read, an fstat and a close, with no Python
     call in between: the loop of :func:`split_parts` through the reader
-    (:func:`~parhash.worker.hash_file`) cost a tenth more. A file that is
+    (:func:`~parhash.hashing.hash_file`) cost a tenth more. A file that is
     not read whole in one go (a short read, a change under the read, not a
     regular file any more) is read again by the reader, which sorts it out.
     """

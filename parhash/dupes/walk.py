@@ -11,6 +11,12 @@ from typing import Any, NamedTuple
 from parhash.algorithms import hexdigest_function
 from parhash.dupes.candidates import HEAD_SIZE, FileInfo, _vanished
 from parhash.formats.names import FS_ENCODING, FS_ERRORS
+from parhash.hashing import (
+    DEFAULT_BLOCK_SIZE,
+    OPEN_FLAGS,
+    directories,
+    read_buffer,
+)
 from parhash.pool import note_directory
 from parhash.results import DupeError, WalkError, reason
 from parhash.select import Selector
@@ -25,12 +31,6 @@ from parhash.walk import (
     Walked,
     is_pseudo_fs,
     walked_reason,
-)
-from parhash.worker import (
-    DEFAULT_BLOCK_SIZE,
-    OPEN_FLAGS,
-    directories,
-    read_buffer,
 )
 
 

@@ -1,4 +1,11 @@
-"""Hash files: one batch of paths in, one :class:`Result` per path out.
+"""The one file reader: :func:`hash_file` (by path) and :func:`digest_open` (an open file).
+
+scan, check and dupes read every file through it. Their per-file loops
+(``tasks._Task.files_in``, ``verify._Answer.quick``, dupes' head stage and
+walk) inline its commonest case, a small regular file read whole by one
+``readv`` into this process's buffer, and hand it the rest: a file larger
+than a block, a short read, a change under the read, a file that is not
+regular. That inlining saves 1-2 µs a file, some 10% of a small file.
 
 Everything here is module-level so that it pickles into pool workers. Each
 process reads into one reused buffer (the ``hashlib.file_digest`` idiom:
