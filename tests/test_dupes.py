@@ -937,3 +937,38 @@ def test_cut_parts_sends_packed_groups_as_lists_unless_a_run_is_longer_than_pack
     finally:
         stages.PACK_AT = saved
     assert sorted(sent) == [(n, i) for n, count in enumerate(sizes) for i in range(count)]
+
+
+# --- small files hashed by the walk ----------------------------------------------------
+
+
+def test_size_groups_put_files_the_walk_did_not_hash_with_those_of_their_size() -> None:
+    digest = hexdigest_function("xxh128")
+    hashed = [(f"h{i}", 4, 0, 1, i, (), digest(b"same")) for i in range(2)]
+    other = [(f"o{i}", 4, 0, 1, 10 + i, (), digest(b"else")) for i in range(1)]
+    # Read by the walk, it changed: no digest. It may still be a copy.
+    changed = [("c", 4, 0, 1, 20, (), None)]
+    groups = group_by_size(hashed + other)
+    assert [(g.size, g.digest, len(g.files)) for g in groups] == [(4, digest(b"same"), 2)]
+    groups = group_by_size(hashed + other + changed)
+    assert [(g.size, g.digest, sorted(f[0] for f in g.files)) for g in groups] == [
+        (4, None, ["c", "h0", "h1", "o0"])
+    ]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_small_files_hashed_by_the_walk_give_what_the_head_stage_gives(
+    big: tuple[Path, list[Path]], jobs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree, _ = big
+    hashed = list(parhash.find_dupes([str(tree)], jobs=jobs, include_empty=True))
+    # With a head of 64 bytes, the walk hashes files of 64 bytes or less only.
+    short = list(parhash.find_dupes([str(tree)], jobs=jobs, include_empty=True, head_size=64))
+    from parhash.dupes import walk
+
+    monkeypatch.setattr(walk, "PEEK_BYTES", 0)
+    assert list(parhash.find_dupes([str(tree)], jobs=jobs, include_empty=True)) == hashed
+    assert list(parhash.find_dupes([str(tree)], jobs=jobs, include_empty=True,
+                                   head_size=64)) == short == hashed
+    assert shape([g for g in hashed if isinstance(g, DupeGroup)]) == brute_force(
+        tree, follow=False, include_empty=True)

@@ -8,7 +8,7 @@ import os
 import stat
 from array import array
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from parhash.algorithms import hexdigest_function
 from parhash.dupes.candidates import (
@@ -53,9 +53,16 @@ PACK_AT = 1024
 class SizeGroups:
     """Stage 1's groups, built as the walk's files arrive, in batches.
 
-    It also notes the sizes where an inode number came twice: only a group
-    of such a size can hold two names of one file, for stage 2 to merge.
-    Both happen in one step per file, while the file is fresh in memory.
+    A file the walk read whole and hashed (:data:`~parhash.dupes.walk.PEEK_BYTES`)
+    is grouped by that digest, not by its size: its group comes out with
+    the digest set, split as stage 3 would split it, which costs nothing
+    more here and saves a pass over its files there. A size that some files
+    of a digest group have and other files, not hashed, have too, gets one
+    group of them all again, for stage 3 to read.
+
+    It also notes the keys where an inode number came twice: only such a
+    group can hold two names of one file, for stage 2 to merge. Both happen
+    in one step per file, while the file is fresh in memory.
 
     A size's files go to a :class:`PackedFiles` in ``packed`` once they are
     :data:`PACK_AT`; the list in ``by_size`` then holds only those come
@@ -65,10 +72,11 @@ class SizeGroups:
     """
 
     def __init__(self) -> None:
-        self.by_size: dict[int, list[FileInfo]] = {}
-        self.packed: dict[int, PackedFiles] = {}
+        # By size, or by digest (a str) for files hashed by the walk.
+        self.by_size: dict[int | str, list[FileInfo]] = {}
+        self.packed: dict[int | str, PackedFiles] = {}
         self.inodes: set[int] = set()
-        self.linked: set[int] = set()  # sizes whose group may hold one file twice
+        self.linked: set[int | str] = set()  # keys whose group may hold one file twice
         self.files = 0
 
     def add(self, files: Iterable[FileInfo] | PackedFiles) -> None:
@@ -82,26 +90,26 @@ class SizeGroups:
         n = self.files
         for f in files:
             n += 1
-            size = f[1]
-            same = get(size)
+            key = f[6] or f[1]
+            same = get(key)
             if same is None:
-                by_size[size] = [f]
+                by_size[key] = [f]
             else:
                 same.append(f)
                 if len(same) >= PACK_AT:
-                    self._pack(size, same)
+                    self._pack(key, same)
             inodes.add(f[4])
             if len(inodes) == seen:
-                self.linked.add(size)
+                self.linked.add(key)
             else:
                 seen += 1
         self.files = n
 
-    def _pack(self, size: int, files: list[FileInfo]) -> PackedFiles:
-        """Move ``files`` (``by_size[size]``, left empty) to the packed group of ``size``."""
-        to = self.packed.get(size)
+    def _pack(self, key: int | str, files: list[FileInfo]) -> PackedFiles:
+        """Move ``files`` (``by_size[key]``, left empty) to the packed group of ``key``."""
+        to = self.packed.get(key)
         if to is None:
-            to = self.packed[size] = PackedFiles()
+            to = self.packed[key] = PackedFiles()
         to.extend_tuples(files)
         files.clear()
         return to
@@ -132,22 +140,46 @@ class SizeGroups:
             self.files += count
 
     def groups(self) -> list[Group]:
-        """The sizes shared by two files or more."""
+        """The sizes (and digests) shared by two files or more."""
         out = []
         packed = self.packed
-        for size, files in self.by_size.items():
-            if size in packed:
-                group = self._pack(size, files)
+        by_size = self.by_size
+        for key, files in list(by_size.items()):
+            if type(key) is str and files and files[0][1] in by_size:
+                # Files of a size that others, not hashed, have too: to be
+                # read with them. A change under the walk's read, or a read
+                # that failed, must not hide a duplicate.
+                size = files[0][1]
+                if key in self.linked:
+                    self.linked.add(size)
+                if key in packed:
+                    self._pack(size, by_size[size]).extend(self._pack(key, files))
+                else:
+                    by_size[size].extend(files)
+                    if size in packed or len(by_size[size]) >= PACK_AT:
+                        self._pack(size, by_size[size])
+                by_size[key] = []
+                packed.pop(key, None)
+        for key, files in by_size.items():
+            if key in packed:
+                group = self._pack(key, files)
                 if len(group) > 1:
-                    out.append(_group((size, group, None)))
+                    out.append(_group(_sized(key, group)))
             elif len(files) > 1:
-                out.append(_group((size, files, None)))
+                out.append(_group(_sized(key, files)))
         return out
 
     def clear(self) -> None:
         """Let go of the candidates: the groups hold them now."""
         self.by_size.clear()
         self.packed.clear()
+
+
+def _sized(key: int | str, files: Files) -> tuple[int, Files, str | None]:
+    """A group's fields from its key in :class:`SizeGroups`: a size, or a digest."""
+    if type(key) is str:
+        return files[0][1], files, key
+    return cast(int, key), files, None
 
 
 def group_by_size(files: Iterable[FileInfo]) -> list[Group]:
@@ -158,7 +190,7 @@ def group_by_size(files: Iterable[FileInfo]) -> list[Group]:
 
 
 def group_by_inode(
-    groups: list[Group], linked: Container[int] | None = None, *, keep_links: bool = True
+    groups: list[Group], linked: Container[int | str] | None = None, *, keep_links: bool = True
 ) -> list[Group]:
     """Stage 2: make the names of one file one candidate; keep groups of two files or more.
 
@@ -176,7 +208,7 @@ def group_by_inode(
                 out.append(group if merged is files else _group((group[0], merged, group[2])))
             continue
         if (
-            (linked is not None and group[0] not in linked)
+            (linked is not None and (group[2] or group[0]) not in linked)
             or (files[0][4] != files[1][4] if len(files) == 2
                 else len(set(map(_ino, files))) == len(files))
         ):
@@ -541,23 +573,14 @@ class Hashing:
 
         done = 0
         if head is not None:
-            # Groups whose files the walk read whole (PEEK_BYTES) split here.
+            # Groups of files the walk read whole (PEEK_BYTES) came split.
             if settle is None:
                 groups = list(groups)  # the caller's list stays as it was
             for number, group in enumerate(groups):
-                files = group[1]
-                if type(files) is not list or not files:
-                    continue
-                buckets = _peeked(files)
-                if buckets is None:
-                    continue
-                size = group[0]
-                keep = keeper(size)
-                for digest, where in buckets.items():
-                    if len(where) > 1:
-                        keep(_group((size, _pick(files, where), digest)))
-                groups[number] = _RELEASED
-                done += len(files)
+                if group[2] is not None:
+                    keeper(group[0])(group)
+                    groups[number] = _RELEASED
+                    done += len(group[1])
         total = done + sum(len(g.files) for g in groups)
         if done and self.progress is not None:
             self.progress(stage, done, total)
@@ -687,23 +710,6 @@ class _Digests:
                     at = by_digest[digest] = array("q")
                 at.append(k)
         return [(digest.hex(), at) for digest, at in by_digest.items() if len(at) > 1]
-
-
-def _peeked(files: list[FileInfo]) -> dict[str, list[int]] | None:
-    """The positions of ``files`` by the digest the walk took of each; None
-    unless it took every one's."""
-    by_digest: dict[str, list[int]] = {}
-    get = by_digest.get
-    for i, f in enumerate(files):
-        digest = f[6]
-        if digest is None:
-            return None
-        same = get(digest)
-        if same is None:
-            by_digest[digest] = [i]
-        else:
-            same.append(i)
-    return by_digest
 
 
 def _pick(files: Files, at: Sequence[int]) -> Files:
