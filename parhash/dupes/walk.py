@@ -175,6 +175,7 @@ class StatTask(_Task):
                 if type(name) is not str:
                     self.files = files
                     self.entry(name, index, skip)
+                    files = self.files
                     continue
                 if skip and name in skip:
                     continue
