@@ -544,3 +544,32 @@ def test_library_scan_of_a_tree_gives_one_result_per_file(tmp_path: Path, jobs: 
     assert all(r.error is None for r in results), [r for r in results if r.error]
     assert len(results) == len({r.path for r in results}) == len(expected)
     assert {r.path: (r.digests["md5"], r.digests["sha256"], r.size) for r in results} == expected
+
+
+def test_the_rest_of_a_directory_too_large_for_a_task_goes_out_in_parts_side_by_side(
+    tmp_path: Path,
+) -> None:
+    from parhash.tasks import Part, run_task
+    from parhash.walk import Directory
+
+    data = {f"f{i:03d}": random_bytes(i, 64 << 10) for i in range(100)}
+    for name, body in data.items():
+        (tmp_path / name).write_bytes(body)
+    st = os.stat(tmp_path)
+    top = Directory(f"{tmp_path}/", "", 0, identity=(st.st_dev, st.st_ino))
+    job = ScanJob(("md5",), nbytes=1 << 20)
+    (first,) = run_task(job, [top])
+    # A task reads a directory up to twice its bytes, then shares out the rest
+    # in parts that each fill a task, for the workers to take side by side.
+    assert first.files == 32
+    assert [type(p) for p in first.tasks] == [Part] * 5
+    assert [len(p.names.split("\0")) for p in first.tasks] == [16, 16, 16, 16, 4]
+    out = [first.out]
+    for part in first.tasks:
+        (result,) = run_task(job, [part])
+        assert result.tasks == []
+        out.append(result.out)
+    lines = b"".join(out).decode().splitlines()
+    assert sorted(lines) == sorted(
+        f"{hashlib.md5(body).hexdigest()}  {tmp_path}/{name}" for name, body in data.items()
+    )
