@@ -30,6 +30,7 @@ from parhash.console import (
     EXIT_PIPE,
     EXIT_USAGE,
     STOPPING,
+    CommandFailed,
     open_output,
 )
 from parhash.executor import DEFAULT_CHUNKSIZE, MAX_BLOCK_SIZE
@@ -68,8 +69,9 @@ class ByteSize(click.ParamType):  # type: ignore[type-arg]
 
 
 def _guarded(giving_up: int = EXIT_FILE_ERROR) -> Any:
-    """Turn Ctrl-C (outside the ``parhash`` command), a closed stdout and dying workers
-    into exit statuses, quietly; ``giving_up`` is the status when workers keep dying.
+    """Turn Ctrl-C (outside the ``parhash`` command), a closed stdout, dying workers and
+    a command that failed with its message into exit statuses, quietly; ``giving_up`` is
+    the status when workers keep dying.
 
     Raised inside the command, they unwind the pipeline's generators first,
     which stops the workers and removes a half-written ``-o`` file. Signals
@@ -90,6 +92,8 @@ def _guarded(giving_up: int = EXIT_FILE_ERROR) -> Any:
             except WorkersKeepDying as e:
                 click.echo(f"parhash: {e}; giving up", err=True)
                 raise click.exceptions.Exit(giving_up) from None
+            except CommandFailed as e:
+                raise click.exceptions.Exit(e.status) from None
             # Raised rather than returned: click's standalone mode (and so
             # CliRunner and any caller of cli.main()) ignores a command's return
             # value and would exit 0 after a file error.

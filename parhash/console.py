@@ -48,6 +48,25 @@ DRAIN_SECONDS = 0.3
 STOPPING = threading.Event()
 
 
+class CommandFailed(Exception):
+    """Ends the command with exit status ``status``; its message is already on stderr.
+
+    Raised where a command can't go on (its output can't be written, a path
+    list can't be opened). Like any exception it unwinds the pipeline first;
+    the command line then turns it into the exit status.
+    """
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def warn(message: str) -> None:
+    """Write ``message`` and a newline to stderr, and flush it."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
 class Stopped(BaseException):
     """Raised in the main thread by a stopping signal, so that clean-up runs."""
 
@@ -166,7 +185,8 @@ def open_output(path: str | None) -> contextlib.AbstractContextManager[Any]:
 
     Yields a stream with ``write`` and ``flush``. On an exception the output
     is abandoned, never flushed into a stuck reader, and a temporary file is
-    removed. A write error ends the command with a message and status 1.
+    removed. A write error ends the command with a message and status 1
+    (:class:`CommandFailed`).
     """
     if path is None or path == "-":
         return _standard_output()
@@ -198,10 +218,8 @@ def _standard_output() -> Iterator[Any]:
 
 
 def _write_error(e: OSError) -> NoReturn:
-    import click
-
-    click.echo(f"parhash: write error: {e.strerror or e}", err=True)
-    raise click.exceptions.Exit(EXIT_FILE_ERROR) from None
+    warn(f"parhash: write error: {e.strerror or e}")
+    raise CommandFailed(EXIT_FILE_ERROR) from None
 
 
 # The suffix of every -o file being written. Another run's walk may list one
@@ -353,12 +371,10 @@ def _check_planted(path: str, st: os.stat_result) -> None:
 
 
 def _cannot_write(path: str, reason: str) -> NoReturn:
-    import click
-
     from parhash.formats.names import quote_name
 
-    click.echo(f"parhash: cannot write to {quote_name(path, colon=False)}: {reason}", err=True)
-    raise click.exceptions.Exit(EXIT_FILE_ERROR)
+    warn(f"parhash: cannot write to {quote_name(path, colon=False)}: {reason}")
+    raise CommandFailed(EXIT_FILE_ERROR)
 
 
 # --- The command's start and end -------------------------------------------------
