@@ -16,7 +16,6 @@ import gc
 import os
 import stat
 import sys
-from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import click
@@ -31,13 +30,16 @@ from parhash.console import (
     EXIT_USAGE,
     STOPPING,
     CommandFailed,
+    FlushWhenIdle,
     open_output,
+    path_arguments,
+    pipeline_stats,
+    warn_worker_deaths,
 )
 from parhash.executor import DEFAULT_CHUNKSIZE, MAX_BLOCK_SIZE
 from parhash.formats import MULTI_ALGO_FORMATS
 from parhash.hashing import DEFAULT_BLOCK_SIZE
 from parhash.report import Output, ReportOptions
-from parhash.results import Pause
 
 EXIT_DUPES_FOUND = 1  # dupes --exit-code
 
@@ -200,21 +202,6 @@ def cli() -> None:
     """Hash many files in parallel; speak md5sum's and xxhsum's formats."""
 
 
-def _open_list(name: str) -> BinaryIO:
-    if name == "-":
-        # A stream of our own, not sys.stdin: a worker forked while the walk
-        # thread waits in sys.stdin's read would hang on its lock at start-up.
-        return open(os.dup(sys.stdin.fileno()), "rb")
-    try:
-        return open(name, "rb")
-    except OSError as e:
-        from parhash.formats.names import quote_name
-
-        quoted = quote_name(name, colon=False)
-        click.echo(f"parhash: cannot open {quoted} for reading: {e.strerror}", err=True)
-        raise click.exceptions.Exit(EXIT_FILE_ERROR) from None
-
-
 def _own_files(out: BinaryIO, path: str | None) -> set[tuple[int, int]]:
     """(device, inode) of the file being written and of the one it replaces.
 
@@ -278,9 +265,9 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
         raise click.UsageError(
             "a GNU line holds one digest; with several algorithms use --tag, --json or --csv"
         )
-    paths, listed = _path_arguments(paths, files_from, files0_from)
-    stats = _pipeline_stats(stall_timeout)
-    flush_idle = _FlushWhenIdle()
+    paths, listed = path_arguments(paths, files_from, files0_from)
+    stats = pipeline_stats(stall_timeout)
+    flush_idle = FlushWhenIdle()
     show = progress if progress is not None else sys.stderr.isatty()
     select = Selector.from_patterns(include, exclude)
     with open_output(output) as raw:
@@ -295,102 +282,9 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
             results.close()
         raw.flush()
     if stats.worker_deaths:
-        _warn_worker_deaths(stats)
+        warn_worker_deaths(stats)
         return EXIT_FILE_ERROR
     return EXIT_FILE_ERROR if counts.errors else EXIT_OK
-
-
-class _FlushWhenIdle:
-    """The pipeline's idle hook: flushes :attr:`out` once the output is open.
-
-    The hook is handed to the pipeline before the output exists; whatever
-    was written waits in the buffer no longer than the pipeline idles.
-    """
-
-    def __init__(self) -> None:
-        self.out: Output | None = None
-
-    def __call__(self) -> None:
-        if self.out is not None:
-            self.out.flush_pending()
-
-
-def _pipeline_stats(stall_timeout: float | None) -> Any:
-    from parhash.pool import PipelineStats
-
-    return PipelineStats(stall_timeout=stall_timeout, on_stall=_warn_stall)
-
-
-def _warn_stall(item: Any, sub: int, seconds: float) -> None:
-    from parhash.formats.names import quote_name
-
-    click.echo(f"parhash: {quote_name(_item_name(item, sub))}: no progress for {seconds:g} s; "
-               "still waiting", err=True)
-
-
-def _item_name(item: Any, sub: int = 0) -> str:
-    """The file or directory a unit of work names: a path, a directory, a file of a group."""
-    from parhash.pool import Within
-
-    if isinstance(item, Within):
-        return item.name
-    directory = getattr(item, "directory", None)  # a part of a directory
-    if directory is not None:
-        return _item_name(directory)
-    manifest = getattr(item, "manifest", None)  # check's lines, or a file of them
-    if isinstance(manifest, str):
-        path = getattr(item, "path", None)
-        return path if isinstance(path, str) else manifest
-    for attribute in ("shown", "path"):
-        if isinstance(getattr(item, attribute, None), str):
-            return str(getattr(item, attribute))
-    if isinstance(item, tuple):
-        if len(item) == 4 and isinstance(item[0], int) and len(item[3]):
-            # A run of dupes' files of one size: (group, start, whole, files).
-            files = item[3]
-            return _item_name(files[min(sub, len(files) - 1)])
-        return str(item[0])  # one of dupes' files: (path, size, ...)
-    return str(item)
-
-
-def _warn_worker_deaths(stats: Any, redone: str = "their files were hashed again") -> None:
-    n = stats.worker_deaths
-    click.echo(
-        f"parhash: WARNING: {n} worker process{'es' if n > 1 else ''} died; "
-        f"{redone} in a fresh worker",
-        err=True,
-    )
-
-
-def _path_arguments(
-    paths: tuple[str, ...], files_from: str | None, files0_from: str | None
-) -> tuple[tuple[str, ...], Iterator[str | Pause]]:
-    """PATH arguments (``.`` when there are none at all) and the names of any lists."""
-    lists = []
-    if files_from:
-        lists.append(_read_list(files_from, b"\n"))
-    if files0_from:
-        lists.append(_read_list(files0_from, b"\0"))
-    if not paths and not lists:
-        paths = (".",)
-    return paths, _chain(lists)
-
-
-def _read_list(name: str, separator: bytes) -> Iterator[str | Pause]:
-    from parhash.walk import read_path_list
-
-    stream = _open_list(name)  # opened now, so that a missing list fails at once
-
-    def names() -> Iterator[str | Pause]:
-        with stream:
-            yield from read_path_list(stream, separator, pauses=True)
-
-    return names()
-
-
-def _chain(lists: list[Iterator[str | Pause]]) -> Iterator[str | Pause]:
-    for names in lists:
-        yield from names
 
 
 @cli.command("check")
@@ -452,8 +346,8 @@ def check_command(manifests, algo, root, relative_to_manifest, allow_outside_roo
         raise click.BadParameter("give one algorithm", param_hint="'-a' / '--algo'")
     manifests = manifests or ("-",)
     show = progress if progress is not None else sys.stderr.isatty()
-    stats = _pipeline_stats(stall_timeout)
-    flush_idle = _FlushWhenIdle()
+    stats = pipeline_stats(stall_timeout)
+    flush_idle = FlushWhenIdle()
     options = CheckOptions(verbosity or "normal", strict=strict, ignore_missing=ignore_missing,
                            json=as_json)
     job = CheckJob(algos[0] if algos else None, zero, root, relative_to_manifest,
@@ -470,7 +364,7 @@ def check_command(manifests, algo, root, relative_to_manifest, allow_outside_roo
     finally:
         pieces.close()
     if stats.worker_deaths:
-        _warn_worker_deaths(stats)
+        warn_worker_deaths(stats)
         return EXIT_FILE_ERROR
     return EXIT_OK if passed else EXIT_FILE_ERROR
 
@@ -562,10 +456,10 @@ def dupes(paths, algo, fmt, zero, follow, include, exclude, min_size, max_size, 
         import logging
 
         logging.basicConfig(level=logging.INFO, format="parhash: %(message)s")
-    paths, listed = _path_arguments(paths, files_from, files0_from)
+    paths, listed = path_arguments(paths, files_from, files0_from)
     show = progress if progress is not None else sys.stderr.isatty()
     bar = StageProgress() if show else None
-    stats = _pipeline_stats(stall_timeout)
+    stats = pipeline_stats(stall_timeout)
     found = parhash.find_dupes(
         paths, algo=algo, jobs=jobs, chunksize=chunksize, block_size=block_size,
         head_size=head_size or HEAD_SIZE, min_size=min_size or 0, max_size=max_size,
@@ -588,7 +482,7 @@ def dupes(paths, algo, fmt, zero, follow, include, exclude, min_size, max_size, 
     if stats.worker_deaths:
         # What a dead worker held was done again; a file or directory that
         # killed a worker every time is an error of its own, and sets the status.
-        _warn_worker_deaths(stats, "their work was done again")
+        warn_worker_deaths(stats, "their work was done again")
     if counts.hiding_errors:
         return EXIT_USAGE
     return EXIT_DUPES_FOUND if exit_code and counts.groups else EXIT_OK
