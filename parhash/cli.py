@@ -10,13 +10,10 @@ for a usage error or an error that could hide a duplicate (see its help).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gc
-import os
-import stat
 import sys
-from typing import Any, BinaryIO
+from typing import Any
 
 import click
 
@@ -202,26 +199,6 @@ def cli() -> None:
     """Hash many files in parallel; speak md5sum's and xxhsum's formats."""
 
 
-def _own_files(out: BinaryIO, path: str | None) -> set[tuple[int, int]]:
-    """(device, inode) of the file being written and of the one it replaces.
-
-    The scan's own output is left out of what it reports: scanning the
-    directory that ``-o FILE`` or ``> FILE`` writes to would otherwise hash a
-    half-written manifest (or the old one about to be replaced), and
-    ``md5sum -c`` would then fail on that line.
-    """
-    own = set()
-    with contextlib.suppress(AttributeError, OSError, ValueError):
-        st = os.fstat(out.fileno())
-        if stat.S_ISREG(st.st_mode):
-            own.add((st.st_dev, st.st_ino))
-    if path is not None and path != "-":
-        with contextlib.suppress(OSError):
-            st = os.stat(path)
-            own.add((st.st_dev, st.st_ino))
-    return own
-
-
 @cli.command()
 @click.argument("paths", nargs=-1)
 @_algos_option
@@ -255,36 +232,19 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
       find . -name '*.iso' -print0 | parhash scan --files0-from - -a xxh3
       parhash scan data --json -a sha256,md5 | jq -r .sha256
     """
-    from parhash.formats import RecordFormat
-    from parhash.report import write_tasks
-    from parhash.select import Selector
-    from parhash.tasks import TASK_FILES, ScanJob, scan_tasks
+    from parhash.report import run_scan
 
     fmt = fmt or "gnu"
     if len(algos) > 1 and fmt not in MULTI_ALGO_FORMATS:
         raise click.UsageError(
             "a GNU line holds one digest; with several algorithms use --tag, --json or --csv"
         )
-    paths, listed = path_arguments(paths, files_from, files0_from)
-    stats = pipeline_stats(stall_timeout)
-    flush_idle = FlushWhenIdle()
-    show = progress if progress is not None else sys.stderr.isatty()
-    select = Selector.from_patterns(include, exclude)
-    with open_output(output) as raw:
-        out = flush_idle.out = Output(raw)
-        job = ScanJob(algos, block_size, fmt, zero, sort_output, follow, select,
-                      frozenset(_own_files(raw, output)), chunksize or TASK_FILES)
-        results = scan_tasks(paths, job, listed=listed, jobs=jobs, stats=stats, idle=flush_idle)
-        try:
-            counts = write_tasks(results, out, RecordFormat(fmt, algos, zero),
-                                 sort=sort_output, show=show)
-        finally:
-            results.close()
-        raw.flush()
-    if stats.worker_deaths:
-        warn_worker_deaths(stats)
-        return EXIT_FILE_ERROR
-    return EXIT_FILE_ERROR if counts.errors else EXIT_OK
+    return run_scan(
+        paths, algos=algos, fmt=fmt, zero=zero, follow=follow, include=include, exclude=exclude,
+        jobs=jobs, chunksize=chunksize, block_size=block_size, stall_timeout=stall_timeout,
+        files_from=files_from, files0_from=files0_from, sort=sort_output, output=output,
+        progress=progress,
+    )
 
 
 @cli.command("check")

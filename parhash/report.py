@@ -5,19 +5,35 @@ are the streams around the records: :class:`Output`, which flushes a few
 times a second, :func:`write_tasks`, which writes each task's records as it
 completes and its error lines to stderr, what ``check`` prints for each
 verdict and manifest, and the writers of ``dupes`` (:data:`DUPE_WRITERS`).
+
+Each command of :mod:`parhash.cli` is one function here that gives its
+pipeline's results to its writer and returns the exit status:
+:func:`run_scan`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
-from parhash.algorithms import ALGORITHMS
+from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO
+from parhash.console import (
+    EXIT_FILE_ERROR,
+    EXIT_OK,
+    FlushWhenIdle,
+    open_output,
+    path_arguments,
+    pipeline_stats,
+    warn_worker_deaths,
+)
 from parhash.formats.csv import csv_field
 from parhash.formats.names import FS_ENCODING, FS_ERRORS, format_check_line, quote_name
+from parhash.hashing import DEFAULT_BLOCK_SIZE
 from parhash.results import (
     FAILED,
     MALFORMED,
@@ -149,6 +165,88 @@ def write_tasks(
 
 def _first(pair: tuple[bytes, str]) -> bytes:
     return pair[0]
+
+
+def run_scan(
+    paths: Sequence[str] = (),
+    *,
+    algos: tuple[str, ...] = (DEFAULT_ALGO,),
+    fmt: str = "gnu",
+    zero: bool = False,
+    follow: bool = False,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    jobs: int | None = None,
+    chunksize: int | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    stall_timeout: float | None = None,
+    files_from: str | None = None,
+    files0_from: str | None = None,
+    sort: bool = False,
+    output: str | None = None,
+    progress: bool | None = None,
+) -> int:
+    """``parhash scan``: hash the files, write their records; return the exit status.
+
+    ``paths`` (``.`` when neither they nor a list name any) and the lists
+    ``files_from`` (one path a line) and ``files0_from`` (NUL-separated) are
+    walked as by :func:`parhash.scan`. Each task's records are written as it
+    completes, or all in path order with ``sort``, in the format ``fmt`` (a
+    name of :data:`~parhash.formats.FORMATS`; several ``algos`` need one of
+    ``MULTI_ALGO_FORMATS``), to standard output or atomically to ``output``;
+    the file being written is never listed. Each file that can't be read
+    gives ``parhash: PATH: reason`` on stderr. ``progress`` draws a bar on
+    stderr (default: when stderr is a terminal).
+
+    Returns :data:`EXIT_OK`, or :data:`EXIT_FILE_ERROR` when a file could not
+    be read or a worker died (its files are hashed again, and a warning says
+    so). A list or an output that can't be opened or written raises
+    :class:`~parhash.console.CommandFailed` once its message is on stderr.
+    """
+    from parhash.formats import RecordFormat
+    from parhash.select import Selector
+    from parhash.tasks import TASK_FILES, ScanJob, scan_tasks
+
+    paths, listed = path_arguments(paths, files_from, files0_from)
+    stats = pipeline_stats(stall_timeout)
+    flush_idle = FlushWhenIdle()
+    show = progress if progress is not None else sys.stderr.isatty()
+    select = Selector.from_patterns(include, exclude)
+    with open_output(output) as raw:
+        out = flush_idle.out = Output(raw)
+        job = ScanJob(algos, block_size, fmt, zero, sort, follow, select,
+                      frozenset(_own_files(raw, output)), chunksize or TASK_FILES)
+        results = scan_tasks(paths, job, listed=listed, jobs=jobs, stats=stats, idle=flush_idle)
+        try:
+            counts = write_tasks(results, out, RecordFormat(fmt, algos, zero),
+                                 sort=sort, show=show)
+        finally:
+            results.close()
+        raw.flush()
+    if stats.worker_deaths:
+        warn_worker_deaths(stats)
+        return EXIT_FILE_ERROR
+    return EXIT_FILE_ERROR if counts.errors else EXIT_OK
+
+
+def _own_files(out: BinaryIO, path: str | None) -> set[tuple[int, int]]:
+    """(device, inode) of the file being written and of the one it replaces.
+
+    The scan's own output is left out of what it reports: scanning the
+    directory that ``-o FILE`` or ``> FILE`` writes to would otherwise hash a
+    half-written manifest (or the old one about to be replaced), and
+    ``md5sum -c`` would then fail on that line.
+    """
+    own = set()
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        st = os.fstat(out.fileno())
+        if stat.S_ISREG(st.st_mode):
+            own.add((st.st_dev, st.st_ino))
+    if path is not None and path != "-":
+        with contextlib.suppress(OSError):
+            st = os.stat(path)
+            own.add((st.st_dev, st.st_ino))
+    return own
 
 
 def write_stderr(err: IO[str], data: bytes) -> None:
