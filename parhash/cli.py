@@ -25,9 +25,7 @@ from parhash.console import (
     EXIT_OK,
     EXIT_PIPE,
     EXIT_USAGE,
-    STOPPING,
     CommandFailed,
-    FlushWhenIdle,
     open_output,
     path_arguments,
     pipeline_stats,
@@ -293,8 +291,7 @@ def check_command(manifests, algo, root, relative_to_manifest, allow_outside_roo
       b2sum * | parhash check --algo blake2b
     """
 
-    from parhash.report import CheckOptions, write_pieces
-    from parhash.verify import RANGE_LINES, CheckJob, check_tasks
+    from parhash.report import run_check
 
     if root is not None and relative_to_manifest:
         raise click.UsageError("--root and --relative-to-manifest exclude each other")
@@ -304,29 +301,13 @@ def check_command(manifests, algo, root, relative_to_manifest, allow_outside_roo
         raise click.BadParameter(str(e), param_hint="'-a' / '--algo'") from None
     if len(algos) > 1:
         raise click.BadParameter("give one algorithm", param_hint="'-a' / '--algo'")
-    manifests = manifests or ("-",)
-    show = progress if progress is not None else sys.stderr.isatty()
-    stats = pipeline_stats(stall_timeout)
-    flush_idle = FlushWhenIdle()
-    options = CheckOptions(verbosity or "normal", strict=strict, ignore_missing=ignore_missing,
-                           json=as_json)
-    job = CheckJob(algos[0] if algos else None, zero, root, relative_to_manifest,
-                   allow_outside_root, block_size, options.verbosity, ignore_missing, as_json)
-    # A signal sets STOPPING: a manifest read from a pipe stops being read, so
-    # the pool stops without waiting for a producer that is still alive.
-    pieces = check_tasks(manifests, job, jobs=jobs, lines=chunksize or RANGE_LINES,
-                         stop=STOPPING, stats=stats, idle=flush_idle, progress=show)
-    try:
-        with open_output(None) as raw:
-            out = flush_idle.out = Output(raw)
-            passed = write_pieces(pieces, out, options, sys.stderr)
-            out.flush()
-    finally:
-        pieces.close()
-    if stats.worker_deaths:
-        warn_worker_deaths(stats)
-        return EXIT_FILE_ERROR
-    return EXIT_OK if passed else EXIT_FILE_ERROR
+    return run_check(
+        manifests, algo=algos[0] if algos else None, root=root,
+        relative_to_manifest=relative_to_manifest, allow_outside_root=allow_outside_root,
+        verbosity=verbosity or "normal", strict=strict, ignore_missing=ignore_missing,
+        json=as_json, zero=zero, jobs=jobs, chunksize=chunksize, block_size=block_size,
+        stall_timeout=stall_timeout, progress=progress,
+    )
 
 
 # --- parhash dupes ------------------------------------------------------------

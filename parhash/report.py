@@ -8,7 +8,7 @@ verdict and manifest, and the writers of ``dupes`` (:data:`DUPE_WRITERS`).
 
 Each command of :mod:`parhash.cli` is one function here that gives its
 pipeline's results to its writer and returns the exit status:
-:func:`run_scan`.
+:func:`run_scan`, :func:`run_check`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO
 from parhash.console import (
     EXIT_FILE_ERROR,
     EXIT_OK,
+    STOPPING,
     FlushWhenIdle,
     open_output,
     path_arguments,
@@ -369,6 +370,66 @@ def write_summary(summary: Summary, out: Output, options: CheckOptions, err: IO[
             err.write(f"{options.prog}: {line.format(manifest=shown)}\n")
             err.flush()
     return summary.passed(strict=options.strict, ignore_missing=options.ignore_missing)
+
+
+def run_check(
+    manifests: Sequence[str] = (),
+    *,
+    algo: str | None = None,
+    root: str | None = None,
+    relative_to_manifest: bool = False,
+    allow_outside_root: bool = False,
+    verbosity: str = "normal",
+    strict: bool = False,
+    ignore_missing: bool = False,
+    json: bool = False,
+    zero: bool = False,
+    jobs: int | None = None,
+    chunksize: int | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    stall_timeout: float | None = None,
+    progress: bool | None = None,
+) -> int:
+    """``parhash check``: verify the files ``manifests`` list; return the exit status.
+
+    ``manifests`` are names, ``-`` for standard input (read when there are
+    none); ``algo``, ``root``, ``relative_to_manifest``, ``allow_outside_root``
+    and ``zero`` are as for :func:`parhash.check`, ``chunksize`` is manifest
+    lines a task. Writes what ``md5sum -c`` writes, in manifest order:
+    ``NAME: OK`` / ``FAILED`` / ``FAILED open or read`` on standard output
+    (:func:`check_record` objects with ``json``), why a file could not be
+    read, and each manifest's warnings on stderr; ``verbosity``, ``strict``
+    and ``ignore_missing`` are as in :class:`CheckOptions`. ``progress``
+    draws a bar on stderr (default: when stderr is a terminal).
+
+    Returns :data:`EXIT_OK` when every manifest verified, else
+    :data:`EXIT_FILE_ERROR`, as it does when a worker died (its lines are
+    checked again, and a warning says so). An output that can't be written
+    raises :class:`~parhash.console.CommandFailed` once its message is on stderr.
+    """
+    from parhash.verify import RANGE_LINES, CheckJob, check_tasks
+
+    show = progress if progress is not None else sys.stderr.isatty()
+    stats = pipeline_stats(stall_timeout)
+    flush_idle = FlushWhenIdle()
+    options = CheckOptions(verbosity, strict=strict, ignore_missing=ignore_missing, json=json)
+    job = CheckJob(algo, zero, root, relative_to_manifest, allow_outside_root, block_size,
+                   options.verbosity, ignore_missing, json)
+    # A signal sets STOPPING: a manifest read from a pipe stops being read, so
+    # the pool stops without waiting for a producer that is still alive.
+    pieces = check_tasks(manifests or ("-",), job, jobs=jobs, lines=chunksize or RANGE_LINES,
+                         stop=STOPPING, stats=stats, idle=flush_idle, progress=show)
+    try:
+        with open_output(None) as raw:
+            out = flush_idle.out = Output(raw)
+            passed = write_pieces(pieces, out, options, sys.stderr)
+            out.flush()
+    finally:
+        pieces.close()
+    if stats.worker_deaths:
+        warn_worker_deaths(stats)
+        return EXIT_FILE_ERROR
+    return EXIT_OK if passed else EXIT_FILE_ERROR
 
 
 def check_text(name: str, outcome: str) -> str:
