@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import sys
 from typing import Any
 
 import click
@@ -26,17 +25,10 @@ from parhash.console import (
     EXIT_PIPE,
     EXIT_USAGE,
     CommandFailed,
-    open_output,
-    path_arguments,
-    pipeline_stats,
-    warn_worker_deaths,
 )
 from parhash.executor import DEFAULT_CHUNKSIZE, MAX_BLOCK_SIZE
 from parhash.formats import MULTI_ALGO_FORMATS
 from parhash.hashing import DEFAULT_BLOCK_SIZE
-from parhash.report import Output, ReportOptions
-
-EXIT_DUPES_FOUND = 1  # dupes --exit-code
 
 
 class ByteSize(click.ParamType):  # type: ignore[type-arg]
@@ -381,15 +373,7 @@ def dupes(paths, algo, fmt, zero, follow, include, exclude, min_size, max_size, 
       parhash dupes --exit-code assets/ --exclude 'vendor/' --exclude '*.keep'
       parhash dupes --json ~/Pictures | jq -r '.paths[1:][]'
     """
-    import parhash
-    from parhash.dupes import HEAD_SIZE
-    from parhash.report import (
-        DUPE_WRITERS,
-        DupeTally,
-        StageProgress,
-        dupes_summary,
-        tally_dupes,
-    )
+    from parhash.report import run_dupes
 
     if min_size is not None and max_size is not None and max_size < min_size:
         raise click.UsageError("--max-size is below --min-size")
@@ -397,36 +381,13 @@ def dupes(paths, algo, fmt, zero, follow, include, exclude, min_size, max_size, 
         import logging
 
         logging.basicConfig(level=logging.INFO, format="parhash: %(message)s")
-    paths, listed = path_arguments(paths, files_from, files0_from)
-    show = progress if progress is not None else sys.stderr.isatty()
-    bar = StageProgress() if show else None
-    stats = pipeline_stats(stall_timeout)
-    found = parhash.find_dupes(
-        paths, algo=algo, jobs=jobs, chunksize=chunksize, block_size=block_size,
-        head_size=head_size or HEAD_SIZE, min_size=min_size or 0, max_size=max_size,
-        include_empty=include_empty, follow=follow, include=include, exclude=exclude,
-        listed=listed, hardlinks=fmt in ("json", "csv"), progress=bar, stats=stats,
+    return run_dupes(
+        paths, algo=algo, fmt=fmt or "text", zero=zero, follow=follow, include=include,
+        exclude=exclude, min_size=min_size, max_size=max_size, include_empty=include_empty,
+        exit_code=exit_code, jobs=jobs, chunksize=chunksize, block_size=block_size,
+        stall_timeout=stall_timeout, head_size=head_size, files_from=files_from,
+        files0_from=files0_from, quiet=quiet, progress=progress,
     )
-    counts = DupeTally()
-    try:
-        groups = list(tally_dupes(found, counts))
-        if bar is not None:
-            bar.close()
-        with open_output(None) as out:
-            DUPE_WRITERS[fmt or "text"](groups, Output(out), ReportOptions((algo,), zero))
-    finally:
-        found.close()
-        if bar is not None:
-            bar.close()
-    if not quiet:
-        sys.stderr.write(dupes_summary(counts))
-    if stats.worker_deaths:
-        # What a dead worker held was done again; a file or directory that
-        # killed a worker every time is an error of its own, and sets the status.
-        warn_worker_deaths(stats, "their work was done again")
-    if counts.hiding_errors:
-        return EXIT_USAGE
-    return EXIT_DUPES_FOUND if exit_code and counts.groups else EXIT_OK
 
 
 def run(args: list[str] | None = None) -> int:

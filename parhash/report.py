@@ -8,7 +8,7 @@ verdict and manifest, and the writers of ``dupes`` (:data:`DUPE_WRITERS`).
 
 Each command of :mod:`parhash.cli` is one function here that gives its
 pipeline's results to its writer and returns the exit status:
-:func:`run_scan`, :func:`run_check`.
+:func:`run_scan`, :func:`run_check`, :func:`run_dupes`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO
 from parhash.console import (
+    EXIT_DUPES_FOUND,
     EXIT_FILE_ERROR,
     EXIT_OK,
+    EXIT_USAGE,
     STOPPING,
     FlushWhenIdle,
     open_output,
@@ -656,3 +658,76 @@ class StageProgress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def run_dupes(
+    paths: Sequence[str] = (),
+    *,
+    algo: str,
+    fmt: str = "text",
+    zero: bool = False,
+    follow: bool = False,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    min_size: int | None = None,
+    max_size: int | None = None,
+    include_empty: bool = False,
+    exit_code: bool = False,
+    jobs: int | None = None,
+    chunksize: int | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    stall_timeout: float | None = None,
+    head_size: int | None = None,
+    files_from: str | None = None,
+    files0_from: str | None = None,
+    quiet: bool = False,
+    progress: bool | None = None,
+) -> int:
+    """``parhash dupes``: find files with identical contents; return the exit status.
+
+    ``paths``, the lists ``files_from`` and ``files0_from``, and the other
+    options are as for :func:`run_scan` and :func:`parhash.find_dupes`
+    (``head_size`` default ``HEAD_SIZE``). Each error goes to stderr as the
+    search meets it; then the groups, most wasted bytes first, are written
+    to standard output by ``DUPE_WRITERS[fmt]``, and, unless ``quiet``, the
+    :func:`dupes_summary` to stderr. ``progress`` draws a bar per stage on
+    stderr (default: when stderr is a terminal).
+
+    Returns :data:`EXIT_USAGE` when an error could hide a duplicate, else
+    :data:`EXIT_DUPES_FOUND` when ``exit_code`` and a group was found, else
+    :data:`EXIT_OK`; a worker that died only earns a warning, its work being
+    done again. A list or an output that can't be opened or written raises
+    :class:`~parhash.console.CommandFailed` once its message is on stderr.
+    """
+    from parhash.dupes import HEAD_SIZE, find_dupes
+
+    paths, listed = path_arguments(paths, files_from, files0_from)
+    show = progress if progress is not None else sys.stderr.isatty()
+    bar = StageProgress() if show else None
+    stats = pipeline_stats(stall_timeout)
+    found = find_dupes(
+        paths, algo=algo, jobs=jobs, chunksize=chunksize, block_size=block_size,
+        head_size=head_size or HEAD_SIZE, min_size=min_size or 0, max_size=max_size,
+        include_empty=include_empty, follow=follow, include=include, exclude=exclude,
+        listed=listed, hardlinks=fmt in ("json", "csv"), progress=bar, stats=stats,
+    )
+    counts = DupeTally()
+    try:
+        groups = list(tally_dupes(found, counts))
+        if bar is not None:
+            bar.close()
+        with open_output(None) as out:
+            DUPE_WRITERS[fmt](groups, Output(out), ReportOptions((algo,), zero))
+    finally:
+        found.close()
+        if bar is not None:
+            bar.close()
+    if not quiet:
+        sys.stderr.write(dupes_summary(counts))
+    if stats.worker_deaths:
+        # What a dead worker held was done again; a file or directory that
+        # killed a worker every time is an error of its own, and sets the status.
+        warn_worker_deaths(stats, "their work was done again")
+    if counts.hiding_errors:
+        return EXIT_USAGE
+    return EXIT_DUPES_FOUND if exit_code and counts.groups else EXIT_OK
