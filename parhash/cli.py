@@ -282,7 +282,6 @@ def check_command(manifests, algo, root, relative_to_manifest, allow_outside_roo
       parhash check --quiet --relative-to-manifest /backup/SHA256SUMS
       b2sum * | parhash check --algo blake2b
     """
-
     from parhash.report import run_check
 
     if root is not None and relative_to_manifest:
