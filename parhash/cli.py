@@ -10,14 +10,9 @@ for a usage error or an error that could hide a duplicate (see its help).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import gc
-import os
-import stat
-import sys
-from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any
 
 import click
 
@@ -29,16 +24,11 @@ from parhash.console import (
     EXIT_OK,
     EXIT_PIPE,
     EXIT_USAGE,
-    STOPPING,
-    open_output,
+    CommandFailed,
 )
 from parhash.executor import DEFAULT_CHUNKSIZE, MAX_BLOCK_SIZE
 from parhash.formats import MULTI_ALGO_FORMATS
 from parhash.hashing import DEFAULT_BLOCK_SIZE
-from parhash.report import Output, ReportOptions
-from parhash.results import Pause
-
-EXIT_DUPES_FOUND = 1  # dupes --exit-code
 
 
 class ByteSize(click.ParamType):  # type: ignore[type-arg]
@@ -68,8 +58,9 @@ class ByteSize(click.ParamType):  # type: ignore[type-arg]
 
 
 def _guarded(giving_up: int = EXIT_FILE_ERROR) -> Any:
-    """Turn Ctrl-C (outside the ``parhash`` command), a closed stdout and dying workers
-    into exit statuses, quietly; ``giving_up`` is the status when workers keep dying.
+    """Turn Ctrl-C (outside the ``parhash`` command), a closed stdout, dying workers and
+    a command that failed with its message into exit statuses, quietly; ``giving_up`` is
+    the status when workers keep dying.
 
     Raised inside the command, they unwind the pipeline's generators first,
     which stops the workers and removes a half-written ``-o`` file. Signals
@@ -90,6 +81,8 @@ def _guarded(giving_up: int = EXIT_FILE_ERROR) -> Any:
             except WorkersKeepDying as e:
                 click.echo(f"parhash: {e}; giving up", err=True)
                 raise click.exceptions.Exit(giving_up) from None
+            except CommandFailed as e:
+                raise click.exceptions.Exit(e.status) from None
             # Raised rather than returned: click's standalone mode (and so
             # CliRunner and any caller of cli.main()) ignores a command's return
             # value and would exit 0 after a file error.
@@ -196,41 +189,6 @@ def cli() -> None:
     """Hash many files in parallel; speak md5sum's and xxhsum's formats."""
 
 
-def _open_list(name: str) -> BinaryIO:
-    if name == "-":
-        # A stream of our own, not sys.stdin: a worker forked while the walk
-        # thread waits in sys.stdin's read would hang on its lock at start-up.
-        return open(os.dup(sys.stdin.fileno()), "rb")
-    try:
-        return open(name, "rb")
-    except OSError as e:
-        from parhash.formats.names import quote_name
-
-        quoted = quote_name(name, colon=False)
-        click.echo(f"parhash: cannot open {quoted} for reading: {e.strerror}", err=True)
-        raise click.exceptions.Exit(EXIT_FILE_ERROR) from None
-
-
-def _own_files(out: BinaryIO, path: str | None) -> set[tuple[int, int]]:
-    """(device, inode) of the file being written and of the one it replaces.
-
-    The scan's own output is left out of what it reports: scanning the
-    directory that ``-o FILE`` or ``> FILE`` writes to would otherwise hash a
-    half-written manifest (or the old one about to be replaced), and
-    ``md5sum -c`` would then fail on that line.
-    """
-    own = set()
-    with contextlib.suppress(AttributeError, OSError, ValueError):
-        st = os.fstat(out.fileno())
-        if stat.S_ISREG(st.st_mode):
-            own.add((st.st_dev, st.st_ino))
-    if path is not None and path != "-":
-        with contextlib.suppress(OSError):
-            st = os.stat(path)
-            own.add((st.st_dev, st.st_ino))
-    return own
-
-
 @cli.command()
 @click.argument("paths", nargs=-1)
 @_algos_option
@@ -264,129 +222,19 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
       find . -name '*.iso' -print0 | parhash scan --files0-from - -a xxh3
       parhash scan data --json -a sha256,md5 | jq -r .sha256
     """
-    from parhash.formats import RecordFormat
-    from parhash.report import write_tasks
-    from parhash.select import Selector
-    from parhash.tasks import TASK_FILES, ScanJob, scan_tasks
+    from parhash.report import run_scan
 
     fmt = fmt or "gnu"
     if len(algos) > 1 and fmt not in MULTI_ALGO_FORMATS:
         raise click.UsageError(
             "a GNU line holds one digest; with several algorithms use --tag, --json or --csv"
         )
-    paths, listed = _path_arguments(paths, files_from, files0_from)
-    stats = _pipeline_stats(stall_timeout)
-    flush_idle = _FlushWhenIdle()
-    show = progress if progress is not None else sys.stderr.isatty()
-    select = Selector.from_patterns(include, exclude)
-    with open_output(output) as raw:
-        out = flush_idle.out = Output(raw)
-        job = ScanJob(algos, block_size, fmt, zero, sort_output, follow, select,
-                      frozenset(_own_files(raw, output)), chunksize or TASK_FILES)
-        results = scan_tasks(paths, job, listed=listed, jobs=jobs, stats=stats, idle=flush_idle)
-        try:
-            counts = write_tasks(results, out, RecordFormat(fmt, algos, zero),
-                                 sort=sort_output, show=show)
-        finally:
-            results.close()
-        raw.flush()
-    if stats.worker_deaths:
-        _warn_worker_deaths(stats)
-        return EXIT_FILE_ERROR
-    return EXIT_FILE_ERROR if counts.errors else EXIT_OK
-
-
-class _FlushWhenIdle:
-    """The pipeline's idle hook: flushes :attr:`out` once the output is open.
-
-    The hook is handed to the pipeline before the output exists; whatever
-    was written waits in the buffer no longer than the pipeline idles.
-    """
-
-    def __init__(self) -> None:
-        self.out: Output | None = None
-
-    def __call__(self) -> None:
-        if self.out is not None:
-            self.out.flush_pending()
-
-
-def _pipeline_stats(stall_timeout: float | None) -> Any:
-    from parhash.pool import PipelineStats
-
-    return PipelineStats(stall_timeout=stall_timeout, on_stall=_warn_stall)
-
-
-def _warn_stall(item: Any, sub: int, seconds: float) -> None:
-    from parhash.formats.names import quote_name
-
-    click.echo(f"parhash: {quote_name(_item_name(item, sub))}: no progress for {seconds:g} s; "
-               "still waiting", err=True)
-
-
-def _item_name(item: Any, sub: int = 0) -> str:
-    """The file or directory a unit of work names: a path, a directory, a file of a group."""
-    from parhash.pool import Within
-
-    if isinstance(item, Within):
-        return item.name
-    directory = getattr(item, "directory", None)  # a part of a directory
-    if directory is not None:
-        return _item_name(directory)
-    manifest = getattr(item, "manifest", None)  # check's lines, or a file of them
-    if isinstance(manifest, str):
-        path = getattr(item, "path", None)
-        return path if isinstance(path, str) else manifest
-    for attribute in ("shown", "path"):
-        if isinstance(getattr(item, attribute, None), str):
-            return str(getattr(item, attribute))
-    if isinstance(item, tuple):
-        if len(item) == 4 and isinstance(item[0], int) and len(item[3]):
-            # A run of dupes' files of one size: (group, start, whole, files).
-            files = item[3]
-            return _item_name(files[min(sub, len(files) - 1)])
-        return str(item[0])  # one of dupes' files: (path, size, ...)
-    return str(item)
-
-
-def _warn_worker_deaths(stats: Any, redone: str = "their files were hashed again") -> None:
-    n = stats.worker_deaths
-    click.echo(
-        f"parhash: WARNING: {n} worker process{'es' if n > 1 else ''} died; "
-        f"{redone} in a fresh worker",
-        err=True,
+    return run_scan(
+        paths, algos=algos, fmt=fmt, zero=zero, follow=follow, include=include, exclude=exclude,
+        jobs=jobs, chunksize=chunksize, block_size=block_size, stall_timeout=stall_timeout,
+        files_from=files_from, files0_from=files0_from, sort=sort_output, output=output,
+        progress=progress,
     )
-
-
-def _path_arguments(
-    paths: tuple[str, ...], files_from: str | None, files0_from: str | None
-) -> tuple[tuple[str, ...], Iterator[str | Pause]]:
-    """PATH arguments (``.`` when there are none at all) and the names of any lists."""
-    lists = []
-    if files_from:
-        lists.append(_read_list(files_from, b"\n"))
-    if files0_from:
-        lists.append(_read_list(files0_from, b"\0"))
-    if not paths and not lists:
-        paths = (".",)
-    return paths, _chain(lists)
-
-
-def _read_list(name: str, separator: bytes) -> Iterator[str | Pause]:
-    from parhash.walk import read_path_list
-
-    stream = _open_list(name)  # opened now, so that a missing list fails at once
-
-    def names() -> Iterator[str | Pause]:
-        with stream:
-            yield from read_path_list(stream, separator, pauses=True)
-
-    return names()
-
-
-def _chain(lists: list[Iterator[str | Pause]]) -> Iterator[str | Pause]:
-    for names in lists:
-        yield from names
 
 
 @cli.command("check")
@@ -434,9 +282,7 @@ def check_command(manifests, algo, root, relative_to_manifest, allow_outside_roo
       parhash check --quiet --relative-to-manifest /backup/SHA256SUMS
       b2sum * | parhash check --algo blake2b
     """
-
-    from parhash.report import CheckOptions, write_pieces
-    from parhash.verify import RANGE_LINES, CheckJob, check_tasks
+    from parhash.report import run_check
 
     if root is not None and relative_to_manifest:
         raise click.UsageError("--root and --relative-to-manifest exclude each other")
@@ -446,29 +292,13 @@ def check_command(manifests, algo, root, relative_to_manifest, allow_outside_roo
         raise click.BadParameter(str(e), param_hint="'-a' / '--algo'") from None
     if len(algos) > 1:
         raise click.BadParameter("give one algorithm", param_hint="'-a' / '--algo'")
-    manifests = manifests or ("-",)
-    show = progress if progress is not None else sys.stderr.isatty()
-    stats = _pipeline_stats(stall_timeout)
-    flush_idle = _FlushWhenIdle()
-    options = CheckOptions(verbosity or "normal", strict=strict, ignore_missing=ignore_missing,
-                           json=as_json)
-    job = CheckJob(algos[0] if algos else None, zero, root, relative_to_manifest,
-                   allow_outside_root, block_size, options.verbosity, ignore_missing, as_json)
-    # A signal sets STOPPING: a manifest read from a pipe stops being read, so
-    # the pool stops without waiting for a producer that is still alive.
-    pieces = check_tasks(manifests, job, jobs=jobs, lines=chunksize or RANGE_LINES,
-                         stop=STOPPING, stats=stats, idle=flush_idle, progress=show)
-    try:
-        with open_output(None) as raw:
-            out = flush_idle.out = Output(raw)
-            passed = write_pieces(pieces, out, options, sys.stderr)
-            out.flush()
-    finally:
-        pieces.close()
-    if stats.worker_deaths:
-        _warn_worker_deaths(stats)
-        return EXIT_FILE_ERROR
-    return EXIT_OK if passed else EXIT_FILE_ERROR
+    return run_check(
+        manifests, algo=algos[0] if algos else None, root=root,
+        relative_to_manifest=relative_to_manifest, allow_outside_root=allow_outside_root,
+        verbosity=verbosity or "normal", strict=strict, ignore_missing=ignore_missing,
+        json=as_json, zero=zero, jobs=jobs, chunksize=chunksize, block_size=block_size,
+        stall_timeout=stall_timeout, progress=progress,
+    )
 
 
 # --- parhash dupes ------------------------------------------------------------
@@ -542,15 +372,7 @@ def dupes(paths, algo, fmt, zero, follow, include, exclude, min_size, max_size, 
       parhash dupes --exit-code assets/ --exclude 'vendor/' --exclude '*.keep'
       parhash dupes --json ~/Pictures | jq -r '.paths[1:][]'
     """
-    import parhash
-    from parhash.dupes import HEAD_SIZE
-    from parhash.report import (
-        DUPE_WRITERS,
-        DupeTally,
-        StageProgress,
-        dupes_summary,
-        tally_dupes,
-    )
+    from parhash.report import run_dupes
 
     if min_size is not None and max_size is not None and max_size < min_size:
         raise click.UsageError("--max-size is below --min-size")
@@ -558,36 +380,13 @@ def dupes(paths, algo, fmt, zero, follow, include, exclude, min_size, max_size, 
         import logging
 
         logging.basicConfig(level=logging.INFO, format="parhash: %(message)s")
-    paths, listed = _path_arguments(paths, files_from, files0_from)
-    show = progress if progress is not None else sys.stderr.isatty()
-    bar = StageProgress() if show else None
-    stats = _pipeline_stats(stall_timeout)
-    found = parhash.find_dupes(
-        paths, algo=algo, jobs=jobs, chunksize=chunksize, block_size=block_size,
-        head_size=head_size or HEAD_SIZE, min_size=min_size or 0, max_size=max_size,
-        include_empty=include_empty, follow=follow, include=include, exclude=exclude,
-        listed=listed, hardlinks=fmt in ("json", "csv"), progress=bar, stats=stats,
+    return run_dupes(
+        paths, algo=algo, fmt=fmt or "text", zero=zero, follow=follow, include=include,
+        exclude=exclude, min_size=min_size, max_size=max_size, include_empty=include_empty,
+        exit_code=exit_code, jobs=jobs, chunksize=chunksize, block_size=block_size,
+        stall_timeout=stall_timeout, head_size=head_size, files_from=files_from,
+        files0_from=files0_from, quiet=quiet, progress=progress,
     )
-    counts = DupeTally()
-    try:
-        groups = list(tally_dupes(found, counts))
-        if bar is not None:
-            bar.close()
-        with open_output(None) as out:
-            DUPE_WRITERS[fmt or "text"](groups, Output(out), ReportOptions((algo,), zero))
-    finally:
-        found.close()
-        if bar is not None:
-            bar.close()
-    if not quiet:
-        sys.stderr.write(dupes_summary(counts))
-    if stats.worker_deaths:
-        # What a dead worker held was done again; a file or directory that
-        # killed a worker every time is an error of its own, and sets the status.
-        _warn_worker_deaths(stats, "their work was done again")
-    if counts.hiding_errors:
-        return EXIT_USAGE
-    return EXIT_DUPES_FOUND if exit_code and counts.groups else EXIT_OK
 
 
 def run(args: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""What every command shares: signals, the output stream, ``-o`` files, exit statuses.
+"""What every command shares: signals, output, ``-o`` files, path lists, warnings, statuses.
 
 The ``parhash`` command starts in :func:`main`, which installs the signal
 handlers before anything else is imported, so that a signal at any moment of
@@ -20,11 +20,17 @@ import signal
 import stat
 import sys
 import threading
-from collections.abc import Iterator
-from typing import IO, Any, NoReturn
+from collections.abc import Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, NoReturn
+
+if TYPE_CHECKING:
+    from parhash.pool import PipelineStats
+    from parhash.report import Output
+    from parhash.results import Pause
 
 EXIT_OK = 0
 EXIT_FILE_ERROR = 1
+EXIT_DUPES_FOUND = 1  # dupes --exit-code
 EXIT_USAGE = 2
 EXIT_PIPE = 128 + signal.SIGPIPE
 EXIT_INTERRUPTED = 128 + signal.SIGINT
@@ -46,6 +52,25 @@ DRAIN_SECONDS = 0.3
 
 # Set by the first stopping signal: readers of pipes (check's manifest) look at it.
 STOPPING = threading.Event()
+
+
+class CommandFailed(Exception):
+    """Ends the command with exit status ``status``; its message is already on stderr.
+
+    Raised where a command can't go on (its output can't be written, a path
+    list can't be opened). Like any exception it unwinds the pipeline first;
+    the command line then turns it into the exit status.
+    """
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def warn(message: str) -> None:
+    """Write ``message`` and a newline to stderr, and flush it."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
 
 
 class Stopped(BaseException):
@@ -166,7 +191,8 @@ def open_output(path: str | None) -> contextlib.AbstractContextManager[Any]:
 
     Yields a stream with ``write`` and ``flush``. On an exception the output
     is abandoned, never flushed into a stuck reader, and a temporary file is
-    removed. A write error ends the command with a message and status 1.
+    removed. A write error ends the command with a message and status 1
+    (:class:`CommandFailed`).
     """
     if path is None or path == "-":
         return _standard_output()
@@ -198,10 +224,8 @@ def _standard_output() -> Iterator[Any]:
 
 
 def _write_error(e: OSError) -> NoReturn:
-    import click
-
-    click.echo(f"parhash: write error: {e.strerror or e}", err=True)
-    raise click.exceptions.Exit(EXIT_FILE_ERROR) from None
+    warn(f"parhash: write error: {e.strerror or e}")
+    raise CommandFailed(EXIT_FILE_ERROR) from None
 
 
 # The suffix of every -o file being written. Another run's walk may list one
@@ -353,12 +377,134 @@ def _check_planted(path: str, st: os.stat_result) -> None:
 
 
 def _cannot_write(path: str, reason: str) -> NoReturn:
-    import click
-
     from parhash.formats.names import quote_name
 
-    click.echo(f"parhash: cannot write to {quote_name(path, colon=False)}: {reason}", err=True)
-    raise click.exceptions.Exit(EXIT_FILE_ERROR)
+    warn(f"parhash: cannot write to {quote_name(path, colon=False)}: {reason}")
+    raise CommandFailed(EXIT_FILE_ERROR)
+
+
+# --- What a command's pipeline shares ---------------------------------------------
+
+
+def path_arguments(
+    paths: Sequence[str], files_from: str | None, files0_from: str | None
+) -> tuple[Sequence[str], Iterator[str | Pause]]:
+    """PATH arguments (``.`` when there are none at all) and the names of any lists.
+
+    ``files_from`` and ``files0_from`` name lists of paths, one per line or
+    NUL-separated (``-`` for standard input). Each list is opened now, so
+    that one that can't be read ends the command at once: its message goes
+    to stderr, and :class:`CommandFailed` is raised with status 1.
+    """
+    lists = []
+    if files_from:
+        lists.append(_read_list(files_from, b"\n"))
+    if files0_from:
+        lists.append(_read_list(files0_from, b"\0"))
+    if not paths and not lists:
+        paths = (".",)
+    return paths, _chain(lists)
+
+
+def _read_list(name: str, separator: bytes) -> Iterator[str | Pause]:
+    from parhash.walk import read_path_list
+
+    stream = _open_list(name)  # opened now, so that a missing list fails at once
+
+    def names() -> Iterator[str | Pause]:
+        with stream:
+            yield from read_path_list(stream, separator, pauses=True)
+
+    return names()
+
+
+def _chain(lists: list[Iterator[str | Pause]]) -> Iterator[str | Pause]:
+    for names in lists:
+        yield from names
+
+
+def _open_list(name: str) -> BinaryIO:
+    if name == "-":
+        # A stream of our own, not sys.stdin: a worker forked while the walk
+        # thread waits in sys.stdin's read would hang on its lock at start-up.
+        return open(os.dup(sys.stdin.fileno()), "rb")
+    try:
+        return open(name, "rb")
+    except OSError as e:
+        from parhash.formats.names import quote_name
+
+        quoted = quote_name(name, colon=False)
+        warn(f"parhash: cannot open {quoted} for reading: {e.strerror}")
+        raise CommandFailed(EXIT_FILE_ERROR) from None
+
+
+class FlushWhenIdle:
+    """The pipeline's idle hook: flushes :attr:`out` once the output is open.
+
+    The hook is handed to the pipeline before the output exists; whatever
+    was written waits in the buffer no longer than the pipeline idles.
+    """
+
+    def __init__(self) -> None:
+        self.out: Output | None = None
+
+    def __call__(self) -> None:
+        if self.out is not None:
+            self.out.flush_pending()
+
+
+def pipeline_stats(stall_timeout: float | None) -> PipelineStats:
+    """The pool's counters for a command: a stalled file is reported on stderr.
+
+    With ``stall_timeout`` a file that makes no progress for that long is
+    given up on; without it, :func:`warn_stall`'s warning is all it costs.
+    """
+    from parhash.pool import PipelineStats
+
+    return PipelineStats(stall_timeout=stall_timeout, on_stall=warn_stall)
+
+
+def warn_stall(item: Any, sub: int, seconds: float) -> None:
+    """``parhash: NAME: no progress for 60 s; still waiting``, on stderr."""
+    from parhash.formats.names import quote_name
+
+    warn(f"parhash: {quote_name(_item_name(item, sub))}: no progress for {seconds:g} s; "
+         "still waiting")
+
+
+def _item_name(item: Any, sub: int = 0) -> str:
+    """The file or directory a unit of work names: a path, a directory, a file of a group."""
+    from parhash.pool import Within
+
+    if isinstance(item, Within):
+        return item.name
+    directory = getattr(item, "directory", None)  # a part of a directory
+    if directory is not None:
+        return _item_name(directory)
+    manifest = getattr(item, "manifest", None)  # check's lines, or a file of them
+    if isinstance(manifest, str):
+        path = getattr(item, "path", None)
+        return path if isinstance(path, str) else manifest
+    for attribute in ("shown", "path"):
+        if isinstance(getattr(item, attribute, None), str):
+            return str(getattr(item, attribute))
+    if isinstance(item, tuple):
+        if len(item) == 4 and isinstance(item[0], int) and len(item[3]):
+            # A run of dupes' files of one size: (group, start, whole, files).
+            files = item[3]
+            return _item_name(files[min(sub, len(files) - 1)])
+        return str(item[0])  # one of dupes' files: (path, size, ...)
+    return str(item)
+
+
+def warn_worker_deaths(stats: PipelineStats, redone: str = "their files were hashed again"
+                       ) -> None:
+    """``parhash: WARNING: N worker processes died; REDONE in a fresh worker``, on stderr."""
+    n = stats.worker_deaths
+    warn(
+        f"parhash: WARNING: {n} worker process{'es' if n > 1 else ''} died; "
+        f"{redone} in a fresh worker"
+    )
 
 
 # --- The command's start and end -------------------------------------------------

@@ -5,19 +5,38 @@ are the streams around the records: :class:`Output`, which flushes a few
 times a second, :func:`write_tasks`, which writes each task's records as it
 completes and its error lines to stderr, what ``check`` prints for each
 verdict and manifest, and the writers of ``dupes`` (:data:`DUPE_WRITERS`).
+
+Each command of :mod:`parhash.cli` is one function here that gives its
+pipeline's results to its writer and returns the exit status:
+:func:`run_scan`, :func:`run_check`, :func:`run_dupes`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
-from parhash.algorithms import ALGORITHMS
+from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO
+from parhash.console import (
+    EXIT_DUPES_FOUND,
+    EXIT_FILE_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    STOPPING,
+    FlushWhenIdle,
+    open_output,
+    path_arguments,
+    pipeline_stats,
+    warn_worker_deaths,
+)
 from parhash.formats.csv import csv_field
 from parhash.formats.names import FS_ENCODING, FS_ERRORS, format_check_line, quote_name
+from parhash.hashing import DEFAULT_BLOCK_SIZE
 from parhash.results import (
     FAILED,
     MALFORMED,
@@ -151,6 +170,88 @@ def _first(pair: tuple[bytes, str]) -> bytes:
     return pair[0]
 
 
+def run_scan(
+    paths: Sequence[str] = (),
+    *,
+    algos: tuple[str, ...] = (DEFAULT_ALGO,),
+    fmt: str = "gnu",
+    zero: bool = False,
+    follow: bool = False,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    jobs: int | None = None,
+    chunksize: int | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    stall_timeout: float | None = None,
+    files_from: str | None = None,
+    files0_from: str | None = None,
+    sort: bool = False,
+    output: str | None = None,
+    progress: bool | None = None,
+) -> int:
+    """``parhash scan``: hash the files, write their records; return the exit status.
+
+    ``paths`` (``.`` when neither they nor a list name any) and the lists
+    ``files_from`` (one path a line) and ``files0_from`` (NUL-separated) are
+    walked as by :func:`parhash.scan`. Each task's records are written as it
+    completes, or all in path order with ``sort``, in the format ``fmt`` (a
+    name of :data:`~parhash.formats.FORMATS`; several ``algos`` need one of
+    ``MULTI_ALGO_FORMATS``), to standard output or atomically to ``output``;
+    the file being written is never listed. Each file that can't be read
+    gives ``parhash: PATH: reason`` on stderr. ``progress`` draws a bar on
+    stderr (default: when stderr is a terminal).
+
+    Returns :data:`EXIT_OK`, or :data:`EXIT_FILE_ERROR` when a file could not
+    be read or a worker died (its files are hashed again, and a warning says
+    so). A list or an output that can't be opened or written raises
+    :class:`~parhash.console.CommandFailed` once its message is on stderr.
+    """
+    from parhash.formats import RecordFormat
+    from parhash.select import Selector
+    from parhash.tasks import TASK_FILES, ScanJob, scan_tasks
+
+    paths, listed = path_arguments(paths, files_from, files0_from)
+    stats = pipeline_stats(stall_timeout)
+    flush_idle = FlushWhenIdle()
+    show = progress if progress is not None else sys.stderr.isatty()
+    select = Selector.from_patterns(include, exclude)
+    with open_output(output) as raw:
+        out = flush_idle.out = Output(raw)
+        job = ScanJob(algos, block_size, fmt, zero, sort, follow, select,
+                      frozenset(_own_files(raw, output)), chunksize or TASK_FILES)
+        results = scan_tasks(paths, job, listed=listed, jobs=jobs, stats=stats, idle=flush_idle)
+        try:
+            counts = write_tasks(results, out, RecordFormat(fmt, algos, zero),
+                                 sort=sort, show=show)
+        finally:
+            results.close()
+        raw.flush()
+    if stats.worker_deaths:
+        warn_worker_deaths(stats)
+        return EXIT_FILE_ERROR
+    return EXIT_FILE_ERROR if counts.errors else EXIT_OK
+
+
+def _own_files(out: BinaryIO, path: str | None) -> set[tuple[int, int]]:
+    """(device, inode) of the file being written and of the one it replaces.
+
+    The scan's own output is left out of what it reports: scanning the
+    directory that ``-o FILE`` or ``> FILE`` writes to would otherwise hash a
+    half-written manifest (or the old one about to be replaced), and
+    ``md5sum -c`` would then fail on that line.
+    """
+    own = set()
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        st = os.fstat(out.fileno())
+        if stat.S_ISREG(st.st_mode):
+            own.add((st.st_dev, st.st_ino))
+    if path is not None and path != "-":
+        with contextlib.suppress(OSError):
+            st = os.stat(path)
+            own.add((st.st_dev, st.st_ino))
+    return own
+
+
 def write_stderr(err: IO[str], data: bytes) -> None:
     """Write ``data``, bytes, to the text stream ``err`` and flush it."""
     raw = getattr(err, "buffer", None)
@@ -271,6 +372,66 @@ def write_summary(summary: Summary, out: Output, options: CheckOptions, err: IO[
             err.write(f"{options.prog}: {line.format(manifest=shown)}\n")
             err.flush()
     return summary.passed(strict=options.strict, ignore_missing=options.ignore_missing)
+
+
+def run_check(
+    manifests: Sequence[str] = (),
+    *,
+    algo: str | None = None,
+    root: str | None = None,
+    relative_to_manifest: bool = False,
+    allow_outside_root: bool = False,
+    verbosity: str = "normal",
+    strict: bool = False,
+    ignore_missing: bool = False,
+    json: bool = False,
+    zero: bool = False,
+    jobs: int | None = None,
+    chunksize: int | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    stall_timeout: float | None = None,
+    progress: bool | None = None,
+) -> int:
+    """``parhash check``: verify the files ``manifests`` list; return the exit status.
+
+    ``manifests`` are names, ``-`` for standard input (read when there are
+    none); ``algo``, ``root``, ``relative_to_manifest``, ``allow_outside_root``
+    and ``zero`` are as for :func:`parhash.check`, ``chunksize`` is manifest
+    lines a task. Writes what ``md5sum -c`` writes, in manifest order:
+    ``NAME: OK`` / ``FAILED`` / ``FAILED open or read`` on standard output
+    (:func:`check_record` objects with ``json``), why a file could not be
+    read, and each manifest's warnings on stderr; ``verbosity``, ``strict``
+    and ``ignore_missing`` are as in :class:`CheckOptions`. ``progress``
+    draws a bar on stderr (default: when stderr is a terminal).
+
+    Returns :data:`EXIT_OK` when every manifest verified, else
+    :data:`EXIT_FILE_ERROR`, as it does when a worker died (its lines are
+    checked again, and a warning says so). An output that can't be written
+    raises :class:`~parhash.console.CommandFailed` once its message is on stderr.
+    """
+    from parhash.verify import RANGE_LINES, CheckJob, check_tasks
+
+    show = progress if progress is not None else sys.stderr.isatty()
+    stats = pipeline_stats(stall_timeout)
+    flush_idle = FlushWhenIdle()
+    options = CheckOptions(verbosity, strict=strict, ignore_missing=ignore_missing, json=json)
+    job = CheckJob(algo, zero, root, relative_to_manifest, allow_outside_root, block_size,
+                   options.verbosity, ignore_missing, json)
+    # A signal sets STOPPING: a manifest read from a pipe stops being read, so
+    # the pool stops without waiting for a producer that is still alive.
+    pieces = check_tasks(manifests or ("-",), job, jobs=jobs, lines=chunksize or RANGE_LINES,
+                         stop=STOPPING, stats=stats, idle=flush_idle, progress=show)
+    try:
+        with open_output(None) as raw:
+            out = flush_idle.out = Output(raw)
+            passed = write_pieces(pieces, out, options, sys.stderr)
+            out.flush()
+    finally:
+        pieces.close()
+    if stats.worker_deaths:
+        warn_worker_deaths(stats)
+        return EXIT_FILE_ERROR
+    return EXIT_OK if passed else EXIT_FILE_ERROR
 
 
 def check_text(name: str, outcome: str) -> str:
@@ -497,3 +658,76 @@ class StageProgress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def run_dupes(
+    paths: Sequence[str] = (),
+    *,
+    algo: str,
+    fmt: str = "text",
+    zero: bool = False,
+    follow: bool = False,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    min_size: int | None = None,
+    max_size: int | None = None,
+    include_empty: bool = False,
+    exit_code: bool = False,
+    jobs: int | None = None,
+    chunksize: int | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    stall_timeout: float | None = None,
+    head_size: int | None = None,
+    files_from: str | None = None,
+    files0_from: str | None = None,
+    quiet: bool = False,
+    progress: bool | None = None,
+) -> int:
+    """``parhash dupes``: find files with identical contents; return the exit status.
+
+    ``paths``, the lists ``files_from`` and ``files0_from``, and the other
+    options are as for :func:`run_scan` and :func:`parhash.find_dupes`
+    (``head_size`` default ``HEAD_SIZE``). Each error goes to stderr as the
+    search meets it; then the groups, most wasted bytes first, are written
+    to standard output by ``DUPE_WRITERS[fmt]``, and, unless ``quiet``, the
+    :func:`dupes_summary` to stderr. ``progress`` draws a bar per stage on
+    stderr (default: when stderr is a terminal).
+
+    Returns :data:`EXIT_USAGE` when an error could hide a duplicate, else
+    :data:`EXIT_DUPES_FOUND` when ``exit_code`` and a group was found, else
+    :data:`EXIT_OK`; a worker that died only earns a warning, its work being
+    done again. A list or an output that can't be opened or written raises
+    :class:`~parhash.console.CommandFailed` once its message is on stderr.
+    """
+    from parhash.dupes import HEAD_SIZE, find_dupes
+
+    paths, listed = path_arguments(paths, files_from, files0_from)
+    show = progress if progress is not None else sys.stderr.isatty()
+    bar = StageProgress() if show else None
+    stats = pipeline_stats(stall_timeout)
+    found = find_dupes(
+        paths, algo=algo, jobs=jobs, chunksize=chunksize, block_size=block_size,
+        head_size=head_size or HEAD_SIZE, min_size=min_size or 0, max_size=max_size,
+        include_empty=include_empty, follow=follow, include=include, exclude=exclude,
+        listed=listed, hardlinks=fmt in ("json", "csv"), progress=bar, stats=stats,
+    )
+    counts = DupeTally()
+    try:
+        groups = list(tally_dupes(found, counts))
+        if bar is not None:
+            bar.close()
+        with open_output(None) as out:
+            DUPE_WRITERS[fmt](groups, Output(out), ReportOptions((algo,), zero))
+    finally:
+        found.close()
+        if bar is not None:
+            bar.close()
+    if not quiet:
+        sys.stderr.write(dupes_summary(counts))
+    if stats.worker_deaths:
+        # What a dead worker held was done again; a file or directory that
+        # killed a worker every time is an error of its own, and sets the status.
+        warn_worker_deaths(stats, "their work was done again")
+    if counts.hiding_errors:
+        return EXIT_USAGE
+    return EXIT_DUPES_FOUND if exit_code and counts.groups else EXIT_OK
