@@ -245,6 +245,11 @@ def digest_open(
     # versions; one read in several may have, so check size and mtime.
     if reads <= 1 and total == want:
         return hashers, before, None, None
+    if limit is not None and total < want:
+        # A head that ended before the size said (a file cut short, or one
+        # of /sys, whose size is not its contents): no digest of it may
+        # stand for that size.
+        return [], os.fstat(fd), CHANGED_WHILE_HASHING, None
     after = os.fstat(fd)
     if (
         after.st_size != size

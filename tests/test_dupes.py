@@ -15,6 +15,7 @@ import os
 import pickle
 import random
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -972,3 +973,93 @@ def test_small_files_hashed_by_the_walk_give_what_the_head_stage_gives(
                                    head_size=64)) == short == hashed
     assert shape([g for g in hashed if isinstance(g, DupeGroup)]) == brute_force(
         tree, follow=False, include_empty=True)
+
+
+def test_a_file_the_walk_did_not_hash_meets_a_full_packed_group_of_its_copies(
+    tmp_path: Path,
+) -> None:
+    # 1,024 copies fill a packed group exactly; a copy named on the command
+    # line is stat-ed, not hashed, and must still join them.
+    for i in range(1024):
+        write(tmp_path / "d" / f"f{i}", b"hello\n")
+    write(tmp_path / "named", b"hello\n")
+    write(tmp_path / "secret", b"hello\n").chmod(0)
+    r = run("--json", "d", "named", "secret", cwd=tmp_path, unprivileged=True)
+    (group,) = json_groups(r.stdout)
+    assert len(group.paths) == 1025 and "named" in group.paths
+    # The copy that cannot be read is still looked at: an error, exit 2.
+    assert b"parhash: secret: Permission denied\n" in r.stderr
+    assert r.returncode == 2
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="no /proc here")
+def test_a_head_read_short_of_its_size_neither_spoils_the_next_read_nor_counts(
+    tmp_path: Path,
+) -> None:
+    from parhash.dupes.stages import split_parts
+    from parhash.hashing import Job
+
+    a = write(tmp_path / "a", b"same" * 100)
+    b = write(tmp_path / "b", b"same" * 100)
+
+    def info(path: str) -> FileInfo:
+        st_ = os.stat(path)
+        return (path, st_.st_size, st_.st_mtime_ns, st_.st_dev, st_.st_ino, (), None)
+
+    # A head larger than the block: the careful reader of /proc/self/status
+    # (size 0, yet it reads) takes a buffer of its own size.
+    job = Job(("sha256",), 16 << 10, 64 << 10)
+    (split,) = split_parts(job, [(0, 0, True, [info("/proc/self/status"), info(str(a)),
+                                                  info(str(b))])])
+    assert [at for _, at in split.buckets] == [[1, 2]]
+
+
+def _short_sysfs_file() -> str | None:
+    """A /sys attribute whose size says more than it holds (4096 against a few bytes)."""
+    for root, _dirs, names in os.walk("/sys/kernel"):
+        for name in names:
+            path = os.path.join(root, name)
+            try:
+                st_ = os.stat(path)
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            if stat.S_ISREG(st_.st_mode) and 0 < len(data) < st_.st_size:
+                return path
+    return None
+
+
+def test_a_head_that_ends_before_its_size_is_a_change_not_a_digest() -> None:
+    short = _short_sysfs_file()
+    if short is None:
+        pytest.skip("no /sys attribute here reads shorter than its size")
+    r = parhash.hash_file(short, ("md5",), limit=64 << 10)
+    assert r.error == "changed while hashing", r
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/version"), reason="no /proc here")
+def test_a_link_followed_into_a_pseudo_file_system_is_a_notice(tmp_path: Path) -> None:
+    write(tmp_path / "a", b"twice")
+    write(tmp_path / "b", b"twice")
+    os.symlink("/proc/version", tmp_path / "link")
+    found = list(parhash.find_dupes([str(tmp_path)], follow=True, include_empty=True))
+    assert DupeError(str(tmp_path / "link"), PSEUDO_FS, None, could_hide_duplicate=False,
+                     skipped=True) in found
+    assert [sorted(g.paths) for g in groups_of(found)] == [[str(tmp_path / "a"),
+                                                            str(tmp_path / "b")]]
+
+
+def test_the_walk_reads_no_file_out_of_the_size_limits(tmp_path: Path) -> None:
+    from parhash.dupes.walk import _peeker
+
+    write(tmp_path / "small", b"1234567")
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        within = _peeker("xxh128", 100, SizeLimits())("small", fd)
+        assert within[1] == hexdigest_function("xxh128")(b"1234567")
+        for limits in (SizeLimits(min_size=8), SizeLimits(max_size=6)):
+            st_, digest = _peeker("xxh128", 100, limits)("small", fd)
+            assert (st_.st_size, digest) == (7, None)
+    finally:
+        os.close(fd)

@@ -25,12 +25,14 @@ from parhash.tasks import ALONE_BYTES
 
 
 class FuturesExecutor:
-    """``map_unordered`` on a ``concurrent.futures`` process pool, with spawned workers."""
+    """``map_unordered`` on a ``concurrent.futures`` process pool."""
 
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
         self.batches = 0
-        self._pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+        # Forked, not spawned: spawning starts a resource tracker that outlives
+        # the executor, a child of the test process that later tests would see.
+        self._pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"))
 
     def map_unordered(
         self,

@@ -67,8 +67,8 @@ class SizeGroups:
     A size's files go to a :class:`PackedFiles` in ``packed`` once they are
     :data:`PACK_AT`; the list in ``by_size`` then holds only those come
     since. Stage 2 looks at every packed group, so the inodes of files that
-    come packed (a huge directory's, from the walk) are not noted: a set of
-    a million inodes is 60 MB.
+    come packed are not noted. Files that come as tuples, as the walk's
+    tasks send them, are: a set of a million inodes is 60 MB.
     """
 
     def __init__(self) -> None:
@@ -145,11 +145,14 @@ class SizeGroups:
         packed = self.packed
         by_size = self.by_size
         for key, files in list(by_size.items()):
-            if type(key) is str and files and files[0][1] in by_size:
+            if type(key) is not str:
+                continue
+            # A group packed whole has left its list empty.
+            size = files[0][1] if files else packed[key].sizes[0]
+            if size in by_size:
                 # Files of a size that others, not hashed, have too: to be
                 # read with them. A change under the walk's read, or a read
                 # that failed, must not hide a duplicate.
-                size = files[0][1]
                 if key in self.linked:
                     self.linked.add(size)
                 if key in packed:
@@ -414,6 +417,8 @@ def _split_heads(job: Job, head: int, parts: Sequence[Part]) -> list[Split]:
                 key = hexdigest(view[:total])
             else:
                 got = careful(path)
+                # The reader may have grown this process's buffer.
+                view, views = read_buffer(head)
                 if isinstance(got, DupeError):
                     errors.append(got)
                     continue

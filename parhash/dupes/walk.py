@@ -91,7 +91,9 @@ class DupeWalk(NamedTuple):
     peek: int  # files up to this size are read and hashed; 0: none
 
 
-def _peeker(algo: str, limit: int) -> Callable[[str, int], tuple[os.stat_result, str | None]]:
+def _peeker(
+    algo: str, limit: int, limits: SizeLimits
+) -> Callable[[str, int], tuple[os.stat_result, str | None]]:
     """A file's ``stat``, and its digest if it is no larger than ``limit``.
 
     Called with a name and its open directory. A file that cannot be opened
@@ -99,7 +101,7 @@ def _peeker(algo: str, limit: int) -> Callable[[str, int], tuple[os.stat_result,
     for the head stage to find, if another file has its size. One that
     changes under the read gets no digest, and the head stage reads it
     again. A name swapped for a link fails ``O_NOFOLLOW``, and its
-    ``lstat`` says so.
+    ``lstat`` says so. A file out of ``limits`` is not read.
     """
     hexdigest = hexdigest_function(algo)
     empty = hexdigest(b"")
@@ -108,6 +110,8 @@ def _peeker(algo: str, limit: int) -> Callable[[str, int], tuple[os.stat_result,
     open_, readv, fstat, close, lstat = os.open, os.readv, os.fstat, os.close, os.stat
     flags = OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0)
     is_regular = stat.S_ISREG
+    least = limits.min_size if limits.include_empty else max(1, limits.min_size)
+    limit = min(limit, limits.max_size) if limits.max_size is not None else limit
 
     def look(name: str, directory: int) -> tuple[os.stat_result, str | None]:
         try:
@@ -117,7 +121,7 @@ def _peeker(algo: str, limit: int) -> Callable[[str, int], tuple[os.stat_result,
         try:
             st = fstat(fd)
             size = st.st_size
-            if size > limit or not is_regular(st.st_mode):
+            if size > limit or size < least or not is_regular(st.st_mode):
                 return st, None
             if size == 0:
                 return st, empty
@@ -153,7 +157,8 @@ class StatTask(_Task):
         super().__init__(job, size)
         options: DupeWalk = job.options
         self.limits = options.limits
-        self.look = _peeker(options.algo, options.peek) if options.peek else _lstat
+        self.look = (_peeker(options.algo, options.peek, options.limits) if options.peek
+                     else _lstat)
 
     def files_in(self, dirfd: int, d: Directory, entries: Iterator[Any], index: int,
                  skip: frozenset[str], among: int) -> None:
@@ -227,7 +232,8 @@ class StatTask(_Task):
             self.records.append(got)
 
     def linked(self, entry: Linked) -> None:
-        self.row(entry.path, entry.st)
+        # A link followed with -L into /proc or /sys: a notice, as for a name.
+        self.named_file(entry.path, entry.st)
 
     def named_file(self, path: str, st: os.stat_result) -> None:
         if self.job.skip_pseudo and is_pseudo_fs(st.st_dev):
