@@ -186,6 +186,8 @@ class StatTask(_Task):
                     continue
                 path = top + name
                 if noted is not None:
+                    # Named to the stall watch as scan's loop does
+                    # (tasks._Task.files_in): written out, with no call.
                     encoded = name.encode(FS_ENCODING, FS_ERRORS)
                     end = start + len(encoded)
                     if end <= room:
