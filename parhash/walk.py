@@ -36,7 +36,7 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, BinaryIO, Literal, NamedTuple, overload
+from typing import Any, BinaryIO, NamedTuple
 
 from parhash.results import PAUSE, Pause, WalkError, reason
 from parhash.select import GlobPredicates, Predicates, has_magic
@@ -427,7 +427,6 @@ def walk_tree(
 
 
 # A regular file with the lstat() taken as its directory was read.
-Stated = tuple[str, os.stat_result]
 
 # A listing this long is sorted in runs of this many names; each run is kept
 # packed as bytes, and the runs merged: a directory of a million files costs
@@ -500,39 +499,14 @@ def _too_long(path: str) -> int:
     return len(path) if path.isascii() else len(_encode(path))
 
 
-@overload
-def read_dir(
-    current: Directory,
-    *,
-    follow: bool = ...,
-    select: Predicates | None = ...,
-    stat_files: Literal[False] = ...,
-    descent: Descent | None = ...,
-    skip_pseudo: bool = ...,
-) -> Iterator[str | WalkError | Directory]: ...
-
-
-@overload
-def read_dir(
-    current: Directory,
-    *,
-    follow: bool = ...,
-    select: Predicates | None = ...,
-    stat_files: Literal[True],
-    descent: Descent | None = ...,
-    skip_pseudo: bool = ...,
-) -> Iterator[Stated | WalkError | Directory]: ...
-
-
 def read_dir(
     current: Directory,
     *,
     follow: bool = False,
     select: Predicates | None = None,
-    stat_files: bool = False,
     descent: Descent | None = None,
     skip_pseudo: bool = False,
-) -> Iterator[str | Stated | WalkError | Directory]:
+) -> Iterator[str | WalkError | Directory]:
     """Read one directory: its regular files' paths, its errors, and its subdirectories.
 
     Values come in byte order of the names. A file comes as a
@@ -541,22 +515,17 @@ def read_dir(
     :class:`Directory` to read next, with the device and inode an ``lstat``
     saw now; with ``follow`` its ``ancestor`` also holds them, for the
     caller to enter each directory once. :func:`walk_tree` reads a tree with
-    it in one process; ``parhash dupes`` in several.
+    it in one process.
 
     The directory is opened through ``descent`` (a :class:`Descent` of the
     caller's, to reuse its descriptors, or one of its own): one that is not
     the one the listing of its parent saw comes back as a :class:`WalkError`
-    saying :data:`CHANGED_DURING_WALK`, as does a subdirectory or (with
-    ``stat_files``) a file swapped for a link since the listing. A path too
+    saying :data:`CHANGED_DURING_WALK`, as does a subdirectory swapped for
+    a link since the listing. A path too
     long for the system's calls comes back as ``ENAMETOOLONG``, as it would
     by name: no manifest line could name it. With ``skip_pseudo``, a
     directory on a pseudo file system comes back as a :class:`WalkError`
     saying :data:`PSEUDO_FS`, unread.
-
-    With ``stat_files`` each file comes as ``(path, lstat)``, the ``lstat``
-    taken relative to the open directory: the kernel resolves one name, not
-    the whole path (a third of the cost of a ``stat`` by path). A file that
-    can't be ``stat``-ed comes as a :class:`WalkError`.
 
     Memory: a few bytes per name, however large the directory (names are
     sorted in packed runs of :data:`RUN`).
@@ -573,34 +542,14 @@ def read_dir(
         top = current.path
         named = current.top
         root = current.named_root
-        if not stat_files:
-            for entry in _entries(current, fd, names, kinds, room, follow, select):
-                if type(entry) is str:
-                    item = Walked(top + entry)
-                    item.top = named
-                    item.root = root
-                    yield item
-                elif type(entry) is Linked:
-                    yield entry.path
-                else:
-                    yield entry
-            return
-        lstat = functools.partial(os.stat, dir_fd=fd, follow_symlinks=False)
-        depth = current.depth + 1
         for entry in _entries(current, fd, names, kinds, room, follow, select):
             if type(entry) is str:
-                path = top + entry
-                try:
-                    st = lstat(entry)
-                except OSError as e:
-                    yield WalkError(path, reason(e), e.errno, depth)
-                    continue
-                if stat.S_ISLNK(st.st_mode):
-                    yield WalkError(path, CHANGED_DURING_WALK, None, depth)
-                else:
-                    yield path, st
-            elif type(entry) is Linked:
-                yield entry.path, entry.st
+                item = Walked(top + entry)
+                item.top = named
+                item.root = root
+                yield item
+            elif isinstance(entry, Linked):
+                yield entry.path
             else:
                 yield entry
     finally:
@@ -803,39 +752,14 @@ def walk_glob(
         yield WalkError(pattern, os.strerror(errno.ENOENT), errno.ENOENT)
 
 
-@overload
-def walk_paths(
-    paths: Iterable[str | Pause],
-    *,
-    follow: bool = ...,
-    select: Predicates | None = ...,
-    expand_globs: bool = ...,
-    descend: Literal[True] = ...,
-    skip_pseudo: bool = ...,
-) -> Iterator[str | WalkError | Pause]: ...
-
-
-@overload
-def walk_paths(
-    paths: Iterable[str | Pause],
-    *,
-    follow: bool = ...,
-    select: Predicates | None = ...,
-    expand_globs: bool = ...,
-    descend: bool,
-    skip_pseudo: bool = ...,
-) -> Iterator[str | WalkError | Pause | Directory]: ...
-
-
 def walk_paths(
     paths: Iterable[str | Pause],
     *,
     follow: bool = False,
     select: Predicates | None = None,
     expand_globs: bool = True,
-    descend: bool = True,
     skip_pseudo: bool = False,
-) -> Iterator[str | WalkError | Pause | Directory]:
+) -> Iterator[str | WalkError | Pause]:
     """Walk each argument in turn: a file, a directory, or a glob.
 
     An argument that exists is taken literally even if it holds ``*``; one that
@@ -843,18 +767,12 @@ def walk_paths(
     filters what is found below directories and globs, never a file named
     directly. Errors come back as :class:`WalkError` values; nothing raises.
     A single string is one path, not a sequence of one-letter paths.
-    :data:`PAUSE` passes through as it is. With ``descend=False``, a directory
-    named as an argument comes back as a :class:`Directory`, for the caller
-    to read with :func:`read_dir` (``parhash dupes`` reads them in parallel);
-    not with ``follow``, where only :func:`walk_tree` knows which directories
-    it has entered. Arguments are followed as named (a link to a directory
+    :data:`PAUSE` passes through as it is. Arguments are followed as named (a link to a directory
     is walked), what lies below them as :func:`walk_tree` says. With
     ``skip_pseudo``, a file or directory on a pseudo file system (``/proc``,
     ``/sys``...) comes back as a :class:`WalkError` saying :data:`PSEUDO_FS`,
     unread: its files' sizes are not their contents.
     """
-    if follow and not descend:
-        raise ValueError("walk_paths: descend=False does not go with follow")
     for arg in _arguments(paths):
         if isinstance(arg, Pause):
             yield arg
@@ -873,12 +791,9 @@ def walk_paths(
         if stat.S_ISREG(st.st_mode):
             yield WalkError(arg, PSEUDO_FS) if skip_pseudo and is_pseudo_fs(st.st_dev) else arg
         elif stat.S_ISDIR(st.st_mode):
-            if descend:
-                yield from walk_tree(
-                    arg, follow=follow, select=select, top_stat=st, skip_pseudo=skip_pseudo
-                )
-            else:
-                yield Directory(_as_prefix(arg), "", 0, identity=(st.st_dev, st.st_ino))
+            yield from walk_tree(
+                arg, follow=follow, select=select, top_stat=st, skip_pseudo=skip_pseudo
+            )
         else:
             yield WalkError(arg, NOT_REGULAR)
 

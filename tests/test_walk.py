@@ -7,7 +7,6 @@ import io
 import os
 import pickle
 import queue
-import shutil
 import threading
 from collections.abc import Callable, Iterable
 from multiprocessing.reduction import ForkingPickler
@@ -476,19 +475,14 @@ def test_a_list_in_a_regular_file_never_pauses(tmp_path: Path) -> None:
         assert list(read_path_list(stream, pauses=True)) == ["a", "b"]
 
 
-# --- directories handed to the caller (parhash dupes reads them in parallel) ---
+# --- one directory at a time ----------------------------------------------------------
 
 
-def test_directory_arguments_come_back_unread_without_descend(tree: Tree) -> None:
+def test_reading_a_directory_and_those_it_names_finds_what_walk_paths_finds(tree: Tree) -> None:
     top = str(tree.root)
-    items = list(walk_paths([top, str(tree.root / "plain.txt")], descend=False))
-    # With the device and inode seen, for the reader to check that it reads them.
     st = os.stat(top)
-    identity = (st.st_dev, st.st_ino)
-    assert items == [Directory(top + "/", "", 0, identity=identity), str(tree.root / "plain.txt")]
-    # Reading it, and the directories it names, finds what walk_paths finds.
     found: list[str] = []
-    stack = [items[0]]
+    stack = [Directory(top + "/", "", 0, identity=(st.st_dev, st.st_ino))]
     while stack:
         for item in read_dir(stack.pop()):
             if isinstance(item, Directory):
@@ -498,11 +492,6 @@ def test_directory_arguments_come_back_unread_without_descend(tree: Tree) -> Non
     assert sorted(found) == sorted(p for p in walk_paths([top]) if isinstance(p, str))
 
 
-def test_descend_false_refuses_follow() -> None:
-    with pytest.raises(ValueError):
-        list(walk_paths(["."], follow=True, descend=False))
-
-
 @pytest.mark.parametrize(
     ("path", "shown"), [("", "."), ("/", "/"), ("a/", "a"), ("/srv/data/", "/srv/data")]
 )
@@ -510,23 +499,11 @@ def test_a_directory_is_named_without_its_slash(path: str, shown: str) -> None:
     assert Directory(path, "", 0).shown == shown
 
 
-def test_read_dir_can_stat_its_files_through_the_open_directory(tree: Tree) -> None:
+def test_read_dir_closes_its_directory_once_the_listing_ends_or_is_dropped(tree: Tree) -> None:
     top = Directory(str(tree.root) + "/", "", 0)
-    plain = list(read_dir(top))
-    stated = list(read_dir(top, stat_files=True))
-    # The same entries in the same order; each file with its own stat().
-    assert [i[0] if type(i) is tuple else i for i in stated] == plain
-    files = [i for i in stated if type(i) is tuple]
-    assert files
-    for path, st in files:
-        want = os.stat(path)
-        assert (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) == (
-            want.st_dev, want.st_ino, want.st_size, want.st_mtime_ns
-        )
-    # The directory's descriptor is closed once the listing ends, or is dropped.
     before = len(os.listdir("/proc/self/fd"))
-    list(read_dir(top, stat_files=True))
-    unfinished = read_dir(top, stat_files=True)
+    assert list(read_dir(top))
+    unfinished = read_dir(top)
     next(unfinished)
     unfinished.close()
     assert len(os.listdir("/proc/self/fd")) == before
@@ -534,10 +511,9 @@ def test_read_dir_can_stat_its_files_through_the_open_directory(tree: Tree) -> N
 
 def test_read_dir_reports_a_directory_it_cannot_open(tmp_path: Path) -> None:
     missing = Directory(str(tmp_path / "gone") + "/", "gone", 1)
-    for stat_files in (False, True):
-        (error,) = read_dir(missing, stat_files=stat_files)
-        assert isinstance(error, WalkError)
-        assert (error.path, error.errno, error.depth) == (str(tmp_path / "gone"), errno.ENOENT, 1)
+    (error,) = read_dir(missing)
+    assert isinstance(error, WalkError)
+    assert (error.path, error.errno, error.depth) == (str(tmp_path / "gone"), errno.ENOENT, 1)
 
 
 # --- what the walk listed is what is read -----------------------------------------
@@ -659,23 +635,20 @@ def test_read_dir_reports_what_was_swapped_for_a_link_after_its_listing(tmp_path
     outside = tmp_path / "elsewhere" / "secret"
     outside.write_bytes(b"secret")
     top = Directory(str(listed) + "/", "", 0)
-    for stat_files in (False, True):
-        (listed / "m-dir").mkdir(parents=True)
-        (listed / "a-file").write_bytes(b"a")
-        (listed / "z-file").write_bytes(b"z")
-        listing = read_dir(top, stat_files=stat_files)
-        first = next(listing)  # the directory has been listed whole
-        assert (first[0] if stat_files else first) == str(listed / "a-file")
-        swap_for_link(listed / "m-dir", tmp_path / "elsewhere")
-        swap_for_link(listed / "z-file", outside)
-        rest = list(listing)
-        # A walked file is refused when it is read, or when its lstat is taken here.
-        assert rest == [
-            WalkError(str(listed / "m-dir"), CHANGED_DURING_WALK, None, 1),
-            WalkError(str(listed / "z-file"), CHANGED_DURING_WALK, None, 1)
-            if stat_files else walked(str(listed / "z-file"), len(str(listed)) + 1),
-        ]
-        shutil.rmtree(listed)
+    (listed / "m-dir").mkdir(parents=True)
+    (listed / "a-file").write_bytes(b"a")
+    (listed / "z-file").write_bytes(b"z")
+    listing = read_dir(top)
+    first = next(listing)  # the directory has been listed whole
+    assert first == str(listed / "a-file")
+    swap_for_link(listed / "m-dir", tmp_path / "elsewhere")
+    swap_for_link(listed / "z-file", outside)
+    rest = list(listing)
+    # A walked file is refused when it is read: it comes as the walk saw it.
+    assert rest == [
+        WalkError(str(listed / "m-dir"), CHANGED_DURING_WALK, None, 1),
+        walked(str(listed / "z-file"), len(str(listed)) + 1),
+    ]
 
 
 def swap_for_link(entry: Path, target: Path) -> None:
