@@ -405,6 +405,10 @@ def run(args: list[str] | None = None) -> int:
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.UsageError as e:
+        if type(e).__name__ == "NoArgsIsHelpError" and e.ctx is not None:
+            # Click 8.2 made `parhash` alone an error; it is a request for help.
+            click.echo(e.ctx.get_help(), color=e.ctx.color)
+            return EXIT_OK
         # One line, not click's three: scripts and CI logs show it whole.
         hint = f" Try '{e.ctx.command_path} --help'." if e.ctx is not None else ""
         click.echo(f"Error: {e.format_message()}{hint}", err=True)

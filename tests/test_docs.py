@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import click
 import pytest
 from click.testing import CliRunner
@@ -17,6 +20,18 @@ def test_top_level_help_lists_every_command() -> None:
     for name in COMMANDS:
         assert f"  {name}" in result.output
     assert "scan" in COMMANDS
+
+
+def test_parhash_alone_prints_the_help_as_help_does() -> None:
+    # Click 8.2 and later raise an error for a group called with nothing; the
+    # installed click is the one pip picked, so this runs against it.
+    alone = subprocess.run([sys.executable, "-m", "parhash"], capture_output=True,
+                           stdin=subprocess.DEVNULL, timeout=60)
+    asked = subprocess.run([sys.executable, "-m", "parhash", "--help"], capture_output=True,
+                           stdin=subprocess.DEVNULL, timeout=60)
+    assert (alone.returncode, alone.stderr) == (0, b""), alone
+    assert alone.stdout == asked.stdout
+    assert alone.stdout.startswith(b"Usage: parhash [OPTIONS] COMMAND")
 
 
 @pytest.mark.parametrize("name", COMMANDS)
