@@ -73,6 +73,11 @@ __all__ = [
 ]
 
 
+def __dir__() -> list[str]:
+    # The public names, loaded or not; not the module's own workings.
+    return sorted(__all__)
+
+
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'parhash' has no attribute {name!r}")
@@ -86,7 +91,7 @@ def __getattr__(name: str) -> Any:
 def scan(
     paths: Iterable[str] = (".",),
     *,
-    algos: Sequence[str] = ("sha256",),
+    algos: str | Sequence[str] = ("sha256",),
     jobs: int | None = None,
     chunksize: int | None = None,
     block_size: int | None = None,
@@ -102,7 +107,8 @@ def scan(
 
     ``paths`` are files, directories (walked recursively) and globs (``**``
     included); it may be any iterable, read lazily. ``algos`` names algorithms
-    from :data:`ALGORITHMS` (or comma-separated lists of them), all computed
+    from :data:`ALGORITHMS` (or comma-separated lists of them; a single
+    string is one name or list, not a sequence of letters), all computed
     from one read of each file. ``jobs`` is the number of worker processes
     (default: the CPUs this process may use); small jobs and ``jobs=1`` run in
     this process. ``include``/``exclude`` are gitignore-style patterns matched
@@ -130,7 +136,7 @@ def scan(
     from parhash.tasks import RESULTS, ScanJob, scan_tasks
 
     block_size = DEFAULT_BLOCK_SIZE if block_size is None else block_size
-    names = parse_algos(algos)
+    names = parse_algos((algos,) if isinstance(algos, str) else algos)
     if not names:
         raise ValueError("no algorithm given")
     if chunksize is not None and chunksize < 1:

@@ -21,7 +21,7 @@ import stat
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from parhash.algorithms import ALGORITHMS, Hasher
+from parhash.algorithms import ALGORITHMS, Hasher, parse_algos
 from parhash.results import Result, reason
 from parhash.walk import Descent, Walked, walked_reason
 
@@ -123,10 +123,13 @@ def _constructors(algos: Sequence[str]) -> list[Callable[[], Hasher]]:
 
 
 def hash_file(
-    path: str, algos: Sequence[str] = ("sha256",), block_size: int = DEFAULT_BLOCK_SIZE,
-    *, limit: int | None = None,
+    path: str, algos: str | Sequence[str] = ("sha256",),
+    block_size: int = DEFAULT_BLOCK_SIZE, *, limit: int | None = None,
 ) -> Result:
     """Hash one file with every algorithm in ``algos`` from a single read.
+
+    ``algos`` is as for :func:`parhash.scan`: names, or one string of them.
+    Raises :class:`~parhash.algorithms.UnknownAlgorithm` for an unknown name.
 
     Never raises for a file that can't be read: an ``OSError``, a path that is
     not a regular file, or a file whose size or mtime changed while it was read
@@ -141,7 +144,8 @@ def hash_file(
     it, or through a loop that inlines its commonest case (a small file read
     whole by one ``readv``) and hands it anything else.
     """
-    return _hash_file(path, _constructors(algos), tuple(algos), block_size, limit=limit)
+    names = parse_algos((algos,) if isinstance(algos, str) else algos)
+    return _hash_file(path, _constructors(names), names, block_size, limit=limit)
 
 
 def _hash_file(

@@ -144,3 +144,20 @@ def test_hash_file_with_a_limit_hashes_only_the_head(
     # Without a limit, the whole file, whatever the block size.
     whole = parhash.hash_file(str(tmp_path / "f"), ("md5",), block_size)
     assert whole.digests == {"md5": digest("md5", data)}
+
+
+def test_algos_as_one_string_is_one_name_or_list_not_letters(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"f")
+    (r,) = parhash.scan([str(tmp_path / "f")], algos="md5")
+    assert r.digests == {"md5": digest("md5", b"f")}
+    (r,) = parhash.scan([str(tmp_path / "f")], algos="md5,sha1")
+    assert list(r.digests) == ["md5", "sha1"]
+    assert parhash.hash_file(str(tmp_path / "f"), "sha1").digests == {"sha1": digest("sha1", b"f")}
+    with pytest.raises(parhash.UnknownAlgorithm):
+        parhash.hash_file(str(tmp_path / "f"), "nope")
+
+
+def test_dir_shows_the_public_names_only() -> None:
+    assert dir(parhash) == sorted(parhash.__all__)
+    for name in dir(parhash):
+        assert getattr(parhash, name) is not None
