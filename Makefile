@@ -9,6 +9,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PEER_TOOLS := md5sum:coreutils xxhsum:xxhash rhash:rhash hashdeep:hashdeep \
               b3sum:b3sum jdupes:jdupes rdfind:rdfind /usr/bin/time:time
 
+# What `make run` leaves out: what the set-up and the tools write into the
+# repository, the same as .gitignore, so that it hashes the project's own files.
+OWN_FILES := --exclude .venv/ --exclude .git/ --exclude build/ --exclude dist/ \
+             --exclude '*.egg-info/' --exclude __pycache__/ --exclude .hypothesis/ \
+             --exclude '.*_cache/'
+
 .PHONY: run test lint bench peers venv clean
 
 $(BIN)/python:
@@ -18,7 +24,7 @@ venv: $(BIN)/python
 
 run: venv
 	$(BIN)/pip install --quiet .
-	$(BIN)/parhash scan . --exclude .venv --exclude .git --algo sha256
+	$(BIN)/parhash scan . --algo sha256 $(OWN_FILES)
 
 # Installs the peer tools that are missing (apt-get, as root or with sudo).
 peers:

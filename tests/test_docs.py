@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -12,6 +14,7 @@ from click.testing import CliRunner
 from parhash.cli import cli
 
 COMMANDS = sorted(cli.commands)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_top_level_help_lists_every_command() -> None:
@@ -52,3 +55,25 @@ def test_every_option_has_help_text(name: str) -> None:
     for param in command.params:
         if isinstance(param, click.Option):
             assert param.help, f"{name} {param.opts} has no help"
+
+
+def test_make_run_hashes_the_project_s_own_files(tmp_path: Path) -> None:
+    # The scan `make run` makes, on a tree that holds what set-up leaves behind.
+    made = subprocess.run(["make", "-n", "-s", "run"], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    (line,) = [x for x in made.stdout.splitlines() if "parhash scan" in x]
+    for name in ("README.md", "src/app.py", "tests/test_x.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    for junk in (".venv/bin/python", ".git/HEAD", "build/lib/src/app.py",
+                 "demo.egg-info/PKG-INFO", "src/__pycache__/app.cpython-311.pyc",
+                 ".mypy_cache/x", ".hypothesis/x", "dist/parhash.whl"):
+        (tmp_path / junk).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / junk).write_text(junk)
+    words = shlex.split(line.split("parhash scan", 1)[1])
+    done = subprocess.run([sys.executable, "-m", "parhash", "scan", *words], cwd=tmp_path,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert sorted(x.split("  ", 1)[1] for x in done.stdout.splitlines()) == [
+        "./README.md", "./src/app.py", "./tests/test_x.py"
+    ]
