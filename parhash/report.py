@@ -551,7 +551,7 @@ def write_dupes_csv(groups: Iterable[DupeGroup], out: Output, options: ReportOpt
     ``1,5,xxh128,...,./b,./a``
     ``1,5,xxh128,...,./c,``
     """
-    end = b"\r\n"
+    end = b"\n"
     out.write(b"group,size,algo,digest,path,same_file_as" + end)
     for number, g in enumerate(groups, 1):
         lead = b"%d,%d,%s,%s," % (number, g.size, g.algo.encode(), g.digest.encode())

@@ -27,7 +27,7 @@ AWKWARD = [
 
 
 def end_of(fmt: str, zero: bool) -> bytes:
-    return b"\0" if zero else (b"\r\n" if fmt == "csv" else b"\n")
+    return b"\0" if zero else b"\n"
 
 
 def test_every_format_the_cli_offers_has_a_writer_and_a_parser() -> None:

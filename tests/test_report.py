@@ -58,10 +58,10 @@ def test_json_writer_holds_errors_and_every_algorithm() -> None:
 
 def test_csv_writer_quotes_fields_that_need_it() -> None:
     assert write("csv", [OK, ESCAPED, FAILED], ("md5",)) == (
-        b"path,size,md5,error\r\n"
-        b"dir/a b,3," + b"0" * 32 + b",\r\n"
-        b'"dir/x\ny",0,' + b"2" * 32 + b",\r\n"
-        b"gone,,,No such file or directory\r\n"
+        b"path,size,md5,error\n"
+        b"dir/a b,3," + b"0" * 32 + b",\n"
+        b'"dir/x\ny",0,' + b"2" * 32 + b",\n"
+        b"gone,,,No such file or directory\n"
     )
 
 

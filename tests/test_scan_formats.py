@@ -143,8 +143,8 @@ def test_csv_has_a_header_then_one_row_per_file(tree: Tree) -> None:
 def test_csv_rows_for_errors_leave_digests_empty(tmp_path: Path) -> None:
     code, out, _ = scan(tmp_path / "gone", "--csv")
     assert code == 1
-    assert out == b"path,size,sha256,error\r\n" + str(tmp_path / "gone").encode() + (
-        b",,,No such file or directory\r\n"
+    assert out == b"path,size,sha256,error\n" + str(tmp_path / "gone").encode() + (
+        b",,,No such file or directory\n"
     )
 
 
@@ -332,3 +332,20 @@ def test_output_replacing_a_manifest_keeps_its_mode(tree: Tree, tmp_path: Path) 
     assert code == 0
     assert stat.S_IMODE(manifest.stat().st_mode) == 0o640
     assert manifest.read_bytes() != b"old\n"
+
+
+def test_csv_rows_end_in_lf_so_cut_and_awk_see_a_row_a_line(tmp_path: Path) -> None:
+    for name in ("a", "b b", "c"):
+        (tmp_path / name).write_bytes(name.encode())
+    code, out, _ = scan(tmp_path, "-a", "md5", "--sort", "--csv")
+    assert code == 0 and b"\r" not in out
+    cut = subprocess.run(["cut", "-d,", "-f1,3"], input=out, capture_output=True, check=True)
+    assert cut.stdout.decode().splitlines() == ["path,md5"] + [
+        f"{tmp_path}/{name},{digest('md5', name.encode())}" for name in ("a", "b b", "c")
+    ]
+    # Read back by check, and by check as RFC 4180 with CRLF.
+    for manifest in (out, out.replace(b"\n", b"\r\n")):
+        (tmp_path / "M.csv").write_bytes(manifest)
+        result = CliRunner().invoke(cli, ["check", str(tmp_path / "M.csv")])
+        assert result.exit_code == 0, result.output
+        assert result.stdout.count(": OK\n") == 3

@@ -2,7 +2,9 @@
 
 ``path,size,md5,error`` names the algorithms, in their columns' order. Names
 are written as their bytes, quoted when they hold a comma, a quote or a line
-end, so a record may span lines. Rows end in CRLF (NUL with ``-z``).
+end, so a record may span lines. Rows end in LF, so that ``awk``, ``cut``
+and ``grep`` see one row a line (NUL with ``-z``); RFC 4180's CRLF is read
+too.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def csv_field(value: str) -> bytes:
 class CsvWriter:
     """A header, then one RFC 4180 row per file; names are written as their bytes.
 
-    Rows end in CRLF, or in NUL with ``zero`` (``-z``), as every other format.
+    Rows end in LF, or in NUL with ``zero`` (``-z``), as every other format.
 
     ``path,size,md5,error``
     ``./empty,0,d41d8cd98f00b204e9800998ecf8427e,``
@@ -36,7 +38,7 @@ class CsvWriter:
 
     def __init__(self, algos: tuple[str, ...], zero: bool = False) -> None:
         self.algos = algos
-        self.end = "\0" if zero else "\r\n"
+        self.end = "\0" if zero else "\n"
         self.header = (",".join(["path", "size", *algos, "error"]) + self.end).encode()
 
     def text(self, path: str, digests: list[str], size: int) -> str:
