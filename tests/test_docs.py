@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
@@ -77,3 +78,21 @@ def test_make_run_hashes_the_project_s_own_files(tmp_path: Path) -> None:
     assert sorted(x.split("  ", 1)[1] for x in done.stdout.splitlines()) == [
         "./README.md", "./src/app.py", "./tests/test_x.py"
     ]
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_shell_completion_works_as_the_readme_says(shell: str) -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert f"_PARHASH_COMPLETE={shell}_source parhash" in readme
+    env = {**os.environ, "_PARHASH_COMPLETE": f"{shell}_source"}
+    script = subprocess.run([sys.executable, "-m", "parhash"], env=env, capture_output=True,
+                            text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert script.returncode == 0 and "_PARHASH_COMPLETE" in script.stdout, script.stderr
+    # What the script asks for, as bash would: the commands, then an option.
+    for words, cword, want in (("parhash sc", "1", "plain,scan"),
+                               ("parhash scan --ta", "2", "plain,--tag")):
+        env = {**os.environ, "_PARHASH_COMPLETE": "bash_complete", "COMP_WORDS": words,
+               "COMP_CWORD": cword}
+        done = subprocess.run([sys.executable, "-m", "parhash"], env=env, capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL, timeout=60)
+        assert done.stdout.splitlines() == [want], done
