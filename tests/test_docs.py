@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import click
@@ -96,3 +98,32 @@ def test_shell_completion_works_as_the_readme_says(shell: str) -> None:
         done = subprocess.run([sys.executable, "-m", "parhash"], env=env, capture_output=True,
                               text=True, stdin=subprocess.DEVNULL, timeout=60)
         assert done.stdout.splitlines() == [want], done
+
+
+def test_the_package_builds_to_an_sdist_and_a_wheel_that_twine_passes(tmp_path: Path) -> None:
+    # A copy of the project's own files, as a fresh clone holds them.
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE", "CHANGELOG.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "parhash", source / "parhash",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    built = subprocess.run([sys.executable, "-m", "build", "--outdir", str(tmp_path / "dist"),
+                            str(source)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout + built.stderr
+    # setuptools deprecates a license given as a table: the SPDX string is used.
+    assert "deprecat" not in (built.stdout + built.stderr).lower()
+    dist = sorted(p.name for p in (tmp_path / "dist").iterdir())
+    assert [n.endswith("-py3-none-any.whl") or n.endswith(".tar.gz") for n in dist] == [
+        True, True
+    ]
+    checked = subprocess.run([sys.executable, "-m", "twine", "check", "--strict",
+                              *(str(tmp_path / "dist" / n) for n in dist)],
+                             capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    with zipfile.ZipFile(tmp_path / "dist" / dist[0]) as wheel:
+        names = wheel.namelist()
+        metadata = wheel.read(next(n for n in names if n.endswith("/METADATA"))).decode()
+    assert "License-Expression: MIT" in metadata
+    assert any(n.endswith("licenses/LICENSE") for n in names)
+    assert "parhash/dupes/stages.py" in names and "parhash/formats/gnu.py" in names
