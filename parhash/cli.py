@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import sys
 from typing import Any
 
 import click
@@ -166,21 +167,43 @@ def _walk_options(fn: Any) -> Any:
     return fn
 
 
+def _one_format(*choices: tuple[str, str, str]) -> Any:
+    """Flags ``(flag, format, help)`` of which one at most may be given: ``fmt``.
+
+    Two of them are a usage error, not the last one winning, which would
+    write a manifest in a format the user did not expect.
+    """
+
+    def dest(flag: str) -> str:
+        return "fmt_" + flag.lstrip("-")
+
+    def decorate(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            given = [(flag, fmt) for flag, fmt, _ in choices if kwargs.pop(dest(flag))]
+            if len(given) > 1:
+                raise click.UsageError(f"{given[0][0]} and {given[1][0]} exclude each other")
+            return fn(*args, fmt=given[0][1] if given else None, **kwargs)
+
+        for flag, _, text in reversed(choices):
+            wrapper = click.option(flag, dest(flag), is_flag=True, help=text)(wrapper)
+        return wrapper
+
+    return decorate
+
+
+# scan's format flags, as (flag, name in formats.FORMATS, help); none: GNU lines.
+SCAN_FORMATS = (
+    ("--tag", "bsd", "BSD lines: 'SHA256 (NAME) = DIGEST', one per algorithm."),
+    ("--json", "json", "JSON Lines: one object per file, errors included."),
+    ("--csv", "csv", "CSV: a header, then one row per file."),
+)
+
+
 def _format_options(fn: Any) -> Any:
-    for option in reversed(
-        [
-            click.option("--tag", "fmt", flag_value="bsd",
-                         help="BSD lines: 'SHA256 (NAME) = DIGEST', one per algorithm."),
-            click.option("--json", "fmt", flag_value="json",
-                         help="JSON Lines: one object per file, errors included."),
-            click.option("--csv", "fmt", flag_value="csv",
-                         help="CSV: a header, then one row per file."),
-            click.option("-z", "--zero", is_flag=True,
-                         help="End each record with NUL, not newline; no escaping."),
-        ]
-    ):
-        fn = option(fn)
-    return fn
+    fn = click.option("-z", "--zero", is_flag=True,
+                      help="End each record with NUL, not newline; no escaping.")(fn)
+    return _one_format(*SCAN_FORMATS)(fn)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -319,10 +342,10 @@ def _check_algo(ctx: click.Context, param: Any, value: str) -> str:
 @click.option("-a", "--algo", default="xxh128", show_default=True, metavar="NAME",
               callback=_check_algo,
               help="Digest that decides equality: any of 'parhash scan --list-algos'.")
-@click.option("--json", "fmt", flag_value="json",
-              help="JSON Lines: one object per group (size, algo, digest, paths, hardlinks).")
-@click.option("--csv", "fmt", flag_value="csv",
-              help="CSV: a header, then one row per name, groups numbered from 1.")
+@_one_format(
+    ("--json", "json", "JSON Lines: one object per group (size, algo, digest, paths, hardlinks)."),
+    ("--csv", "csv", "CSV: a header, then one row per name, groups numbered from 1."),
+)
 @click.option("-z", "--zero", is_flag=True,
               help="End each path with NUL, and each group with one more NUL.")
 @_walk_options
@@ -389,6 +412,40 @@ def dupes(paths, algo, fmt, zero, follow, include, exclude, min_size, max_size, 
     )
 
 
+def _command_path(args: list[str] | None) -> str:
+    """``parhash COMMAND`` as ``args`` name it, for an error click gave no context."""
+    for arg in sys.argv[1:] if args is None else args:
+        if arg in cli.commands:
+            return f"parhash {arg}"
+        if not arg.startswith("-"):
+            break
+    return "parhash"
+
+
+def _usage_message(e: click.UsageError) -> str:
+    """Click's message for a usage error, in coreutils' words where it has them.
+
+    ``unrecognized option '--bogus'``, ``invalid option -- 'x'``, ``option
+    '--algo' requires an argument``, ``option requires an argument -- 'a'``
+    are getopt's, which md5sum prints; other messages keep click's words,
+    without the capital and the full stop that coreutils' never have.
+    """
+    if isinstance(e, click.NoSuchOption):
+        name = e.option_name
+        if name.startswith("--"):
+            return f"unrecognized option '{name}'"
+        return f"invalid option -- '{name[1:]}'"
+    message = e.format_message()
+    if isinstance(e, click.BadOptionUsage) and message.endswith("requires an argument."):
+        name = e.option_name
+        if name.startswith("--"):
+            return f"option '{name}' requires an argument"
+        return f"option requires an argument -- '{name[1:]}'"
+    if message[:1].isupper() and message[1:2].islower():
+        message = message[0].lower() + message[1:]
+    return message.removesuffix(".")
+
+
 def run(args: list[str] | None = None) -> int:
     """Run the command line ``args`` (default ``sys.argv[1:]``); return the exit status.
 
@@ -409,9 +466,10 @@ def run(args: list[str] | None = None) -> int:
             # Click 8.2 made `parhash` alone an error; it is a request for help.
             click.echo(e.ctx.get_help(), color=e.ctx.color)
             return EXIT_OK
-        # One line, not click's three: scripts and CI logs show it whole.
-        hint = f" Try '{e.ctx.command_path} --help'." if e.ctx is not None else ""
-        click.echo(f"Error: {e.format_message()}{hint}", err=True)
+        # As coreutils says it: the message, then where to look.
+        command = e.ctx.command_path if e.ctx is not None else _command_path(args)
+        click.echo(f"parhash: {_usage_message(e)}\nTry '{command} --help' for more "
+                   "information.", err=True)
         return e.exit_code
     except click.ClickException as e:
         e.show()

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from parhash.cli import scan
+from parhash.cli import SCAN_FORMATS, scan
 from parhash.formats import FORMATS, RecordFormat
 from parhash.formats.entries import Entry, Malformed
 from parhash.formats.names import FS_ENCODING, FS_ERRORS
@@ -32,8 +32,10 @@ def end_of(fmt: str, zero: bool) -> bytes:
 
 def test_every_format_the_cli_offers_has_a_writer_and_a_parser() -> None:
     # No format flag gives GNU lines.
-    offered = {p.flag_value for p in scan.params if p.name == "fmt"} | {"gnu"}
+    offered = {fmt for _, fmt, _ in SCAN_FORMATS} | {"gnu"}
     assert offered == set(FORMATS)
+    flags = {opt for p in scan.params for opt in p.opts}
+    assert all(flag in flags for flag, _, _ in SCAN_FORMATS)
     for name, spec in FORMATS.items():
         assert spec.name == name
         assert callable(spec.writer) and callable(spec.parse)

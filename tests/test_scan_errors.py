@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -122,7 +124,10 @@ def test_usage_error_through_python_dash_m_has_no_traceback(tmp_path: Path) -> N
         no_traceback(proc.stderr)
         assert proc.returncode == 2
         assert proc.stdout == b""
-        assert proc.stderr.count(b"Error: ") == 1
+        # As coreutils words a usage error: the message, then where to look.
+        message, hint = proc.stderr.decode().splitlines()
+        assert message.startswith("parhash: ") and not message.endswith(".")
+        assert hint == "Try 'parhash scan --help' for more information."
 
 
 def test_version_flag_prints_the_version() -> None:
@@ -155,3 +160,43 @@ def test_python_api_rejects_bad_arguments_before_any_work(tmp_path: Path) -> Non
             parhash.scan([str(tmp_path)], **kwargs)  # type: ignore[arg-type]
     with pytest.raises(parhash.UnknownAlgorithm):
         parhash.scan([str(tmp_path)], algos=("nope",))
+
+
+@pytest.mark.parametrize(
+    ("args", "ours", "md5sum_args"),
+    [
+        (["scan", "--bogus"], "unrecognized option '--bogus'", ["--bogus"]),
+        (["scan", "-x"], "invalid option -- 'x'", ["-x"]),
+    ],
+)
+def test_usage_errors_read_as_md5sum_s(args: list[str], ours: str, md5sum_args: list[str]) -> None:
+    proc = run(args)
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines() == [
+        f"parhash: {ours}", f"Try 'parhash {args[0]} --help' for more information."
+    ]
+    if shutil.which("md5sum") is None:
+        pytest.fail("md5sum (coreutils) is needed to compare with")
+    theirs = subprocess.run(["md5sum", *md5sum_args], capture_output=True, stdin=subprocess.DEVNULL)
+    assert theirs.returncode == 1  # coreutils' status for a usage error of md5sum
+    assert theirs.stderr.decode().splitlines() == [
+        f"md5sum: {ours}", "Try 'md5sum --help' for more information."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["scan", "-a"], "option requires an argument -- 'a'"),
+        (["check", "--algo"], "option '--algo' requires an argument"),
+        (["scan", "--json", "--csv"], "--json and --csv exclude each other"),
+        (["scan", "--tag", "--json"], "--tag and --json exclude each other"),
+        (["dupes", "--csv", "--json"], "--json and --csv exclude each other"),
+    ],
+)
+def test_usage_errors_say_what_is_wrong_and_where_to_look(args: list[str], line: str) -> None:
+    proc = run(args)
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines() == [
+        f"parhash: {line}", f"Try 'parhash {args[0]} --help' for more information."
+    ]

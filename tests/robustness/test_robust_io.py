@@ -66,8 +66,11 @@ def test_bad_option_value_is_one_error_line_and_status_2(
     assert out.status == 2, out
     assert out.stdout == b""
     assert_no_traceback(out)
-    errors = [line for line in out.stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, out
+    # One line saying what is wrong, then coreutils' line saying where to look.
+    lines = out.stderr.splitlines()
+    errors = [line for line in lines if line.startswith("parhash: ")]
+    assert len(errors) == 1 and len(lines) == 2, out
+    assert lines[1].startswith("Try 'parhash ") and lines[1].endswith(" for more information.")
     option, value = bad if len(bad) == 2 else bad[0].split("=")
     assert option in errors[0] and value.split(",")[-1] in errors[0], out
 

@@ -56,7 +56,8 @@ def test_absurd_sizes_are_a_usage_error(args: list[str], tmp_path: Path) -> None
     assert out.status == 2, out
     assert out.stdout == b""
     lines = out.stderr.splitlines()
-    assert len(lines) == 1 and "above the largest allowed, 64M" in lines[0], out
+    assert len(lines) == 2 and "above the largest allowed, 64M" in lines[0], out
+    assert lines[1].endswith(" --help' for more information."), out
     assert_no_traceback(out)
 
 
