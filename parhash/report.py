@@ -32,6 +32,7 @@ from parhash.console import (
     open_output,
     path_arguments,
     pipeline_stats,
+    warn,
     warn_worker_deaths,
 )
 from parhash.formats.csv import csv_field
@@ -116,6 +117,7 @@ class Tally:
         self.files = 0
         self.bytes = 0
         self.errors = 0
+        self.matched: frozenset[tuple[str, str]] = frozenset()
 
 
 def error_line(prog: str, path: str, reason: str) -> str:
@@ -155,6 +157,8 @@ def write_tasks(
             counts.files += r.files
             counts.bytes += r.nbytes
             counts.errors += r.errors
+            if r.matched:
+                counts.matched |= r.matched
             if bar is not None:
                 bar.update(r.files + r.errors, r.nbytes)
     finally:
@@ -226,10 +230,22 @@ def run_scan(
         finally:
             results.close()
         raw.flush()
+    warn_quiet_failures(select, counts.matched, counts.files + counts.errors, "hashed")
     if stats.worker_deaths:
         warn_worker_deaths(stats)
         return EXIT_FILE_ERROR
     return EXIT_FILE_ERROR if counts.errors else EXIT_OK
+
+
+def warn_quiet_failures(select: Any, matched: Iterable[tuple[str, str]], files: int,
+                        done: str) -> None:
+    """Warn on stderr of what lets a CI job pass on nothing: a pattern that
+    matched no path, and a run that found no file at all."""
+    if select is not None:
+        for kind, pattern in select.unmatched(matched):
+            warn(f"parhash: warning: --{kind} {quote_name(pattern)} matched nothing")
+    if not files:
+        warn(f"parhash: warning: no file was {done}")
 
 
 def _own_files(out: BinaryIO, path: str | None) -> set[tuple[int, int]]:

@@ -237,13 +237,30 @@ class _Pattern:
 
 
 class Selector:
-    """Include/exclude predicates over paths relative to a walk's argument."""
+    """Include/exclude predicates over paths relative to a walk's argument.
+
+    ``matched`` holds the patterns (as ``("include", pattern)`` or
+    ``("exclude", pattern)``) that matched a path since it was made: a
+    pattern that never does is most likely a mistake worth a warning.
+    """
 
     def __init__(self, include: Iterable[str] = (), exclude: Iterable[str] = ()) -> None:
         self.include = tuple(include)
         self.exclude = tuple(exclude)
         self._include = tuple(map(_Pattern.compile, self.include))
         self._exclude = tuple(map(_Pattern.compile, self.exclude))
+        self.matched: set[tuple[str, str]] = set()
+
+    def __reduce__(self) -> tuple[object, tuple[tuple[str, ...], tuple[str, ...]]]:
+        # What matched in this process stays here: a worker's task reports its own.
+        return Selector, (self.include, self.exclude)
+
+    def unmatched(self, matched: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The patterns, as in ``matched``, that are not in ``matched``: in order given."""
+        seen = set(matched)
+        return [p for p in itertools.chain((("include", i) for i in self.include),
+                                           (("exclude", e) for e in self.exclude))
+                if p not in seen]
 
     def __repr__(self) -> str:
         return f"Selector(include={self.include!r}, exclude={self.exclude!r})"
@@ -260,13 +277,25 @@ class Selector:
 
     def enter_dir(self, relpath: str) -> bool:
         """Whether to descend into the directory at ``relpath``."""
-        return not any(p.matches(relpath, True) for p in self._exclude)
+        for text, p in zip(self.exclude, self._exclude, strict=True):
+            if p.matches(relpath, True):
+                self.matched.add(("exclude", text))
+                return False
+        return True
 
     def keep_file(self, relpath: str) -> bool:
         """Whether to hash the file at ``relpath``."""
-        if any(p.matches(relpath, False) for p in self._exclude):
-            return False
-        return not self._include or any(p.matches(relpath, False) for p in self._include)
+        for text, p in zip(self.exclude, self._exclude, strict=True):
+            if p.matches(relpath, False):
+                self.matched.add(("exclude", text))
+                return False
+        if not self._include:
+            return True
+        for text, p in zip(self.include, self._include, strict=True):
+            if p.matches(relpath, False):
+                self.matched.add(("include", text))
+                return True
+        return False
 
 
 class GlobPredicates:

@@ -163,6 +163,8 @@ class TaskResult(NamedTuple):
     records: list[Any] = []
     # Items of the task it had no room for, handed back as they came.
     rest: list[Any] = []
+    # The --include/--exclude patterns that matched a path in the task.
+    matched: frozenset[tuple[str, str]] = frozenset()
 
 
 # The directories this process reads files from, shared with hashing.hash_file.
@@ -204,11 +206,12 @@ class _Task:
                 or self.nbytes >= stretch * job.nbytes)
 
     def result(self) -> TaskResult:
+        matched = getattr(self.job.select, "matched", None)
         return TaskResult(
             "".join(self.out).encode(FS_ENCODING, FS_ERRORS),
             "".join(self.err).encode(FS_ENCODING, FS_ERRORS),
             self.files, self.nbytes, self.errors, self.tasks, self.alone, self.records,
-            self.rest,
+            self.rest, frozenset(matched) if matched else frozenset(),
         )
 
     # --- what each file comes to

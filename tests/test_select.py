@@ -5,8 +5,10 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
+from pathlib import Path
 
 import pytest
+from conftest import run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -283,3 +285,50 @@ def test_glob_enters_every_directory_above_a_file_it_keeps(pattern: str, path: s
 def test_double_stars_in_a_glob(pattern: str, path: str, expected: bool) -> None:
     assert matches(pattern, path, hidden=False) is expected
     assert reference(pattern, path, hidden=False) is expected
+
+
+# --- patterns that match nothing, runs that hash nothing ----------------------------------
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_pattern_that_matched_nothing_and_an_empty_run_are_warned_of(
+    tmp_path: Path, jobs: str
+) -> None:
+    # Enough files for the pool's workers to walk most of the tree, and the
+    # only match of each pattern deep in it: what a worker saw counts too.
+    for d in range(20):
+        for i in range(20):
+            (tmp_path / f"d{d}" / "sub").mkdir(parents=True, exist_ok=True)
+            (tmp_path / f"d{d}" / "sub" / f"f{i}.txt").write_bytes(b"%d %d" % (d, i))
+    (tmp_path / "d19" / "sub" / "vendor").mkdir()
+    (tmp_path / "d19" / "sub" / "vendor" / "x.txt").write_bytes(b"vendored")
+    (tmp_path / "d19" / "sub" / "last.py").write_bytes(b"py")
+    args = ["scan", "-j", jobs, "-a", "md5", str(tmp_path)]
+    quiet = run([*args, "--exclude", "vendor/", "--include", "*.py"])
+    assert quiet.returncode == 0 and quiet.stderr == b"", quiet.stderr
+    assert quiet.stdout.count(b"\n") == 1
+    loud = run([*args, "--exclude", "vendor/", "--exclude", "build/", "--include", "*.rs",
+                "--include", "*.txt"])
+    assert loud.returncode == 0
+    assert loud.stderr.decode().splitlines() == [
+        "parhash: warning: --include '*.rs' matched nothing",
+        "parhash: warning: --exclude build/ matched nothing",
+    ]
+    assert loud.stdout.count(b"\n") == 400
+    empty = run([*args, "--include", "*.rs"])
+    assert empty.returncode == 0 and empty.stdout == b""
+    assert empty.stderr.decode().splitlines() == [
+        "parhash: warning: --include '*.rs' matched nothing",
+        "parhash: warning: no file was hashed",
+    ]
+
+
+def test_a_selector_reports_what_matched_and_starts_afresh_when_sent(tmp_path: Path) -> None:
+    import pickle
+
+    s = Selector(include=["*.py", "*.rs"], exclude=["build/"])
+    assert s.keep_file("a/b.py") and not s.enter_dir("build")
+    assert s.unmatched(s.matched) == [("include", "*.rs")]
+    copy = pickle.loads(pickle.dumps(s))
+    assert copy.matched == set() and copy.keep_file("x.rs")
+    assert copy.unmatched(copy.matched) == [("include", "*.py"), ("exclude", "build/")]
