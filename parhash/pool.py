@@ -51,7 +51,10 @@ class PipelineStats:
     ``stall_timeout``, the item is given up after that many seconds: the
     worker is killed (or, stuck in the kernel, left behind), the item comes
     back as an error, and the rest of the work goes on. ``abandoned`` counts
-    those items.
+    those items. ``files`` counts the files a search's walk found, and
+    ``matched`` holds the ``--include``/``--exclude`` patterns that matched a
+    path (see :class:`~parhash.select.Selector`), for the command to warn of
+    a pattern, or a walk, that found nothing.
     """
 
     def __init__(
@@ -64,6 +67,8 @@ class PipelineStats:
         self.worker_deaths = 0
         self.retried = 0
         self.abandoned = 0
+        self.files = 0
+        self.matched: set[tuple[str, str]] = set()
         self.stall_timeout = stall_timeout
         self.stall_warning = (
             stall_warning if stall_timeout is None else min(stall_warning, stall_timeout / 2)

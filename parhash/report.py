@@ -716,6 +716,7 @@ def run_dupes(
     :class:`~parhash.console.CommandFailed` once its message is on stderr.
     """
     from parhash.dupes import HEAD_SIZE, find_dupes
+    from parhash.select import Selector
 
     paths, listed = path_arguments(paths, files_from, files0_from)
     show = progress if progress is not None else sys.stderr.isatty()
@@ -738,6 +739,9 @@ def run_dupes(
         found.close()
         if bar is not None:
             bar.close()
+    # Before the summary, which stays the last line.
+    warn_quiet_failures(Selector.from_patterns(include, exclude), stats.matched, stats.files,
+                        "compared")
     if not quiet:
         sys.stderr.write(dupes_summary(counts))
     if stats.worker_deaths:

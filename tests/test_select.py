@@ -332,3 +332,28 @@ def test_a_selector_reports_what_matched_and_starts_afresh_when_sent(tmp_path: P
     copy = pickle.loads(pickle.dumps(s))
     assert copy.matched == set() and copy.keep_file("x.rs")
     assert copy.unmatched(copy.matched) == [("include", "*.py"), ("exclude", "build/")]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_dupes_warns_of_a_pattern_that_matched_nothing_and_of_an_empty_search(
+    tmp_path: Path, jobs: str
+) -> None:
+    for d in range(10):
+        (tmp_path / f"d{d}").mkdir()
+        for i in range(30):
+            (tmp_path / f"d{d}" / f"f{i}.dat").write_bytes(b"%d" % i)
+    (tmp_path / "d9" / "cache").mkdir()
+    (tmp_path / "d9" / "cache" / "f.dat").write_bytes(b"cached")
+    args = ["dupes", "-q", "-j", jobs, str(tmp_path)]
+    quiet = run([*args, "--exclude", "cache/"])
+    assert quiet.returncode == 0 and quiet.stderr == b"", quiet.stderr
+    loud = run([*args, "--exclude", "cache/", "--exclude", "*.tmp"])
+    assert loud.stderr.decode().splitlines() == [
+        "parhash: warning: --exclude '*.tmp' matched nothing"
+    ]
+    empty = run([*args, "--include", "*.iso"])
+    assert empty.returncode == 0 and empty.stdout == b""
+    assert empty.stderr.decode().splitlines() == [
+        "parhash: warning: --include '*.iso' matched nothing",
+        "parhash: warning: no file was compared",
+    ]

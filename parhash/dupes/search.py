@@ -239,6 +239,8 @@ def _search(
             # Grouped while the tasks' records arrive: this process has time
             # to spare while the workers walk.
             for result in walk:
+                if result.matched and hashing.stats is not None:
+                    hashing.stats.matched |= result.matched
                 records = result.records
                 if result.errors:
                     late.extend(r for r in records if type(r) is DupeError)
@@ -248,6 +250,8 @@ def _search(
                     progress(Stage.SIZE, sizes.files, 0)
             groups = sizes.groups()
             sizes.clear()
+        if hashing.stats is not None:
+            hashing.stats.files = sizes.files
         yield from _in_path_order(late)
         _info("walk: %d files", sizes.files)
         _log_stage(Stage.SIZE, groups)
