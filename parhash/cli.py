@@ -192,8 +192,11 @@ def _one_format(*choices: tuple[str, str, str]) -> Any:
     return decorate
 
 
-# scan's format flags, as (flag, name in formats.FORMATS, help); none: GNU lines.
+# scan's format flags, as (flag, name in formats.FORMATS, help); none: GNU
+# lines, but for xxh3 alone, whose GNU line xxhsum -c takes for XXH64.
 SCAN_FORMATS = (
+    ("--untagged", "gnu", "GNU lines, 'DIGEST  NAME': the default, but for xxh3 alone, "
+     "whose default is --tag, as xxhsum -H3 prints it."),
     ("--tag", "bsd", "BSD lines: 'SHA256 (NAME) = DIGEST', one per algorithm."),
     ("--json", "json", "JSON Lines: one object per file, errors included."),
     ("--csv", "csv", "CSV: a header, then one row per file."),
@@ -247,7 +250,10 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
     """
     from parhash.report import run_scan
 
-    fmt = fmt or "gnu"
+    if fmt is None:
+        # xxhsum -c reads a GNU line by its digest's length: 16 digits are
+        # XXH64, so xxh3's lines would all fail. Its tag says what it is.
+        fmt = "bsd" if algos == ("xxh3",) else "gnu"
     if len(algos) > 1 and fmt not in MULTI_ALGO_FORMATS:
         raise click.UsageError(
             "a GNU line holds one digest; with several algorithms use --tag, --json or --csv"

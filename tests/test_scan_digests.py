@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -64,11 +66,26 @@ def test_hash_file_computes_every_algorithm_from_one_read(sized: Tree) -> None:
 @pytest.mark.parametrize("algo", ALGOS)
 def test_scan_prints_reference_digest_for_every_algorithm(algo: str, sized: Tree) -> None:
     result = CliRunner().invoke(
-        cli, ["scan", str(sized.root), "-a", algo, "--block-size", str(BLOCK), "-j", "1"]
+        cli, ["scan", str(sized.root), "-a", algo, "--block-size", str(BLOCK), "-j", "1",
+              "--untagged"]
     )
     assert result.exit_code == 0, result.output
     lines = set(result.stdout_bytes.splitlines(keepends=True))
     assert lines == sized.expected_gnu(algo, sized.broot + b"/")
+
+
+def test_xxh3_alone_writes_what_xxhsum_h3_writes_and_xxhsum_c_verifies(sized: Tree) -> None:
+    # A GNU line of 16 hex digits is XXH64 to xxhsum -c: xxh3's default is the tag.
+    if shutil.which("xxhsum") is None:
+        pytest.fail("xxhsum (package xxhash) is needed to compare with")
+    files = sorted(p for p in sized.root.rglob("*") if p.is_file())
+    ours = run(["scan", "-a", "xxh3", "--sort", "-j", "1", *files])
+    assert ours.returncode == 0, ours.stderr
+    theirs = subprocess.run(["xxhsum", "-H3", *files], capture_output=True, check=True)
+    assert sorted(ours.stdout.splitlines()) == sorted(theirs.stdout.splitlines())
+    checked = subprocess.run(["xxhsum", "-c", "-"], input=ours.stdout, capture_output=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.count(b": OK\n") == len(files)
 
 
 def test_pool_workers_compute_every_algorithm_at_block_boundaries(many: Tree) -> None:
