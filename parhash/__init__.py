@@ -9,13 +9,13 @@ one :class:`Result` per file as it completes. The ``parhash`` command is a thin
 layer over it.
 """
 
-from __future__ import annotations
-
 __version__ = "0.1.0"
 
 # typing.TYPE_CHECKING without importing typing: `import parhash` runs before
 # the parhash command can install its signal handlers (parhash.console), so
-# it imports nothing at all.
+# it imports nothing at all. Not even __future__ (which Python 3.10 has not
+# loaded at start-up): the annotations below are strings instead, or a
+# Ctrl-C while that module loaded would end in a traceback.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import threading
@@ -73,12 +73,12 @@ __all__ = [
 ]
 
 
-def __dir__() -> list[str]:
+def __dir__() -> "list[str]":
     # The public names, loaded or not; not the module's own workings.
     return sorted(__all__)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     if name not in _LAZY:
         raise AttributeError(f"module 'parhash' has no attribute {name!r}")
     import importlib
@@ -89,20 +89,20 @@ def __getattr__(name: str) -> Any:
 
 
 def scan(
-    paths: Iterable[str] = (".",),
+    paths: "Iterable[str]" = (".",),
     *,
-    algos: str | Sequence[str] = ("sha256",),
-    jobs: int | None = None,
-    chunksize: int | None = None,
-    block_size: int | None = None,
-    follow: bool = False,
-    include: Iterable[str] = (),
-    exclude: Iterable[str] = (),
-    listed: Iterable[str | Pause] = (),
-    stats: PipelineStats | None = None,
-    idle: Callable[[], None] | None = None,
-    executor: Executor | None = None,
-) -> Generator[Result, None, None]:
+    algos: "str | Sequence[str]" = ("sha256",),
+    jobs: "int | None" = None,
+    chunksize: "int | None" = None,
+    block_size: "int | None" = None,
+    follow: "bool" = False,
+    include: "Iterable[str]" = (),
+    exclude: "Iterable[str]" = (),
+    listed: "Iterable[str | Pause]" = (),
+    stats: "PipelineStats | None" = None,
+    idle: "Callable[[], None] | None" = None,
+    executor: "Executor | None" = None,
+) -> "Generator[Result, None, None]":
     """Hash every regular file reachable from ``paths``; yield results as they complete.
 
     ``paths`` are files, directories (walked recursively) and globs (``**``
@@ -157,7 +157,7 @@ def scan(
                                executor=executor))
 
 
-def _results(tasks: Iterator[Any]) -> Generator[Result, None, None]:
+def _results(tasks: "Iterator[Any]") -> "Generator[Result, None, None]":
     # A generator of its own, so that closing it stops the pool at once.
     try:
         for task in tasks:
@@ -169,22 +169,22 @@ def _results(tasks: Iterator[Any]) -> Generator[Result, None, None]:
 
 
 def check(
-    manifests: Sequence[str] = ("-",),
+    manifests: "Sequence[str]" = ("-",),
     *,
-    algo: str | None = None,
-    root: str | None = None,
-    relative_to_manifest: bool = False,
-    allow_outside_root: bool = False,
-    zero: bool = False,
-    jobs: int | None = None,
-    chunksize: int | None = None,
-    block_size: int | None = None,
-    progress: bool = False,
-    stop: threading.Event | None = None,
-    stats: PipelineStats | None = None,
-    idle: Callable[[], None] | None = None,
-    executor: Executor | None = None,
-) -> Generator[Verdict, None, None]:
+    algo: "str | None" = None,
+    root: "str | None" = None,
+    relative_to_manifest: "bool" = False,
+    allow_outside_root: "bool" = False,
+    zero: "bool" = False,
+    jobs: "int | None" = None,
+    chunksize: "int | None" = None,
+    block_size: "int | None" = None,
+    progress: "bool" = False,
+    stop: "threading.Event | None" = None,
+    stats: "PipelineStats | None" = None,
+    idle: "Callable[[], None] | None" = None,
+    executor: "Executor | None" = None,
+) -> "Generator[Verdict, None, None]":
     """Verify the files that ``manifests`` list; yield one :class:`Verdict` per line, in order.
 
     ``manifests`` are file names, ``"-"`` for standard input; they may hold
