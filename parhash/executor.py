@@ -265,6 +265,20 @@ def inline_bytes(block_size: int) -> int:
     return min(FIRST_BYTES, INLINE_MAX_READS * block_size)
 
 
+def _through(
+    executor: Executor,
+    run: Callable[[list[Any]], list[A]],
+    feed: TaskFeed,
+    idle: Callable[[], None] | None,
+    lost: Callable[[Any, str], A] | None,
+) -> Generator[A, None, None]:
+    """The results of ``feed``'s tasks on ``executor``, each in the feed before it is yielded."""
+    for results in executor.map_unordered(run, feed, idle, lost):
+        for result in results:
+            feed.add(result)
+            yield result
+
+
 def run_tasks(
     run: Callable[[list[Any]], list[A]],
     feed: TaskFeed,
@@ -300,16 +314,10 @@ def run_tasks(
     try:
         if executor is not None:
             feed.share = jobs > 1
-            for results in executor.map_unordered(run, feed, idle, lost):
-                for result in results:
-                    feed.add(result)
-                    yield result
+            yield from _through(executor, run, feed, idle, lost)
             return
         if jobs == 1 and not watched:
-            for results in InlineExecutor().map_unordered(run, feed, idle):
-                for result in results:
-                    feed.add(result)
-                    yield result
+            yield from _through(InlineExecutor(), run, feed, idle, lost)
             return
         if first is not None and not watched:
             files = nbytes = 0
@@ -329,18 +337,12 @@ def run_tasks(
             release_directories()  # not to be inherited by the workers
         feed.share = True
         if pool is not None:
-            for results in pool().map_unordered(run, feed, idle, lost):
-                for result in results:
-                    feed.add(result)
-                    yield result
+            yield from _through(pool(), run, feed, idle, lost)
             return
         from parhash.pool import PoolExecutor
 
         with PoolExecutor(jobs, stats) as processes:
-            for results in processes.map_unordered(run, feed, idle, lost):
-                for result in results:
-                    feed.add(result)
-                    yield result
+            yield from _through(processes, run, feed, idle, lost)
     finally:
         feed.close()
         release_directories()
