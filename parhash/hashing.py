@@ -264,6 +264,95 @@ def digest_open(
     return hashers, before, None, None
 
 
+# Names of this process's own open files: only this process can read them
+# (a worker's standard input is not the user's), so they are read where the
+# command runs, never in a worker. ``-`` is standard input, as for md5sum.
+STDIN = "-"
+_OWN_PREFIXES = ("/dev/stdin", "/dev/stdout", "/dev/stderr", "/dev/fd/", "/proc/self/fd/")
+STDIN_NAMES = frozenset({STDIN, "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"})
+# Opened to be read to its end, as md5sum opens a file it is given: a FIFO
+# waits here for its writer.
+_STREAM_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+
+
+def is_own_stream(path: str) -> bool:
+    """Whether ``path`` is ``-`` or names one of this process's open files (``/dev/fd/N``)."""
+    return path == STDIN or path.startswith(_OWN_PREFIXES)
+
+
+def digest_stream(fd: int, constructors: list[Callable[[], Hasher]], block_size: int
+                  ) -> tuple[list[Hasher], int]:
+    """Hash what ``fd`` gives until its end: a pipe, a device, standard input.
+
+    Returns the hashers and the bytes read; raises ``OSError``. Nothing is
+    checked against a size: a stream has none. An ``fd`` opened without
+    blocking (as the walk and check open every file) is waited on with
+    poll: a FIFO then waits for its writer as md5sum's blocking open
+    does, and its data is read even if the writer has come and gone
+    already, where opening it again would wait for another writer.
+    """
+    hashers = [new() for new in constructors]
+    view = _BUFFER.get(block_size)
+    views = _BUFFER.views
+    total = 0
+    waiter = None
+    if not os.get_blocking(fd):
+        import select
+
+        waiter = select.poll()
+        # Ready on data, or once a writer that came since the open has gone
+        # (POLLHUP); never for a FIFO no writer has opened yet, whose read
+        # would say end of file at once.
+        waiter.register(fd, select.POLLIN)
+        waiter.poll()
+    while True:
+        try:
+            n = os.readv(fd, views)
+        except BlockingIOError:
+            assert waiter is not None
+            waiter.poll()
+            continue
+        if not n:
+            return hashers, total
+        chunk = view if n == len(view) else view[:n]
+        for h in hashers:
+            h.update(chunk)
+        total += n
+
+
+def hash_named(path: str, constructors: list[Callable[[], Hasher]], algos: tuple[str, ...],
+               block_size: int) -> Result:
+    """Hash a file the user named, whatever its kind, as md5sum does; never raises.
+
+    A regular file is read as :func:`hash_file` reads it. ``-`` is standard
+    input, read from where it stands; a FIFO, a device or ``/dev/stdin`` is
+    read to its end (the size is the bytes read). A socket can't be opened
+    (``No such device or address``), a directory can't be read (``Is a
+    directory``): both come back as errors.
+    """
+    try:
+        fd = os.dup(0) if path == STDIN else os.open(path, _STREAM_FLAGS)
+    except OSError as e:
+        return Result(path, {}, error=reason(e), errno=e.errno)
+    try:
+        before = os.fstat(fd)
+        if stat.S_ISREG(before.st_mode) and path != STDIN:
+            hashers, before, error, code = digest_open(fd, constructors, block_size, before)
+            if error is not None:
+                return Result(path, {}, error=error, errno=code)
+            size = before.st_size
+        else:
+            if stat.S_ISDIR(before.st_mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+            hashers, size = digest_stream(fd, constructors, block_size)
+    except OSError as e:
+        return Result(path, {}, error=reason(e), errno=e.errno)
+    finally:
+        os.close(fd)
+    digests = {a: h.hexdigest() for a, h in zip(algos, hashers, strict=True)}
+    return Result(path, digests, size, before.st_mtime_ns, before.st_dev, before.st_ino)
+
+
 def path_hasher(job: Job) -> Callable[[str], Result]:
     """One path in, its :class:`Result` out, as :func:`hash_batch` hashes a plain path.
 

@@ -56,11 +56,13 @@ from parhash.hashing import (
     _hash_file,
     digest_open,
     directories,
+    hash_named,
+    is_own_stream,
     release_directories,
 )
 from parhash.pool import WORKER_DIED, PipelineStats, Within, note_directory, note_item
 from parhash.report import error_line
-from parhash.results import Pause, Result, WalkError, reason
+from parhash.results import PAUSE, Pause, Result, WalkError, reason
 from parhash.select import Predicates
 from parhash.walk import (
     LOOP,
@@ -521,8 +523,13 @@ class _Task:
     def hash_path(self, path: str, top: int = -1, root: tuple[int, int] | None = None) -> Result:
         return _hash_file(path, self.constructors, self.job.algos, self.job.block_size, top, root)
 
-    def named(self, index: int, path: str) -> None:
-        """A path the user named: a file is hashed, a directory becomes an item."""
+    def named(self, index: int, path: str, argument: bool = False) -> None:
+        """A path the user named: a file is hashed, a directory becomes an item.
+
+        A FIFO or a device is hashed if it is an ``argument``, as md5sum
+        hashes one; one from a list (``find`` often leaves them in) is
+        reported unopened, so that a FIFO with no writer never hangs the run.
+        """
         note_item(index)
         if path.endswith(TEMPORARY_SUFFIX) and path.rpartition("/")[2].startswith("."):
             return
@@ -541,9 +548,17 @@ class _Task:
             self.tasks.append(Directory(_as_prefix(path), "", 0, root,
                                         identity=(st.st_dev, st.st_ino)))
         elif not stat.S_ISREG(st.st_mode):
-            self.failed(path, NOT_REGULAR)
+            if argument:
+                self.named_special(path)
+            else:
+                self.failed(path, NOT_REGULAR)
         else:
             self.named_file(path, st)
+
+    def named_special(self, path: str) -> None:
+        """A FIFO, a device or a socket the user named: read to its end, as md5sum
+        reads it (a socket can't be opened, and is an error)."""
+        self.result_of(hash_named(path, self.constructors, self.job.algos, self.job.block_size))
 
     def named_file(self, path: str, st: os.stat_result) -> None:
         """A regular file the user named, ``stat``-ed (following links) as ``st``."""
@@ -597,6 +612,10 @@ def run_task(job: ScanJob, items: Sequence[Any], kind: type[_Task] | None = None
         elif kind is Walked:  # a glob's match, read as the walk found it
             note_item(i)
             task.walked_one(item)
+        elif kind is Result:  # standard input, read where the command runs
+            task.result_of(item)
+        elif kind is Argument:
+            task.named(i, str(item), True)
         else:
             task.named(i, str(item))
     return [task.result()]
@@ -653,6 +672,8 @@ def lost_item(job: ScanJob, item: Any, why: str, kind: type[_Task] | None = None
             task.failed(d.path + item.names, why)
     elif isinstance(item, WalkError):
         task.walk_error(item)
+    elif type(item) is Result:
+        task.result_of(item)
     else:
         task.failed(str(item), why)
     return task.result()
@@ -765,6 +786,32 @@ class TaskFeed(Feed):
         return self._named.get(timeout)
 
 
+class Argument(str):
+    """A path named on the command line, as opposed to one from a list (see :meth:`_Task.named`)."""
+
+    __slots__ = ()
+
+
+def _arguments(paths: Iterable[str | Pause]) -> Iterator[Argument | Pause]:
+    for path in paths:
+        yield path if isinstance(path, Pause) else Argument(os.fsdecode(path))
+
+
+def _read_own_streams(named: Iterable[Any], job: ScanJob) -> Iterator[Any]:
+    """``named``, with each argument that names this process's own streams read:
+    its :class:`Result`.
+
+    A pause after each, so that its line goes out before the next names'.
+    """
+    constructors = [ALGORITHMS[a].new for a in job.algos]
+    for item in named:
+        if type(item) is Argument and is_own_stream(item):
+            yield hash_named(item, constructors, job.algos, job.block_size)
+            yield PAUSE
+        else:
+            yield item
+
+
 def _named_tasks(named: Iterable[str | WalkError | Pause], chunksize: int) -> Iterator[list[Any]]:
     """Named paths in tasks of ``chunksize``, cut at each pause; a glob's walked
     files apart from the rest, to travel as a :class:`~parhash.walk.WalkedRun`."""
@@ -797,20 +844,28 @@ def scan_tasks(
     executor: Executor | None = None,
     kind: type[_Task] | None = None,
     pool: Callable[[], Executor] | None = None,
+    streams: bool = True,
 ) -> Generator[TaskResult, None, None]:
     """Hash every file reachable from ``paths`` and ``listed`` as ``job`` says; the
     results of the tasks, as they complete.
 
     ``paths`` are files, directories and globs, ``listed`` names taken
-    literally (see :func:`~parhash.walk.named_paths`). Per-file failures are
-    in the results; only bugs raise. See :func:`run_tasks` for ``jobs``,
+    literally (see :func:`~parhash.walk.named_paths`). With ``streams``,
+    ``-`` (standard input) and the names of this process's open files
+    (``/dev/stdin``, ``/dev/fd/N``) are read here, in the thread that reads
+    the names: no worker can. Per-file failures are in the results; only
+    bugs raise. See :func:`run_tasks` for ``jobs``,
     ``stats``, ``idle``, ``executor`` and ``pool``, and :func:`run_task` for
     ``kind``.
     """
     if (clamp_jobs(jobs) if executor is None else executor.jobs) == 1:
         job = job._replace(alone=NEVER_ALONE)
-    named = named_paths(paths, listed, follow=job.follow, select=job.select,
-                        skip_pseudo=job.skip_pseudo)
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        paths = (paths,)
+    named: Iterable[Any] = named_paths(_arguments(paths), listed, follow=job.follow,
+                                       select=job.select, skip_pseudo=job.skip_pseudo)
+    if streams:
+        named = _read_own_streams(named, job)
     feed = TaskFeed(named, chunksize=job.files, follow=job.follow)
     small = inline_bytes(job.block_size)
     first = RunTask(job._replace(files=INLINE_MAX_FILES, nbytes=small,

@@ -30,10 +30,17 @@ import stat
 import sys
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, cast
 
 from parhash.algorithms import ALGORITHMS, Hasher
-from parhash.executor import INLINE_MAX_FILES, Executor, clamp_jobs, inline_bytes, run_tasks
+from parhash.executor import (
+    INLINE_MAX_FILES,
+    Answer,
+    Executor,
+    clamp_jobs,
+    inline_bytes,
+    run_tasks,
+)
 from parhash.formats.csv import parse_csv_header
 from parhash.formats.entries import Entry, Malformed
 from parhash.formats.names import FS_ENCODING, FS_ERRORS
@@ -41,7 +48,11 @@ from parhash.hashing import (
     DEFAULT_BLOCK_SIZE,
     OPEN_FLAGS,
     OUTSIDE_ROOT,
+    STDIN_NAMES,
     digest_open,
+    digest_stream,
+    hash_named,
+    is_own_stream,
     outside,
     read_buffer,
 )
@@ -261,6 +272,9 @@ class CheckFile(NamedTuple):
     path: str
     lines: tuple[tuple[int, Entry], ...]
     fence: str | None = None
+    # Standard input or another of the command's own open files: read by the
+    # main process, the only one that has them.
+    here: bool = False
 
 
 class Parsed(NamedTuple):
@@ -632,7 +646,7 @@ class _Answer:
         groups = 0
         malformed = (job.algo,) if job.algo else ()
         for i, (number, parsed) in enumerate(entries):
-            if isinstance(parsed, Malformed) or (from_stdin and parsed.name == STDIN):
+            if isinstance(parsed, Malformed) or (from_stdin and parsed.name in STDIN_NAMES):
                 groups += self._check_group(path, group, under, given_up, one_by_one, groups)
                 group = []
                 why = (parsed.reason if isinstance(parsed, Malformed)
@@ -687,6 +701,10 @@ class _Answer:
             self.answer(path, lines, Result(path, {}, error=why))
             return 1
         self.note(path)
+        if is_own_stream(path) and (path != STDIN or under is None):
+            self.hole(CheckFile((0, 0), self.manifest_index, self.manifest, path, lines, under,
+                                here=True))
+            return 1
         # A large file goes to a task of its own, unless it is the range's only one.
         alone = self.job.alone if before or not last or self.job.first else NEVER_ALONE
         if len(lines) == 1 and under is None and path and self.quick(path, lines[0], alone):
@@ -731,7 +749,14 @@ class _Answer:
         try:
             st = os.fstat(fd)
             size = st.st_size
-            if size >= alone or size >= block_size or st.st_mode & 0o170000 != 0o100000:
+            if st.st_mode & 0o170000 != 0o100000:
+                if not stat.S_ISDIR(st.st_mode):
+                    # A FIFO or a device, read here: this open may be the one
+                    # its writer met, and it is gone if the FIFO is closed.
+                    self.answer(path, (line,), self.stream(fd, path, (algo,)))
+                    return True
+                return False
+            if size >= alone or size >= block_size:
                 return False
             n = os.readv(fd, self.views)
             if n != size:
@@ -757,13 +782,22 @@ class _Answer:
         return True
 
     def hash(self, path: str, lines: tuple[tuple[int, Entry], ...], under: str | None,
-             alone: int) -> Result | None:
-        """The digests of ``path`` that ``lines`` need; None for a file to do alone."""
+             alone: int, here: bool = False) -> Result | None:
+        """The digests of ``path`` that ``lines`` need; None for a file to do alone.
+
+        ``here``: ``path`` is standard input or another of this process's open files.
+        """
         if len(lines) == 1:
             digests = lines[0][1].digests
             algos = (digests[0][0],) if len(digests) == 1 else tuple(a for a, _ in digests)
         else:
             algos = tuple(dict.fromkeys(a for _, e in lines for a, _ in e.digests))
+        if here:
+            r = hash_named(path, _constructors(algos), algos, self.job.block_size)
+            if r.error is None:
+                self.files += 1
+                self.nbytes += r.size
+            return r
         if not path:
             return Result(path, {}, error=os.strerror(errno.ENOENT), errno=errno.ENOENT)
         try:
@@ -776,6 +810,8 @@ class _Answer:
             st = os.fstat(fd)
             if st.st_size >= alone and stat.S_ISREG(st.st_mode):
                 return None
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+                return self.stream(fd, path, algos)
             hashers, st, error, code = digest_open(fd, _constructors(algos),
                                                    self.job.block_size, st)
         except OSError as e:
@@ -789,6 +825,17 @@ class _Answer:
         return Result(path, {a: h.hexdigest() for a, h in zip(algos, hashers, strict=True)},
                       st.st_size)
 
+    def stream(self, fd: int, path: str, algos: tuple[str, ...]) -> Result:
+        """Read the FIFO or device open as ``fd`` to its end, as md5sum -c reads one a
+        manifest lists (see :func:`~parhash.hashing.digest_stream`)."""
+        try:
+            hashers, size = digest_stream(fd, _constructors(algos), self.job.block_size)
+        except OSError as e:
+            return Result(path, {}, error=reason(e), errno=e.errno)
+        self.files += 1
+        self.nbytes += size
+        return Result(path, {a: h.hexdigest() for a, h in zip(algos, hashers, strict=True)}, size)
+
     def answer(self, path: str, lines: tuple[tuple[int, Entry], ...], r: Result) -> None:
         for number, entry in lines:
             self.verdict(_judge(self.manifest, self.manifest_index, number, entry, r))
@@ -797,7 +844,7 @@ class _Answer:
         """Answer a :class:`CheckFile`; with ``why``, unread, as a file that could not be."""
         if why is None:
             note_item(0, 0, item.path)
-            r = self.hash(item.path, item.lines, item.fence, NEVER_ALONE)
+            r = self.hash(item.path, item.lines, item.fence, NEVER_ALONE, item.here)
             assert r is not None
         else:
             r = Result(item.path, {}, error=why)
@@ -910,9 +957,29 @@ class _CheckFeed(TaskFeed):
     """The feed of ``check``: it keeps each range it hands out until it is answered,
     to send it again should the lines before it have decided another GNU form."""
 
-    def __init__(self, named: Iterable[Any], jobs: int) -> None:
+    def __init__(self, named: Iterable[Any], jobs: int, job: CheckJob) -> None:
         super().__init__(named, chunksize=1, jobs=jobs)
         self.sent: dict[tuple[int, int], Lines] = {}
+        self.job = job
+        self.here: list[CheckResult] = []  # answers done in this process
+
+    def add(self, result: Answer) -> None:
+        # Lines naming this process's own streams are checked here and now.
+        if any(type(item) is CheckFile and item.here for item in result.alone):
+            alone = []
+            for item in result.alone:
+                if type(item) is CheckFile and item.here:
+                    answer = _Answer(self.job, item.key, item.manifest_index, item.manifest)
+                    self.here.append(answer.file(item))
+                else:
+                    alone.append(item)
+            result = cast(CheckResult, result)._replace(alone=alone)
+        super().add(result)
+
+    def take_here(self) -> list[CheckResult]:
+        """The answers done in this process since the last call."""
+        here, self.here = self.here, []
+        return here
 
     def get(self, timeout: float) -> list[Any] | None:
         task = super().get(timeout)
@@ -1082,7 +1149,7 @@ def check_tasks(
     if (clamp_jobs(jobs) if executor is None else executor.jobs) == 1:
         job = job._replace(alone=NEVER_ALONE)
     stop = stop or threading.Event()
-    feed = _CheckFeed(read_ranges(manifests, zero=job.zero, lines=lines, stop=stop), 1)
+    feed = _CheckFeed(read_ranges(manifests, zero=job.zero, lines=lines, stop=stop), 1, job)
     order = InOrder(manifests, feed, job.verbosity == RESULTS)
     small = inline_bytes(job.block_size)
     first = CheckTask(job._replace(alone=min(job.alone, small), nbytes=small,
@@ -1094,6 +1161,10 @@ def check_tasks(
     try:
         for answer in answers:
             order.add(answer)
+            for here in feed.take_here():
+                order.add(here)
+                if bar is not None:
+                    bar.update(here.files, here.nbytes)
             if bar is not None:
                 bar.update(answer.files, answer.nbytes)
             yield from order.take()

@@ -161,16 +161,6 @@ def test_fifo_met_during_the_walk_is_skipped_without_being_opened(tree: Tree) ->
     assert proc.stderr == b""
 
 
-def test_fifo_named_on_the_command_line_is_an_error_for_that_path(tree: Tree) -> None:
-    proc = run(["scan", tree.root / "fifo", tree.root / "plain.txt", "-a", "md5"], timeout=30)
-    no_traceback(proc.stderr)
-    assert proc.returncode == 1
-    assert proc.stderr == f"parhash: {tree.root}/fifo: not a regular file\n".encode()
-    assert records(proc.stdout) == [
-        gnu_line(digest("md5", tree.files[b"plain.txt"]), tree.path(b"plain.txt"))
-    ]
-
-
 def test_unreadable_directory_during_the_walk_is_reported_and_walk_goes_on(
     tmp_path: Path,
 ) -> None:

@@ -199,7 +199,8 @@ def _walk(
     job = walk_job(hashing.algo, limits, head_size=hashing.head_size,
                    block_size=hashing.block_size, follow=follow, select=select)
     return scan_tasks(paths, job, listed=listed, jobs=hashing.jobs, stats=hashing.stats,
-                      executor=hashing.given, kind=StatTask, pool=hashing.executor)
+                      executor=hashing.given, kind=StatTask, pool=hashing.executor,
+                      streams=False)
 
 
 @contextlib.contextmanager

@@ -243,6 +243,10 @@ class StatTask(_Task):
         else:
             self.row(path, st)
 
+    def named_special(self, path: str) -> None:
+        # Not a file of a size to compare: a pipe, a device, a socket.
+        self.failed(path, NOT_REGULAR)
+
     def walked_one(self, path: str, top: int = -1, root: tuple[int, int] | None = None) -> None:
         # A glob's match: looked at below what the walk saw, never through a link.
         if isinstance(path, Walked):
