@@ -15,7 +15,7 @@ OWN_FILES := --exclude .venv/ --exclude .git/ --exclude build/ --exclude dist/ \
              --exclude '*.egg-info/' --exclude __pycache__/ --exclude .hypothesis/ \
              --exclude '.*_cache/'
 
-.PHONY: run test lint bench peers venv clean
+.PHONY: run test lint bench man peers venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ lint: venv
 bench: venv peers
 	$(BIN)/pip install --quiet '.[bench]' || $(BIN)/pip install --quiet .
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# Writes man/*.1 from the commands' help; run it after changing any help text.
+# The pages carry the CHANGELOG's date, not SOURCE_DATE_EPOCH's: they are committed.
+man: venv
+	$(BIN)/pip install --quiet .
+	env -u SOURCE_DATE_EPOCH $(BIN)/python -m parhash.manpage man
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
