@@ -5,9 +5,10 @@ BIN    := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Debian packages of the reference tools the tests and benchmarks compare
-# against, as command:package.
+# against, and of groff, which renders the man pages for their tests, as
+# command:package.
 PEER_TOOLS := md5sum:coreutils xxhsum:xxhash rhash:rhash hashdeep:hashdeep \
-              b3sum:b3sum jdupes:jdupes rdfind:rdfind /usr/bin/time:time
+              b3sum:b3sum jdupes:jdupes rdfind:rdfind /usr/bin/time:time groff:groff-base
 
 # What `make run` leaves out: what the set-up and the tools write into the
 # repository, the same as .gitignore, so that it hashes the project's own files.

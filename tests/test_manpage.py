@@ -31,7 +31,7 @@ STALE_HINT = "run `make man` and commit man/ (the help in parhash/cli.py changed
 def groff() -> str:
     # Not a skip: without groff nothing here would say whether the pages render.
     path = shutil.which("groff")
-    assert path, "groff is needed to check the man pages (apt-get install groff)"
+    assert path, "groff renders the man pages for these tests: make peers installs it"
     return path
 
 
