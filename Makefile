@@ -5,9 +5,10 @@ BIN    := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 # Debian packages of the reference tools the tests and benchmarks compare
-# against, as command:package.
+# against, and of groff, which renders the man pages for their tests, as
+# command:package.
 PEER_TOOLS := md5sum:coreutils xxhsum:xxhash rhash:rhash hashdeep:hashdeep \
-              b3sum:b3sum jdupes:jdupes rdfind:rdfind /usr/bin/time:time
+              b3sum:b3sum jdupes:jdupes rdfind:rdfind /usr/bin/time:time groff:groff-base
 
 # What `make run` leaves out: what the set-up and the tools write into the
 # repository, the same as .gitignore, so that it hashes the project's own files.
@@ -15,7 +16,7 @@ OWN_FILES := --exclude .venv/ --exclude .git/ --exclude build/ --exclude dist/ \
              --exclude '*.egg-info/' --exclude __pycache__/ --exclude .hypothesis/ \
              --exclude '.*_cache/'
 
-.PHONY: run test lint bench peers venv clean
+.PHONY: run test lint bench man peers venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +50,12 @@ lint: venv
 bench: venv peers
 	$(BIN)/pip install --quiet '.[bench]' || $(BIN)/pip install --quiet .
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# Writes man/*.1 from the commands' help; run it after changing any help text.
+# The pages carry the CHANGELOG's date, not SOURCE_DATE_EPOCH's: they are committed.
+man: venv
+	$(BIN)/pip install --quiet .
+	env -u SOURCE_DATE_EPOCH $(BIN)/python -m parhash.manpage man
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

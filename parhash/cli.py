@@ -1,8 +1,9 @@
 """The ``parhash`` command: click options over the library, and exit statuses.
 
-Exit statuses: 0 all files hashed; 1 some file could not be read (the rest
-still are); 2 usage error; 130 interrupted (SIGINT); 143 terminated
-(SIGTERM); 141 the reader of standard output went away.
+Exit statuses: 0 all files hashed (and, by check, verified); 1 some file
+could not be read (the rest still are); 2 usage error; 130 interrupted
+(SIGINT); 143 terminated (SIGTERM); 141 the reader of standard output went
+away.
 
 ``dupes`` exits 0, or 1 with ``--exit-code`` when it found duplicates, and 2
 for a usage error or an error that could hide a duplicate (see its help).

@@ -104,10 +104,11 @@ def test_the_package_builds_to_an_sdist_and_a_wheel_that_twine_passes(tmp_path: 
     # A copy of the project's own files, as a fresh clone holds them.
     source = tmp_path / "src"
     source.mkdir()
-    for name in ("pyproject.toml", "README.md", "LICENSE", "CHANGELOG.md"):
+    for name in ("pyproject.toml", "MANIFEST.in", "README.md", "LICENSE", "CHANGELOG.md"):
         shutil.copy(ROOT / name, source / name)
     shutil.copytree(ROOT / "parhash", source / "parhash",
                     ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "man", source / "man")
     built = subprocess.run([sys.executable, "-m", "build", "--outdir", str(tmp_path / "dist"),
                             str(source)], capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stdout + built.stderr
