@@ -1,0 +1,128 @@
+"""The order of the files in a group: which one comes first, the one a user keeps.
+
+``parhash dupes --json | jq '.paths[1:]'`` means "every copy but the one to
+keep" only if the first file is chosen on purpose. It is chosen here, once
+per group, when the group is settled (:func:`~parhash.dupes.search.to_dupe_group`),
+and among the names of one file by :func:`~parhash.dupes.stages.group_by_inode`,
+with the same key, so that a file's name in ``paths`` is the first of its
+``hardlinks``.
+
+Two things decide, as in jdupes (``-O`` over ``-o``) and fclones
+(``--priority``): the rank of the first ``prefer`` path that holds the file
+(files under none rank last), then ``by``:
+
+- ``path``: the bytes of the whole path (``os.fsencode``), the default: the
+  same order whatever the file system or the workers did;
+- ``name``: the bytes of the base name, then of the path;
+- ``mtime``: oldest modification first, then by path;
+- ``-mtime``: newest first, then by path.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable
+from typing import Any, Literal, get_args
+
+from parhash.dupes.candidates import FileInfo, _file_key
+
+Order = Literal["path", "name", "mtime", "-mtime"]
+ORDERS: tuple[str, ...] = get_args(Order)
+DEFAULT_ORDER: Order = "path"
+
+_path = operator.itemgetter(0)
+
+
+def _base_name(path: str | bytes) -> str | bytes:
+    if isinstance(path, str):
+        return path[path.rfind("/") + 1:]
+    return path[path.rfind(b"/") + 1:]
+
+
+def _normal(path: str) -> str:
+    """``path`` without ``.`` or empty components: ``./a//b/`` is ``a/b``, ``/`` stays.
+
+    Text only: no ``..`` is resolved and no link followed, so that a
+    preference means the same whatever the file system holds.
+    """
+    parts = [part for part in path.split("/") if part and part != "."]
+    return ("/" if path.startswith("/") else "") + "/".join(parts)
+
+
+class FileOrder:
+    """How the files of a group are ordered: ``by`` one of :data:`ORDERS`,
+    after the rank of the ``prefer`` paths that hold them.
+
+    A ``prefer`` path holds the paths under it as the report spells them,
+    compared as text after :func:`_normal`: ``a``, ``./a`` and ``a/`` hold
+    ``a/x`` and ``./a/x``, but not ``ab/x``; ``.`` holds every relative
+    path that does not climb out with ``..``, ``/`` every absolute one.
+    Raises ``ValueError`` for an unknown ``by`` or an empty ``prefer`` path.
+    """
+
+    __slots__ = ("by", "prefer", "_under")
+
+    def __init__(self, by: Order = DEFAULT_ORDER, prefer: Iterable[str] = ()) -> None:
+        if by not in ORDERS:
+            raise ValueError(f"order must be one of {', '.join(ORDERS)}, not {by!r}")
+        self.by = by
+        # A single string is one path, not a sequence of one-letter paths.
+        self.prefer = (prefer,) if isinstance(prefer, str) else tuple(prefer)
+        if "" in self.prefer:
+            raise ValueError("a preferred path must not be empty")
+        self._under = tuple(_holds(_normal(p)) for p in self.prefer)
+
+    def __repr__(self) -> str:
+        return f"FileOrder({self.by!r}, prefer={self.prefer!r})"
+
+    @property
+    def plain(self) -> bool:
+        """Whether this is the byte order of the paths and nothing else."""
+        return self.by == "path" and not self.prefer
+
+    def rank(self, path: str) -> int:
+        """The position of the first ``prefer`` path holding ``path``; after them all if none."""
+        normal = _normal(path)
+        for i, holds in enumerate(self._under):
+            if holds(normal):
+                return i
+        return len(self._under)
+
+    def key(self, ascii: bool = False) -> Callable[[FileInfo], Any]:
+        """A sort key for candidates: the first in this order sorts first.
+
+        With ``ascii`` (every path in the group ASCII) paths are compared as
+        they are, which is their bytes' order, without encoding each one.
+        """
+        spelled: Callable[[FileInfo], str | bytes] = _path if ascii else _file_key
+        inner: Callable[[FileInfo], Any]
+        if self.by == "path":
+            inner = spelled
+        elif self.by == "name":
+            def inner(f: FileInfo) -> tuple[str | bytes, str | bytes]:
+                path = spelled(f)
+                return _base_name(path), path
+        elif self.by == "mtime":
+            def inner(f: FileInfo) -> tuple[int, str | bytes]:
+                return f[2], spelled(f)
+        else:
+            def inner(f: FileInfo) -> tuple[int, str | bytes]:
+                return -f[2], spelled(f)
+        if not self._under:
+            return inner
+        rank = self.rank
+        return lambda f: (rank(f[0]), inner(f))
+
+
+def _holds(top: str) -> Callable[[str], bool]:
+    """Whether a path in :func:`_normal` form is ``top`` or under it, by whole components."""
+    if top == "/":
+        return lambda path: path.startswith("/")
+    if not top:
+        return lambda path: not path.startswith("/") and path != ".." and not path.startswith(
+            "../")
+    below = top + "/"
+    return lambda path: path == top or path.startswith(below)
+
+
+PATH_ORDER = FileOrder()
