@@ -21,6 +21,7 @@ Two things decide, as in jdupes (``-O`` over ``-o``) and fclones
 from __future__ import annotations
 
 import operator
+import os
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, get_args
 
@@ -62,12 +63,14 @@ class FileOrder:
 
     __slots__ = ("by", "prefer", "_under")
 
-    def __init__(self, by: Order = DEFAULT_ORDER, prefer: Iterable[str] = ()) -> None:
+    def __init__(self, by: Order = DEFAULT_ORDER,
+                 prefer: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] = ()) -> None:
         if by not in ORDERS:
             raise ValueError(f"order must be one of {', '.join(ORDERS)}, not {by!r}")
         self.by = by
         # A single string is one path, not a sequence of one-letter paths.
-        self.prefer = (prefer,) if isinstance(prefer, str) else tuple(prefer)
+        given = (prefer,) if isinstance(prefer, (str, os.PathLike)) else prefer
+        self.prefer: tuple[str, ...] = tuple(os.fspath(p) for p in given)
         if "" in self.prefer:
             raise ValueError("a preferred path must not be empty")
         self._under = tuple(_holds(_normal(p)) for p in self.prefer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import os
 from collections.abc import Callable, Generator, Iterable, Iterator
 
 from parhash.algorithms import parse_algos
@@ -131,7 +132,7 @@ def find_dupes(
     listed: Iterable[str | Pause] = (),
     hardlinks: bool = True,
     order: Order = DEFAULT_ORDER,
-    prefer: Iterable[str] = (),
+    prefer: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] = (),
     progress: ProgressFn | None = None,
     stats: PipelineStats | None = None,
     executor: Executor | None = None,
@@ -169,9 +170,9 @@ def find_dupes(
     :class:`~parhash.dupes.order.FileOrder`). Within a rank, ``order``
     decides: ``"path"`` (the default) the bytes of the path, ``"name"``
     the base name's then the path's, ``"mtime"`` the oldest first,
-    ``"-mtime"`` the newest first, ties by path. A single string for
-    ``prefer`` is one path. The order costs a sort of each group, done
-    once.
+    ``"-mtime"`` the newest first, ties by path. A single string (or
+    ``os.PathLike``) for ``prefer`` is one path. The order costs a sort of
+    each group, done once.
 
     Cost: one ``stat`` per file; one read of at most ``head_size`` bytes per
     file whose size another file has; one whole read per file larger than
