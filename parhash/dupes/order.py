@@ -46,6 +46,13 @@ def _normal(path: str) -> str:
     Text only: no ``..`` is resolved and no link followed, so that a
     preference means the same whatever the file system holds.
     """
+    if "//" not in path and "/." not in path and path[-1:] != "/":
+        # As the walk spells most paths: as given, or under "./". Checked
+        # first, this halves the cost of ranking a path.
+        if path[:2] == "./":
+            return path[2:]
+        if path != ".":
+            return path
     parts = [part for part in path.split("/") if part and part != "."]
     return ("/" if path.startswith("/") else "") + "/".join(parts)
 
@@ -61,7 +68,7 @@ class FileOrder:
     Raises ``ValueError`` for an unknown ``by`` or an empty ``prefer`` path.
     """
 
-    __slots__ = ("by", "prefer", "_under")
+    __slots__ = ("by", "prefer", "_under", "_keys")
 
     def __init__(self, by: Order = DEFAULT_ORDER,
                  prefer: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] = ()) -> None:
@@ -73,7 +80,14 @@ class FileOrder:
         self.prefer: tuple[str, ...] = tuple(os.fspath(p) for p in given)
         if "" in self.prefer:
             raise ValueError("a preferred path must not be empty")
-        self._under = tuple(_holds(_normal(p)) for p in self.prefer)
+        # (path, path + "/") for each, but None for ".", which holds every
+        # relative path that does not climb out; "/" holds every absolute one.
+        self._under = tuple(
+            (top, None if not top else top if top == "/" else top + "/")
+            for top in map(_normal, self.prefer)
+        )
+        # Made once: a group of two files would spend as long making its key.
+        self._keys = (self._key(False), self._key(True))
 
     def __repr__(self) -> str:
         return f"FileOrder({self.by!r}, prefer={self.prefer!r})"
@@ -85,9 +99,12 @@ class FileOrder:
 
     def rank(self, path: str) -> int:
         """The position of the first ``prefer`` path holding ``path``; after them all if none."""
-        normal = _normal(path)
-        for i, holds in enumerate(self._under):
-            if holds(normal):
+        path = _normal(path)
+        for i, (top, below) in enumerate(self._under):
+            if below is None:
+                if path[:1] != "/" and path != ".." and path[:3] != "../":
+                    return i
+            elif path == top or path.startswith(below):
                 return i
         return len(self._under)
 
@@ -97,6 +114,9 @@ class FileOrder:
         With ``ascii`` (every path in the group ASCII) paths are compared as
         they are, which is their bytes' order, without encoding each one.
         """
+        return self._keys[ascii]
+
+    def _key(self, ascii: bool) -> Callable[[FileInfo], Any]:
         spelled: Callable[[FileInfo], str | bytes] = _path if ascii else _file_key
         inner: Callable[[FileInfo], Any]
         if self.by == "path":
@@ -115,17 +135,6 @@ class FileOrder:
             return inner
         rank = self.rank
         return lambda f: (rank(f[0]), inner(f))
-
-
-def _holds(top: str) -> Callable[[str], bool]:
-    """Whether a path in :func:`_normal` form is ``top`` or under it, by whole components."""
-    if top == "/":
-        return lambda path: path.startswith("/")
-    if not top:
-        return lambda path: not path.startswith("/") and path != ".." and not path.startswith(
-            "../")
-    below = top + "/"
-    return lambda path: path == top or path.startswith(below)
 
 
 PATH_ORDER = FileOrder()
