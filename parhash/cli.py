@@ -344,6 +344,17 @@ def _check_algo(ctx: click.Context, param: Any, value: str) -> str:
     return names[0]
 
 
+# parhash.dupes.ORDERS, spelled out: importing the dupes package here would
+# slow the start of every command.
+DUPE_ORDERS = ("path", "name", "mtime", "-mtime")
+
+
+def _check_prefer(ctx: click.Context, param: Any, value: tuple[str, ...]) -> tuple[str, ...]:
+    if "" in value:
+        raise click.BadParameter("a path must not be empty")
+    return value
+
+
 @cli.command()
 @click.argument("paths", nargs=-1)
 @click.option("-a", "--algo", default="xxh128", show_default=True, metavar="NAME",
@@ -355,6 +366,16 @@ def _check_algo(ctx: click.Context, param: Any, value: str) -> str:
 )
 @click.option("-z", "--zero", is_flag=True,
               help="End each path with NUL, and each group with one more NUL.")
+@click.option("--order", type=click.Choice(DUPE_ORDERS), default="path", show_default=True,
+              help="Which file of a group comes first (the one to keep), and the order of "
+              "the rest: path (the bytes of the whole path), name (the base name, then the "
+              "path), mtime (oldest first) or -mtime (newest first); ties go by path. "
+              "Hard links of one file are ordered the same way.")
+@click.option("--prefer", multiple=True, metavar="PATH", callback=_check_prefer,
+              help="Put files under PATH first, whatever --order says (repeatable: files "
+              "under the first PATH, then the second..., then under none), as jdupes -O does "
+              "with its arguments. PATH is compared with the paths as printed, by whole "
+              "names: './a/' holds 'a/x' but not 'ab/x'.")
 @_walk_options
 @click.option("--min-size", type=ByteSize(), default=None,
               help="Ignore files smaller than this, e.g. 4K.")
@@ -377,16 +398,18 @@ def _check_algo(ctx: click.Context, param: Any, value: str) -> str:
 @click.option("--progress/--no-progress", default=None,
               help="Progress per stage on stderr (default: when stderr is a terminal).")
 @_guarded(giving_up=EXIT_USAGE)
-def dupes(paths, algo, fmt, zero, follow, include, exclude, min_size, max_size, include_empty,
-          exit_code, jobs, chunksize, block_size, stall_timeout, head_size, files_from,
-          files0_from, quiet, verbose, progress):
+def dupes(paths, algo, fmt, zero, order, prefer, follow, include, exclude, min_size, max_size,
+          include_empty, exit_code, jobs, chunksize, block_size, stall_timeout, head_size,
+          files_from, files0_from, quiet, verbose, progress):
     """Find files with identical contents, reading as little as possible.
 
     Files are grouped by size, then by the digest of their first 64 KiB, then
     by the digest of their whole contents; a file whose size no other file
     has is never opened. Names of one file (hard links) count as one file.
     Empty files are ignored unless --include-empty. Groups are printed most
-    wasted bytes first, a summary goes to stderr.
+    wasted bytes first, a summary goes to stderr. In each group, files under
+    the first --prefer PATH come first, and --order (default: path) decides
+    the rest: the first file is the one to keep.
 
     Exit status: 0, or with --exit-code 1 if any duplicates were found; 2 for
     a usage error, or when an error could hide a duplicate: an argument or a
@@ -400,7 +423,8 @@ def dupes(paths, algo, fmt, zero, follow, include, exclude, min_size, max_size, 
     \b
     Example:
       parhash dupes --exit-code assets/ --exclude 'vendor/' --exclude '*.keep'
-      parhash dupes --json ~/Pictures | jq -r '.paths[1:][]'
+      parhash dupes --json --order mtime ~/Pictures | jq -r '.paths[1:][]'
+      parhash dupes --prefer originals --prefer backup originals backup incoming
     """
     from parhash.report import run_dupes
 
@@ -415,7 +439,7 @@ def dupes(paths, algo, fmt, zero, follow, include, exclude, min_size, max_size, 
         exclude=exclude, min_size=min_size, max_size=max_size, include_empty=include_empty,
         exit_code=exit_code, jobs=jobs, chunksize=chunksize, block_size=block_size,
         stall_timeout=stall_timeout, head_size=head_size, files_from=files_from,
-        files0_from=files0_from, quiet=quiet, progress=progress,
+        files0_from=files0_from, quiet=quiet, progress=progress, order=order, prefer=prefer,
     )
 
 

@@ -51,7 +51,7 @@ from parhash.results import (
 )
 
 if TYPE_CHECKING:
-    from parhash.dupes import Stage
+    from parhash.dupes import Order, Stage
     from parhash.formats import RecordFormat
     from parhash.tasks import TaskResult
 
@@ -698,12 +698,15 @@ def run_dupes(
     files0_from: str | None = None,
     quiet: bool = False,
     progress: bool | None = None,
+    order: Order = "path",
+    prefer: Sequence[str] = (),
 ) -> int:
     """``parhash dupes``: find files with identical contents; return the exit status.
 
     ``paths``, the lists ``files_from`` and ``files0_from``, and the other
     options are as for :func:`run_scan` and :func:`parhash.find_dupes`
-    (``head_size`` default ``HEAD_SIZE``). Each error goes to stderr as the
+    (``head_size`` default ``HEAD_SIZE``; ``order`` and ``prefer`` choose the
+    first file of each group). Each error goes to stderr as the
     search meets it; then the groups, most wasted bytes first, are written
     to standard output by ``DUPE_WRITERS[fmt]``, and, unless ``quiet``, the
     :func:`dupes_summary` to stderr. ``progress`` draws a bar per stage on
@@ -726,7 +729,8 @@ def run_dupes(
         paths, algo=algo, jobs=jobs, chunksize=chunksize, block_size=block_size,
         head_size=head_size or HEAD_SIZE, min_size=min_size or 0, max_size=max_size,
         include_empty=include_empty, follow=follow, include=include, exclude=exclude,
-        listed=listed, hardlinks=fmt in ("json", "csv"), progress=bar, stats=stats,
+        listed=listed, hardlinks=fmt in ("json", "csv"), order=order, prefer=prefer,
+        progress=bar, stats=stats,
     )
     counts = DupeTally()
     try:

@@ -181,10 +181,13 @@ def _plural(n: int, one: str, many: str) -> str:
 class DupeGroup(NamedTuple):
     """Files with identical contents, as ``parhash dupes`` finds them.
 
-    ``paths`` names each distinct file once, in byte order; a file with
-    several names (hard links, or a symlink followed with ``-L``) is named
-    by the first of them. ``hardlinks`` lists, for each such file, all of its
-    names in byte order, the first being the one in ``paths``. ``digest`` is
+    ``paths`` names each distinct file once, in the order the search was
+    asked for (byte order by default; see :func:`parhash.find_dupes`): the
+    first is the one to keep. A file with several names (hard links, or a
+    symlink followed with ``-L``) is named by the first of them in that
+    order. ``hardlinks`` lists, for each such file in the order of
+    ``paths``, all of its names in that order, the first being the one in
+    ``paths``. ``digest`` is
     the ``algo`` digest of the whole contents, ``size`` the size of each file.
     """
 

@@ -21,6 +21,10 @@ something dearer to learn, and drops every group left with a single file
 4. :func:`group_by_contents`: whole files are hashed, only in groups that
    still have two files or more and only for files larger than the head.
 
+Each group that comes out of the last stage it needs is put in the order the
+caller asked for (:mod:`~parhash.dupes.order`: preferred paths, then path,
+name or mtime), once; stage 2 names each file by the same order.
+
 Both hashing stages send whole groups (or runs of a large group) to one
 executor of :mod:`parhash.executor` (a pool, or this process for small
 jobs); the pool is started by the walk of a tree too big for one process,
@@ -46,10 +50,13 @@ have the same digest.
 The modules, in the order of the search: :mod:`~parhash.dupes.candidates`
 (what a candidate and a group are), :mod:`~parhash.dupes.walk` (stage 1's
 task), :mod:`~parhash.dupes.stages` (the grouping stages and the hashing
-they share) and :mod:`~parhash.dupes.search` (:func:`find_dupes`).
+they share), :mod:`~parhash.dupes.order` (which file of a group comes
+first) and :mod:`~parhash.dupes.search` (:func:`find_dupes`).
 """
 
 from parhash.dupes.candidates import DEFAULT_DUPES_ALGO, HEAD_SIZE, ProgressFn, Stage
+from parhash.dupes.order import DEFAULT_ORDER, ORDERS, Order
 from parhash.dupes.search import find_dupes
 
-__all__ = ["DEFAULT_DUPES_ALGO", "HEAD_SIZE", "ProgressFn", "Stage", "find_dupes"]
+__all__ = ["DEFAULT_DUPES_ALGO", "DEFAULT_ORDER", "HEAD_SIZE", "ORDERS", "Order", "ProgressFn",
+           "Stage", "find_dupes"]

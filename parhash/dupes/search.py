@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import os
 from collections.abc import Callable, Generator, Iterable, Iterator
 
 from parhash.algorithms import parse_algos
@@ -20,6 +21,7 @@ from parhash.dupes.candidates import (
     _path,
     _sort_key,
 )
+from parhash.dupes.order import DEFAULT_ORDER, PATH_ORDER, FileOrder, Order
 from parhash.dupes.stages import (
     Hashing,
     SizeGroups,
@@ -55,20 +57,31 @@ def _log_stage(stage: Stage, groups: list[Group], settled: Settled | None = None
 class Settled:
     """The groups no later stage can split, in their reported form, as they come."""
 
-    def __init__(self, algo: str) -> None:
+    def __init__(self, algo: str, order: FileOrder = PATH_ORDER) -> None:
         self.algo = algo
+        self.order = order
         self.groups: list[DupeGroup] = []
         self.files = 0
 
     def __call__(self, group: Group) -> None:
-        self.groups.append(to_dupe_group(group, self.algo))
+        self.groups.append(to_dupe_group(group, self.algo, self.order))
         self.files += len(group[1])
 
 
-def to_dupe_group(group: Group, algo: str) -> DupeGroup:
-    """The reported form of a group that has been through every stage."""
+def to_dupe_group(group: Group, algo: str, order: FileOrder = PATH_ORDER) -> DupeGroup:
+    """The reported form of a group that has been through every stage, its files in ``order``."""
     assert group.digest is not None
     files = group.files
+    if not order.plain:
+        ascii = all(f[0].isascii() for f in files)
+        files = sorted(files, key=order.key(ascii))
+        return _dupe_group((
+            group.size,
+            algo,
+            group.digest,
+            tuple(map(_path, files)),
+            tuple((f[0], *f[5]) for f in files if f[5]),
+        ))
     if len(files) == 2 and not files[0][5] and not files[1][5]:
         a, b = files[0][0], files[1][0]
         if not (a.isascii() and b.isascii()):
@@ -118,6 +131,8 @@ def find_dupes(
     exclude: Iterable[str] = (),
     listed: Iterable[str | Pause] = (),
     hardlinks: bool = True,
+    order: Order = DEFAULT_ORDER,
+    prefer: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] = (),
     progress: ProgressFn | None = None,
     stats: PipelineStats | None = None,
     executor: Executor | None = None,
@@ -145,6 +160,20 @@ def find_dupes(
     of as soon as stage 2 has seen them: a million names cost some 120 MB
     to keep for a report that does not print them.
 
+    ``order`` and ``prefer`` choose which file of a group comes first (the
+    one to keep) and the order of the rest; the names of one file in
+    ``hardlinks`` follow the same order, and the first of them is the name
+    in ``paths``. Files under the first path of ``prefer`` come first, then
+    those under the second, and so on, then files under none; a path holds
+    what is under it as the report spells it, by whole components
+    (``./a/`` holds ``a/x``, not ``ab/x``; see
+    :class:`~parhash.dupes.order.FileOrder`). Within a rank, ``order``
+    decides: ``"path"`` (the default) the bytes of the path, ``"name"``
+    the base name's then the path's, ``"mtime"`` the oldest first,
+    ``"-mtime"`` the newest first, ties by path. A single string (or
+    ``os.PathLike``) for ``prefer`` is one path. The order costs a sort of
+    each group, done once.
+
     Cost: one ``stat`` per file; one read of at most ``head_size`` bytes per
     file whose size another file has; one whole read per file larger than
     ``head_size`` whose head another file shares. ``progress`` is called as
@@ -166,6 +195,7 @@ def find_dupes(
         raise ValueError("min_size must not be negative")
     if max_size is not None and max_size < min_size:
         raise ValueError("max_size must not be below min_size")
+    file_order = FileOrder(order, prefer)
     select = Selector.from_patterns(include, exclude)
     hashing = Hashing(
         algo=names[0],
@@ -179,7 +209,7 @@ def find_dupes(
     )
     limits = SizeLimits(min_size, max_size, include_empty)
     return _search(_walk(paths, listed, hashing, follow, select, limits), hashing, progress,
-                   hardlinks)
+                   hardlinks, file_order)
 
 
 def _walk(
@@ -232,6 +262,7 @@ def _search(
     hashing: Hashing,
     progress: ProgressFn | None,
     hardlinks: bool = True,
+    order: FileOrder = PATH_ORDER,
 ) -> Generator[DupeGroup | DupeError, None, None]:
     try:
         late: list[DupeError] = []  # stage 1's errors, reported once it ends
@@ -258,9 +289,9 @@ def _search(
         _log_stage(Stage.SIZE, groups)
         # Groups are reported as soon as a stage has read them whole: their
         # files are freed, and the report built, while the workers still read.
-        settled = Settled(hashing.algo)
+        settled = Settled(hashing.algo, order)
         with _collector_paused():
-            groups = group_by_inode(groups, sizes.linked, keep_links=hardlinks)
+            groups = group_by_inode(groups, sizes.linked, keep_links=hardlinks, order=order)
             del sizes
             _log_stage(Stage.INODE, groups)
             hashed = bool(groups)

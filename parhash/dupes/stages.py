@@ -26,6 +26,7 @@ from parhash.dupes.candidates import (
     _ino,
     _vanished,
 )
+from parhash.dupes.order import PATH_ORDER, FileOrder
 from parhash.executor import (
     BATCH_BYTES,
     INLINE_MAX_BYTES,
@@ -193,20 +194,28 @@ def group_by_size(files: Iterable[FileInfo]) -> list[Group]:
 
 
 def group_by_inode(
-    groups: list[Group], linked: Container[int | str] | None = None, *, keep_links: bool = True
+    groups: list[Group],
+    linked: Container[int | str] | None = None,
+    *,
+    keep_links: bool = True,
+    order: FileOrder = PATH_ORDER,
 ) -> list[Group]:
     """Stage 2: make the names of one file one candidate; keep groups of two files or more.
 
-    The candidate is named by the first of its names in byte order and keeps
-    the others in ``links`` (left empty without ``keep_links``). The same
-    name met twice counts once. With ``linked`` (:attr:`SizeGroups.linked`),
-    groups of other sizes are taken as they are, but for packed ones.
+    The candidate is named by the first of its names in ``order`` (byte
+    order by default) and keeps the others in ``links``, in that order
+    (left empty without ``keep_links``): the report orders files by the
+    same key, so a file's name is the one its order puts first even when
+    its other names are dropped. The same name met twice counts once. With
+    ``linked`` (:attr:`SizeGroups.linked`), groups of other sizes are taken
+    as they are, but for packed ones.
     """
+    by_name = _file_key if order.plain else order.key()
     out = []
     for group in groups:
         files = group[1]
         if type(files) is PackedFiles:
-            merged = _merge_packed(files, keep_links)
+            merged = _merge_packed(files, keep_links, order)
             if merged is not None:
                 out.append(group if merged is files else _group((group[0], merged, group[2])))
             continue
@@ -229,7 +238,7 @@ def group_by_inode(
             if len(names) == 1:
                 merged.append(names[0])
                 continue
-            names.sort(key=_file_key)
+            names.sort(key=by_name)
             first = names[0][0]
             links = tuple(dict.fromkeys(f[0] for f in names[1:] if f[0] != first))
             merged.append(names[0][:5] + (links if keep_links else (), names[0][6]))
@@ -237,7 +246,8 @@ def group_by_inode(
     return out
 
 
-def _merge_packed(files: PackedFiles, keep_links: bool) -> Files | None:
+def _merge_packed(files: PackedFiles, keep_links: bool,
+                  order: FileOrder = PATH_ORDER) -> Files | None:
     """:func:`group_by_inode` for one packed group, in a few bytes a file.
 
     Returns ``files`` itself when every name is a file of its own, None when
@@ -269,17 +279,26 @@ def _merge_packed(files: PackedFiles, keep_links: bool) -> Files | None:
             by_inode.extend(on.values())
     del by_ino
     merged: list[FileInfo] = []  # with their links
-    by_path = files.sort_key()
+    by_path: Callable[[int], Any]
+    if order.plain:
+        by_path = files.sort_key()
+    else:
+        # Only names of a file with several are looked at: a tuple each is cheap.
+        key = order.key()
+
+        def by_path(i: int) -> Any:
+            return key(files[i])
+
     for names in by_inode:
         if len(names) == 1:
             kept.append(names[0])
         elif not keep_links:
             kept.append(min(names, key=by_path))
         else:
-            order = sorted(names, key=by_path)
-            first = files.path(order[0])
-            links = tuple(dict.fromkeys(p for p in map(files.path, order[1:]) if p != first))
-            merged.append(files[order[0]][:5] + (links, None))
+            ranked = sorted(names, key=by_path)
+            first = files.path(ranked[0])
+            links = tuple(dict.fromkeys(p for p in map(files.path, ranked[1:]) if p != first))
+            merged.append(files[ranked[0]][:5] + (links, None))
     del by_inode
     count = len(kept) + len(merged)
     if count < 2:
