@@ -168,6 +168,30 @@ def _walk_options(fn: Any) -> Any:
     return fn
 
 
+def _report_options(quiet: bool = True) -> Any:
+    """``--progress``, ``--summary`` and (with ``quiet``) ``-q/--quiet``: what a command
+    says on stderr besides its results and errors."""
+
+    def decorate(fn: Any) -> Any:
+        options = [
+            click.option("--progress/--no-progress", default=None,
+                         help="Progress bar on stderr (default: when stderr is a terminal "
+                         "and not --quiet)."),
+            click.option("--summary/--no-summary", default=None,
+                         help="One line on stderr at the end: files, bytes, time, errors "
+                         "(default: when stderr is a terminal and not --quiet)."),
+        ]
+        if quiet:
+            options.append(click.option(
+                "-q", "--quiet", is_flag=True,
+                help="Only what went wrong on stderr: no progress bar, no summary."))
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
 def _one_format(*choices: tuple[str, str, str]) -> Any:
     """Flags ``(flag, format, help)`` of which one at most may be given: ``fmt``.
 
@@ -232,16 +256,15 @@ def cli() -> None:
               help="Write in path order (deterministic manifests) instead of arrival order.")
 @click.option("-o", "--output", metavar="FILE",
               help="Write to FILE atomically (a temporary file, then rename).")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bar on stderr (default: when stderr is a terminal).")
+@_report_options()
 @_guarded()
 def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, block_size,
-         stall_timeout,
-         files_from, files0_from, sort_output, output, progress):
+         stall_timeout, files_from, files0_from, sort_output, output, progress, summary, quiet):
     """Hash files, directories and globs, printing md5sum-style lines as they finish.
 
     PATH is a file, a directory (walked recursively) or a quoted glob such as
-    'src/**/*.py'; no PATH means '.'. Exits 1 if any file could not be read.
+    'src/**/*.py'; '-' is standard input, and a FIFO or a device named is
+    read to its end; no PATH means '.'. Exits 1 if any file could not be read.
 
     \b
     Examples:
@@ -263,7 +286,8 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
         paths, algos=algos, fmt=fmt, zero=zero, follow=follow, include=include, exclude=exclude,
         jobs=jobs, chunksize=chunksize, block_size=block_size, stall_timeout=stall_timeout,
         files_from=files_from, files0_from=files0_from, sort=sort_output, output=output,
-        progress=progress,
+        progress=False if quiet and progress is None else progress,
+        summary=False if quiet and summary is None else summary,
     )
 
 
@@ -280,8 +304,8 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
               help="With --root or --relative-to-manifest, also read listed names that are "
               "absolute, climb out of the root with '..', or lead out of it through a "
               "symbolic link (refused by default).")
-@click.option("--quiet", "verbosity", flag_value="quiet",
-              help="Don't print OK for each file that verifies.")
+@click.option("-q", "--quiet", "verbosity", flag_value="quiet",
+              help="Don't print OK for each file that verifies, nor a progress bar or summary.")
 @click.option("--status", "verbosity", flag_value="status",
               help="Print nothing on stdout; the exit status tells.")
 @click.option("-w", "--warn", "verbosity", flag_value="warn",
@@ -293,12 +317,11 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
               help="JSON Lines on stdout, one object per checked file.")
 @click.option("-z", "--zero", is_flag=True, help="Manifest records end with NUL, not newline.")
 @_pipeline_options
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bar on stderr (default: when stderr is a terminal).")
+@_report_options(quiet=False)
 @_guarded()
 def check_command(manifests, algo, root, relative_to_manifest, allow_outside_root, verbosity,
                   strict, ignore_missing, as_json, zero, jobs, chunksize, block_size,
-                  stall_timeout, progress):
+                  stall_timeout, progress, summary):
     """Verify the files a manifest lists, answering as md5sum -c does.
 
     Reads md5sum/sha*sum/b2sum lines, BSD tag lines (md5sum --tag, xxhsum)
@@ -327,7 +350,7 @@ def check_command(manifests, algo, root, relative_to_manifest, allow_outside_roo
         relative_to_manifest=relative_to_manifest, allow_outside_root=allow_outside_root,
         verbosity=verbosity or "normal", strict=strict, ignore_missing=ignore_missing,
         json=as_json, zero=zero, jobs=jobs, chunksize=chunksize, block_size=block_size,
-        stall_timeout=stall_timeout, progress=progress,
+        stall_timeout=stall_timeout, progress=progress, summary=summary,
     )
 
 
@@ -392,15 +415,20 @@ def _check_prefer(ctx: click.Context, param: Any, value: tuple[str, ...]) -> tup
               help="Also read paths, one per line, from FILE ('-' for standard input).")
 @click.option("--files0-from", metavar="FILE",
               help="Also read NUL-separated paths from FILE ('-' for standard input).")
-@click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
 @click.option("-v", "--verbose", is_flag=True,
               help="Log how many candidates each stage leaves, on stderr.")
 @click.option("--progress/--no-progress", default=None,
-              help="Progress per stage on stderr (default: when stderr is a terminal).")
+              help="Progress per stage on stderr (default: when stderr is a terminal "
+              "and not --quiet).")
+@click.option("--summary/--no-summary", default=None,
+              help="The summary line on stderr (default: unless --quiet; with the files "
+              "compared and the time taken when stderr is a terminal or --summary).")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Only what went wrong on stderr: no progress bar, no summary.")
 @_guarded(giving_up=EXIT_USAGE)
 def dupes(paths, algo, fmt, zero, order, prefer, follow, include, exclude, min_size, max_size,
           include_empty, exit_code, jobs, chunksize, block_size, stall_timeout, head_size,
-          files_from, files0_from, quiet, verbose, progress):
+          files_from, files0_from, verbose, progress, summary, quiet):
     """Find files with identical contents, reading as little as possible.
 
     Files are grouped by size, then by the digest of their first 64 KiB, then
@@ -439,7 +467,8 @@ def dupes(paths, algo, fmt, zero, order, prefer, follow, include, exclude, min_s
         exclude=exclude, min_size=min_size, max_size=max_size, include_empty=include_empty,
         exit_code=exit_code, jobs=jobs, chunksize=chunksize, block_size=block_size,
         stall_timeout=stall_timeout, head_size=head_size, files_from=files_from,
-        files0_from=files0_from, quiet=quiet, progress=progress, order=order, prefer=prefer,
+        files0_from=files0_from, quiet=quiet, progress=progress, summary=summary, order=order,
+        prefer=prefer,
     )
 
 

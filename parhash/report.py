@@ -131,20 +131,20 @@ def write_tasks(
     records: RecordFormat,
     *,
     sort: bool = False,
-    show: bool = False,
+    meter: Meter | None = None,
     err: IO[str] | None = None,
 ) -> Tally:
     """Write the records of each task as it completes; its error lines go to ``err``.
 
     With ``sort`` the records come as ``(name as bytes, record as text)``
-    pairs, written in name order at the end. ``show`` draws a progress bar on stderr. Returns
-    the counts.
+    pairs, written in name order at the end. ``meter`` counts them (and
+    draws its bar). Returns the counts.
     """
     err = err if err is not None else sys.stderr
     counts = Tally()
     if records.header:
         out.write(records.header)
-    bar = TaskBar() if show else None
+    bar = meter if meter is not None and meter.bar is not None else None
     pairs: list[tuple[bytes, str]] = []
     try:
         for r in results:
@@ -159,8 +159,8 @@ def write_tasks(
             counts.errors += r.errors
             if r.matched:
                 counts.matched |= r.matched
-            if bar is not None:
-                bar.update(r.files + r.errors, r.nbytes)
+            if meter is not None:
+                meter.update(r.files, r.nbytes, r.errors)
     finally:
         if bar is not None:
             bar.close()
@@ -192,6 +192,7 @@ def run_scan(
     sort: bool = False,
     output: str | None = None,
     progress: bool | None = None,
+    summary: bool | None = None,
 ) -> int:
     """``parhash scan``: hash the files, write their records; return the exit status.
 
@@ -203,7 +204,8 @@ def run_scan(
     ``MULTI_ALGO_FORMATS``), to standard output or atomically to ``output``;
     the file being written is never listed. Each file that can't be read
     gives ``parhash: PATH: reason`` on stderr. ``progress`` draws a bar on
-    stderr (default: when stderr is a terminal).
+    stderr, and ``summary`` says :meth:`Meter.summary` at the end (each by
+    default when stderr is a terminal).
 
     Returns :data:`EXIT_OK`, or :data:`EXIT_FILE_ERROR` when a file could not
     be read or a worker died (its files are hashed again, and a warning says
@@ -217,7 +219,10 @@ def run_scan(
     paths, listed = path_arguments(paths, files_from, files0_from)
     stats = pipeline_stats(stall_timeout)
     flush_idle = FlushWhenIdle()
-    show = progress if progress is not None else sys.stderr.isatty()
+    show, say = shown(progress, summary)
+    meter = Meter("hashing", "hashed", bar=show,
+                  total=file_total(paths, files_from is not None or files0_from is not None)
+                  if show else None)
     select = Selector.from_patterns(include, exclude)
     with open_output(output) as raw:
         out = flush_idle.out = Output(raw)
@@ -226,15 +231,31 @@ def run_scan(
         results = scan_tasks(paths, job, listed=listed, jobs=jobs, stats=stats, idle=flush_idle)
         try:
             counts = write_tasks(results, out, RecordFormat(fmt, algos, zero),
-                                 sort=sort, show=show)
+                                 sort=sort, meter=meter)
         finally:
             results.close()
         raw.flush()
     warn_quiet_failures(select, counts.matched, counts.files + counts.errors, "hashed")
     if stats.worker_deaths:
         warn_worker_deaths(stats)
-        return EXIT_FILE_ERROR
-    return EXIT_FILE_ERROR if counts.errors else EXIT_OK
+    if say:
+        sys.stderr.write(meter.summary())
+    return EXIT_FILE_ERROR if counts.errors or stats.worker_deaths else EXIT_OK
+
+
+def shown(progress: bool | None, summary: bool | None) -> tuple[bool, bool]:
+    """Whether to draw the progress bar, and to say the summary line: as asked,
+    else when stderr is a terminal."""
+    terminal: bool | None = None
+
+    def default() -> bool:
+        nonlocal terminal
+        if terminal is None:
+            terminal = sys.stderr.isatty()
+        return terminal
+
+    return (progress if progress is not None else default(),
+            summary if summary is not None else default())
 
 
 def warn_quiet_failures(select: Any, matched: Iterable[tuple[str, str]], files: int,
@@ -280,28 +301,110 @@ def write_stderr(err: IO[str], data: bytes) -> None:
     err.flush()
 
 
-class TaskBar:
-    """A tqdm bar on stderr, counting files and bytes as tasks complete."""
+def iec(n: float) -> str:
+    """``512 B``, ``1.5 KiB``, ``3.2 GiB``: the one kind of unit every figure parhash
+    shows is in (powers of 1024, as the sizes given to its options)."""
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        n /= 1024
+        if n < 1024 or unit == "PiB":
+            break
+    return f"{n:.1f} {unit}"
 
-    def __init__(self) -> None:
-        from tqdm import tqdm
 
-        # No monitor thread: nothing else should be running when a pool forks.
-        tqdm.monitor_interval = 0
-        self.bar = tqdm(
-            unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
-            dynamic_ncols=True, mininterval=0.2, desc="hashing",
-        )
+def _seconds(t: float) -> str:
+    if t < 1:
+        return f"{t * 1000:.0f} ms"
+    if t < 60:
+        return f"{t:.2f} s" if t < 10 else f"{t:.1f} s"
+    return f"{int(t) // 60} min {t % 60:.0f} s"
+
+
+class Meter:
+    """What a command has done so far: files, bytes, errors and time.
+
+    With ``bar``, drawn on stderr as it goes: ``doing`` names what is being
+    done (``hashing``, ``verifying``), then bytes, files and rate; with a
+    ``total`` (in the units of ``advance`` given to :meth:`update`: bytes,
+    or the manifest's bytes for check), a percentage and the time left.
+    :meth:`summary` is the line said at the end.
+    """
+
+    def __init__(self, doing: str, done: str, *, bar: bool = False, total: int | None = None
+                 ) -> None:
+        self.done = done
         self.files = 0
+        self.bytes = 0
+        self.errors = 0
+        self.start = time.monotonic()
+        self.bar: Any = None
+        if bar:
+            from tqdm import tqdm
 
-    def update(self, files: int, nbytes: int) -> None:
+            # No monitor thread: nothing else should be running when a pool forks.
+            tqdm.monitor_interval = 0
+            fmt = ("{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]"
+                   if total else "{desc}: {postfix} [{elapsed}]")
+            self.bar = tqdm(total=total or None, file=sys.stderr, dynamic_ncols=True,
+                            mininterval=0.2, desc=doing, bar_format=fmt, leave=False)
+            self.bar.set_postfix_str(self._postfix(), refresh=False)
+
+    def _postfix(self) -> str:
+        elapsed = time.monotonic() - self.start
+        rate = f", {iec(self.bytes / elapsed)}/s" if elapsed > 0.5 else ""
+        return f"{iec(self.bytes)}, {self.files} files{rate}"
+
+    def update(self, files: int, nbytes: int, errors: int = 0, advance: int | None = None
+               ) -> None:
+        """Count ``files`` more files of ``nbytes`` and ``errors``; the bar moves by
+        ``advance`` (default ``nbytes``)."""
         self.files += files
-        self.bar.set_postfix(files=self.files, refresh=False)
-        self.bar.update(nbytes)
+        self.bytes += nbytes
+        self.errors += errors
+        bar = self.bar
+        if bar is not None:
+            bar.set_postfix_str(self._postfix(), refresh=False)
+            bar.update(nbytes if advance is None else advance)
 
     def close(self) -> None:
-        self.bar.set_postfix(files=self.files)
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def summary(self, tail: str = "") -> str:
+        """``parhash: hashed 12 files, 1.5 MiB in 0.31 s (4.8 MiB/s); 1 error``, with
+        ``tail`` (``: 11 OK, 1 FAILED``) before the errors."""
+        elapsed = time.monotonic() - self.start
+        files = "file" if self.files == 1 else "files"
+        line = (f"parhash: {self.done} {self.files} {files}, {iec(self.bytes)} "
+                f"in {_seconds(elapsed)}")
+        if elapsed > 0:
+            line += f" ({iec(self.bytes / elapsed)}/s)"
+        line += tail
+        if self.errors:
+            line += f"; {self.errors} error" + ("" if self.errors == 1 else "s")
+        return line + "\n"
+
+
+def file_total(paths: Sequence[str], listed: bool) -> int | None:
+    """The bytes of ``paths`` if they are all files (for a bar's total), else None.
+
+    Only named files have a total known before the walk: a directory or a
+    glob has none, nor has a list, read as the run goes.
+    """
+    if listed or not paths:
+        return None
+    total = 0
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            continue  # its error comes from the run
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        total += st.st_size
+    return total
 
 
 class CheckOptions:
@@ -357,17 +460,24 @@ _CHECK_WORDS = {OK: "OK", FAILED: "FAILED", MISSING: "FAILED open or read",
 
 
 def write_pieces(
-    pieces: Iterable[Any], out: Output, options: CheckOptions, err: IO[str]
+    pieces: Iterable[Any], out: Output, options: CheckOptions, err: IO[str],
+    found: Summary | None = None,
 ) -> bool:
     """Write ``check``'s answer as it comes in order; return whether every manifest verified.
 
     ``pieces`` are ``(1, bytes)`` for standard output, ``(2, bytes)`` for
     standard error, and a :class:`Summary` after each manifest's last line
-    (see :func:`parhash.verify.check_tasks`).
+    (see :func:`parhash.verify.check_tasks`); ``found`` adds up their counts.
     """
     passed = True
     for piece in pieces:
         if isinstance(piece, Summary):
+            if found is not None:
+                found.ok += piece.ok
+                found.failed += piece.failed
+                found.missing += piece.missing
+                found.unreadable += piece.unreadable
+                found.malformed += piece.malformed
             passed = write_summary(piece, out, options, err) and passed
         elif piece[0] == 1:
             out.write(piece[1])
@@ -407,6 +517,7 @@ def run_check(
     block_size: int = DEFAULT_BLOCK_SIZE,
     stall_timeout: float | None = None,
     progress: bool | None = None,
+    summary: bool | None = None,
 ) -> int:
     """``parhash check``: verify the files ``manifests`` list; return the exit status.
 
@@ -418,16 +529,22 @@ def run_check(
     (:func:`check_record` objects with ``json``), why a file could not be
     read, and each manifest's warnings on stderr; ``verbosity``, ``strict``
     and ``ignore_missing`` are as in :class:`CheckOptions`. ``progress``
-    draws a bar on stderr (default: when stderr is a terminal).
+    draws a bar on stderr, and ``summary`` says :meth:`Meter.summary` with
+    the verdicts' counts at the end (each by default when stderr is a
+    terminal, and ``verbosity`` is not ``quiet`` or ``status``).
 
     Returns :data:`EXIT_OK` when every manifest verified, else
     :data:`EXIT_FILE_ERROR`, as it does when a worker died (its lines are
     checked again, and a warning says so). An output that can't be written
     raises :class:`~parhash.console.CommandFailed` once its message is on stderr.
     """
-    from parhash.verify import RANGE_LINES, CheckJob, check_tasks
+    from parhash.verify import RANGE_LINES, CheckJob, check_tasks, manifests_size
 
-    show = progress if progress is not None else sys.stderr.isatty()
+    quiet = verbosity in ("quiet", "status")
+    show, say = shown(False if quiet and progress is None else progress,
+                      False if quiet and summary is None else summary)
+    meter = Meter("verifying", "verified", bar=show,
+                  total=manifests_size(manifests or ("-",)) if show else None)
     stats = pipeline_stats(stall_timeout)
     flush_idle = FlushWhenIdle()
     options = CheckOptions(verbosity, strict=strict, ignore_missing=ignore_missing, json=json)
@@ -436,18 +553,23 @@ def run_check(
     # A signal sets STOPPING: a manifest read from a pipe stops being read, so
     # the pool stops without waiting for a producer that is still alive.
     pieces = check_tasks(manifests or ("-",), job, jobs=jobs, lines=chunksize or RANGE_LINES,
-                         stop=STOPPING, stats=stats, idle=flush_idle, progress=show)
+                         stop=STOPPING, stats=stats, idle=flush_idle, meter=meter)
+    found = Summary("")
     try:
         with open_output(None) as raw:
             out = flush_idle.out = Output(raw)
-            passed = write_pieces(pieces, out, options, sys.stderr)
+            passed = write_pieces(pieces, out, options, sys.stderr, found)
             out.flush()
     finally:
         pieces.close()
     if stats.worker_deaths:
         warn_worker_deaths(stats)
-        return EXIT_FILE_ERROR
-    return EXIT_OK if passed else EXIT_FILE_ERROR
+    if say:
+        tail = f": {found.ok} OK, {found.failed} FAILED"
+        if found.malformed:
+            tail += f", {found.malformed} improperly formatted"
+        sys.stderr.write(meter.summary(tail))
+    return EXIT_OK if passed and not stats.worker_deaths else EXIT_FILE_ERROR
 
 
 def check_text(name: str, outcome: str) -> str:
@@ -698,6 +820,7 @@ def run_dupes(
     files0_from: str | None = None,
     quiet: bool = False,
     progress: bool | None = None,
+    summary: bool | None = None,
     order: Order = "path",
     prefer: Sequence[str] = (),
 ) -> int:
@@ -708,9 +831,11 @@ def run_dupes(
     (``head_size`` default ``HEAD_SIZE``; ``order`` and ``prefer`` choose the
     first file of each group). Each error goes to stderr as the
     search meets it; then the groups, most wasted bytes first, are written
-    to standard output by ``DUPE_WRITERS[fmt]``, and, unless ``quiet``, the
-    :func:`dupes_summary` to stderr. ``progress`` draws a bar per stage on
-    stderr (default: when stderr is a terminal).
+    to standard output by ``DUPE_WRITERS[fmt]``, and the
+    :func:`dupes_summary` to stderr (``summary`` True or False says it or
+    not; by default it is said unless ``quiet``, with the files compared
+    and the time taken when stderr is a terminal). ``progress`` draws a bar
+    per stage on stderr (default: when stderr is a terminal and not ``quiet``).
 
     Returns :data:`EXIT_USAGE` when an error could hide a duplicate, else
     :data:`EXIT_DUPES_FOUND` when ``exit_code`` and a group was found, else
@@ -721,8 +846,9 @@ def run_dupes(
     from parhash.dupes import HEAD_SIZE, find_dupes
     from parhash.select import Selector
 
+    start = time.monotonic()
     paths, listed = path_arguments(paths, files_from, files0_from)
-    show = progress if progress is not None else sys.stderr.isatty()
+    show, timed = shown(False if quiet and progress is None else progress, summary)
     bar = StageProgress() if show else None
     stats = pipeline_stats(stall_timeout)
     found = find_dupes(
@@ -746,8 +872,13 @@ def run_dupes(
     # Before the summary, which stays the last line.
     warn_quiet_failures(Selector.from_patterns(include, exclude), stats.matched, stats.files,
                         "compared")
-    if not quiet:
-        sys.stderr.write(dupes_summary(counts))
+    if summary or (not quiet and summary is None):
+        line = dupes_summary(counts)
+        if timed:
+            files = "file" if stats.files == 1 else "files"
+            line = (f"{line[:-1]}; {stats.files} {files} compared in "
+                    f"{_seconds(time.monotonic() - start)}\n")
+        sys.stderr.write(line)
     if stats.worker_deaths:
         # What a dead worker held was done again; a file or directory that
         # killed a worker every time is an error of its own, and sets the status.

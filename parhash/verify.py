@@ -58,7 +58,7 @@ from parhash.hashing import (
 )
 from parhash.manifest import MAX_LINE, OVERLONG_KEEP, LineParser
 from parhash.pool import PipelineStats, Within, note_directory, note_item
-from parhash.report import TaskBar, check_record, check_text, error_line, verdict_lines
+from parhash.report import Meter, check_record, check_text, error_line, verdict_lines
 from parhash.results import (
     FAILED,
     MALFORMED,
@@ -1135,6 +1135,7 @@ def check_tasks(
     idle: Callable[[], None] | None = None,
     progress: bool = False,
     executor: Executor | None = None,
+    meter: Meter | None = None,
 ) -> Generator[Any, None, None]:
     """Check every line of ``manifests``; yield the answer's pieces in manifest order.
 
@@ -1143,8 +1144,8 @@ def check_tasks(
     manifests are read in a thread and cut into ranges of about ``lines``
     lines (:func:`read_ranges`) that workers parse, check and answer; see
     :func:`~parhash.executor.run_tasks` for ``jobs``, ``stats``, ``idle`` and
-    ``executor``. Setting ``stop`` ends the reading of a manifest from a pipe. ``progress``
-    draws a bar on stderr.
+    ``executor``. Setting ``stop`` ends the reading of a manifest from a pipe. ``meter``
+    counts what is done and draws its bar (``progress`` makes one that does).
     """
     if (clamp_jobs(jobs) if executor is None else executor.jobs) == 1:
         job = job._replace(alone=NEVER_ALONE)
@@ -1157,24 +1158,44 @@ def check_tasks(
     answers = run_tasks(CheckTask(job), feed, block_size=job.block_size, jobs=jobs,
                         stats=stats, idle=idle, lost=functools.partial(lost_check, job),
                         first=first, executor=executor)
-    bar = TaskBar() if progress else None
+    if meter is None and progress:
+        meter = Meter("verifying", "verified", bar=True, total=manifests_size(manifests))
+    sent = feed.sent
     try:
         for answer in answers:
+            if meter is not None:
+                # The bar moves through the manifest: its ranges are what is known ahead.
+                given = sent.get(answer.key)
+                meter.update(answer.files, answer.nbytes, answer.errors,
+                             len(given.data) if given is not None else 0)
             order.add(answer)
             for here in feed.take_here():
                 order.add(here)
-                if bar is not None:
-                    bar.update(here.files, here.nbytes)
-            if bar is not None:
-                bar.update(answer.files, answer.nbytes)
+                if meter is not None:
+                    meter.update(here.files, here.nbytes, here.errors, 0)
             yield from order.take()
         yield from order.take()
         assert not order.ready and not order.cursor, "check lost track of a line"
     finally:
         stop.set()
         answers.close()
-        if bar is not None:
-            bar.close()
+        if meter is not None:
+            meter.close()
+
+
+def manifests_size(manifests: Sequence[str]) -> int | None:
+    """The bytes of ``manifests`` if they are all regular files, else None (a pipe's
+    size is not known ahead)."""
+    total = 0
+    for manifest in manifests:
+        try:
+            st = os.stat(manifest)
+        except (OSError, ValueError):
+            continue
+        if manifest == STDIN or not stat.S_ISREG(st.st_mode):
+            return None
+        total += st.st_size
+    return total
 
 
 def check_manifests(
