@@ -347,8 +347,8 @@ class Meter:
             fmt = ("{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]"
                    if total else "{desc}: {postfix} [{elapsed}]")
             self.bar = tqdm(total=total or None, file=sys.stderr, dynamic_ncols=True,
-                            mininterval=0.2, desc=doing, bar_format=fmt, leave=False)
-            self.bar.set_postfix_str(self._postfix(), refresh=False)
+                            mininterval=0.2, desc=doing, bar_format=fmt, leave=False,
+                            postfix=self._postfix())
 
     def _postfix(self) -> str:
         elapsed = time.monotonic() - self.start
