@@ -116,6 +116,11 @@ class Summary:
         self.unreadable = 0
         self.malformed = 0
         self.error: str | None = None
+        # Untagged lines whose algorithm was guessed from the digest's length,
+        # those of them that FAILED, and the algorithms guessed.
+        self.guessed = 0
+        self.guessed_failed = 0
+        self.guesses: set[str] = set()
 
     def add(self, v: Verdict) -> None:
         if v.line == 0:
@@ -171,7 +176,26 @@ class Summary:
         out = ["WARNING: " + w for w in out]
         if ignore_missing and self.ok == 0:
             out.append("{manifest}: no file was verified")
+        # Two lines at least: one file that changed is not a pattern.
+        if self.guessed > 1 and self.guessed_failed == self.guessed and _guess_hint(self.guesses):
+            # b3sum's and xxhsum -H2's lines have the length of sha256's and
+            # md5's: a manifest of them fails whole, file after file.
+            out.append("{manifest}: hint: " + _guess_hint(self.guesses))
         return out
+
+
+def _guess_hint(guesses: set[str]) -> str:
+    """Why every untagged line may have failed: the algorithm guessed was not the one
+    (empty when no other algorithm has digests of that length)."""
+    from parhash.algorithms import ALGORITHMS
+
+    lengths = {ALGORITHMS[g].hex_length for g in guesses}
+    others = [a.name for a in ALGORITHMS.values()
+              if a.hex_length in lengths and a.name not in guesses]
+    if not others:
+        return ""
+    return (f"every digest failed as {' or '.join(sorted(guesses))}, the algorithm its length "
+            f"suggests; if they are {' or '.join(others)} digests, say so with --algo")
 
 
 def _plural(n: int, one: str, many: str) -> str:

@@ -335,7 +335,9 @@ class CheckResult(NamedTuple):
     key: tuple[int, int]
     manifest_index: int
     pieces: list[Any]
-    counts: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+    # ok, failed, missing, unreadable, malformed; then the lines whose
+    # algorithm was guessed from the digest's length, and those that failed.
+    counts: tuple[int, int, int, int, int, int, int] = (0, 0, 0, 0, 0, 0, 0)
     files: int = 0
     nbytes: int = 0
     decided: bool | None = None
@@ -344,6 +346,7 @@ class CheckResult(NamedTuple):
     tasks: list[Any] = []
     alone: list[Any] = []
     rest: list[Any] = []
+    guesses: tuple[str, ...] = ()
 
     @property
     def errors(self) -> int:
@@ -574,7 +577,9 @@ class _Answer:
         self.manifest = manifest
         self.pieces: list[Any] = []
         self.text: list[str] = []  # stdout not yet in a piece
-        self.counts = [0, 0, 0, 0, 0]
+        self.counts = [0, 0, 0, 0, 0, 0, 0]
+        self.guesses: set[str] = set()
+        self.guessing = job.algo is None
         self.files = 0
         self.nbytes = 0
         self.alone: list[Any] = []
@@ -593,7 +598,8 @@ class _Answer:
     def result(self, decided: bool | None = None, assumed: bool | None = None) -> CheckResult:
         self._flush()
         return CheckResult(self.key, self.manifest_index, self.pieces, tuple(self.counts),  # type: ignore[arg-type]
-                           self.files, self.nbytes, decided, assumed, None, [], self.alone)
+                           self.files, self.nbytes, decided, assumed, None, [], self.alone, [],
+                           tuple(self.guesses))
 
     def _flush(self) -> None:
         if self.text:
@@ -772,6 +778,9 @@ class _Answer:
         self.files += 1
         self.nbytes += size
         self.counts[0] += 1
+        if self.guessing and entry.reversed is not None:  # an untagged line
+            self.counts[5] += 1
+            self.guesses.add(algo)
         if self.results or self.job.json:
             self.counts[0] -= 1
             self.verdict(Verdict(self.manifest, number, entry.name, path, OK, (algo,),
@@ -838,7 +847,12 @@ class _Answer:
 
     def answer(self, path: str, lines: tuple[tuple[int, Entry], ...], r: Result) -> None:
         for number, entry in lines:
-            self.verdict(_judge(self.manifest, self.manifest_index, number, entry, r))
+            v = _judge(self.manifest, self.manifest_index, number, entry, r)
+            if self.guessing and entry.reversed is not None:  # an untagged line
+                self.counts[5] += 1
+                self.counts[6] += v.status == FAILED
+                self.guesses.update(a for a, _ in entry.digests)
+            self.verdict(v)
 
     def file(self, item: CheckFile, why: str | None = None) -> CheckResult:
         """Answer a :class:`CheckFile`; with ``why``, unread, as a file that could not be."""
@@ -1045,12 +1059,15 @@ class InOrder:
         summary = self.summaries.get(r.manifest_index)
         if summary is None:
             summary = self.summaries[r.manifest_index] = Summary(self.manifests[r.manifest_index])
-        ok, failed, missing, unreadable, malformed = r.counts
+        ok, failed, missing, unreadable, malformed, guessed, guessed_failed = r.counts
         summary.ok += ok
         summary.failed += failed
         summary.missing += missing
         summary.unreadable += unreadable
         summary.malformed += malformed
+        summary.guessed += guessed
+        summary.guessed_failed += guessed_failed
+        summary.guesses.update(r.guesses)
         return True
 
     def take(self) -> Iterator[Any]:
