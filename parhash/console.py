@@ -25,7 +25,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 if TYPE_CHECKING:
     from parhash.pool import PipelineStats
-    from parhash.report import Output
+    from parhash.report import Meter, Output
     from parhash.results import Pause
 
 EXIT_OK = 0
@@ -445,12 +445,15 @@ class FlushWhenIdle:
     was written waits in the buffer no longer than the pipeline idles.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, meter: Meter | None = None) -> None:
         self.out: Output | None = None
+        self.meter = meter  # its bar moves while the pipeline waits
 
     def __call__(self) -> None:
         if self.out is not None:
             self.out.flush_pending()
+        if self.meter is not None:
+            self.meter.tick()
 
 
 def pipeline_stats(stall_timeout: float | None) -> PipelineStats:

@@ -69,6 +69,9 @@ class PipelineStats:
         self.abandoned = 0
         self.files = 0
         self.matched: set[tuple[str, str]] = set()
+        # Set by the pool: the bytes its workers have read so far, files they
+        # are still reading included (a progress bar's, where Linux tells).
+        self.reading: Callable[[], int] | None = None
         self.stall_timeout = stall_timeout
         self.stall_warning = (
             stall_warning if stall_timeout is None else min(stall_warning, stall_timeout / 2)
@@ -377,7 +380,21 @@ class PoolExecutor:
         self._closed = False
         self._drained = False  # the last map_unordered got every batch back
         self._born: list[Any] = []
+        self._baseline: dict[int, int] = {}
         self._start_pool()
+        self.stats.reading = self._reading
+
+    def _reading(self) -> int:
+        """The bytes the workers read since each was first asked (``rchar``)."""
+        total = 0
+        baseline = self._baseline
+        for process in self._born:
+            pid = process.pid
+            read = _bytes_read(pid) if pid is not None else None
+            if read is None:
+                continue
+            total += read - baseline.setdefault(pid, read)
+        return total
 
     def _start_pool(self) -> None:
         self._born = []

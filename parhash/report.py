@@ -53,6 +53,7 @@ from parhash.results import (
 if TYPE_CHECKING:
     from parhash.dupes import Order, Stage
     from parhash.formats import RecordFormat
+    from parhash.pool import PipelineStats
     from parhash.tasks import TaskResult
 
 
@@ -218,11 +219,12 @@ def run_scan(
 
     paths, listed = path_arguments(paths, files_from, files0_from)
     stats = pipeline_stats(stall_timeout)
-    flush_idle = FlushWhenIdle()
     show, say = shown(progress, summary)
     meter = Meter("hashing", "hashed", bar=show,
                   total=file_total(paths, files_from is not None or files0_from is not None)
                   if show else None)
+    meter.stats = stats
+    flush_idle = FlushWhenIdle(meter if show else None)
     select = Selector.from_patterns(include, exclude)
     with open_output(output) as raw:
         out = flush_idle.out = Output(raw)
@@ -326,18 +328,24 @@ class Meter:
 
     With ``bar``, drawn on stderr as it goes: ``doing`` names what is being
     done (``hashing``, ``verifying``), then bytes, files and rate; with a
-    ``total`` (in the units of ``advance`` given to :meth:`update`: bytes,
-    or the manifest's bytes for check), a percentage and the time left.
-    :meth:`summary` is the line said at the end.
+    ``total`` (bytes, or ``by_bytes`` False: in the units of ``advance``
+    given to :meth:`update`, the manifest's bytes for check), a percentage
+    and the time left. Given the pipeline's :attr:`stats` and called to
+    :meth:`tick` while the pipeline waits, the bar moves inside large
+    files too. :meth:`summary` is the line said at the end.
     """
 
-    def __init__(self, doing: str, done: str, *, bar: bool = False, total: int | None = None
-                 ) -> None:
+    def __init__(self, doing: str, done: str, *, bar: bool = False, total: int | None = None,
+                 by_bytes: bool = True) -> None:
         self.done = done
+        self.advances_by_bytes = by_bytes
         self.files = 0
         self.bytes = 0
         self.errors = 0
         self.start = time.monotonic()
+        self.total = total
+        self.seen = 0  # bytes read, those of files not finished included
+        self.stats: PipelineStats | None = None
         self.bar: Any = None
         if bar:
             from tqdm import tqdm
@@ -356,8 +364,28 @@ class Meter:
     def _described(self) -> str:
         """``hashing: 1.5 GiB, 120 files, 230.4 MiB/s``."""
         elapsed = time.monotonic() - self.start
-        rate = f", {iec(self.bytes / elapsed)}/s" if elapsed > 0.5 else ""
-        return f"{self.doing}: {iec(self.bytes)}, {self.files} files{rate}"
+        seen = max(self.seen, self.bytes)
+        rate = f", {iec(seen / elapsed)}/s" if elapsed > 0.5 else ""
+        return f"{self.doing}: {iec(seen)}, {self.files} files{rate}"
+
+    def tick(self) -> None:
+        """Move the bar by what the workers have read of the files they are on, so
+        that a few large files move it too (see ``PipelineStats.reading``)."""
+        bar = self.bar
+        reading = self.stats.reading if self.stats is not None else None
+        if bar is None or reading is None:
+            return
+        seen = reading()
+        if seen <= self.seen:
+            return
+        self.seen = seen
+        bar.set_description_str(self._described(), refresh=False)
+        if self.total is not None and self.advances_by_bytes:
+            ahead = min(seen, self.total) - bar.n
+            if ahead > 0:
+                bar.update(ahead)
+        else:
+            bar.refresh()
 
     def update(self, files: int, nbytes: int, errors: int = 0, advance: int | None = None
                ) -> None:
@@ -369,7 +397,12 @@ class Meter:
         bar = self.bar
         if bar is not None:
             bar.set_description_str(self._described(), refresh=False)
-            bar.update(nbytes if advance is None else advance)
+            if advance is None:
+                # The bar may be ahead already, by bytes read of files not done.
+                target = self.bytes if self.total is None else min(self.bytes, self.total)
+                bar.update(max(0, target - bar.n))
+            else:
+                bar.update(advance)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -549,9 +582,10 @@ def run_check(
     show, say = shown(False if quiet and progress is None else progress,
                       False if quiet and summary is None else summary)
     meter = Meter("verifying", "verified", bar=show,
-                  total=manifests_size(manifests or ("-",)) if show else None)
+                  total=manifests_size(manifests or ("-",)) if show else None, by_bytes=False)
     stats = pipeline_stats(stall_timeout)
-    flush_idle = FlushWhenIdle()
+    meter.stats = stats
+    flush_idle = FlushWhenIdle(meter if show else None)
     options = CheckOptions(verbosity, strict=strict, ignore_missing=ignore_missing, json=json)
     job = CheckJob(algo, zero, root, relative_to_manifest, allow_outside_root, block_size,
                    options.verbosity, ignore_missing, json)
@@ -792,7 +826,7 @@ class StageProgress:
             self.close()
             self._stage = stage
             self._bar = self._tqdm(
-                desc=stage.value, unit="files", total=total or None, file=sys.stderr,
+                desc=stage.value, unit=" files", total=total or None, file=sys.stderr,
                 dynamic_ncols=True, mininterval=0.2, leave=False,
             )
         self._bar.update(done - self._bar.n)

@@ -1176,7 +1176,8 @@ def check_tasks(
                         stats=stats, idle=idle, lost=functools.partial(lost_check, job),
                         first=first, executor=executor)
     if meter is None and progress:
-        meter = Meter("verifying", "verified", bar=True, total=manifests_size(manifests))
+        meter = Meter("verifying", "verified", bar=True, total=manifests_size(manifests),
+                      by_bytes=False)
     sent = feed.sent
     try:
         for answer in answers:

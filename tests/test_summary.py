@@ -158,3 +158,15 @@ def test_no_hint_when_a_guess_matched_tags_named_it_or_status(tree: Path) -> Non
     assert "hint" in parhash("check", "X", cwd=tree).stderr
     assert parhash("check", "--status", "X", cwd=tree).stderr == ""
     assert "hint" not in parhash("check", "--algo", "md5", "X", cwd=tree).stderr
+
+
+def test_bar_moves_inside_a_large_file(tmp_path: Path) -> None:
+    # Sparse, so nothing is written; sha512 of 384 MiB takes about a second,
+    # several of the bar's ticks, before the one file is done.
+    big = tmp_path / "big"
+    with open(big, "wb") as f:
+        f.truncate(384 << 20)
+    out = parhash("scan", "--progress", "-a", "sha512", "-j", "2", big)
+    assert out.returncode == 0
+    during = re.findall(r"hashing: ([\d.]+) (MiB|GiB), 0 files", out.stderr)
+    assert during, out.stderr
