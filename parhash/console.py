@@ -114,8 +114,21 @@ def _exit_at_once(signum: int, frame: Any) -> None:
     _force_exit(128 + (_stopped_by[0] if _stopped_by else signum))
 
 
+def _unraisable(hook: Any) -> Any:
+    def unraisable(info: Any) -> None:
+        if isinstance(info.exc_value, Stopped):
+            # The signal came while Python ran a callback whose exceptions it
+            # can only print and drop (a weakref's, as an import finishes):
+            # nothing would unwind, so end now, quietly, as a second signal would.
+            _force_exit(info.exc_value.status)
+        hook(info)
+
+    return unraisable
+
+
 def install_signal_handlers() -> None:
     """Make every stopping signal raise :class:`Stopped` (see the module's docstring)."""
+    sys.unraisablehook = _unraisable(sys.unraisablehook)
     for s in STOPPING_SIGNALS:
         with contextlib.suppress(OSError, ValueError):
             signal.signal(s, _on_signal)

@@ -13,6 +13,7 @@ import fcntl
 import os
 import signal
 import subprocess
+import sys
 import termios
 import time
 from collections.abc import Callable
@@ -204,3 +205,25 @@ def test_giving_up_on_workers_that_keep_dying_has_the_error_status(
     assert "worker processes died; giving up" in out.stderr, out
     assert_no_traceback(out)
     assert_nothing_left_behind(out)
+
+
+def test_signal_in_a_callback_whose_exceptions_python_drops_still_stops_quietly() -> None:
+    # A weakref's callback (importlib runs them as a module finishes loading):
+    # Python prints "Exception ignored" for what a handler raises there, and
+    # goes on. The handler's stop must not be lost, nor that line printed.
+    code = (
+        "import os, signal, time, weakref\n"
+        "from parhash.console import install_signal_handlers\n"
+        "install_signal_handlers()\n"
+        "class A: pass\n"
+        "a = A()\n"
+        "def callback(ref):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.5)\n"
+        "ref = weakref.ref(a, callback)\n"
+        "del a\n"
+        "time.sleep(2)\n"
+        "print('went on')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=HANG)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (130, b"", b"")
