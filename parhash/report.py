@@ -220,9 +220,9 @@ def run_scan(
     paths, listed = path_arguments(paths, files_from, files0_from)
     stats = pipeline_stats(stall_timeout)
     show, say = shown(progress, summary)
-    meter = Meter("hashing", "hashed", bar=show,
-                  total=file_total(paths, files_from is not None or files0_from is not None)
-                  if show else None)
+    total, by_bytes = (scan_total(paths, [(files_from, b"\n"), (files0_from, b"\0")])
+                       if show else (None, True))
+    meter = Meter("hashing", "hashed", bar=show, total=total, by_bytes=by_bytes)
     meter.stats = stats
     flush_idle = FlushWhenIdle(meter if show else None)
     select = Selector.from_patterns(include, exclude)
@@ -390,7 +390,9 @@ class Meter:
     def update(self, files: int, nbytes: int, errors: int = 0, advance: int | None = None
                ) -> None:
         """Count ``files`` more files of ``nbytes`` and ``errors``; the bar moves by
-        ``advance`` (default ``nbytes``)."""
+        ``advance`` (default ``nbytes``, or, not ``by_bytes``, the files and errors)."""
+        if advance is None and not self.advances_by_bytes:
+            advance = files + errors
         self.files += files
         self.bytes += nbytes
         self.errors += errors
@@ -424,24 +426,38 @@ class Meter:
         return line + "\n"
 
 
-def file_total(paths: Sequence[str], listed: bool) -> int | None:
-    """The bytes of ``paths`` if they are all files (for a bar's total), else None.
+def scan_total(paths: Sequence[str], lists: Sequence[tuple[str | None, bytes]]
+               ) -> tuple[int | None, bool]:
+    """What a scan's bar counts up to: ``(total, in bytes?)``, ``(None, True)`` if unknown.
 
-    Only named files have a total known before the walk: a directory or a
-    glob has none, nor has a list, read as the run goes.
+    Only named files have a total known before the walk: the bytes of
+    ``paths`` if they are all files; with ``lists`` (``(name or None,
+    separator)``) that are regular files, the count of their names and of
+    ``paths`` instead. A directory, a glob or a list on a pipe has none.
     """
-    if listed or not paths:
-        return None
-    total = 0
+    sizes = 0
     for path in paths:
         try:
             st = os.stat(path)
         except (OSError, ValueError):
             continue  # its error comes from the run
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        total += st.st_size
-    return total
+        if not stat.S_ISREG(st.st_mode) or path == "-":
+            return None, True
+        sizes += st.st_size
+    given = [(name, end) for name, end in lists if name is not None]
+    if not given:
+        return (sizes, True) if paths else (None, True)
+    names = len(paths)
+    for name, end in given:
+        try:
+            with open(name, "rb") as f:
+                if name == "-" or not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    return None, True
+                data = f.read()
+        except OSError:
+            return None, True
+        names += data.count(end) + (not data.endswith(end) and bool(data))
+    return names, False
 
 
 class CheckOptions:

@@ -170,3 +170,14 @@ def test_bar_moves_inside_a_large_file(tmp_path: Path) -> None:
     assert out.returncode == 0
     during = re.findall(r"hashing: ([\d.]+) (MiB|GiB), 0 files", out.stderr)
     assert during, out.stderr
+
+
+def test_a_list_in_a_file_gives_the_bar_a_total_and_one_on_a_pipe_none(tree: Path) -> None:
+    names = "".join(f"{p}\n" for p in sorted(tree.iterdir()))
+    (tree.parent / "list").write_text(names)
+    counted = parhash("scan", "--progress", "--files-from", tree.parent / "list")
+    assert counted.returncode == 0 and "%|" in counted.stderr
+    piped = parhash("scan", "--progress", "--files-from", "-", input=names.encode())
+    assert piped.returncode == 0 and "hashing" in piped.stderr and "%" not in piped.stderr
+    both = parhash("scan", "--progress", "--files-from", tree.parent / "list", tree)
+    assert "%" not in both.stderr  # a directory: no total
