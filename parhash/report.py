@@ -828,7 +828,7 @@ class StageProgress:
     ``total`` 0 while it is unknown.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stats: PipelineStats | None = None) -> None:
         from tqdm import tqdm
 
         # No monitor thread: nothing else should be running when a pool forks.
@@ -836,15 +836,29 @@ class StageProgress:
         self._tqdm = tqdm
         self._bar: Any = None
         self._stage: Any = None
+        # The workers' bytes read (see PipelineStats.reading), from the stage's start.
+        self.stats = stats
+        self._read_from: int | None = None
 
     def __call__(self, stage: Stage, done: int, total: int) -> None:
+        reading = self.stats.reading if self.stats is not None else None
+        read = reading() if reading is not None else None
         if stage is not self._stage:
             self.close()
             self._stage = stage
+            self._read_from = read
             self._bar = self._tqdm(
                 desc=stage.value, unit=" files", total=total or None, file=sys.stderr,
                 dynamic_ncols=True, mininterval=0.2, leave=False,
             )
+        elif read is not None and stage.name in ("HEAD", "CONTENTS"):
+            # A few large files take long: the bytes read move while the count waits.
+            if self._read_from is None:
+                self._read_from = read
+            self._bar.set_description_str(f"{stage.value}: {iec(read - self._read_from)}",
+                                          refresh=False)
+        if total and self._bar.total != total:
+            self._bar.total = total
         self._bar.update(done - self._bar.n)
 
     def close(self) -> None:
@@ -904,8 +918,8 @@ def run_dupes(
     start = time.monotonic()
     paths, listed = path_arguments(paths, files_from, files0_from)
     show, timed = shown(False if quiet and progress is None else progress, summary)
-    bar = StageProgress() if show else None
     stats = pipeline_stats(stall_timeout)
+    bar = StageProgress(stats) if show else None
     found = find_dupes(
         paths, algo=algo, jobs=jobs, chunksize=chunksize, block_size=block_size,
         head_size=head_size or HEAD_SIZE, min_size=min_size or 0, max_size=max_size,

@@ -619,10 +619,15 @@ class Hashing:
             lost.append((part, reason))
             return Split(part[0], part[1], 0, [], [])
 
+        def waiting() -> None:
+            # Told again while the workers read: a bar may show their bytes.
+            if self.progress is not None:
+                self.progress(stage, done, total)
+
         def hash_parts(batches: Iterable[list[Part]]) -> None:
             nonlocal done
             for splits in executor.map_unordered(
-                functools.partial(split_parts, job), batches, lost=lose
+                functools.partial(split_parts, job), batches, waiting, lose
             ):
                 for s in splits:
                     group = groups[s.group]
