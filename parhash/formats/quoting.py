@@ -15,7 +15,8 @@ no-break space or a zero-width space is printed as it is; nothing beyond
 ASCII in the C locale, where every other byte is an octal escape.
 
 Only :func:`parhash.formats.names.quote_name` imports this module, and only
-for a name that is not plain ASCII: the common case never pays for it.
+for a name with more than letters, digits and ``-_.,/%+@]``: the common
+case never pays for it.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ _OCTAL = [b"\\%03o" % b for b in range(256)]
 # go by the locale.
 _NEEDS_QUOTES = re.compile(rb"[\x00-\x20!\"$&'()*;<=>?\[\\^`|\x7f]")
 _NOT_C_SAFE = re.compile(rb"[\x00-\x1f!\"$&()*;<=>?\[\\^`|\x7f]|(?<=.)[#~]|[{}]", re.DOTALL)
-# The byte at each position of a name, for a multibyte locale that is not
-# UTF-8 (see _pieces_mb): those quotearg decides on without the locale.
+# The bytes quotearg decides on without the locale. In a multibyte locale
+# other than UTF-8 (see _pieces_mb), any other byte starts a character that
+# the C library reads.
 _ASCII_CASES = frozenset(b"\0\a\b\t\n\v\f\r !\"#$%&'()*+,-./0123456789:;<=>?"
                          b"ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~")
 # Runs of the pieces of a name in a locale where bytes below 0x80 are
@@ -94,8 +96,9 @@ def _quoted(name: bytes, pieces: list[Piece], c_safe: bool) -> bytes:
     out = bytearray(b"'")
     # Inside $'...'. The gnulib of coreutils 9.1 writes a name holding a
     # single quote in a second pass, which starts in the state the first
-    # ended in (later gnulib starts it afresh): after a name that ends in an
-    # escape, md5sum prints '\001'\'''$'\a' for "\1'\a" and '''a'\'' for "a'\1".
+    # ended in (later gnulib starts it afresh). So when such a name ends in
+    # an escape, md5sum prints '\001'\'''$'\a' for "\1'\a", and
+    # '''a'\'''$'\001' for "a'\1".
     escaping = quoted and pieces[-1][0] == ESCAPE
     for kind, text in pieces:
         if kind == ESCAPE:
