@@ -358,9 +358,9 @@ def read_ranges(
     end found from the right, and its lines are counted in C. A record
     longer than ``max_line`` is a range of its own: the whole record if it
     starts as a checksum line, however long; else its first byte
-    (``overlong``), the rest dropped as it is read. From a pipe, :data:`PAUSE` comes after the
-    records read so far whenever the next read would wait; setting ``stop``
-    ends such a read.
+    (``overlong``), the rest dropped as it is read. From a pipe,
+    :data:`PAUSE` comes after the records read so far whenever the next
+    read would wait; setting ``stop`` ends such a read.
     """
     stop = stop or threading.Event()
     order = itertools.count()
