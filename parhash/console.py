@@ -392,7 +392,7 @@ def _check_planted(path: str, st: os.stat_result) -> None:
 def _cannot_write(path: str, reason: str) -> NoReturn:
     from parhash.formats.names import quote_name
 
-    warn(f"parhash: cannot write to {quote_name(path, colon=False)}: {reason}")
+    warn(f"parhash: cannot write to {quote_name(path, always=True)}: {reason}")
     raise CommandFailed(EXIT_FILE_ERROR)
 
 
@@ -446,7 +446,7 @@ def _open_list(name: str) -> BinaryIO:
     except OSError as e:
         from parhash.formats.names import quote_name
 
-        quoted = quote_name(name, colon=False)
+        quoted = quote_name(name, always=True)
         warn(f"parhash: cannot open {quoted} for reading: {e.strerror}")
         raise CommandFailed(EXIT_FILE_ERROR) from None
 

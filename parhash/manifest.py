@@ -1,9 +1,9 @@
 """Reading a manifest: which format each line is in, and what one line tells of the next.
 
 Each format's parser is in :mod:`parhash.formats`; this module tells them
-apart line by line (:func:`parse_line`), reads a stream into lines without
-holding an overlong one whole (:func:`read_manifest`), and keeps the state
-coreutils keeps between lines (:class:`LineParser`).
+apart line by line (:func:`parse_line`), reads a stream into lines, holding
+a long one whole only when it starts as a checksum line (:func:`read_manifest`),
+and keeps the state coreutils keeps between lines (:class:`LineParser`).
 
 ``check`` reads back everything ``scan`` writes, and what md5sum, sha*sum,
 b2sum and xxhsum write, following coreutils' ``split_3`` (src/digest.c)
@@ -13,7 +13,7 @@ file and digest here, and a line it rejects is rejected here too.
 
 from __future__ import annotations
 
-import os
+import re
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
@@ -26,7 +26,8 @@ from parhash.formats.jsonl import parse_json
 from parhash.formats.names import FS_ENCODING, FS_ERRORS
 from parhash.results import PAUSE, Pause
 
-# A longer line is no checksum line; it is skipped without being held whole.
+# A record longer than this is held whole only if it starts as a checksum
+# line does (see long_record); otherwise it is dropped as it is read.
 MAX_LINE = 1 << 20
 
 
@@ -95,12 +96,44 @@ def _parse_trimmed(line: bytes, algo: str | None, reversed: bool | None) -> Pars
 
 
 class Overlong(bytes):
-    """The first bytes of a record longer than the limit, the rest dropped unread."""
+    """The first byte of a record longer than the limit that is no checksum line.
+
+    The rest is dropped unread; the first byte tells a comment, which is
+    skipped, from a malformed line.
+    """
 
 
-# What an overlong record keeps: more than PATH_MAX, so that a checksum line
-# whose name it cuts still names no file that can be opened.
-OVERLONG_KEEP = 8192
+# What long_record decides of a record grown past the limit.
+HOLD = "hold"  # it starts as a checksum line: read it whole, as md5sum does
+DROP = "drop"  # it is no checksum line, whatever follows: drop the rest unread
+MORE = "more"  # blanks so far (squeezed to one): read on
+
+_DIGEST_LENGTHS = frozenset(a.hex_length for a in ALGORITHMS.values())
+_DIGEST_START = re.compile(rb"([0-9A-Fa-f]{1,128})[ \t]")
+
+
+def long_record(held: bytearray) -> str:
+    """Whether to read on a record, without a line end, that has passed the limit.
+
+    Its leading blanks are squeezed to one in ``held``: md5sum skips them,
+    and they alone must not make a line cost memory. Then HOLD when the rest
+    starts as a line md5sum could read (a tag and ``(``, or a digest and a
+    blank, after a backslash if any), MORE when there is no rest yet, DROP
+    otherwise. A ``scan --json`` record is dropped: no path that long was
+    ever scanned. Costs a look at the first bytes.
+    """
+    blanks = len(held) - len(held.lstrip(BLANKS))
+    if blanks > 1:
+        del held[1:blanks]
+    i = min(blanks, 1)
+    if i == len(held):
+        return MORE
+    i += held.startswith(b"\\", i)
+    tagged = TAG_RE.match(held, i)
+    if tagged is not None and tagged.group(1).decode("ascii") in TAGS:
+        return HOLD
+    digest = _DIGEST_START.match(held, i)
+    return HOLD if digest is not None and len(digest.group(1)) in _DIGEST_LENGTHS else DROP
 
 
 def _records(
@@ -108,9 +141,10 @@ def _records(
 ) -> Iterator[bytes | Pause]:
     """Split a stream at ``end``, reading as it goes.
 
-    A record longer than ``max_line`` comes as an :class:`Overlong` holding
-    its first ``OVERLONG_KEEP`` bytes; the rest is dropped as it is read, so
-    binary garbage without line ends costs no more memory than ``max_line``.
+    A record longer than ``max_line`` comes whole if it starts as a checksum
+    line (:func:`long_record`), however long, as md5sum reads it; any other
+    comes as an :class:`Overlong`, the rest dropped as it is read, so binary
+    garbage without line ends costs no more memory than ``max_line``.
     With ``ready``, :data:`PAUSE` comes before each read it says would wait.
     Costs time linear in the bytes read, however the reads cut them.
     """
@@ -121,6 +155,7 @@ def _records(
     # cost its length squared.
     carry = bytearray()
     overlong: Overlong | None = None
+    whole = False  # carry is a record to hold whole, however long
     while True:
         if ready is not None and not ready():
             yield PAUSE
@@ -139,6 +174,7 @@ def _records(
                 carry = bytearray()
             else:
                 yield chunk[start : stop + 1]
+            whole = False
             start = stop + 1
             stop = chunk.find(end, start)
         if overlong is None:
@@ -146,9 +182,12 @@ def _records(
             # a record that ends in the read taking it past the limit still
             # comes whole. Nothing more of an overlong record is kept.
             carry += memoryview(chunk)[start:]
-            if len(carry) > max_line:
-                overlong = Overlong(carry[:OVERLONG_KEEP])
-                carry = bytearray()
+            if len(carry) > max_line and not whole:
+                decided = long_record(carry)
+                whole = decided == HOLD
+                if decided == DROP:
+                    overlong = Overlong(carry[:1])
+                    carry = bytearray()
     if overlong is not None:
         yield overlong
     elif carry:
@@ -215,18 +254,18 @@ class LineParser:
         parsed = parse_csv_row(record, self.csv, algo=self.algo)  # type: ignore[arg-type]
         return [] if parsed is None else [(self.first, parsed)]
 
-    def overlong(self, number: int, start: bytes) -> tuple[int, Entry | Malformed]:
-        """A record longer than the limit, of which only ``start`` was kept."""
+    def overlong(self, number: int, start: bytes) -> list[tuple[int, Entry | Malformed]]:
+        """A record longer than the limit that is no checksum line, which starts with ``start``.
+
+        It is malformed, or skipped if it is a comment: either way, whatever
+        followed its first bytes, as md5sum would read it.
+        """
         self.partial.clear()
         self.open_quote = False
-        # md5sum tries to open such a name and fails; a checksum line whose
-        # name runs past the kept bytes names no file that can be opened
-        # either (it is longer than PATH_MAX), so it is checked, and fails,
-        # as a name "too long"; anything else is malformed.
-        cut = parse_line(start, algo=self.algo, reversed=self.state, zero=self.zero)
-        if isinstance(cut, Entry) and len(os.fsencode(cut.name)) > 4096:
-            return number, cut
-        return number, Malformed(f"a line longer than {self.max_line} bytes")
+        if start.startswith(b"#"):
+            return []
+        return [(number, Malformed(f"a line longer than {self.max_line} bytes that is no "
+                                   "checksum line"))]
 
     def finish(self) -> list[tuple[int, Entry | Malformed]]:
         """What is left at the end: a CSV record whose quote never closed."""
@@ -263,7 +302,7 @@ def read_manifest(
             continue
         number += 1
         if isinstance(line, Overlong):
-            yield parser.overlong(number, bytes(line))
+            yield from parser.overlong(number, bytes(line))
             continue
         if number == 1 and not zero:
             parser.csv = parse_csv_header(line)

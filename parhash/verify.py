@@ -56,7 +56,7 @@ from parhash.hashing import (
     outside,
     read_buffer,
 )
-from parhash.manifest import MAX_LINE, OVERLONG_KEEP, LineParser
+from parhash.manifest import DROP, HOLD, MAX_LINE, LineParser, long_record
 from parhash.pool import PipelineStats, Within, note_directory, note_item
 from parhash.report import Meter, check_record, check_text, error_line, verdict_lines
 from parhash.results import (
@@ -73,7 +73,7 @@ from parhash.results import (
     reason,
 )
 from parhash.tasks import ALONE_BYTES, NEVER_ALONE, RESULTS, TASK_BYTES, TaskFeed
-from parhash.walk import readable_now
+from parhash.walk import PATH_MAX, readable_now
 
 STDIN = "-"
 # The error of a listed name that --root or --relative-to-manifest refuses.
@@ -186,6 +186,11 @@ class _Fence:
             return OUTSIDE_ROOT
         if self.error is not None:
             return self.error
+        if len(path) * 4 >= PATH_MAX and len(os.fsencode(path)) >= PATH_MAX:
+            # A name the kernel refuses leads nowhere: the open fails with
+            # ENAMETOOLONG, as md5sum's. Resolving it would cost a system
+            # call per component, and its length squared in copies.
+            return None
         try:
             real = self._resolve(path)
         except OSError as e:  # a link that changed while it was resolved
@@ -225,7 +230,8 @@ class Lines(NamedTuple):
     ranges are sent with None, and sent again in the rare case where the
     lines before them decided otherwise than their own first GNU line.
     ``csv`` holds the algorithms of a ``scan --csv`` manifest's header.
-    ``overlong``: ``data`` is the start of one record longer than the limit.
+    ``overlong``: ``data`` is the first byte of one record longer than the
+    limit that is no checksum line (see :func:`~parhash.manifest.long_record`).
     ``key`` orders the answers: ``(n, 0)`` for the n-th range or mark read,
     another second number for a part of one done in a task of its own.
     Files in ``given_up`` stalled: they are answered with that reason,
@@ -367,10 +373,11 @@ def read_ranges(
     Each manifest ends with a :class:`Mark`, or is one (it could not be
     read). Records are not looked at one by one: a range is cut at a line
     end found from the right, and its lines are counted in C. A record
-    longer than ``max_line`` is a range of its own (``overlong``), the rest
-    of it dropped as it is read. From a pipe, :data:`PAUSE` comes after the
-    records read so far whenever the next read would wait; setting ``stop``
-    ends such a read.
+    longer than ``max_line`` is a range of its own: the whole record if it
+    starts as a checksum line, however long; else its first byte
+    (``overlong``), the rest dropped as it is read. From a pipe,
+    :data:`PAUSE` comes after the records read so far whenever the next
+    read would wait; setting ``stop`` ends such a read.
     """
     stop = stop or threading.Event()
     order = itertools.count()
@@ -437,11 +444,12 @@ class _Cutter:
         self.csv: tuple[str, ...] | None = None
         self.headed = end == b"\0"  # a NUL-separated manifest has no CSV header
         self.dropping = False  # in the rest of an overlong record
+        self.whole = False  # held is one record to read whole, however long
         self.target = min(RANGE_BYTES, 64 * lines)  # bytes a range; then from the lines seen
 
     def _emit(self, cut: int, overlong: bool = False) -> Lines:
         held = self.held
-        data = bytes(held[:OVERLONG_KEEP] if overlong else held[:cut])
+        data = bytes(held[:1] if overlong else held[:cut])
         item = Lines((next(self.order), 0), self.index, self.manifest, self.number, data,
                      None, self.csv, overlong)
         # An overlong record's lines (a CSV one may hold line ends), and the
@@ -488,6 +496,16 @@ class _Cutter:
             chunk = chunk[at + 1:]
             self.dropping = False
         held = self.held
+        if self.whole:
+            # Only the new bytes are searched: the record held has no end yet.
+            at = chunk.find(self.end)
+            if at < 0:
+                held += chunk
+                return
+            held += memoryview(chunk)[: at + 1]
+            yield self._emit(len(held))
+            self.whole = False
+            chunk = chunk[at + 1:]
         held += chunk
         if not self.headed:
             at = held.find(self.end)
@@ -517,12 +535,20 @@ class _Cutter:
                 yield self._emit(at + 1)
                 return
         if len(held) > self.max_line and self._last_end(len(held)) < 0:
-            # One record longer than the limit: its start, and nothing more of it.
-            yield self._emit(len(held), overlong=True)
-            self.dropping = True
+            # One record longer than the limit: the whole of it if it may be a
+            # checksum line, as md5sum reads it; else its start, and nothing
+            # more of it. A CSV row is never held whole.
+            decided = DROP if self.csv is not None else long_record(held)
+            if decided == HOLD:
+                self.whole = True
+            elif decided == DROP:
+                yield self._emit(len(held), overlong=True)
+                self.dropping = True
 
     def complete(self) -> Iterator[Lines]:
         """The complete records held: the reader is about to wait for more."""
+        if self.whole:
+            return  # one record, not complete yet
         cut = self._last_end(len(self.held))
         if cut > 0:
             yield self._emit(cut)
@@ -880,7 +906,7 @@ def _parse(item: Lines, job: CheckJob) -> tuple[list[tuple[int, Entry | Malforme
     """The entries and malformed lines of a range, and the GNU form its lines decided."""
     parser = LineParser(algo=job.algo, zero=job.zero, csv=item.csv, state=item.state)
     if item.overlong:
-        return [parser.overlong(item.first, item.data)], None
+        return parser.overlong(item.first, item.data), None
     end = b"\0" if job.zero else b"\n"
     records = item.data.split(end)
     last = records.pop()  # empty when the range ends with a line end, as it does but at EOF

@@ -641,6 +641,69 @@ def test_check_ten_megabyte_line(tree: dict[bytes, bytes]) -> None:
     assert done.stderr == b"parhash: ../M: no properly formatted checksum lines found\n"
 
 
+# Lines of any length, as md5sum reads them: a name longer than PATH_MAX
+# can't be opened, whether or not a shorter path to it exists.
+MD5_EMPTY = hashlib.md5(b"").hexdigest().encode()
+LONG = 2 << 20
+LONG_LINES = {
+    "gnu": MD5_EMPTY + b"  " + b"a" * LONG + b"\n",
+    "existing file": MD5_EMPTY + b"  " + b"./" * (LONG // 2) + b"f\n",
+    "tagged": b"MD5 (" + b"a" * LONG + b") = " + MD5_EMPTY + b"\n",
+    "tagged, no line end": b"MD5 (" + b"a b" * (LONG // 3) + b") = " + MD5_EMPTY,
+    "escaped": b"\\" + MD5_EMPTY + b"  " + b"a\\nb" * (LONG // 4) + b"\n",
+    "bad escape at the end": b"\\" + MD5_EMPTY + b"  " + b"a" * LONG + b"\\x\n",
+    "blanks first": b" \t" * (LONG // 2) + MD5_EMPTY + b"  f\n",
+    "comment": b"#" * LONG + b"\n",
+    "no checksum line": b"x" * LONG + b"\n",
+    "json": b'{"path": "' + b"a" * LONG + b'", "md5": "' + MD5_EMPTY + b'"}\n',
+}
+
+
+@pytest.mark.parametrize("line", list(LONG_LINES))
+@pytest.mark.parametrize("how", [[], ["-j", "2", "--chunksize", "1"], ["-"]])
+def test_check_reads_long_lines_as_md5sum(tmp_path: Path, line: str, how: list[str]) -> None:
+    (tmp_path / "f").write_bytes(b"")
+    manifest = LONG_LINES[line] + (b"\n" if not LONG_LINES[line].endswith(b"\n") else b"")
+    manifest = MD5_EMPTY + b"  f\n" + manifest + MD5_EMPTY + b"  f\n"
+    (tmp_path / "M").write_bytes(manifest)
+    stdin = how == ["-"]
+    ours = run("-w", *how, *([] if stdin else ["M"]), cwd=tmp_path,
+               input=manifest if stdin else None)
+    theirs = subprocess.run(["md5sum", "-c", "-w", "-" if stdin else "M"],
+                            executable=tool("md5sum"), cwd=tmp_path, input=manifest,
+                            capture_output=True, timeout=60)
+    assert ours.stdout == theirs.stdout
+    # md5sum -w names the algorithm of the malformed line: "MD5 checksum line".
+    assert ours.stderr.replace(b"parhash:", b"md5sum:").replace(
+        b"formatted checksum", b"formatted MD5 checksum") == theirs.stderr
+    assert ours.returncode == theirs.returncode
+
+
+def test_check_long_line_at_the_end_without_line_end(tmp_path: Path) -> None:
+    (tmp_path / "M").write_bytes(LONG_LINES["tagged, no line end"])
+    done = run("M", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stdout == b"a b" * (LONG // 3) + b": FAILED open or read\n"
+    assert done.stderr == (b"parhash: '" + b"a b" * (LONG // 3) + b"': File name too long\n"
+                           b"parhash: WARNING: 1 listed file could not be read\n")
+
+
+def test_check_long_name_under_a_root_fails_as_too_long(tmp_path: Path) -> None:
+    (tmp_path / "M").write_bytes(LONG_LINES["gnu"])
+    done = run("--root", str(tmp_path), "M", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stdout == b"a" * LONG + b": FAILED open or read\n"
+    assert done.stderr.endswith(b"a: File name too long\n"
+                                b"parhash: WARNING: 1 listed file could not be read\n")
+
+
+def test_read_manifest_holds_a_long_checksum_line_whole() -> None:
+    lines = LONG_LINES["tagged"] + LONG_LINES["comment"] + LONG_LINES["blanks first"]
+    parsed = list(read_manifest(io.BytesIO(lines), max_line=1 << 16))
+    assert parsed == [(1, Entry("a" * LONG, (("md5", MD5_EMPTY.decode()),))),
+                      (3, Entry("f", (("md5", MD5_EMPTY.decode()),), False))]
+
+
 # API and help -----------------------------------------------------------
 
 def test_api_yields_verdicts_in_manifest_order(tree: dict[bytes, bytes]) -> None:

@@ -1,4 +1,4 @@
-"""Lines and names as coreutils writes them: escaping and diagnostic quoting."""
+"""Lines and names as coreutils writes them, and manifests read as they stream in."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from parhash.formats.bsd import format_bsd
 from parhash.formats.gnu import format_gnu
-from parhash.formats.names import escape_name, quote_name
+from parhash.formats.names import escape_name
 
 MD5_EMPTY = "d41d8cd98f00b204e9800998ecf8427e"
 
@@ -67,33 +67,6 @@ def test_escaped_names_read_back_to_the_same_bytes(name: bytes) -> None:
     escaped, needed = escape_name(name)
     assert needed == line.startswith(b"\\")
     assert unescape(escaped) == name
-
-
-@pytest.mark.parametrize(
-    "name, quoted",
-    [
-        ("plain", "plain"),
-        ("a b", "'a b'"),
-        ("it's", '"it\'s"'),
-        ("it's $x", "'it'\\''s $x'"),
-        ("x:y", "'x:y'"),
-        ("n\nl", "'n'$'\\n''l'"),
-        ("\tlead", "''$'\\t''lead'"),
-        ("\udcffz", "''$'\\377''z'"),
-        ("#h", "'#h'"),
-        ("a#", "a#"),
-        ("{", "'{'"),
-        ("", "''"),
-        ("café", "café"),
-    ],
-)
-def test_quote_name_quotes_as_coreutils_diagnostics(name: str, quoted: str) -> None:
-    assert quote_name(name) == quoted
-
-
-def test_quote_name_without_colon_is_quoteaf() -> None:
-    assert quote_name("x:y", colon=False) == "x:y"
-    assert quote_name("a b:c", colon=False) == "'a b:c'"
 
 
 # Lines built from the pieces that decide how a checksum line is read: digests

@@ -214,7 +214,7 @@ def test_output_into_a_missing_directory_fails_and_creates_nothing(
     code, out, err = scan(tree.root, "-o", tmp_path / "no" / "such" / "SUMS")
     assert code == 1
     assert out == b""
-    assert err == f"parhash: cannot write to {tmp_path}/no/such/SUMS: No such file or directory\n"
+    assert err == f"parhash: cannot write to '{tmp_path}/no/such/SUMS': No such file or directory\n"
     assert not (tmp_path / "no").exists()
 
 
@@ -224,7 +224,7 @@ def test_output_onto_a_directory_fails_and_leaves_it_alone(tmp_path: Path, tree:
     proc = run(["scan", tree.root, "-o", target])
     no_traceback(proc.stderr)
     assert proc.returncode == 1
-    assert proc.stderr == f"parhash: cannot write to {target}: Is a directory\n".encode()
+    assert proc.stderr == f"parhash: cannot write to '{target}': Is a directory\n".encode()
     assert list(target.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifests", "tree"]
 

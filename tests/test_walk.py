@@ -415,7 +415,7 @@ def test_files_from_a_directory_name_walks_it(tree: Tree) -> None:
 def test_files_from_a_missing_list_is_an_error(tmp_path: Path) -> None:
     code, out, err = scan("--files-from", tmp_path / "nope")
     assert (code, out) == (1, b"")
-    assert err == f"parhash: cannot open {tmp_path}/nope for reading: No such file or directory\n"
+    assert err == f"parhash: cannot open '{tmp_path}/nope' for reading: No such file or directory\n"
 
 
 def test_read_path_list_splits_on_the_separator_and_keeps_any_byte() -> None:

@@ -9,7 +9,6 @@ those bytes. With ``zero`` (``-z``) records end in NUL and nothing is escaped.
 from __future__ import annotations
 
 import codecs
-import itertools
 import os
 import re
 import sys
@@ -63,67 +62,28 @@ def format_check_line(name: str, outcome: str) -> bytes:
     return f"{name}: {outcome}\n".encode(FS_ENCODING, FS_ERRORS)
 
 
-# Characters after which a shell would see more than a plain word, as in
-# gnulib's quotearg (shell-escape style), which coreutils uses for file names
-# in diagnostics.
-_SHELL_SPECIAL = frozenset(" !\"$&()*;<=>?[\\]^`|")
-_C_ESCAPES = {7: "a", 8: "b", 9: "t", 10: "n", 11: "v", 12: "f", 13: "r"}
+# Names made of these only are printed as they are (or between single
+# quotes) in every locale: the common case, decided without loading the
+# locale's rules (quoting.py).
+_PLAIN = re.compile(r"[-\w%+,./@\]]+", re.ASCII)
+_PLAIN_WITH_COLON = re.compile(r"[-\w%+,./:@\]]+", re.ASCII)
 
 
-def _pieces(name: bytes) -> list[tuple[bool, str]]:
-    """Split a name into (printable?, text) runs; unprintable text is $'..' escaped."""
-    out: list[tuple[bool, str]] = []
-    text = name.decode("utf-8", "surrogateescape")
-    for ch in text:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8
-            piece = (False, "\\%03o" % (code - 0xDC00))
-        elif code < 0x80 and not ch.isprintable():
-            piece = (False, "\\" + _C_ESCAPES[code] if code in _C_ESCAPES else "\\%03o" % code)
-        elif not ch.isprintable():
-            piece = (False, "".join("\\%03o" % b for b in ch.encode()))
-        else:
-            piece = (True, ch)
-        out.append(piece)
-    # Runs are joined once, not grown a character at a time: a name can be
-    # megabytes long.
-    return [(ok, "".join(t for _, t in run)) for ok, run in itertools.groupby(out, key=_first)]
+def quote_name(path: str, *, always: bool = False) -> str:
+    """Quote a path for a diagnostic as coreutils 9.1 does (``'a b'``, ``'n'$'\\n''l'``).
 
-
-def _first(piece: tuple[bool, str]) -> bool:
-    return piece[0]
-
-
-def quote_name(path: str, *, colon: bool = True) -> str:
-    """Quote a path for a diagnostic the way coreutils does (``'a b'``, ``'n'$'\\n''l'``).
-
-    With ``colon`` (coreutils' ``quotef``, for ``PROG: NAME: reason``) a name
-    holding ``:`` is quoted too, so the message still splits at its colons;
-    without it this is ``quoteaf``, as in ``cannot open NAME for reading``.
+    By default this is coreutils' ``quotef``, for ``PROG: NAME: reason``: a
+    name that a shell would read as one word is left bare, unless it holds
+    ``:``, so that the message still splits at its colons. With ``always``
+    it is ``quoteaf``, as in ``cannot open 'NAME' for reading``: quoted
+    even when plain. Which characters are printable depends on the locale,
+    as in coreutils: see :mod:`parhash.formats.quoting`.
     """
-    name = os.fsencode(path)
-    if not name:
-        return "''"
-    pieces = _pieces(name)
-    text = name.decode("utf-8", "surrogateescape")
-    printable = len(pieces) == 1 and pieces[0][0]
-    special = (
-        any(c in _SHELL_SPECIAL for c in text)
-        or (colon and ":" in text)
-        or text[0] in "#~"
-        or text in ("{", "}")
-        or "'" in text
-    )
-    if printable and not special:
-        return text
-    if printable and "'" in text and not any(c in text for c in '"$`\\!'):
-        return '"' + text + '"'
-    out = []
-    for ok, piece in pieces:
-        if ok:
-            out.append("'" + piece.replace("'", "'\\''") + "'")
-        else:
-            out.append("$'" + piece + "'")
-    if not pieces[0][0]:
-        out.insert(0, "''")
-    return "".join(out)
+    if always:
+        if _PLAIN_WITH_COLON.fullmatch(path):
+            return f"'{path}'"
+    elif _PLAIN.fullmatch(path):
+        return path
+    from parhash.formats.quoting import quote
+
+    return os.fsdecode(quote(os.fsencode(path), always=always))

@@ -250,7 +250,7 @@ def test_output_to_a_full_disk_fails_clearly_and_keeps_the_old_manifest(
     assert out.status == 1, out
     assert_no_traceback(out)
     reason = "No space left on device" if not prefix else "File too large"
-    assert error_lines(out) == [f"parhash: cannot write to {manifest}: {reason}"], out
+    assert error_lines(out) == [f"parhash: cannot write to '{manifest}': {reason}"], out
     assert manifest.read_bytes() == b"old manifest\n"
     assert os.listdir(disk) == ["MD5SUMS"]
     assert_nothing_left_behind(out)
@@ -261,7 +261,7 @@ def test_output_file_dev_full_fails_clearly(command: Command, lines_3000: Path) 
     out = run_parhash(command.args(lines_3000, "-o", "/dev/full"))
     assert out.status == 1, out
     assert_no_traceback(out)
-    assert error_lines(out) == ["parhash: cannot write to /dev/full: No space left on device"]
+    assert error_lines(out) == ["parhash: cannot write to '/dev/full': No space left on device"]
 
 
 def test_stdout_on_a_full_device_fails_clearly(command: Command, lines_3000: Path) -> None:

@@ -160,7 +160,7 @@ def test_symlink_planted_by_another_user_in_a_sticky_directory_is_not_written_th
     assert victim.read_bytes() == b"precious\n"
     assert trap.is_symlink()
     assert error_lines(out) == [
-        f"parhash: cannot write to {trap}: Permission denied (a symlink owned by another user "
+        f"parhash: cannot write to '{trap}': Permission denied (a symlink owned by another user "
         "in a sticky world-writable directory)"
     ], out
     assert os.listdir(sticky_dir) == ["MD5SUMS"]
@@ -210,7 +210,7 @@ def test_fifo_or_file_planted_by_another_user_in_a_sticky_directory_is_not_writt
     out = run_parhash(["scan", "-a", "md5", "-o", planted, tree], timeout=30)
     assert out.status == 1, out
     assert error_lines(out) == [
-        f"parhash: cannot write to {planted}: Permission denied (owned by another user in a "
+        f"parhash: cannot write to '{planted}': Permission denied (owned by another user in a "
         "sticky world-writable directory)"
     ], out
     assert os.stat(planted).st_uid == NOBODY
