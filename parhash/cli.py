@@ -30,7 +30,7 @@ from parhash.console import (
 )
 from parhash.executor import DEFAULT_CHUNKSIZE, MAX_BLOCK_SIZE
 from parhash.formats import MULTI_ALGO_FORMATS
-from parhash.hashing import DEFAULT_BLOCK_SIZE
+from parhash.hashing import DEFAULT_BLOCK_SIZE, STDIN_NAMES
 
 
 class ByteSize(click.ParamType):  # type: ignore[type-arg]
@@ -278,6 +278,9 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
         # xxhsum -c reads a GNU line by its digest's length: 16 digits are
         # XXH64, so xxh3's lines would all fail. Its tag says what it is.
         fmt = "bsd" if algos == ("xxh3",) else "gnu"
+    if "-" in (files_from, files0_from) and any(p in STDIN_NAMES for p in paths):
+        raise click.UsageError("standard input can't be both the list of paths and a file "
+                               "to hash")
     if len(algos) > 1 and fmt not in MULTI_ALGO_FORMATS:
         raise click.UsageError(
             "a GNU line holds one digest; with several algorithms use --tag, --json or --csv"

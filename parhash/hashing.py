@@ -280,8 +280,55 @@ def is_own_stream(path: str) -> bool:
     return path == STDIN or path.startswith(_OWN_PREFIXES)
 
 
-def digest_stream(fd: int, constructors: list[Callable[[], Hasher]], block_size: int
-                  ) -> tuple[list[Hasher], int]:
+def _open_fds() -> frozenset[int]:
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return frozenset({0, 1, 2})
+    fds = set()
+    for name in names:
+        try:
+            os.fstat(int(name))  # not the one the listing itself used
+        except (OSError, ValueError):
+            continue
+        fds.add(int(name))
+    return frozenset(fds)
+
+
+# The descriptors open when parhash was loaded: the user's (standard input,
+# a <(cmd) pipe). One opened since is parhash's own (a pool's pipe, a
+# manifest being read): /dev/fd/N naming it names no file of the user's, and
+# reading it would take the pool's messages or wait for ever.
+_STARTING_FDS = _open_fds()
+_STANDARD = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2, STDIN: 0}
+
+
+def _own_fd(path: str) -> int | None:
+    """The descriptor an own stream's name names (see :func:`is_own_stream`), if any."""
+    number = _STANDARD.get(path)
+    if number is not None:
+        return number
+    head, _, tail = path.rpartition("/")
+    if head in ("/dev/fd", "/proc/self/fd") and tail.isdigit():
+        return int(tail)
+    return None
+
+
+def anonymous(fd: int) -> bool:
+    """Whether ``fd`` is a pipe or socket with no name in the file system.
+
+    A worker that opened one through ``/proc/self/fd`` or ``/dev/fd`` (a
+    name in a manifest, a link in a tree) holds its own plumbing, never a
+    file of the user's: the user's are read by the main process.
+    """
+    try:
+        return not os.readlink(f"/proc/self/fd/{fd}").startswith("/")
+    except OSError:
+        return False
+
+
+def digest_stream(fd: int, constructors: list[Callable[[], Hasher]], block_size: int,
+                  buffer: bytearray | None = None) -> tuple[list[Hasher], int]:
     """Hash what ``fd`` gives until its end: a pipe, a device, standard input.
 
     Returns the hashers and the bytes read; raises ``OSError``. Nothing is
@@ -289,11 +336,17 @@ def digest_stream(fd: int, constructors: list[Callable[[], Hasher]], block_size:
     blocking (as the walk and check open every file) is waited on with
     poll: a FIFO then waits for its writer as md5sum's blocking open
     does, and its data is read even if the writer has come and gone
-    already, where opening it again would wait for another writer.
+    already, where opening it again would wait for another writer. Reads
+    into ``buffer``, or this process's buffer (:func:`read_buffer`), which
+    only its main thread may use.
     """
     hashers = [new() for new in constructors]
-    view = _BUFFER.get(block_size)
-    views = _BUFFER.views
+    if buffer is None:
+        view = _BUFFER.get(block_size)
+        views = _BUFFER.views
+    else:
+        view = memoryview(buffer)
+        views = [view]
     total = 0
     waiter = None
     if not os.get_blocking(fd):
@@ -321,7 +374,7 @@ def digest_stream(fd: int, constructors: list[Callable[[], Hasher]], block_size:
 
 
 def hash_named(path: str, constructors: list[Callable[[], Hasher]], algos: tuple[str, ...],
-               block_size: int) -> Result:
+               block_size: int, *, own: bool = False) -> Result:
     """Hash a file the user named, whatever its kind, as md5sum does; never raises.
 
     A regular file is read as :func:`hash_file` reads it. ``-`` is standard
@@ -329,14 +382,25 @@ def hash_named(path: str, constructors: list[Callable[[], Hasher]], algos: tuple
     read to its end (the size is the bytes read). A socket can't be opened
     (``No such device or address``), a directory can't be read (``Is a
     directory``): both come back as errors.
+
+    ``own``: ``path`` is one of :func:`is_own_stream`'s, read by the main
+    process, maybe in a thread beside its main one: into a buffer of its
+    own, and only if it names a descriptor open when parhash was loaded
+    (else ``No such file or directory``). Not ``own``: a pipe or socket
+    with no name (:func:`anonymous`) is no file of the user's, and is not read.
     """
+    missing = Result(path, {}, error=os.strerror(errno.ENOENT), errno=errno.ENOENT)
+    if own and _own_fd(path) not in _STARTING_FDS:
+        if path == STDIN:  # closed
+            return Result(path, {}, error=os.strerror(errno.EBADF), errno=errno.EBADF)
+        return missing
     try:
         fd = os.dup(0) if path == STDIN else os.open(path, _STREAM_FLAGS)
     except OSError as e:
         return Result(path, {}, error=reason(e), errno=e.errno)
     try:
         before = os.fstat(fd)
-        if stat.S_ISREG(before.st_mode) and path != STDIN:
+        if stat.S_ISREG(before.st_mode) and path != STDIN and not own:
             hashers, before, error, code = digest_open(fd, constructors, block_size, before)
             if error is not None:
                 return Result(path, {}, error=error, errno=code)
@@ -344,7 +408,14 @@ def hash_named(path: str, constructors: list[Callable[[], Hasher]], algos: tuple
         else:
             if stat.S_ISDIR(before.st_mode):
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
-            hashers, size = digest_stream(fd, constructors, block_size)
+            if not own and anonymous(fd):
+                return missing
+            hashers, size = digest_stream(fd, constructors, block_size,
+                                          bytearray(block_size) if own else None)
+            if stat.S_ISREG(before.st_mode):  # standard input from a file
+                after = os.fstat(fd)
+                if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+                    return Result(path, {}, error=CHANGED_WHILE_HASHING)
     except OSError as e:
         return Result(path, {}, error=reason(e), errno=e.errno)
     finally:

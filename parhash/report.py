@@ -393,6 +393,9 @@ class Meter:
         ``advance`` (default ``nbytes``, or, not ``by_bytes``, the files and errors)."""
         if advance is None and not self.advances_by_bytes:
             advance = files + errors
+            if self.bar is not None and self.total and self.bar.n + advance > self.total:
+                # A list's names were the total, and one was a directory.
+                self._lose_total()
         self.files += files
         self.bytes += nbytes
         self.errors += errors
@@ -405,6 +408,11 @@ class Meter:
                 bar.update(max(0, target - bar.n))
             else:
                 bar.update(advance)
+
+    def _lose_total(self) -> None:
+        self.total = None
+        self.bar.total = None
+        self.bar.bar_format = "{desc} [{elapsed}]"
 
     def close(self) -> None:
         if self.bar is not None:
@@ -435,11 +443,15 @@ def scan_total(paths: Sequence[str], lists: Sequence[tuple[str | None, bytes]]
     separator)``) that are regular files, the count of their names and of
     ``paths`` instead. A directory, a glob or a list on a pipe has none.
     """
+    from parhash.select import has_magic
+
     sizes = 0
     for path in paths:
         try:
             st = os.stat(path)
         except (OSError, ValueError):
+            if has_magic(path):
+                return None, True  # a glob: its matches are not known yet
             continue  # its error comes from the run
         if not stat.S_ISREG(st.st_mode) or path == "-":
             return None, True
@@ -450,13 +462,17 @@ def scan_total(paths: Sequence[str], lists: Sequence[tuple[str | None, bytes]]
     names = len(paths)
     for name, end in given:
         try:
+            # Looked at before it is opened: a FIFO's writer is the run's.
+            if name == "-" or not stat.S_ISREG(os.stat(name).st_mode):
+                return None, True
             with open(name, "rb") as f:
-                if name == "-" or not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                    return None, True
-                data = f.read()
+                last = b""
+                while chunk := f.read(1 << 20):
+                    names += chunk.count(end)
+                    last = chunk[-1:]
+                names += bool(last) and last != end
         except OSError:
             return None, True
-        names += data.count(end) + (not data.endswith(end) and bool(data))
     return names, False
 
 
@@ -512,9 +528,34 @@ _CHECK_WORDS = {OK: "OK", FAILED: "FAILED", MISSING: "FAILED open or read",
                 UNREADABLE: "FAILED open or read"}
 
 
+class CheckCounts:
+    """The verdicts of every manifest of a ``check``, added up, for its summary line."""
+
+    def __init__(self) -> None:
+        self.ok = self.failed = self.missing = self.unreadable = self.malformed = 0
+        self.manifests_unread = 0
+
+    def add(self, summary: Summary) -> None:
+        self.ok += summary.ok
+        self.failed += summary.failed
+        self.missing += summary.missing
+        self.unreadable += summary.unreadable
+        self.malformed += summary.malformed
+        self.manifests_unread += summary.error is not None
+
+    def tail(self, ignore_missing: bool) -> tuple[str, int]:
+        """``: 11 OK, 1 FAILED``, and the errors: files and manifests that could
+        not be read (missing files, unless ignored)."""
+        tail = f": {self.ok} OK, {self.failed} FAILED"
+        if self.malformed:
+            tail += f", {self.malformed} improperly formatted"
+        errors = self.unreadable + self.manifests_unread
+        return tail, errors + (0 if ignore_missing else self.missing)
+
+
 def write_pieces(
     pieces: Iterable[Any], out: Output, options: CheckOptions, err: IO[str],
-    found: Summary | None = None,
+    found: CheckCounts | None = None,
 ) -> bool:
     """Write ``check``'s answer as it comes in order; return whether every manifest verified.
 
@@ -526,11 +567,7 @@ def write_pieces(
     for piece in pieces:
         if isinstance(piece, Summary):
             if found is not None:
-                found.ok += piece.ok
-                found.failed += piece.failed
-                found.missing += piece.missing
-                found.unreadable += piece.unreadable
-                found.malformed += piece.malformed
+                found.add(piece)
             passed = write_summary(piece, out, options, err) and passed
         elif piece[0] == 1:
             out.write(piece[1])
@@ -609,7 +646,7 @@ def run_check(
     # the pool stops without waiting for a producer that is still alive.
     pieces = check_tasks(manifests or ("-",), job, jobs=jobs, lines=chunksize or RANGE_LINES,
                          stop=STOPPING, stats=stats, idle=flush_idle, meter=meter)
-    found = Summary("")
+    found = CheckCounts()
     try:
         with open_output(None) as raw:
             out = flush_idle.out = Output(raw)
@@ -620,9 +657,7 @@ def run_check(
     if stats.worker_deaths:
         warn_worker_deaths(stats)
     if say:
-        tail = f": {found.ok} OK, {found.failed} FAILED"
-        if found.malformed:
-            tail += f", {found.malformed} improperly formatted"
+        tail, meter.errors = found.tail(ignore_missing)
         sys.stderr.write(meter.summary(tail))
     return EXIT_OK if passed and not stats.worker_deaths else EXIT_FILE_ERROR
 

@@ -806,7 +806,7 @@ def _read_own_streams(named: Iterable[Any], job: ScanJob) -> Iterator[Any]:
     constructors = [ALGORITHMS[a].new for a in job.algos]
     for item in named:
         if type(item) is Argument and is_own_stream(item):
-            yield hash_named(item, constructors, job.algos, job.block_size)
+            yield hash_named(item, constructors, job.algos, job.block_size, own=True)
             yield PAUSE
         else:
             yield item

@@ -49,6 +49,7 @@ from parhash.hashing import (
     OPEN_FLAGS,
     OUTSIDE_ROOT,
     STDIN_NAMES,
+    anonymous,
     digest_open,
     digest_stream,
     hash_named,
@@ -323,6 +324,8 @@ class CheckJob(NamedTuple):
     # alone even when it is all its range names, so that a worker reads it.
     first: bool = False
     prog: str = "parhash"
+    # A manifest is standard input: no line may read it as a file too.
+    stdin_manifest: bool = False
 
 
 # A piece of an answer: (STDOUT or STDERR, bytes), a Verdict (RESULTS), or a Hole.
@@ -611,6 +614,7 @@ class _Answer:
         self.alone: list[Any] = []
         self.holes = 0
         self.attempt = 0
+        self.plain = True  # names are looked up as given (no --root)
         self.results = job.verbosity == RESULTS
         self.show_ok = job.verbosity not in ("quiet", "status")
         self.noted = note_directory(0, "")
@@ -669,6 +673,7 @@ class _Answer:
             entries, decided = list(item.entries), None
         from_stdin = item.manifest == STDIN
         plain = job.root is None and not (job.relative_to_manifest and not from_stdin)
+        self.plain = plain
         fence = _fence_for(job, item.manifest)
         under = fence.under if fence is not None else None
         given_up = dict(item.given_up)
@@ -678,11 +683,13 @@ class _Answer:
         groups = 0
         malformed = (job.algo,) if job.algo else ()
         for i, (number, parsed) in enumerate(entries):
-            if isinstance(parsed, Malformed) or (from_stdin and parsed.name in STDIN_NAMES):
+            if isinstance(parsed, Malformed) or (
+                (from_stdin or (plain and job.stdin_manifest)) and parsed.name in STDIN_NAMES
+            ):
                 groups += self._check_group(path, group, under, given_up, one_by_one, groups)
                 group = []
                 why = (parsed.reason if isinstance(parsed, Malformed)
-                       else "'-' names standard input, which holds the manifest")
+                       else "it names standard input, which holds a manifest")
                 self.verdict(Verdict(item.manifest, number, "", "", MALFORMED, malformed,
                                      error=why, manifest_index=item.manifest_index))
                 continue
@@ -698,7 +705,8 @@ class _Answer:
                 self.verdict(_refused(item.manifest, item.manifest_index, number, parsed, where,
                                       refused))
                 continue
-            if group and where == path:
+            if group and where == path and not (plain and is_own_stream(where)):
+                # (A stream is read anew for each line naming it, as md5sum does.)
                 group.append((number, parsed))
                 continue
             groups += self._check_group(path, group, under, given_up, one_by_one, groups)
@@ -733,7 +741,7 @@ class _Answer:
             self.answer(path, lines, Result(path, {}, error=why))
             return 1
         self.note(path)
-        if is_own_stream(path) and (path != STDIN or under is None):
+        if self.plain and is_own_stream(path):
             self.hole(CheckFile((0, 0), self.manifest_index, self.manifest, path, lines, under,
                                 here=True))
             return 1
@@ -828,7 +836,7 @@ class _Answer:
         else:
             algos = tuple(dict.fromkeys(a for _, e in lines for a, _ in e.digests))
         if here:
-            r = hash_named(path, _constructors(algos), algos, self.job.block_size)
+            r = hash_named(path, _constructors(algos), algos, self.job.block_size, own=True)
             if r.error is None:
                 self.files += 1
                 self.nbytes += r.size
@@ -863,6 +871,8 @@ class _Answer:
     def stream(self, fd: int, path: str, algos: tuple[str, ...]) -> Result:
         """Read the FIFO or device open as ``fd`` to its end, as md5sum -c reads one a
         manifest lists (see :func:`~parhash.hashing.digest_stream`)."""
+        if anonymous(fd):  # this worker's own plumbing, reached by a name or a link
+            return Result(path, {}, error=os.strerror(errno.ENOENT), errno=errno.ENOENT)
         try:
             hashers, size = digest_stream(fd, _constructors(algos), self.job.block_size)
         except OSError as e:
@@ -997,29 +1007,23 @@ class _CheckFeed(TaskFeed):
     """The feed of ``check``: it keeps each range it hands out until it is answered,
     to send it again should the lines before it have decided another GNU form."""
 
-    def __init__(self, named: Iterable[Any], jobs: int, job: CheckJob) -> None:
+    def __init__(self, named: Iterable[Any], jobs: int) -> None:
         super().__init__(named, chunksize=1, jobs=jobs)
         self.sent: dict[tuple[int, int], Lines] = {}
-        self.job = job
-        self.here: list[CheckResult] = []  # answers done in this process
+        # Lines naming this process's own streams, by the key of their hole:
+        # checked here, when the answer reaches them in manifest order.
+        self.here: dict[tuple[int, int], CheckFile] = {}
 
     def add(self, result: Answer) -> None:
-        # Lines naming this process's own streams are checked here and now.
         if any(type(item) is CheckFile and item.here for item in result.alone):
             alone = []
             for item in result.alone:
                 if type(item) is CheckFile and item.here:
-                    answer = _Answer(self.job, item.key, item.manifest_index, item.manifest)
-                    self.here.append(answer.file(item))
+                    self.here[item.key] = item
                 else:
                     alone.append(item)
             result = cast(CheckResult, result)._replace(alone=alone)
         super().add(result)
-
-    def take_here(self) -> list[CheckResult]:
-        """The answers done in this process since the last call."""
-        here, self.here = self.here, []
-        return here
 
     def get(self, timeout: float) -> list[Any] | None:
         task = super().get(timeout)
@@ -1040,10 +1044,12 @@ class InOrder:
     Memory: the answers that wait for an earlier, slower one.
     """
 
-    def __init__(self, manifests: Sequence[str], feed: _CheckFeed, results: bool) -> None:
+    def __init__(self, manifests: Sequence[str], feed: _CheckFeed, results: bool,
+                 here: Callable[[CheckFile], CheckResult] | None = None) -> None:
         self.manifests = manifests
         self.feed = feed
         self.results = results
+        self.here = here  # checks the feed's own-stream lines when their turn comes
         self.ready: dict[tuple[int, int], CheckResult] = {}
         self.cursor: collections.deque[Any] = collections.deque()
         self.next = 0
@@ -1063,6 +1069,8 @@ class InOrder:
         self.stale.discard(r.key)
         for piece in r.pieces:
             if type(piece) is Hole:
+                if self.feed.here.pop(piece.key, None) is not None:
+                    continue  # never read: its range is done again
                 late = self.ready.pop(piece.key, None)
                 if late is None:
                     self.stale.add(piece.key)
@@ -1103,6 +1111,13 @@ class InOrder:
                 piece = cursor[0]
                 if type(piece) is Hole:
                     r = ready.pop(piece.key, None)
+                    if r is None and self.here is not None:
+                        # Standard input and the like are read in manifest
+                        # order, as md5sum reads them, once the lines before
+                        # them are answered.
+                        item = self.feed.here.pop(piece.key, None)
+                        if item is not None:
+                            r = self.here(item)
                     if r is None or not self._accept(r):
                         return
                     cursor.popleft()
@@ -1192,9 +1207,17 @@ def check_tasks(
     """
     if (clamp_jobs(jobs) if executor is None else executor.jobs) == 1:
         job = job._replace(alone=NEVER_ALONE)
+    job = job._replace(stdin_manifest=STDIN in manifests)
     stop = stop or threading.Event()
-    feed = _CheckFeed(read_ranges(manifests, zero=job.zero, lines=lines, stop=stop), 1, job)
-    order = InOrder(manifests, feed, job.verbosity == RESULTS)
+    feed = _CheckFeed(read_ranges(manifests, zero=job.zero, lines=lines, stop=stop), 1)
+
+    def here(item: CheckFile) -> CheckResult:
+        answer = _Answer(job, item.key, item.manifest_index, item.manifest).file(item)
+        if meter is not None:
+            meter.update(answer.files, answer.nbytes, answer.errors, 0)
+        return answer
+
+    order = InOrder(manifests, feed, job.verbosity == RESULTS, here)
     small = inline_bytes(job.block_size)
     first = CheckTask(job._replace(alone=min(job.alone, small), nbytes=small,
                                    files=INLINE_MAX_FILES, first=True))
@@ -1213,10 +1236,6 @@ def check_tasks(
                 meter.update(answer.files, answer.nbytes, answer.errors,
                              len(given.data) if given is not None else 0)
             order.add(answer)
-            for here in feed.take_here():
-                order.add(here)
-                if meter is not None:
-                    meter.update(here.files, here.nbytes, here.errors, 0)
             yield from order.take()
         yield from order.take()
         assert not order.ready and not order.cursor, "check lost track of a line"
@@ -1232,11 +1251,13 @@ def manifests_size(manifests: Sequence[str]) -> int | None:
     size is not known ahead)."""
     total = 0
     for manifest in manifests:
+        if manifest == STDIN:
+            return None
         try:
             st = os.stat(manifest)
         except (OSError, ValueError):
-            continue
-        if manifest == STDIN or not stat.S_ISREG(st.st_mode):
+            continue  # an error of the run's, and no lines
+        if not stat.S_ISREG(st.st_mode):
             return None
         total += st.st_size
     return total

@@ -245,3 +245,137 @@ def test_check_under_root_dash_is_the_file_called_dash(tmp_path: Path) -> None:
                           input=b"not this", capture_output=True, env=ENV, timeout=30,
                           check=False)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"-: OK\n", b"")
+
+
+# --- what a review found --------------------------------------------------------
+
+
+def test_streams_read_beside_a_walk_get_their_own_buffer(tmp_path: Path) -> None:
+    # The names' thread reads a stream while the main thread hashes the first
+    # tasks: one shared buffer gave both wrong digests, with exit 0.
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for i in range(200):
+        (tree / f"{i:03}").write_bytes(os.urandom(50_000))
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(20 << 20))
+    for jobs in ("1", "2"):
+        script = (f"exec {' '.join(PARHASH)} scan -a md5 -j {jobs} {tree} <(cat {big}) - "
+                  f"< {big}")
+        proc = subprocess.run(["bash", "-c", script], capture_output=True, env=ENV,
+                              timeout=60, check=False)
+        no_traceback(proc.stderr)
+        assert (proc.returncode, proc.stderr) == (0, b"")
+        lines = proc.stdout.decode().splitlines()
+        assert len(lines) == 202
+        for line in lines:
+            hexdigest, name = line.split("  ", 1)
+            path = big if name == "-" or name.startswith("/dev/fd/") else Path(name)
+            assert hexdigest == digest("md5", path.read_bytes()), name
+
+
+def test_check_fd_names_parhash_opened_itself_are_no_files(tmp_path: Path) -> None:
+    # /dev/fd/N of a descriptor parhash opened (the pool's pipes, the
+    # manifest): reading it would hang or take the pool's messages.
+    lines = [f"{digest('md5', b'')}  {tmp_path}/f{i}\n" for i in range(3000)]
+    for i in (range(3, 10)):
+        (tmp_path / f"f{i}").touch()
+    for n in range(3, 12):
+        lines.insert(100 * n, f"{digest('md5', b'')}  /dev/fd/{n}\n")
+        lines.insert(100 * n, f"{digest('md5', b'')}  /proc/self/fd/{n}\n")
+    (tmp_path / "M").write_text("".join(lines))
+    proc = subprocess.run([*PARHASH, "check", "-j", "2", "--chunksize", "50", str(tmp_path / "M")],
+                          capture_output=True, env=ENV, timeout=60, check=False,
+                          stdin=subprocess.DEVNULL)
+    no_traceback(proc.stderr)
+    assert proc.returncode == 1
+    assert proc.stdout.count(b"/dev/fd/") == 9
+    for n in range(3, 12):
+        assert f"/dev/fd/{n}: FAILED open or read\n".encode() in proc.stdout
+        assert f"parhash: /dev/fd/{n}: No such file or directory\n".encode() in proc.stderr
+
+
+def test_check_under_root_never_reads_a_workers_own_descriptors(tmp_path: Path) -> None:
+    lines = "".join(f"{digest('md5', b'')}  proc/self/fd/{n}\n" for n in range(3, 12))
+    (tmp_path / "M").write_text(lines)
+    proc = subprocess.run([*PARHASH, "check", "--root", "/", str(tmp_path / "M")],
+                          capture_output=True, env=ENV, timeout=60, check=False,
+                          stdin=subprocess.DEVNULL)
+    no_traceback(proc.stderr)
+    assert proc.returncode == 1
+    assert proc.stdout.count(b": OK") == 0
+
+
+def test_check_reads_streams_in_manifest_order(fifo: Path, tmp_path: Path) -> None:
+    # '-' takes standard input whole; /dev/stdin after it finds it empty,
+    # the FIFO between them notwithstanding: md5sum's order, whatever the ranges.
+    manifest = tmp_path / "M"
+    manifest.write_text(f"{digest('md5', b'hi')}  -\n"
+                        f"{digest('md5', b'fifo')}  {fifo}\n"
+                        f"{digest('md5', b'')}  /dev/stdin\n"
+                        f"{digest('md5', b'hi')}  -\n")
+    theirs, _ = both([str(manifest)], input=b"hi", command="check", fifo=(fifo, b"fifo"))
+    assert theirs.returncode == 1  # the last line: standard input is empty by then
+    for chunks in ("1", "2"):
+        writer = _feed(fifo, b"fifo")
+        mine = subprocess.run([*PARHASH, "check", "-j", "2", "--chunksize", chunks,
+                               str(manifest)], input=b"hi", capture_output=True, env=ENV,
+                              timeout=30, check=False)
+        writer.join(10)
+        same(theirs, mine)
+
+
+def test_check_a_range_sent_again_reads_standard_input_once(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_bytes(b"a")
+    manifest = tmp_path / "M"
+    manifest.write_text(f"{digest('md5', b'a')} a.txt\n"
+                        f"{digest('md5', b'hi')}  -\n"
+                        f"{digest('md5', b'')} /dev/stdin\n")
+    theirs = subprocess.run(["md5sum", "-c", "M"], input=b"hi", capture_output=True, env=ENV,
+                            cwd=tmp_path, check=False)
+    for chunks in ("1", "2", "1024"):
+        mine = subprocess.run([*PARHASH, "check", "--chunksize", chunks, "M"], input=b"hi",
+                              capture_output=True, env=ENV, cwd=tmp_path, timeout=30,
+                              check=False)
+        same(theirs, mine)
+
+
+def test_check_each_line_naming_standard_input_reads_it_anew(tmp_path: Path) -> None:
+    manifest = tmp_path / "M"
+    manifest.write_text(f"{digest('md5', b'hi')}  -\n{digest('md5', b'')}  -\n")
+    theirs, mine = both([str(manifest)], input=b"hi", command="check")
+    same(theirs, mine)
+    assert mine.returncode == 0
+
+
+def test_check_standard_input_named_beside_a_manifest_on_it_is_malformed(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "S").write_text(f"{digest('md5', b'')}  -\n")
+    proc = subprocess.run([*PARHASH, "check", "-w", "S", "-"], cwd=tmp_path,
+                          input=f"{digest('md5', b'')}  /dev/null\n".encode(),
+                          capture_output=True, env=ENV, timeout=30, check=False)
+    no_traceback(proc.stderr)
+    assert proc.returncode == 1
+    assert proc.stdout == b"/dev/null: OK\n"
+    assert proc.stderr.startswith(b"parhash: S: 1: improperly formatted checksum line\n")
+
+
+def test_a_list_on_standard_input_and_dash_is_a_usage_error(tmp_path: Path) -> None:
+    for name in ("-", "/dev/stdin"):
+        proc = subprocess.run([*PARHASH, "scan", "--files-from", "-", name], input=b"x\n",
+                              capture_output=True, env=ENV, timeout=30, check=False)
+        assert proc.returncode == 2
+        assert proc.stderr == (b"parhash: standard input can't be both the list of paths and "
+                               b"a file to hash\nTry 'parhash scan --help' for more "
+                               b"information.\n")
+
+
+def test_a_list_on_a_fifo_with_the_bar_on_does_not_hang(fifo: Path, tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"a")
+    writer = _feed(fifo, f"{tmp_path}/a\n".encode())
+    proc = subprocess.run([*PARHASH, "scan", "--progress", "-a", "md5", "--files-from",
+                           str(fifo)], capture_output=True, env=ENV, timeout=30, check=False)
+    writer.join(10)
+    assert proc.returncode == 0
+    assert proc.stdout == f"{digest('md5', b'a')}  {tmp_path}/a\n".encode()

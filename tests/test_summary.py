@@ -181,3 +181,26 @@ def test_a_list_in_a_file_gives_the_bar_a_total_and_one_on_a_pipe_none(tree: Pat
     assert piped.returncode == 0 and "hashing" in piped.stderr and "%" not in piped.stderr
     both = parhash("scan", "--progress", "--files-from", tree.parent / "list", tree)
     assert "%" not in both.stderr  # a directory: no total
+
+
+def test_totals_unknown_for_globs_and_lists_of_directories_and_stdin(tree: Path) -> None:
+    glob = parhash("scan", "--progress", tree / "f1", f"{tree}/f*")
+    assert glob.returncode == 0 and "hashing" in glob.stderr and "%" not in glob.stderr
+    (tree.parent / "dirs").write_text(f"{tree}\n")
+    listed = parhash("scan", "--progress", "--summary", "--files-from", tree.parent / "dirs")
+    assert listed.returncode == 0, listed.stderr
+    assert "hashed 6 files" in listed.stderr
+    manifest = parhash("scan", tree).stdout
+    piped = parhash("check", "--progress", "-", input=manifest.encode())
+    assert "verifying" in piped.stderr and "%" not in piped.stderr
+
+
+def test_check_summary_counts_ignored_missing_files_as_no_error(tree: Path) -> None:
+    manifest = tree.parent / "M"
+    manifest.write_text(parhash("scan", tree).stdout + f"{'0' * 64}  {tree}/gone\n")
+    out = parhash("check", "--summary", "--ignore-missing", manifest)
+    assert out.returncode == 0
+    assert out.stderr.endswith(": 6 OK, 0 FAILED\n"), out.stderr
+    out = parhash("check", "--summary", manifest, tree.parent / "no-such-manifest")
+    assert out.returncode == 1
+    assert out.stderr.endswith(": 6 OK, 0 FAILED; 2 errors\n"), out.stderr
