@@ -10,11 +10,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PEER_TOOLS := md5sum:coreutils xxhsum:xxhash rhash:rhash hashdeep:hashdeep \
               b3sum:b3sum jdupes:jdupes rdfind:rdfind /usr/bin/time:time groff:groff-base
 
-# What `make run` leaves out: what the set-up and the tools write into the
-# repository, the same as .gitignore, so that it hashes the project's own files.
-OWN_FILES := --exclude .venv/ --exclude .git/ --exclude build/ --exclude dist/ \
-             --exclude '*.egg-info/' --exclude __pycache__/ --exclude .hypothesis/ \
-             --exclude '.*_cache/'
+# What `make run` hashes: the project's own files, those git tracks; in an
+# unpacked sdist, the tree without what `pip install .` wrote into it.
+SET_UP_FILES := --exclude .venv/ --exclude build/ --exclude '*.egg-info/'
 
 .PHONY: run test lint bench man peers venv clean
 
@@ -25,7 +23,11 @@ venv: $(BIN)/python
 
 run: venv
 	$(BIN)/pip install --quiet .
-	$(BIN)/parhash scan . --algo sha256 $(OWN_FILES)
+	@if git rev-parse --git-dir >/dev/null 2>&1; then set -x; \
+	  git ls-files -z | $(BIN)/parhash scan --files0-from - --algo sha256; \
+	else set -x; \
+	  $(BIN)/parhash scan . --algo sha256 $(SET_UP_FILES); \
+	fi
 
 # Installs the peer tools that are missing (apt-get, as root or with sudo).
 peers:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -60,26 +59,39 @@ def test_every_option_has_help_text(name: str) -> None:
             assert param.help, f"{name} {param.opts} has no help"
 
 
-def test_make_run_hashes_the_project_s_own_files(tmp_path: Path) -> None:
-    # The scan `make run` makes, on a tree that holds what set-up leaves behind.
+@pytest.mark.parametrize("checkout", ["git", "sdist"])
+def test_make_run_hashes_the_project_s_own_files_and_warns_of_nothing(
+    checkout: str, tmp_path: Path
+) -> None:
+    # The scan `make run` makes, on a tree that holds what set-up leaves behind:
+    # a git checkout hashes what git tracks; an unpacked sdist, all but set-up's.
     made = subprocess.run(["make", "-n", "-s", "run"], cwd=ROOT, capture_output=True,
                           text=True, check=True)
-    (line,) = [x for x in made.stdout.splitlines() if "parhash scan" in x]
-    for name in ("README.md", "src/app.py", "tests/test_x.py"):
+    recipe = made.stdout.split("\n", 1)[1]  # after the pip install
+    own = ["README.md", "src/app.py", "tests/test_x.py"]
+    for name in own:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(name)
-    for junk in (".venv/bin/python", ".git/HEAD", "build/lib/src/app.py",
-                 "demo.egg-info/PKG-INFO", "src/__pycache__/app.cpython-311.pyc",
-                 ".mypy_cache/x", ".hypothesis/x", "dist/parhash.whl"):
-        (tmp_path / junk).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / junk).write_text(junk)
-    words = shlex.split(line.split("parhash scan", 1)[1])
-    done = subprocess.run([sys.executable, "-m", "parhash", "scan", *words], cwd=tmp_path,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    if checkout == "git":
+        env = {**os.environ, "GIT_CONFIG_GLOBAL": "/dev/null"}
+        subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True, env=env)
+        subprocess.run(["git", "add", *own], cwd=tmp_path, check=True, env=env)
+        junk = ["src/__pycache__/app.cpython-311.pyc", ".mypy_cache/x", ".hypothesis/x",
+                "dist/parhash.whl", "notes.txt"]
+    else:
+        junk = []
+    for name in (*junk, "build/lib/src/app.py", "demo.egg-info/PKG-INFO", ".venv/bin/python"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    # The venv's parhash, where the recipe looks for it.
+    (tmp_path / ".venv/bin/parhash").symlink_to(Path(sys.executable).parent / "parhash")
+    done = subprocess.run(["bash", "-c", recipe], cwd=tmp_path, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert sorted(x.split("  ", 1)[1] for x in done.stdout.splitlines()) == [
-        "./README.md", "./src/app.py", "./tests/test_x.py"
-    ]
+    assert sorted(x.split("  ", 1)[1].removeprefix("./") for x in done.stdout.splitlines()) == own
+    # What the user sees on stderr: the command (set -x), and no warning.
+    assert "warning" not in done.stderr, done.stderr
+    assert "parhash scan" in done.stderr
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
