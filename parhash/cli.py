@@ -200,9 +200,18 @@ def _cluster_options(roots: Any) -> Any:
             if "--scheduler" in given and "--scheduler-file" in given:
                 raise click.UsageError("--scheduler and --scheduler-file exclude each other")
             # Imported only now: distributed costs 0.2-0.4 s to import.
+            import logging
+
             from parhash.cluster import DaskExecutor
 
+            # Dask's warnings ("Couldn't gather 1 keys, rescheduling" when a
+            # worker dies) say what parhash handles and reports in its own words.
+            logging.getLogger("distributed").setLevel(logging.ERROR)
+
             security = None
+            if (scheduler or "").startswith("tls://") and not (tls_cert and tls_key):
+                raise click.UsageError("a tls:// scheduler needs --tls-cert and --tls-key "
+                                       "(and --tls-ca-file)")
             if tls_ca_file or tls_cert or tls_key:
                 from distributed import Security
 

@@ -162,8 +162,9 @@ class DaskExecutor:
         self.client = client
         self.window_given = window
         try:
+            self._check_scheduler()
             self.jobs = self._threads()
-            self._check_versions()
+            self._check_workers()
         except BaseException:
             self.close()
             raise
@@ -198,9 +199,8 @@ class DaskExecutor:
         return {address: _shown_worker(address, info.get("name")) for address, info
                 in workers.items()}
 
-    def _check_versions(self) -> None:
-        """Raise :class:`ClusterError` unless the scheduler and every worker run this
-        client's version of parhash.
+    def _check_scheduler(self) -> None:
+        """Raise :class:`ClusterError` unless the scheduler runs this client's parhash.
 
         The scheduler unpickles every task, so it needs parhash too (Dask
         says "Error during deserialization of the task graph" otherwise).
@@ -221,6 +221,12 @@ class DaskExecutor:
                 f"the scheduler at {self.address} runs parhash {there}, this client "
                 f"{__version__}"
             )
+
+    def _check_workers(self) -> None:
+        """Raise :class:`ClusterError` naming a worker that does not run this client's
+        parhash (see :meth:`_check_scheduler`)."""
+        from parhash import __version__
+
         answers = self.client.run(parhash_version, on_error="return")
         names = self._worker_names()
         for address, answer in sorted(answers.items()):
@@ -410,3 +416,5 @@ def _connect(address: str | None, scheduler_file: str | None, timeout: float,
                            f"({_why(e)})") from None
     except ValueError as e:  # not an address
         raise ClusterError(f"bad scheduler address {where}: {e}") from None
+    except TypeError as e:  # tls:// without a certificate
+        raise ClusterError(f"cannot connect to the scheduler {where}: {e}") from None
