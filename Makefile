@@ -41,7 +41,7 @@ peers:
 	fi
 
 test: venv peers
-	$(BIN)/pip install --quiet '.[test,lint]'
+	$(BIN)/pip install --quiet '.[test,lint,dask]'
 	$(BIN)/python -m pytest
 
 lint: venv

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO, UnknownAlgorithm
+    from parhash.cluster import DaskExecutor
     from parhash.dupes import find_dupes
     from parhash.executor import DEFAULT_CHUNKSIZE, Executor, InlineExecutor
     from parhash.hashing import DEFAULT_BLOCK_SIZE, hash_file
@@ -35,6 +36,7 @@ _LAZY = {
     "ALGORITHMS": "parhash.algorithms",
     "DEFAULT_ALGO": "parhash.algorithms",
     "UnknownAlgorithm": "parhash.algorithms",
+    "DaskExecutor": "parhash.cluster",
     "DEFAULT_CHUNKSIZE": "parhash.executor",
     "Executor": "parhash.executor",
     "InlineExecutor": "parhash.executor",
@@ -55,6 +57,7 @@ __all__ = [
     "DEFAULT_ALGO",
     "DEFAULT_BLOCK_SIZE",
     "DEFAULT_CHUNKSIZE",
+    "DaskExecutor",
     "Executor",
     "InlineExecutor",
     "PipelineStats",

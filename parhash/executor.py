@@ -49,6 +49,12 @@ INLINE_MAX_BYTES = 32 << 20
 INFLIGHT_PER_WORKER = 4
 
 
+class ClusterError(RuntimeError):
+    """A cluster that can't run the work: unreachable, another version of parhash,
+    a worker that can't see the files. Its message names what; the command
+    line says it and exits 2."""
+
+
 def available_cpus() -> int:
     """The CPUs this process may run on (its affinity), not the machine's count."""
     try:

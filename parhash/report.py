@@ -52,6 +52,7 @@ from parhash.results import (
 
 if TYPE_CHECKING:
     from parhash.dupes import Order, Stage
+    from parhash.executor import Executor
     from parhash.formats import RecordFormat
     from parhash.pool import PipelineStats
     from parhash.tasks import TaskResult
@@ -194,6 +195,7 @@ def run_scan(
     output: str | None = None,
     progress: bool | None = None,
     summary: bool | None = None,
+    executor: Executor | None = None,
 ) -> int:
     """``parhash scan``: hash the files, write their records; return the exit status.
 
@@ -206,7 +208,8 @@ def run_scan(
     the file being written is never listed. Each file that can't be read
     gives ``parhash: PATH: reason`` on stderr. ``progress`` draws a bar on
     stderr, and ``summary`` says :meth:`Meter.summary` at the end (each by
-    default when stderr is a terminal).
+    default when stderr is a terminal). ``executor``, if given, runs the
+    tasks instead of a local pool (a cluster's), and is left open.
 
     Returns :data:`EXIT_OK`, or :data:`EXIT_FILE_ERROR` when a file could not
     be read or a worker died (its files are hashed again, and a warning says
@@ -230,7 +233,8 @@ def run_scan(
         out = flush_idle.out = Output(raw)
         job = ScanJob(algos, block_size, fmt, zero, sort, follow, select,
                       frozenset(_own_files(raw, output)), chunksize or TASK_FILES)
-        results = scan_tasks(paths, job, listed=listed, jobs=jobs, stats=stats, idle=flush_idle)
+        results = scan_tasks(paths, job, listed=listed, jobs=jobs, stats=stats, idle=flush_idle,
+                             executor=executor)
         try:
             counts = write_tasks(results, out, RecordFormat(fmt, algos, zero),
                                  sort=sort, meter=meter)
@@ -609,6 +613,7 @@ def run_check(
     stall_timeout: float | None = None,
     progress: bool | None = None,
     summary: bool | None = None,
+    executor: Executor | None = None,
 ) -> int:
     """``parhash check``: verify the files ``manifests`` list; return the exit status.
 
@@ -622,7 +627,8 @@ def run_check(
     and ``ignore_missing`` are as in :class:`CheckOptions`. ``progress``
     draws a bar on stderr, and ``summary`` says :meth:`Meter.summary` with
     the verdicts' counts at the end (each by default when stderr is a
-    terminal, and ``verbosity`` is not ``quiet`` or ``status``).
+    terminal, and ``verbosity`` is not ``quiet`` or ``status``). ``executor``
+    is as for :func:`run_scan`.
 
     Returns :data:`EXIT_OK` when every manifest verified, else
     :data:`EXIT_FILE_ERROR`, as it does when a worker died (its lines are
@@ -645,7 +651,8 @@ def run_check(
     # A signal sets STOPPING: a manifest read from a pipe stops being read, so
     # the pool stops without waiting for a producer that is still alive.
     pieces = check_tasks(manifests or ("-",), job, jobs=jobs, lines=chunksize or RANGE_LINES,
-                         stop=STOPPING, stats=stats, idle=flush_idle, meter=meter)
+                         stop=STOPPING, stats=stats, idle=flush_idle, meter=meter,
+                         executor=executor)
     found = CheckCounts()
     try:
         with open_output(None) as raw:
@@ -927,19 +934,20 @@ def run_dupes(
     summary: bool | None = None,
     order: Order = "path",
     prefer: Sequence[str] = (),
+    executor: Executor | None = None,
 ) -> int:
     """``parhash dupes``: find files with identical contents; return the exit status.
 
     ``paths``, the lists ``files_from`` and ``files0_from``, and the other
     options are as for :func:`run_scan` and :func:`parhash.find_dupes`
     (``head_size`` default ``HEAD_SIZE``; ``order`` and ``prefer`` choose the
-    first file of each group). Each error goes to stderr as the
-    search meets it; then the groups, most wasted bytes first, are written
-    to standard output by ``DUPE_WRITERS[fmt]``, and the
-    :func:`dupes_summary` to stderr (``summary`` True or False says it or
-    not; by default it is said unless ``quiet``, with the files compared
-    and the time taken when stderr is a terminal). ``progress`` draws a bar
-    per stage on stderr (default: when stderr is a terminal and not ``quiet``).
+    first file of each group; ``executor`` as for :func:`run_scan`). Each error
+    goes to stderr as the search meets it; then the groups, most wasted bytes
+    first, are written to standard output by ``DUPE_WRITERS[fmt]``, and the
+    :func:`dupes_summary` to stderr (``summary`` True or False says it or not;
+    by default it is said unless ``quiet``, with the files compared and the
+    time taken when stderr is a terminal). ``progress`` draws a bar per stage
+    on stderr (default: when stderr is a terminal and not ``quiet``).
 
     Returns :data:`EXIT_USAGE` when an error could hide a duplicate, else
     :data:`EXIT_DUPES_FOUND` when ``exit_code`` and a group was found, else
@@ -960,7 +968,7 @@ def run_dupes(
         head_size=head_size or HEAD_SIZE, min_size=min_size or 0, max_size=max_size,
         include_empty=include_empty, follow=follow, include=include, exclude=exclude,
         listed=listed, hardlinks=fmt in ("json", "csv"), order=order, prefer=prefer,
-        progress=bar, stats=stats,
+        progress=bar, stats=stats, executor=executor,
     )
     counts = DupeTally()
     try:
