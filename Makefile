@@ -50,7 +50,7 @@ lint: venv
 	$(BIN)/mypy
 
 bench: venv peers
-	$(BIN)/pip install --quiet '.[bench]' || $(BIN)/pip install --quiet .
+	$(BIN)/pip install --quiet '.[bench,dask]' || $(BIN)/pip install --quiet .
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 # Writes man/*.1 from the commands' help; run it after changing any help text.

@@ -20,6 +20,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.cluster import SCHEDULER_FILE
+from benchmarks.cluster import unavailable as cluster_unavailable
 from benchmarks.corpus import Sizes
 from benchmarks.timing import Command
 
@@ -40,7 +42,8 @@ REAL_TREE = "4-real-tree"  # the standard library against find | xargs -P2 md5su
 CHECK = "5-check"  # check against scan and md5sum -c
 DUPES = "6-dupes"  # dupes against jdupes and rdfind
 HELD = "7-held"  # the targets of issue 3 that still hold
-TARGET_IDS = (PARENT_CPU, SMALL_FILES, PARALLEL, REAL_TREE, CHECK, DUPES, HELD)
+CLUSTER = "8-cluster"  # a Dask cluster against the local pool (issue 15)
+TARGET_IDS = (PARENT_CPU, SMALL_FILES, PARALLEL, REAL_TREE, CHECK, DUPES, HELD, CLUSTER)
 
 # Reading a process's CPU time gives whole clock ticks, so the parent-CPU
 # case averages at least this many rounds (but one with --quick).
@@ -100,6 +103,7 @@ class Case:
     sweep: str | None = None
     per_file_cpu: PerFileCpu | None = None
     min_rounds: int = 1
+    cluster: bool = False  # needs the local Dask cluster of cluster.py running
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,15 @@ def build_cases(sizes: Sizes, parhash: Parhash) -> list[Case]:
                 _peer("jdupes -r -q", ["jdupes", "-r", "-q", root]),
                 _peer("rdfind -dryrun true",
                       ["rdfind", "-dryrun", "true", "-makeresultsfile", "false", root]))
+
+    def on_cluster(label: str, args: list[str], paths: list[str], shown_paths: str) -> Command:
+        flags = ["--executor", "dask", "--scheduler-file", SCHEDULER_FILE]
+        command = scan(label, [*args, *flags], paths, shown_paths)
+        reason = cluster_unavailable()
+        if reason is None and not parhash.accepts("scan", "--executor"):
+            reason = "`parhash scan --executor` does not exist yet"
+        return Command(command.label, command.argv, command.shown, is_parhash=True,
+                       unavailable=reason)
 
     dupes_comparisons = (Comparison("parhash dupes", "jdupes -r -q", 1.0, DUPES),
                          Comparison("parhash dupes", "rdfind -dryrun true", 1.0, DUPES))
@@ -347,6 +360,35 @@ def build_cases(sizes: Sizes, parhash: Parhash) -> list[Case]:
             "which share sizes (a few files of each) but hold no copy",
             "jdupes -r -q DIR; rdfind -dryrun true DIR",
             ("small",), dupes_commands("small"), dupes_comparisons, corpus="small",
+        ),
+        Case(
+            "cluster-large", "md5 of the large files on a Dask cluster on this machine (a "
+            "scheduler, two workers of one thread) against the local pool of two",
+            "parhash -j 2 FILES", ("large",),
+            (on_cluster("parhash dask", ["-a", "md5"], large, large_shown),
+             scan("parhash -j2", ["-a", "md5", *j2], large, large_shown)),
+            (Comparison("parhash dask", "parhash -j2", 1.3, CLUSTER),),
+            corpus="large", cluster=True,
+        ),
+        Case(
+            "cluster-small", "md5 of the small files on the same cluster against the local "
+            "pool: a task's round trip through the scheduler against a pipe's",
+            "parhash -j 2 DIR", ("small",),
+            (on_cluster("parhash dask", ["-a", "md5"], ["small"], "small"),
+             scan("parhash -j2", ["-a", "md5", *j2], ["small"], "small")),
+            (Comparison("parhash dask", "parhash -j2", 2.0, CLUSTER),),
+            corpus="small", cluster=True,
+        ),
+        Case(
+            "cluster-cpu", "CPU time of the client per file on the cluster (its own, as for "
+            f"parent-cpu): scanning {n_small:,} small files minus the first {n_head:,}",
+            f"the client itself on the first {n_head:,} of the files", ("small", head),
+            (on_cluster(f"parhash dask ({n_small:,} files)", ["-a", "md5"], ["small"],
+                        "small"),
+             on_cluster(f"parhash dask ({n_head:,} files)", ["-a", "md5"], [head], head)),
+            per_file_cpu=PerFileCpu(f"parhash dask ({n_small:,} files)",
+                                    f"parhash dask ({n_head:,} files)", n_small - n_head),
+            min_rounds=PARENT_CPU_ROUNDS, cluster=True,
         ),
     ]
     default = f"--block-size {_size_text(default_block)}"

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from benchmarks import cases as cases_mod
+from benchmarks import cluster as cluster_mod
 from benchmarks import corpus as corpus_mod
 from benchmarks import machine, report
 from benchmarks.timing import CpuMeter, Runner, run_rounds
@@ -165,8 +166,14 @@ def _main(argv: Sequence[str] | None) -> int:
 
         runner = Runner(workdir)
         results = []
+        clusters = contextlib.ExitStack()
+        cluster: cluster_mod.Cluster | None = None
+        scheduler: list[cluster_mod.SchedulerFigures] = []
         try:
             for case in chosen:
+                if case.cluster and cluster is None and cluster_mod.unavailable() is None:
+                    _log("starting a Dask scheduler and two workers on 127.0.0.1")
+                    cluster = clusters.enter_context(cluster_mod.local_cluster(workdir, _log))
                 # A case that reads CPU ticks needs more rounds than one that times.
                 n = rounds if args.quick else max(rounds, case.min_rounds)
                 _log(f"{case.name}: {len(case.commands)} commands x {n} rounds")
@@ -183,7 +190,13 @@ def _main(argv: Sequence[str] | None) -> int:
                         _log(f"{case.name}: {s.command.label} failed: {s.error}")
                         problems.append(f"{case.name}: {s.command.label}: {s.error}")
                 results.append(report.CaseResult(case, samples, elapsed, other))
+            if cluster is not None and "small" in corpora:
+                _log("cluster: the scheduler's CPU per task, at a few task sizes")
+                scheduler = cluster_mod.measure_scheduler(
+                    cluster, workdir, "small", cluster_mod.SCHEDULER_CHUNKSIZES,
+                    1 if args.quick else 3)
         finally:
+            clusters.close()
             runner.close()
 
         run = report.Run(
@@ -191,6 +204,7 @@ def _main(argv: Sequence[str] | None) -> int:
             machine=described, rounds=rounds, warmup=warmup, quick=args.quick, argv=argv,
             seconds=time.perf_counter() - started, load_after=machine.load_average(),
             rss_launcher=runner.launcher_name, rss_floor=runner.rss_floor,
+            scheduler=scheduler,
         )
         chart_ref = None
         chart_note = "No chart: the report was not written (--no-write)."

@@ -13,11 +13,12 @@ import os
 import shlex
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.cases import (
     CHECK,
+    CLUSTER,
     DUPES,
     HELD,
     PARALLEL,
@@ -28,6 +29,7 @@ from benchmarks.cases import (
     Comparison,
     PerFileCpu,
 )
+from benchmarks.cluster import SchedulerFigures
 from benchmarks.corpus import Corpus
 from benchmarks.timing import CLOCK_TICK, Samples, stats
 
@@ -49,6 +51,9 @@ TARGETS = {
     HELD: "held from issue 3: large md5 -j 2 <= 0.54x md5sum, large xxh3 <= 0.9x "
     "xxhsum -H3, start-up <= 1.3x python -c 'import click', peak RSS on 200,000 files "
     "<= 1.5x on 20,000",
+    CLUSTER: "issue 15, a Dask cluster on this machine (a scheduler, two workers of one "
+    "thread) against the local -j 2 pool: <= 1.3x on the large files, <= 2x on the "
+    "30,000 small files",
 }
 
 
@@ -82,6 +87,7 @@ class Run:
     load_after: str
     rss_launcher: str
     rss_floor: int
+    scheduler: list[SchedulerFigures] = field(default_factory=list)
 
 
 def _values(s: Samples, metric: str) -> list[float]:
@@ -309,6 +315,62 @@ def parent_cpu_section(run: Run) -> list[str]:
     return lines
 
 
+def scheduler_section(run: Run) -> list[str]:
+    """The cluster's scheduler: CPU per task, and what one scheduler and one client can feed."""
+    if not run.scheduler:
+        return []
+    rows = [[f"{f.chunksize:,}", f"{f.tasks / f.rounds:,.0f}", f"{f.files / f.tasks:,.0f}",
+             f"{f.seconds / f.rounds:.2f} s", f"{f.tasks_per_second:,.0f}",
+             f"{f.per_task_ms:.2f} ms", f"{f.client_per_task_ms:.2f} ms",
+             f"{1000 / f.per_task_ms:,.0f}" if f.per_task_ms else "—"]
+            for f in run.scheduler]
+    lines = [
+        "",
+        "## The cluster's scheduler (issue 15)",
+        "",
+        "The small files scanned through the Python API on the cluster of the cluster "
+        "cases, at a few task sizes (`chunksize`, files per task): the tasks the executor "
+        "sent, and the scheduler's CPU time (`utime+stime` of its `/proc/PID/stat`) and the "
+        "client's (`time.process_time`) around each scan, summed over "
+        f"{run.scheduler[0].rounds} round{'s' if run.scheduler[0].rounds != 1 else ''}. "
+        "The scheduler's ceiling is one second of its CPU over its CPU per task: the tasks "
+        "per second one scheduler could take if it did nothing else. Here client, "
+        "scheduler and workers share two cores, so the measured rate is far below it.",
+        "",
+        *_table(["files per task", "tasks", "files per task (measured)", "wall (mean)",
+                 "tasks/s measured", "scheduler CPU per task", "client CPU per task",
+                 "scheduler ceiling (tasks/s)"], rows, "rrrrrrrr"),
+    ]
+    worst = max(run.scheduler, key=lambda f: f.per_task_ms)
+    default = run.scheduler[0]
+    if worst.per_task_ms and default.tasks:
+        ceiling = 1000 / worst.per_task_ms
+        files_per_s = default.files / (default.seconds or 1)  # two workers, this corpus
+        per_worker = files_per_s / 2
+        batch = per_worker * 1000 / 500  # files a task so that 1,000 workers make 500 tasks/s
+        task_files = default.files / default.tasks
+        fed = ceiling * task_files / per_worker
+        lines += [
+            "",
+            "On paper, from these figures:",
+            "",
+            f"- One scheduler takes at most about {ceiling:,.0f} tasks/s (its worst CPU per "
+            f"task above, {worst.per_task_ms:.2f} ms). At scan's default task of "
+            f"{task_files:,.0f} files, a worker here hashed about "
+            f"{per_worker:,.0f} small files/s, so one task is "
+            f"{task_files / per_worker * 1000:,.0f} ms of a worker's "
+            f"time: one scheduler feeds about {fed:,.0f} such workers before it is the limit.",
+            f"- To keep the scheduler under 500 tasks/s with 1,000 workers each hashing "
+            f"{per_worker:,.0f} small files/s, a task must hold at least "
+            f"{batch:,.0f} files (`--chunksize {int(batch) + 1}`); with 100 workers, "
+            f"{batch / 10:,.0f}.",
+            "- The client's own limit is its CPU per file (the cluster-cpu case above): one "
+            "client feeds as many workers as its CPU per file divides into a worker's time "
+            "per file.",
+        ]
+    return lines
+
+
 def _throughput(run: Run, case: Case, s: Samples) -> str:
     if case.metric != "time" or not s.ok or case.corpus is None:
         return ""
@@ -462,9 +524,10 @@ def render(run: Run, chart: str | None, chart_note: str, notes: str) -> str:
         "pages. See "
         "`benchmarks/README.md` for what each case measures.",
         "",
-        "## Targets (issue 13)",
+        "## Targets (issues 13 and 15)",
         "",
-        "The items of issue 13, \"The batch pipeline\", by the ids in the first column:",
+        "The items of issue 13, \"The batch pipeline\", and the speed of issue 15, "
+        "\"Beyond one machine\", by the ids in the first column:",
         "",
         *[f"- `{target_id}`: {text}" for target_id, text in TARGETS.items()],
         "",
@@ -473,6 +536,7 @@ def render(run: Run, chart: str | None, chart_note: str, notes: str) -> str:
         f"`{PARENT_CPU}` is not a ratio: its medians are the main process's mean CPU time "
         "in each scan, its value the difference per file (next section).",
         *parent_cpu_section(run),
+        *scheduler_section(run),
         "",
         "## All measurements",
         "",

@@ -156,6 +156,7 @@ class DaskExecutor:
             raise ValueError("window must be at least 1")
         self._own = client is None
         self._seen_dirs: set[str] = set()
+        self.tasks = 0  # sent to the cluster so far, retries included
         self.connect_timeout = connect_timeout
         if client is None:
             client = _connect(address, scheduler_file, connect_timeout, security)
@@ -369,6 +370,7 @@ class DaskExecutor:
         packed = [pickle.dumps((fn, pack_walked(batch), cwd), protocol=pickle.HIGHEST_PROTOCOL)
                   for batch, _ in sent]
         futures = self.client.map(run_packed, packed, pure=False)
+        self.tasks += len(futures)
         for (batch, retry), future in zip(sent, futures, strict=True):
             inflight[future.key] = (batch, retry, future)
         done.update(futures)

@@ -26,7 +26,7 @@ CASES = (
     "small-md5", "small-xxh3", "small-sha256", "parent-cpu", "mixed-md5", "real-tree",
     "startup", "memory", "check", "dupes", "dupes-small",
     "block-size-md5", "block-size-sha256", "block-size-xxh3",
-    "chunksize-md5", "chunksize-xxh3",
+    "chunksize-md5", "chunksize-xxh3", "cluster-large", "cluster-small", "cluster-cpu",
 )
 
 # The peers the cases run. `make test` installs them (`make peers`), so a
@@ -57,9 +57,14 @@ def test_quick_benchmarks_report_every_case_and_the_machine(tmp_path: Path) -> N
     assert not [row for row in rows if "not installed" in row]
     # Parallel efficiency needs parhash -j1 next to -j2 on the small files.
     assert any(row.startswith("| small-md5 | parhash -j1 | ") for row in rows)
-    for heading in ("## Targets (issue 13)", "## Parent CPU per file (parent-cpu)",
+    for heading in ("## Targets (issues 13 and 15)", "## Parent CPU per file (parent-cpu)",
+                    "## Parent CPU per file (cluster-cpu)", "## The cluster's scheduler",
                     "## All measurements", "## Machine", "## Corpora"):
         assert heading in text
+    # The scheduler's figures: a row per task size, each with a CPU time per task.
+    scheduler = text.split("## The cluster's scheduler", 1)[1].split("\n## ", 1)[0]
+    assert len([r for r in scheduler.splitlines() if r.startswith("| ") and " ms |" in r]) == 3
+    assert "One scheduler takes at most about" in scheduler
     parent = text.split("## Parent CPU per file", 1)[1].split("\n## ", 1)[0]
     for column in ("main process CPU per file", "workers' CPU per file",
                    "ceiling (workers per main process)", "<= 0.5 µs"):
