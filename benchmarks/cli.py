@@ -170,7 +170,7 @@ def _main(argv: Sequence[str] | None) -> int:
         cluster: cluster_mod.Cluster | None = None
         scheduler: list[cluster_mod.SchedulerFigures] = []
         try:
-            for case in chosen:
+            for index, case in enumerate(chosen):
                 if case.cluster and cluster is None and cluster_mod.unavailable() is None:
                     _log("starting a Dask scheduler and two workers on 127.0.0.1")
                     cluster = clusters.enter_context(cluster_mod.local_cluster(workdir, _log))
@@ -190,11 +190,16 @@ def _main(argv: Sequence[str] | None) -> int:
                         _log(f"{case.name}: {s.command.label} failed: {s.error}")
                         problems.append(f"{case.name}: {s.command.label}: {s.error}")
                 results.append(report.CaseResult(case, samples, elapsed, other))
-            if cluster is not None and "small" in corpora:
-                _log("cluster: the scheduler's CPU per task, at a few task sizes")
-                scheduler = cluster_mod.measure_scheduler(
-                    cluster, workdir, "small", cluster_mod.SCHEDULER_CHUNKSIZES,
-                    1 if args.quick else 3)
+                if cluster is not None and not any(c.cluster for c in chosen[index + 1:]):
+                    # The last case on the cluster: measure its scheduler, then stop it,
+                    # so that its idle processes don't take from the cases after.
+                    if "small" in corpora:
+                        _log("cluster: the scheduler's CPU per task, at a few task sizes")
+                        scheduler = cluster_mod.measure_scheduler(
+                            cluster, workdir, "small", cluster_mod.SCHEDULER_CHUNKSIZES,
+                            1 if args.quick else 3)
+                    clusters.close()
+                    cluster = None
         finally:
             clusters.close()
             runner.close()

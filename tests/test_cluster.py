@@ -189,6 +189,25 @@ def test_check_and_dupes_answer_as_the_local_pool(cluster: Cluster, tree: Tree) 
     _same_run(["dupes", "--json", "-a", "md5", "tree"], cluster, cwd)
 
 
+def test_standard_input_progress_bar_and_summary_as_locally(cluster: Cluster, tree: Tree) -> None:
+    # '-' is read by the client; the bar and the summary count what the
+    # cluster's tasks did, as they count the pool's.
+    cwd = tree.root.parent
+    done = run(["scan", "-a", "md5", "--progress", "--summary", "tree", "-", *dask(cluster)],
+               cwd=cwd, input=b"from standard input")
+    no_traceback(done.stderr)
+    assert done.returncode == 0, done.stderr
+    assert f"{hashlib.md5(b'from standard input').hexdigest()}  -\n".encode() in done.stdout
+    files = len(tree.files) + 1
+    assert b"hashing" in done.stderr
+    assert f"parhash: hashed {files} files, ".encode() in done.stderr
+    manifest = run(["scan", "--sort", "-a", "md5", "-o", "SUMS", "tree"], cwd=cwd)
+    assert manifest.returncode == 0
+    checked = run(["check", "--summary", "SUMS", *dask(cluster)], cwd=cwd)
+    assert checked.returncode == 0, checked.stderr
+    assert f": {len(tree.files)} OK, 0 FAILED\n".encode() in checked.stderr
+
+
 def _holders(path: Path) -> list[int]:
     """The processes that have ``path`` open."""
     found = []
