@@ -362,8 +362,8 @@ def scheduler_section(run: Run) -> list[str]:
             f"time: one scheduler feeds about {fed:,.0f} such workers before it is the limit.",
             f"- To keep the scheduler under 500 tasks/s with 1,000 workers each hashing "
             f"{per_worker:,.0f} small files/s, a task must hold at least "
-            f"{batch:,.0f} files (`--chunksize {int(batch) + 1}`); with 100 workers, "
-            f"{batch / 10:,.0f}.",
+            f"{batch:,.0f} files; with 100 workers, {batch / 10:,.0f} (today a task "
+            "stops at 16 MiB and 32 directories, whatever `--chunksize`).",
             "- The client's own limit is its CPU per file (the cluster-cpu case above): one "
             "client feeds as many workers as its CPU per file divides into a worker's time "
             "per file.",
