@@ -45,6 +45,11 @@ R = TypeVar("R")
 # of 200, as many as all at once, 9.2 s with 32, and 16.2 s refilled four at
 # a time (one client.submit per task cost 3.6 ms against 1.9).
 WINDOW_PER_THREAD = 4
+# The local pipeline's tasks (a thousand small files, 16 MiB) are some 20 ms
+# of a worker's time, where a scheduler spends 1-2 ms of its CPU on each
+# (benchmarks/RESULTS.md): one scheduler would saturate at about ten workers.
+# A task this many times larger keeps the scheduler's share small.
+TASK_SCALE = 8
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
@@ -151,12 +156,14 @@ class DaskExecutor:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         security: Any = None,
         window: int | None = None,
+        task_scale: int = TASK_SCALE,
     ) -> None:
         if window is not None and window < 1:
             raise ValueError("window must be at least 1")
         self._own = client is None
         self._seen_dirs: set[str] = set()
         self.tasks = 0  # sent to the cluster so far, retries included
+        self.task_scale = task_scale
         self.connect_timeout = connect_timeout
         if client is None:
             client = _connect(address, scheduler_file, connect_timeout, security)

@@ -705,8 +705,10 @@ class TaskFeed(Feed):
         chunksize: int,
         jobs: int = 1,
         follow: bool = False,
+        max_dirs: int = MAX_DIRS_PER_TASK,
     ) -> None:
         self.chunksize = chunksize
+        self.max_dirs = max_dirs
         self.jobs = jobs
         self.follow = follow
         self.share = False  # several directories to a task
@@ -770,7 +772,7 @@ class TaskFeed(Feed):
         if dirs:
             k = 1
             if self.share:
-                k = max(1, min(MAX_DIRS_PER_TASK, len(dirs) // (2 * self.jobs)))
+                k = max(1, min(self.max_dirs, len(dirs) // (2 * self.jobs)))
             task = dirs[-k:]
             del dirs[-k:]
             task.reverse()
@@ -795,6 +797,13 @@ class Argument(str):
 def _arguments(paths: Iterable[str | Pause]) -> Iterator[Argument | Pause]:
     for path in paths:
         yield path if isinstance(path, Pause) else Argument(os.fsdecode(path))
+
+
+def task_scale(executor: Executor | None) -> int:
+    """How many times the local pipeline's task an ``executor`` wants a task to be
+    (its ``task_scale``; 1 for the local pool): a cluster's scheduler takes
+    a millisecond or two per task, which a task must be worth."""
+    return max(1, int(getattr(executor, "task_scale", 1))) if executor is not None else 1
 
 
 def _read_own_streams(named: Iterable[Any], job: ScanJob) -> Iterator[Any]:
@@ -866,7 +875,11 @@ def scan_tasks(
                                        select=job.select, skip_pseudo=job.skip_pseudo)
     if streams:
         named = _read_own_streams(named, job)
-    feed = TaskFeed(named, chunksize=job.files, follow=job.follow)
+    scale = task_scale(executor)
+    if scale > 1:
+        job = job._replace(files=job.files * scale, nbytes=job.nbytes * scale)
+    feed = TaskFeed(named, chunksize=job.files, follow=job.follow,
+                    max_dirs=MAX_DIRS_PER_TASK * scale)
     small = inline_bytes(job.block_size)
     first = RunTask(job._replace(files=INLINE_MAX_FILES, nbytes=small,
                                  alone=min(job.alone, small), first=True), kind)

@@ -73,7 +73,7 @@ from parhash.results import (
     Verdict,
     reason,
 )
-from parhash.tasks import ALONE_BYTES, NEVER_ALONE, RESULTS, TASK_BYTES, TaskFeed
+from parhash.tasks import ALONE_BYTES, NEVER_ALONE, RESULTS, TASK_BYTES, TaskFeed, task_scale
 from parhash.walk import PATH_MAX, readable_now
 
 STDIN = "-"
@@ -1208,6 +1208,10 @@ def check_tasks(
     if (clamp_jobs(jobs) if executor is None else executor.jobs) == 1:
         job = job._replace(alone=NEVER_ALONE)
     job = job._replace(stdin_manifest=STDIN in manifests)
+    scale = task_scale(executor)
+    if scale > 1:  # a cluster's tasks: see parhash.tasks.task_scale
+        lines *= scale
+        job = job._replace(nbytes=job.nbytes * scale)
     stop = stop or threading.Event()
     feed = _CheckFeed(read_ranges(manifests, zero=job.zero, lines=lines, stop=stop), 1)
 

@@ -153,3 +153,40 @@ def test_a_given_executor_is_left_open_for_the_next_run(tmp_path: Path) -> None:
             (r,) = parhash.scan([str(tmp_path / "a")], algos=("md5",), executor=pool)
             assert r.digests == {"md5": hashlib.md5(b"a").hexdigest()}
         assert pool.pool is not None
+
+
+def test_an_executor_s_task_scale_makes_fewer_larger_tasks_and_the_same_answers(
+    tmp_path: Path, futures: FuturesExecutor
+) -> None:
+    # A cluster's executor asks for tasks task_scale times the local ones: its
+    # scheduler pays per task. The answers are the same; the tasks fewer.
+    root = tmp_path / "tree"
+    files = {}
+    for d in range(40):
+        (root / f"d{d:02}").mkdir(parents=True)
+        for i in range(60):
+            path = root / f"d{d:02}" / f"f{i:02}"
+            path.write_bytes(b"%d %d\n" % (d, i % 7) * (i + 1))
+            files[str(path)] = path.read_bytes()
+    manifest = tmp_path / "MD5SUMS"
+    manifest.write_text("\n".join(_md5sum(files)) + "\n")
+    answers = []
+    batches = []
+    try:
+        for scale in (1, 8):
+            futures.task_scale = scale  # type: ignore[attr-defined]
+            before = futures.batches
+            scanned = sorted(f"{r.digests['md5']}  {r.path}" for r in parhash.scan(
+                [str(root)], algos=("md5",), chunksize=60, executor=futures))
+            checked = [(v.path, v.status) for v in parhash.check(
+                [str(manifest)], chunksize=60, executor=futures)]
+            groups = sorted(sorted(g.paths) for g in parhash.find_dupes(
+                [str(root)], chunksize=60, executor=futures))
+            answers.append((scanned, checked, groups))
+            batches.append(futures.batches - before)
+    finally:
+        del futures.task_scale  # type: ignore[attr-defined]
+    assert answers[0] == answers[1]
+    assert answers[0][0] == _md5sum(files)
+    assert answers[0][2] == _expected_groups(files)
+    assert batches[1] * 2 < batches[0], batches

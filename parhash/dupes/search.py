@@ -41,7 +41,7 @@ from parhash.hashing import (
 from parhash.pool import PipelineStats
 from parhash.results import DupeError, DupeGroup, Pause
 from parhash.select import Selector
-from parhash.tasks import TaskResult, scan_tasks
+from parhash.tasks import TaskResult, scan_tasks, task_scale
 
 
 def _candidates(groups: list[Group]) -> int:
@@ -201,7 +201,7 @@ def find_dupes(
         algo=names[0],
         head_size=head_size,
         jobs=clamp_jobs(jobs) if executor is None else executor.jobs,
-        chunksize=chunksize or DEFAULT_CHUNKSIZE,
+        chunksize=(chunksize or DEFAULT_CHUNKSIZE) * task_scale(executor),
         block_size=block_size,
         progress=progress,
         stats=stats,

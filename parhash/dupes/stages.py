@@ -42,6 +42,7 @@ from parhash.hashing import (
 )
 from parhash.pool import WORKER_DIED, PipelineStats, PoolExecutor, note_item
 from parhash.results import DupeError, reason
+from parhash.tasks import task_scale
 
 # A group of this many files or more is kept as a PackedFiles, not a list:
 # from here a list's 250 bytes a file outweigh the Python step per file that
@@ -651,7 +652,8 @@ class Hashing:
                 if self.progress is not None:
                     self.progress(stage, done, total)
 
-        hash_parts(cut_parts(groups, cost, self.chunksize, BATCH_BYTES))
+        hash_parts(cut_parts(groups, cost, self.chunksize,
+                             BATCH_BYTES * task_scale(self.given)))
         while lost:
             # A part whose worker died on it twice goes again file by file, a
             # file a task, so that only a file that kills a worker by itself
