@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -140,3 +141,13 @@ def test_the_package_builds_to_an_sdist_and_a_wheel_that_twine_passes(tmp_path: 
     assert "License-Expression: MIT" in metadata
     assert any(n.endswith("licenses/LICENSE") for n in names)
     assert "parhash/dupes/stages.py" in names and "parhash/formats/gnu.py" in names
+    # The sdist ships the man pages as committed (tests/test_manpage.py keeps them fresh).
+    (sdist,) = (tmp_path / "dist").glob("*.tar.gz")
+    top = sdist.name.removesuffix(".tar.gz") + "/"
+    pages = sorted(p.name for p in (ROOT / "man").glob("*.1"))
+    with tarfile.open(sdist) as tar:
+        shipped = {m.name.removeprefix(top): tar.extractfile(m) for m in tar.getmembers()
+                   if m.name.startswith(top + "man/")}
+        assert sorted(shipped) == [f"man/{name}" for name in pages]
+        for name, member in shipped.items():
+            assert member and member.read() == (ROOT / name).read_bytes(), name

@@ -11,7 +11,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import click
@@ -165,26 +164,3 @@ def test_python_dash_m_writes_the_pages_and_drops_a_gone_command_s(tmp_path: Pat
     usage = subprocess.run([sys.executable, "-m", "parhash.manpage"], capture_output=True,
                            text=True, stdin=subprocess.DEVNULL, timeout=60, cwd=ROOT)
     assert (usage.returncode, usage.stderr) == (2, "usage: python -m parhash.manpage OUTDIR\n")
-
-
-def test_the_sdist_ships_the_committed_pages(tmp_path: Path) -> None:
-    # A copy of the project's own files, as a fresh clone holds them.
-    source = tmp_path / "src"
-    source.mkdir()
-    for name in ("pyproject.toml", "MANIFEST.in", "README.md", "LICENSE", "CHANGELOG.md"):
-        shutil.copy(ROOT / name, source / name)
-    shutil.copytree(ROOT / "parhash", source / "parhash",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "man", source / "man")
-    built = subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir",
-                            str(tmp_path / "dist"), str(source)],
-                           capture_output=True, text=True, timeout=300)
-    assert built.returncode == 0, built.stdout + built.stderr
-    (sdist,) = (tmp_path / "dist").glob("*.tar.gz")
-    top = f"parhash-{__version__}/"
-    with tarfile.open(sdist) as tar:
-        shipped = {m.name.removeprefix(top): tar.extractfile(m) for m in tar.getmembers()
-                   if m.name.startswith(top + "man/")}
-        assert sorted(shipped) == sorted(f"man/{name}" for name in PAGES)
-        for name, member in shipped.items():
-            assert member and member.read() == (ROOT / name).read_bytes(), name
