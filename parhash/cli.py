@@ -206,12 +206,19 @@ def _cluster_options(roots: Any) -> Any:
 
             # Dask's warnings ("Couldn't gather 1 keys, rescheduling" when a
             # worker dies) say what parhash handles and reports in its own words.
-            logging.getLogger("distributed").setLevel(logging.ERROR)
+            for name in ("distributed", "distributed.client", "distributed.worker",
+                         "distributed.comm", "tornado.application"):
+                # (Dask's logging config gives some of these levels of their own.)
+                logging.getLogger(name).setLevel(logging.CRITICAL)
 
             security = None
             if (scheduler or "").startswith("tls://") and not (tls_cert and tls_key):
                 raise click.UsageError("a tls:// scheduler needs --tls-cert and --tls-key "
                                        "(and --tls-ca-file)")
+            if (tls_ca_file or tls_cert or tls_key) and not (scheduler or "").startswith(
+                    "tls://") and scheduler_file is None:
+                raise click.UsageError("--tls-ca-file, --tls-cert and --tls-key are for a "
+                                       "tls:// scheduler")
             if tls_ca_file or tls_cert or tls_key:
                 from distributed import Security
 
@@ -256,7 +263,10 @@ def _path_roots(kwargs: dict[str, Any]) -> list[str]:
     paths = list(kwargs.get("paths") or ())
     if not paths and not (kwargs.get("files_from") or kwargs.get("files0_from")):
         paths = ["."]
-    return [p for p in paths if p != "-"]
+    from parhash.hashing import is_own_stream
+
+    # Standard input, /dev/fd/N: the client reads those itself.
+    return [p for p in paths if not is_own_stream(p)]
 
 
 def _check_roots(kwargs: dict[str, Any]) -> list[str]:

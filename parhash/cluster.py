@@ -27,6 +27,7 @@ import contextlib
 import os
 import pickle
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
@@ -218,7 +219,11 @@ class DaskExecutor:
         from parhash import __version__
 
         try:
-            there = self.client.run_on_scheduler(parhash_version)
+            there = _within(self.connect_timeout,
+                            lambda: self.client.run_on_scheduler(parhash_version),
+                            f"the scheduler at {self.address}")
+        except ClusterError:
+            raise
         except Exception as e:  # what failed there: any exception, sent back
             raise ClusterError(
                 f"the scheduler at {self.address} can't run parhash "
@@ -235,7 +240,9 @@ class DaskExecutor:
         parhash (see :meth:`_check_scheduler`)."""
         from parhash import __version__
 
-        answers = self.client.run(parhash_version, on_error="return")
+        answers = _within(self.connect_timeout,
+                          lambda: self.client.run(parhash_version, on_error="return"),
+                          "a worker asked for its parhash version")
         names = self._worker_names()
         for address, answer in sorted(answers.items()):
             if isinstance(answer, BaseException):
@@ -263,7 +270,9 @@ class DaskExecutor:
             import stat
 
             wanted.append((path, stat.S_ISDIR(st.st_mode)))
-        answers = self.client.run(unseen, wanted, cwd, on_error="return")
+        answers = _within(self.connect_timeout,
+                          lambda: self.client.run(unseen, wanted, cwd, on_error="return"),
+                          "a worker asked whether it sees the paths (a dead mount?)")
         names = self._worker_names()
         for address, answer in sorted(answers.items()):
             worker = names.get(address, address)
@@ -310,9 +319,13 @@ class DaskExecutor:
         inflight: dict[str, tuple[list[T], bool, Any]] = {}
         done = distributed.as_completed(  # type: ignore[no-untyped-call]
             loop=client.loop, with_results=True, raise_errors=False)
+        heard = time.monotonic()  # the last result, or the last look at the workers
         try:
             while True:
                 if len(inflight) <= window // 2:
+                    # Workers come and go: the window follows their threads.
+                    self.jobs = max(1, sum(client.nthreads().values()))
+                    window = self.window
                     self._refill(fn, cwd, ahead, pending, inflight, done, window)
                 if not inflight:
                     if ahead.done and not pending:
@@ -325,7 +338,14 @@ class DaskExecutor:
                 except queue.Empty:
                     if idle is not None:
                         idle()
+                    if time.monotonic() - heard > self.connect_timeout:
+                        heard = time.monotonic()
+                        if not client.nthreads():
+                            raise ClusterError(
+                                f"no worker is left on the scheduler at {self.address}"
+                            ) from None
                     continue
+                heard = time.monotonic()
                 ready = done.next_batch(block=False)  # type: ignore[no-untyped-call]
                 for future, result in [first, *ready]:
                     batch, retry, _ = inflight.pop(future.key)
@@ -336,15 +356,23 @@ class DaskExecutor:
                         continue
                     error = result[1] if isinstance(result, tuple) else result
                     if not isinstance(error, distributed.KilledWorker):
-                        if isinstance(error, BaseException):
-                            raise error
-                        raise ClusterError(f"a task ended as {status}: {error!r}")
+                        # A worker that can't enter the client's directory, the
+                        # scheduler gone (the tasks cancelled)...: the run
+                        # can't go on, and says why in one line.
+                        why = (_why(error) if isinstance(error, BaseException)
+                               else f"{status}: {error!r}")
+                        raise ClusterError(f"a task failed on the cluster at "
+                                           f"{self.address} ({why})")
                     if retry:
                         yield [lose(item, WORKER_DIED) for item in batch]
                     else:
                         # Which item killed its workers is not known: each is
                         # tried alone, so that only that one is lost.
                         pending.extend(([item], True) for item in batch)
+        except (ClusterError, GeneratorExit):
+            raise
+        except Exception as e:  # the connection to the scheduler, lost mid-run
+            raise ClusterError(f"lost the scheduler at {self.address} ({_why(e)})") from None
         finally:
             stop.set()
             if inflight:
@@ -406,6 +434,32 @@ def _why(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
+def _within(seconds: float, call: Callable[[], R], what: str) -> R:
+    """``call()``, or :class:`ClusterError` saying ``what`` did not answer in ``seconds``.
+
+    For Dask's calls that wait without a bound of their own: a handshake with
+    a port that is no scheduler, a probe of a worker stuck on a dead mount.
+    The call goes on in a daemon thread, which the process's end leaves behind.
+    """
+    got: list[Any] = []
+
+    def run() -> None:
+        try:
+            got.append((True, call()))
+        except BaseException as e:  # handed to the caller's thread
+            got.append((False, e))
+
+    thread = threading.Thread(target=run, daemon=True, name="parhash-cluster-call")
+    thread.start()
+    thread.join(seconds)
+    if not got:
+        raise ClusterError(f"{what} did not answer within {seconds:g} s")
+    ok, value = got[0]
+    if not ok:
+        raise value
+    return cast(R, value)
+
+
 def _connect(address: str | None, scheduler_file: str | None, timeout: float,
              security: Any) -> Any:
     """A client of the scheduler at ``address`` or in ``scheduler_file``; raises
@@ -415,15 +469,22 @@ def _connect(address: str | None, scheduler_file: str | None, timeout: float,
     where = address if address is not None else f"named in {scheduler_file}"
     if scheduler_file is not None and not os.path.exists(scheduler_file):
         raise ClusterError(f"no scheduler file {scheduler_file}")
-    try:
+    def connect() -> Any:
         return distributed.Client(  # type: ignore[no-untyped-call]
             address, scheduler_file=scheduler_file, timeout=timeout, security=security,
             set_as_default=False,
         )
+
+    try:
+        # One bound on the whole of it: Dask's own leaves the handshake unbounded.
+        return _within(timeout + 1, connect, f"the scheduler {where}")
+    except ClusterError as e:
+        raise ClusterError(f"cannot reach the scheduler {where} within {timeout:g} s "
+                           "(it did not answer as a Dask scheduler)") from e
     except (OSError, TimeoutError) as e:
         raise ClusterError(f"cannot reach the scheduler {where} within {timeout:g} s "
                            f"({_why(e)})") from None
     except ValueError as e:  # not an address
         raise ClusterError(f"bad scheduler address {where}: {e}") from None
-    except TypeError as e:  # tls:// without a certificate
-        raise ClusterError(f"cannot connect to the scheduler {where}: {e}") from None
+    except Exception as e:  # tls:// without a certificate, a port that speaks another protocol
+        raise ClusterError(f"cannot connect to the scheduler {where}: {_why(e)}") from None

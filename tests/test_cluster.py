@@ -588,3 +588,80 @@ def test_import_parhash_does_not_import_distributed() -> None:
                            "parhash.report; parhash.scan; print('distributed' in sys.modules)"],
                           capture_output=True, check=True, env=ENV)
     assert done.stdout == b"False\n"
+
+
+@pytest.mark.parametrize("speaks", [False, True], ids=["silent", "speaks-first"])
+def test_a_port_that_is_no_scheduler_is_one_line_and_exit_2_within_the_timeout(
+        tmp_path: Path, speaks: bool) -> None:
+    # Dask's handshake waits for an answer with no bound of its own.
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    held = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                held.append(conn)
+                if speaks:
+                    conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n" * 100)
+
+    threading.Thread(target=accept, daemon=True).start()
+    port = server.getsockname()[1]
+    try:
+        start = time.monotonic()
+        done = run(["scan", ".", "--executor", "dask", "--scheduler",
+                    f"tcp://127.0.0.1:{port}", "--connect-timeout", "1"], cwd=tmp_path)
+        assert time.monotonic() - start < 15
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+    no_traceback(done.stderr)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(b"parhash: cannot ")
+    assert done.stderr.count(b"\n") == 1 and done.stdout == b""
+
+
+def test_tls_files_with_a_tcp_scheduler_are_a_usage_error(tmp_path: Path) -> None:
+    done = run(["scan", ".", "--executor", "dask", "--scheduler", "tcp://127.0.0.1:1",
+                "--tls-cert", "c.pem", "--tls-key", "k.pem"], cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith(b"parhash: --tls-ca-file, --tls-cert and --tls-key are for "
+                                  b"a tls:// scheduler\n")
+
+
+def test_process_substitution_is_read_by_the_client(cluster: Cluster, tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"a")
+    script = (f"exec {' '.join(PARHASH)} scan -a md5 a <(printf piped) --executor dask "
+              f"--scheduler-file {cluster.file}")
+    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=ENV, capture_output=True,
+                          timeout=60, check=False)
+    no_traceback(done.stderr)
+    assert done.returncode == 0, done.stderr
+    assert f"{hashlib.md5(b'piped').hexdigest()}  /dev/fd/".encode() in done.stdout
+
+
+def test_losing_the_scheduler_mid_run_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    lone = Cluster(tmp_path / "lone")
+    try:
+        lone.start_worker("w")
+        with lone.client() as client:
+            lone.wait_for(1, client)
+        fifo = tmp_path / "fifo"
+        os.mkfifo(fifo)
+        p, fd = _blocked_scan(lone, tmp_path, fifo, ["fifo"])
+        lone.stop("scheduler")
+        try:
+            _, err = p.communicate(timeout=60)
+        finally:
+            os.close(fd)
+    finally:
+        lone.stop_all()
+    no_traceback(err)
+    assert p.returncode == 2, err
+    assert err.startswith(b"parhash: ") and err.count(b"\n") == 1, err
