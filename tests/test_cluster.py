@@ -482,14 +482,18 @@ def _venv_without_parhash(where: Path) -> Path:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
     purelib = Path(sysconfig.get_paths()["purelib"])
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    (where / "lib" / version / "site-packages" / "shared.pth").write_text(f"{purelib}\n")
-    # The .pth above adds the directory, not the .pth files in it: parhash's
-    # editable install (a .pth) is not seen. An installed copy would be.
+    own = where / "lib" / version / "site-packages"
+    (own / "shared.pth").write_text(f"{purelib}\n")
+    # parhash, installed there or editable, is shadowed: the venv's own
+    # site-packages come first on sys.path, before what the .pth adds.
+    (own / "parhash").mkdir()
+    (own / "parhash" / "__init__.py").write_text(
+        "raise ImportError('No module named parhash (not installed here)')\n")
     python = where / "bin" / "python"
     found = subprocess.run([python, "-c", "import parhash"], cwd=where, capture_output=True,
                            check=False)
     if found.returncode == 0:
-        pytest.fail("parhash is installed, not editable: the venv would see it")
+        pytest.fail("the venv without parhash sees parhash")
     return python
 
 
