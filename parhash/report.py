@@ -842,12 +842,7 @@ def tally_dupes(
 
 def _bytes(n: int) -> str:
     """``512 bytes``, ``1.5 KiB (1536 bytes)``."""
-    value = float(n)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
-        if value < 1024 or unit == "TiB":
-            break
-    return f"{n} bytes" if n < 1024 else f"{value:.1f} {unit} ({n} bytes)"
+    return f"{n} bytes" if n < 1024 else f"{iec(n)} ({n} bytes)"
 
 
 def dupes_summary(counts: DupeTally, prog: str = "parhash") -> str:

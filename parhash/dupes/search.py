@@ -15,7 +15,6 @@ from parhash.dupes.candidates import (
     Group,
     ProgressFn,
     Stage,
-    _file_key,
     _in_path_order,
     _info,
     _path,
@@ -72,17 +71,8 @@ def to_dupe_group(group: Group, algo: str, order: FileOrder = PATH_ORDER) -> Dup
     """The reported form of a group that has been through every stage, its files in ``order``."""
     assert group.digest is not None
     files = group.files
-    if not order.plain:
-        ascii = all(f[0].isascii() for f in files)
-        files = sorted(files, key=order.key(ascii))
-        return _dupe_group((
-            group.size,
-            algo,
-            group.digest,
-            tuple(map(_path, files)),
-            tuple((f[0], *f[5]) for f in files if f[5]),
-        ))
-    if len(files) == 2 and not files[0][5] and not files[1][5]:
+    if order.plain and len(files) == 2 and not files[0][5] and not files[1][5]:
+        # The commonest group, in byte order, without a sort.
         a, b = files[0][0], files[1][0]
         if not (a.isascii() and b.isascii()):
             a, b = sorted((a, b), key=_sort_key)
@@ -90,7 +80,7 @@ def to_dupe_group(group: Group, algo: str, order: FileOrder = PATH_ORDER) -> Dup
             a, b = b, a
         return _dupe_group((group.size, algo, group.digest, (a, b), ()))
     ascii = all(f[0].isascii() for f in files)
-    files = sorted(files, key=_path if ascii else _file_key)
+    files = sorted(files, key=order.key(ascii))
     return _dupe_group((
         group.size,
         algo,
