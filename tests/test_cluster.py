@@ -380,17 +380,26 @@ def test_a_file_that_keeps_killing_workers_is_an_error_and_the_rest_is_done(
 
     def kill_its_readers() -> None:
         # Whoever opens the FIFO dies: the task that reads it kills its worker each time.
-        while not stop.is_set():
-            try:
-                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError:
+        # The writing end stays open once a reader came, so that no reader ever
+        # sees the end of the FIFO (a retry opening it between a kill and a
+        # close would read it as empty).
+        fd = -1
+        try:
+            while not stop.is_set():
+                if fd < 0:
+                    try:
+                        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                    except OSError:
+                        time.sleep(0.01)
+                        continue
+                for pid in set(_holders(fifo)) - {os.getpid()}:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                        killed.append(pid)
                 time.sleep(0.01)
-                continue
-            for pid in set(_holders(fifo)) - {os.getpid()}:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
-            os.close(fd)
+        finally:
+            if fd >= 0:
+                os.close(fd)
 
     before = client.run_on_scheduler(_set_allowed_failures, 0)
     killer = threading.Thread(target=kill_its_readers)
