@@ -105,6 +105,7 @@ def scan(
     stats: "PipelineStats | None" = None,
     idle: "Callable[[], None] | None" = None,
     executor: "Executor | None" = None,
+    cache: "str | bool | None" = None,
 ) -> "Generator[Result, None, None]":
     """Hash every regular file reachable from ``paths``; yield results as they complete.
 
@@ -126,7 +127,12 @@ def scan(
     the pool ``jobs`` would start: any object with ``jobs`` and
     ``map_unordered`` as :class:`~parhash.executor.Executor` describes
     (:class:`InlineExecutor`, :class:`PoolExecutor`, a cluster's);
-    it is left open for the caller to close.
+    it is left open for the caller to close. ``cache`` names the hash cache
+    to use (``True``: ``PARHASH_CACHE`` or the default file; see
+    :mod:`parhash.cache`): unchanged files are answered from it, with
+    ``Result.cached`` True, and the digests of the others are added to it.
+    A cache that can't be used is a warning on stderr, and the run goes on
+    without it.
 
     Each file gives one :class:`Result`, in completion order; files that can't
     be read and walk errors come back as results with ``error`` set. Raises
@@ -156,11 +162,18 @@ def scan(
     job = ScanJob(tuple(names), block_size, RESULTS, follow=follow, select=select)
     if chunksize is not None:
         job = job._replace(files=chunksize)
+    opened = None
+    if cache:
+        from parhash.cache import Cache, chosen_path
+
+        path = chosen_path(True, None) if cache is True else str(cache)
+        assert path is not None
+        opened = Cache.open(path)
     return _results(scan_tasks(paths, job, listed=listed, jobs=jobs, stats=stats, idle=idle,
-                               executor=executor))
+                               executor=executor, cache=opened), opened)
 
 
-def _results(tasks: "Iterator[Any]") -> "Generator[Result, None, None]":
+def _results(tasks: "Iterator[Any]", opened: "Any" = None) -> "Generator[Result, None, None]":
     # A generator of its own, so that closing it stops the pool at once.
     try:
         for task in tasks:
@@ -169,6 +182,8 @@ def _results(tasks: "Iterator[Any]") -> "Generator[Result, None, None]":
         close = getattr(tasks, "close", None)
         if close is not None:
             close()
+        if opened is not None:
+            opened.close()
 
 
 def check(

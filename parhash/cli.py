@@ -319,6 +319,28 @@ def _report_options(quiet: bool = True) -> Any:
     return decorate
 
 
+def _cache_options(fn: Any) -> Any:
+    """``--cache/--no-cache`` and ``--cache-file``: the hash cache's file, as ``cache``
+    (None for none; ``PARHASH_CACHE`` switches it on too)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, use_cache: bool | None, cache_file: str | None, **kwargs: Any
+                ) -> Any:
+        from parhash.cache import chosen_path
+
+        return fn(*args, cache=chosen_path(use_cache, cache_file), **kwargs)
+
+    wrapper = click.option(
+        "--cache-file", metavar="FILE",
+        help="The hash cache to use (implies --cache).")(wrapper)
+    return click.option(
+        "--cache/--no-cache", "use_cache", default=None,
+        help="Answer unchanged files from the hash cache and add the others to it (default: "
+        "off, unless PARHASH_CACHE names a cache file). The cache is "
+        "$XDG_CACHE_HOME/parhash/hashes.sqlite unless PARHASH_CACHE or --cache-file says "
+        "otherwise.")(wrapper)
+
+
 def _one_format(*choices: tuple[str, str, str]) -> Any:
     """Flags ``(flag, format, help)`` of which one at most may be given: ``fmt``.
 
@@ -383,12 +405,13 @@ def cli() -> None:
               help="Write in path order (deterministic manifests) instead of arrival order.")
 @click.option("-o", "--output", metavar="FILE",
               help="Write to FILE atomically (a temporary file, then rename).")
+@_cache_options
 @_report_options()
 @_guarded()
 @_cluster_options(_path_roots)
 def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, block_size,
-         stall_timeout, files_from, files0_from, sort_output, output, progress, summary, quiet,
-         executor):
+         stall_timeout, files_from, files0_from, sort_output, output, cache, progress, summary,
+         quiet, executor):
     """Hash files, directories and globs, printing md5sum-style lines as they finish.
 
     PATH is a file, a directory (walked recursively) or a quoted glob such as
@@ -420,6 +443,7 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
         files_from=files_from, files0_from=files0_from, sort=sort_output, output=output,
         progress=False if quiet and progress is None else progress,
         summary=False if quiet and summary is None else summary, executor=executor,
+        cache=cache,
     )
 
 
@@ -604,6 +628,105 @@ def dupes(paths, algo, fmt, zero, order, prefer, follow, include, exclude, min_s
         files0_from=files0_from, quiet=quiet, progress=progress, summary=summary, order=order,
         prefer=prefer, executor=executor,
     )
+
+
+@cli.group("cache")
+def cache_group() -> None:
+    """Look after the hash cache: its statistics, pruning, clearing.
+
+    The cache is --cache-file, else PARHASH_CACHE, else
+    $XDG_CACHE_HOME/parhash/hashes.sqlite (~/.cache/parhash/hashes.sqlite).
+    Exit status: 0, or 2 for a cache that can't be used.
+    """
+
+
+def _managed(fn: Any) -> Any:
+    """``--cache-file``, and the cache it names opened as ``cache`` (None: there is
+    none), or exit 2 with the reason."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, cache_file: str | None, **kwargs: Any) -> Any:
+        from parhash.cache import CacheUnusable, manage, management_path
+
+        path = management_path(cache_file)
+        try:
+            cache = manage(path)
+        except CacheUnusable as e:
+            click.echo(f"parhash: {e}", err=True)
+            raise click.exceptions.Exit(EXIT_USAGE) from None
+        try:
+            return fn(*args, cache=cache, path=path, **kwargs)
+        finally:
+            if cache is not None:
+                cache.close()
+
+    return click.option("--cache-file", metavar="FILE", help="The cache to look after.")(wrapper)
+
+
+@cache_group.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@_managed
+def cache_stats(cache, path, as_json):
+    """Say how many entries the cache holds, of which algorithms, and its size.
+
+    \b
+    Example:
+      parhash cache stats
+    """
+    import json
+
+    from parhash.cache import describe
+
+    stats = (cache.stats() if cache is not None else
+             {"file": path, "entries": 0, "unconfirmed": 0, "directories": 0, "digests": {},
+              "bytes": 0})
+    click.echo(json.dumps(stats) if as_json else describe(stats), nl=as_json)
+
+
+def _duration(ctx: click.Context, param: Any, value: str | None) -> int | None:
+    from parhash.cache import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx, param) from None
+
+
+@cache_group.command("prune")
+@click.option("--older-than", metavar="AGE", callback=_duration,
+              help="Also remove the entries of directories no run has used for AGE "
+              "(30d, 12h, 90m, 45s, 2w).")
+@_managed
+def cache_prune(cache, path, older_than):
+    """Remove the entries of files that are gone or have changed since.
+
+    \b
+    Example:
+      parhash cache prune --older-than 90d
+    """
+    if cache is None:
+        click.echo(f"parhash: no cache at {path}", err=True)
+        return
+    removed, left = cache.prune(older_than)
+    click.echo(f"parhash: pruned {removed} entries; {left} left", err=True)
+
+
+@cache_group.command("clear")
+@_managed
+def cache_clear(cache, path):
+    """Remove every entry.
+
+    \b
+    Example:
+      parhash cache clear
+    """
+    if cache is None:
+        click.echo(f"parhash: no cache at {path}", err=True)
+        return
+    removed = cache.clear()
+    click.echo(f"parhash: cleared {removed} entries", err=True)
 
 
 def _command_path(args: list[str] | None) -> str:

@@ -187,7 +187,8 @@ def _hash_file(
         digests = {algos[0]: hashers[0].hexdigest()}
     else:
         digests = {a: h.hexdigest() for a, h in zip(algos, hashers, strict=True)}
-    return Result(path, digests, before.st_size, before.st_mtime_ns, before.st_dev, before.st_ino)
+    return Result(path, digests, before.st_size, before.st_mtime_ns, before.st_dev, before.st_ino,
+                  ctime_ns=before.st_ctime_ns)
 
 
 def digest_open(

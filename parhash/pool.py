@@ -397,6 +397,10 @@ class PoolExecutor:
         return total
 
     def _start_pool(self) -> None:
+        # A worker must not inherit a live SQLite connection (see parhash.cache).
+        cache = sys.modules.get("parhash.cache")
+        if cache is not None:
+            cache.release()
         self._born = []
         # Room for every worker the pool may start (it replaces dead ones).
         self._slots = _Slots(self._ctx, self.jobs * 4 + 8)

@@ -119,6 +119,7 @@ class Tally:
         self.files = 0
         self.bytes = 0
         self.errors = 0
+        self.hits = 0
         self.matched: frozenset[tuple[str, str]] = frozenset()
 
 
@@ -159,6 +160,7 @@ def write_tasks(
             counts.files += r.files
             counts.bytes += r.nbytes
             counts.errors += r.errors
+            counts.hits += r.hits
             if r.matched:
                 counts.matched |= r.matched
             if meter is not None:
@@ -196,6 +198,7 @@ def run_scan(
     progress: bool | None = None,
     summary: bool | None = None,
     executor: Executor | None = None,
+    cache: str | None = None,
 ) -> int:
     """``parhash scan``: hash the files, write their records; return the exit status.
 
@@ -209,7 +212,10 @@ def run_scan(
     gives ``parhash: PATH: reason`` on stderr. ``progress`` draws a bar on
     stderr, and ``summary`` says :meth:`Meter.summary` at the end (each by
     default when stderr is a terminal). ``executor``, if given, runs the
-    tasks instead of a local pool (a cluster's), and is left open.
+    tasks instead of a local pool (a cluster's), and is left open. ``cache``
+    is the hash cache's file, if one is used (see :mod:`parhash.cache`):
+    ``--json`` records then say whether each came from it, and the summary
+    counts those that did.
 
     Returns :data:`EXIT_OK`, or :data:`EXIT_FILE_ERROR` when a file could not
     be read or a worker died (its files are hashed again, and a warning says
@@ -229,12 +235,15 @@ def run_scan(
     meter.stats = stats
     flush_idle = FlushWhenIdle(meter if show else None)
     select = Selector.from_patterns(include, exclude)
-    with open_output(output) as raw:
+    opened = open_cache(cache)
+    with open_output(output) as raw, contextlib.ExitStack() as closing:
+        if opened is not None:
+            closing.callback(opened.close)
         out = flush_idle.out = Output(raw)
         job = ScanJob(algos, block_size, fmt, zero, sort, follow, select,
                       frozenset(_own_files(raw, output)), chunksize or TASK_FILES)
         results = scan_tasks(paths, job, listed=listed, jobs=jobs, stats=stats, idle=flush_idle,
-                             executor=executor)
+                             executor=executor, cache=opened)
         try:
             counts = write_tasks(results, out, RecordFormat(fmt, algos, zero),
                                  sort=sort, meter=meter)
@@ -245,8 +254,23 @@ def run_scan(
     if stats.worker_deaths:
         warn_worker_deaths(stats)
     if say:
-        sys.stderr.write(meter.summary())
+        sys.stderr.write(meter.summary(cache_tail(opened, counts.hits)))
     return EXIT_FILE_ERROR if counts.errors or stats.worker_deaths else EXIT_OK
+
+
+def open_cache(path: str | None) -> Any:
+    """The :class:`~parhash.cache.Cache` at ``path``, or None (none asked for, or
+    one that can't be used, after its warning)."""
+    if path is None:
+        return None
+    from parhash.cache import Cache
+
+    return Cache.open(path)
+
+
+def cache_tail(cache: Any, hits: int) -> str:
+    """``; 7000 from the cache``, for a summary line of a run with the cache on."""
+    return "" if cache is None else f"; {hits} from the cache"
 
 
 def shown(progress: bool | None, summary: bool | None) -> tuple[bool, bool]:

@@ -15,8 +15,8 @@ class Result(NamedTuple):
 
     ``digests`` maps an algorithm name (``"sha256"``) to its lower-case hex
     digest; it is empty when ``error`` is set. ``size``, ``mtime_ns``, ``dev``
-    and ``ino`` are what the worker saw of the file it read (``-1``/``0`` when
-    it could not be opened). ``error`` is the reason in the wording of the C
+    and ``ino`` (and ``ctime_ns``) are what the worker saw of the file it read
+    (``-1``/``0`` when it could not be opened). ``error`` is the reason in the wording of the C
     library (``"No such file or directory"``), ``errno`` its number when the
     operating system gave one.
     """
@@ -29,6 +29,9 @@ class Result(NamedTuple):
     ino: int = 0
     error: str | None = None
     errno: int | None = None
+    ctime_ns: int = 0
+    # With the cache on: whether the digests came from it (True) or were read.
+    cached: bool | None = None
 
     @property
     def ok(self) -> bool:

@@ -24,13 +24,15 @@ formats a file. Everything here is plain picklable data, so any executor
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import functools
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from parhash.algorithms import ALGORITHMS, Hasher
 from parhash.console import TEMPORARY_SUFFIX
@@ -95,6 +97,9 @@ MAX_DIRS_PER_TASK = 32
 # The format name under which records come back as Result values.
 RESULTS = "results"
 
+if TYPE_CHECKING:
+    from parhash.cache import Cache, CacheSpec, Entry, Row
+
 READ_FLAGS = OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0)
 WALKER_DIED = "worker process died while reading this directory"
 
@@ -141,6 +146,8 @@ class ScanJob(NamedTuple):
     skip_pseudo: bool = False
     # What a kind of task other than scan's needs besides (see run_task).
     options: Any = None
+    # The hash cache to look files up in and send digests back for.
+    cache: CacheSpec | None = None
 
 
 class TaskResult(NamedTuple):
@@ -167,6 +174,10 @@ class TaskResult(NamedTuple):
     rest: list[Any] = []
     # The --include/--exclude patterns that matched a path in the task.
     matched: frozenset[tuple[str, str]] = frozenset()
+    # With the cache: files it answered for (among ``files``), and the
+    # digests read, to be written (a cache.Rows).
+    hits: int = 0
+    cache: Any = None
 
 
 # The directories this process reads files from, shared with hashing.hash_file.
@@ -185,7 +196,9 @@ class _Task:
         self.job = job
         self.size = size  # items in the task
         self.constructors: list[Callable[[], Hasher]] = [ALGORITHMS[a].new for a in job.algos]
-        self.format = RecordFormat(job.fmt, job.algos, job.zero) if job.fmt != RESULTS else None
+        self.cache = job.cache
+        self.format = (RecordFormat(job.fmt, job.algos, job.zero, cache=job.cache is not None)
+                       if job.fmt != RESULTS else None)
         self.out: list[str] = []
         self.err: list[str] = []
         self.records: list[Any] = []
@@ -195,6 +208,17 @@ class _Task:
         self.tasks: list[Any] = []
         self.alone: list[Any] = []
         self.rest: list[Any] = []
+        self.hits = 0
+        if job.cache is not None:
+            # Reading starts after this: the racy-file rule's reference.
+            self.started = time.time_ns()
+            self.rows: list[Row] = []
+            self.used: list[bytes] = []
+            # The directory being read: its resolved path and cached entries.
+            self.real = b""
+            self.known: dict[str, Entry] | None = None
+            # Those of the directories of named paths, by the name's head.
+            self.heads: dict[str, tuple[bytes, dict[str, Entry] | None]] = {}
 
     def full(self) -> bool:
         """Whether the task has room for no more items."""
@@ -209,23 +233,139 @@ class _Task:
 
     def result(self) -> TaskResult:
         matched = getattr(self.job.select, "matched", None)
+        rows = None
+        if self.cache is not None and (self.rows or self.used):
+            from parhash.cache import Rows
+
+            rows = Rows(self.job.algos, self.rows, self.used)
         return TaskResult(
             "".join(self.out).encode(FS_ENCODING, FS_ERRORS),
             "".join(self.err).encode(FS_ENCODING, FS_ERRORS),
             self.files, self.nbytes, self.errors, self.tasks, self.alone, self.records,
-            self.rest, frozenset(matched) if matched else frozenset(),
+            self.rest, frozenset(matched) if matched else frozenset(), self.hits, rows,
         )
+
+    # --- the cache
+
+    def enter(self, dirfd: int, d: Directory, names: list[str] | None = None) -> None:
+        """Look up the cached entries of directory ``d``, open as ``dirfd``
+        (only those of ``names``' range, for a part of it): one query."""
+        from parhash.cache import lookup, resolved_directory
+
+        assert self.cache is not None
+        self.real = resolved_directory(dirfd, d.path)
+        first = last = None
+        if names:
+            first = names[0].encode(FS_ENCODING, FS_ERRORS)
+            last = names[-1].encode(FS_ENCODING, FS_ERRORS)
+            if last < first:
+                first, last = last, first
+        self.known, used = lookup(self.cache, self.real, self.job.algos, first, last)
+        if used:
+            self.used.append(self.real)
+
+    def keep(self, real: bytes, name: str, st: os.stat_result | Result, digests: list[str]
+             ) -> None:
+        """Send the digests of a file read back for the cache."""
+        from parhash.cache import confirmed
+
+        if isinstance(st, Result):
+            size, mtime, ctime, ino, dev = st.size, st.mtime_ns, st.ctime_ns, st.ino, st.dev
+        else:
+            size, mtime, ctime, ino, dev = (st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                                            st.st_ino, st.st_dev)
+        self.rows.append((real, name.encode(FS_ENCODING, FS_ERRORS), size, mtime, ctime, ino,
+                          confirmed(dev, mtime, ctime, self.started), *digests))
+
+    def cached(self, path: str, entry: Entry, st: os.stat_result) -> None:
+        """A file the cache answered for."""
+        from parhash.cache import DIGESTS
+
+        self.files += 1
+        self.nbytes += st.st_size
+        self.hits += 1
+        if self.format is None:
+            self.records.append(Result(path, dict(zip(self.job.algos, entry[DIGESTS:],
+                                                      strict=True)),
+                                       st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino,
+                                       ctime_ns=st.st_ctime_ns, cached=True))
+            return
+        self.record(path, self.format.hit_text(path, list(entry[DIGESTS:]), st.st_size))
+
+    def answered(self, dirfd: int, name: str, path: str) -> bool:
+        """Whether the cache answered for file ``name`` of the directory being read."""
+        from parhash.cache import hit
+
+        known = self.known
+        entry = known.get(name) if known is not None else None
+        if entry is None:
+            return False
+        try:
+            st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+        except OSError:
+            return False
+        if not hit(entry, st):
+            return False
+        if not (self.job.skip and (st.st_dev, st.st_ino) in self.job.skip):
+            self.cached(path, entry, st)
+        return True
+
+    def head_of(self, path: str) -> tuple[bytes, dict[str, Entry] | None]:
+        """The resolved directory of a named path, and its cached entries."""
+        from parhash.cache import lookup
+
+        assert self.cache is not None
+        head = path.rpartition("/")[0] or ("/" if path.startswith("/") else ".")
+        known = self.heads.get(head)
+        if known is None:
+            real = os.fsencode(os.path.realpath(head))
+            entries, used = lookup(self.cache, real, self.job.algos)
+            if used:
+                self.used.append(real)
+            known = self.heads[head] = (real, entries)
+        return known
+
+    def hash_cached(self, path: str, st: os.stat_result | None, top: int = -1,
+                    root: tuple[int, int] | None = None) -> Result:
+        """:meth:`hash_path` with the cache: the answer from it, or the file read
+        and its digests kept. ``st``: what ``stat`` says of it (None: to ask)."""
+        from parhash.cache import DIGESTS, hit
+
+        real, known = self.head_of(path)
+        name = path.rpartition("/")[2]
+        entry = known.get(name) if known is not None else None
+        algos = self.job.algos
+        if entry is not None:
+            if st is None:
+                with contextlib.suppress(OSError):
+                    st = os.stat(path, follow_symlinks=top < 0)
+            if st is not None and hit(entry, st):
+                return Result(path, dict(zip(algos, entry[DIGESTS:], strict=True)), st.st_size,
+                              st.st_mtime_ns, st.st_dev, st.st_ino, ctime_ns=st.st_ctime_ns,
+                              cached=True)
+        r = _hash_file(path, self.constructors, algos, self.job.block_size, top, root)
+        if r.error is None:
+            self.keep(real, name, r, [r.digests[a] for a in algos])
+            r = r._replace(cached=False)
+        return r
 
     # --- what each file comes to
 
-    def hashed(self, path: str, hashers: list[Hasher], size: int, st: os.stat_result) -> None:
+    def hashed(self, path: str, hashers: list[Hasher], size: int, st: os.stat_result,
+               name: str | None = None) -> None:
+        """A file read, ``name`` of the directory being read (for the cache)."""
         self.files += 1
         self.nbytes += size
+        hexes = [h.hexdigest() for h in hashers]
+        if self.cache is not None and name is not None:
+            self.keep(self.real, name, st, hexes)
         if self.format is None:
-            digests = {a: h.hexdigest() for a, h in zip(self.job.algos, hashers, strict=True)}
-            self.records.append(Result(path, digests, size, st.st_mtime_ns, st.st_dev, st.st_ino))
+            digests = dict(zip(self.job.algos, hexes, strict=True))
+            self.records.append(Result(path, digests, size, st.st_mtime_ns, st.st_dev, st.st_ino,
+                                       ctime_ns=st.st_ctime_ns,
+                                       cached=None if self.cache is None else False))
             return
-        self.record(path, self.format.text(path, [h.hexdigest() for h in hashers], size))
+        self.record(path, self.format.text(path, hexes, size))
 
     def record(self, path: str, text: str) -> None:
         if self.job.sort:
@@ -256,11 +396,13 @@ class _Task:
             return
         self.files += 1
         self.nbytes += r.size
+        if r.cached:
+            self.hits += 1
         if self.format is None:
             self.records.append(r)
             return
-        self.record(r.path, self.format.text(r.path, [r.digests[a] for a in self.job.algos],
-                                             r.size))
+        write = self.format.hit_text if r.cached else self.format.text
+        self.record(r.path, write(r.path, [r.digests[a] for a in self.job.algos], r.size))
 
     # --- the items
 
@@ -274,6 +416,8 @@ class _Task:
             self.walk_error(opened)
             return
         fd, entries = opened
+        if self.cache is not None:
+            self.enter(fd, d)
         self.files_in(fd, d, entries, index, skip, 2)
         # What the task had no room for: the next tasks'.
         per = self.part_files()
@@ -318,7 +462,7 @@ class _Task:
 
     def linked(self, entry: Linked) -> None:
         """A link to a regular file, followed with -L."""
-        self.result_of(self.hash_path(entry.path))
+        self.result_of(self.hash_path(entry.path, st=entry.st))
 
     def part(self, index: int, p: Part) -> None:
         if p.split:
@@ -334,6 +478,8 @@ class _Task:
             self.walk_error(opened)
             return
         names = p.names.split("\0")
+        if self.cache is not None:
+            self.enter(opened[0], d, names)
         rest = iter(names)
         self.files_in(opened[0], d, rest, index, p.skip, len(names))
         left = list(rest)
@@ -384,6 +530,19 @@ class _Task:
         new = self.constructors[0]
         text = self.format.text
         gnu = job.fmt == "gnu" and not job.zero
+        # With the cache: its entries for this directory, and what is read for it.
+        caching = self.cache is not None
+        known = self.known if caching else None
+        if known is not None:
+            lstat = functools.partial(os.stat, dir_fd=dirfd, follow_symlinks=False)
+            hit_text = self.format.hit_text
+            hits = self.hits
+        if caching:
+            from parhash.cache import confirmed
+
+            keep = self.rows.append
+            real = self.real
+            started = self.started
         out = self.out.append
         block_size = job.block_size
         view = _BUFFER.get(block_size)
@@ -423,6 +582,32 @@ class _Task:
                         cells[cell] = end
                     else:
                         cells[cell] = start  # too long to name: its directory
+                if known is not None:
+                    entry = known.get(name)
+                    if entry is not None:
+                        try:
+                            st = lstat(name)
+                        except OSError:
+                            pass  # the open says what is wrong
+                        else:
+                            size = st.st_size
+                            if (entry[1] == size and entry[2] == st.st_mtime_ns
+                                    and entry[3] == st.st_ctime_ns and entry[4] == st.st_ino
+                                    and st.st_mode & 0o170000 == 0o100000):
+                                if owned and (st.st_dev, st.st_ino) in owned:
+                                    continue
+                                files += 1
+                                nbytes += size
+                                hits += 1
+                                digest = entry[5]
+                                if (gnu and "\\" not in path and "\n" not in path
+                                        and "\r" not in path):
+                                    out(f"{digest}  {path}\n")
+                                else:
+                                    out(hit_text(path, [digest], size))
+                                if files >= limit or nbytes >= limit_bytes:
+                                    return
+                                continue
                 try:
                     fd = open_(name, READ_FLAGS, dir_fd=dirfd)
                 except OSError as e:
@@ -467,14 +652,21 @@ class _Task:
                     close(fd)
                 files += 1
                 nbytes += size
+                digest = h.hexdigest()
+                if caching:
+                    mtime, ctime = st.st_mtime_ns, st.st_ctime_ns
+                    keep((real, name.encode(FS_ENCODING, FS_ERRORS), size, mtime, ctime,
+                          st.st_ino, confirmed(st.st_dev, mtime, ctime, started), digest))
                 if gnu and "\\" not in path and "\n" not in path and "\r" not in path:
-                    out(f"{h.hexdigest()}  {path}\n")
+                    out(f"{digest}  {path}\n")
                 else:
-                    out(text(path, [h.hexdigest()], size))
+                    out(text(path, [digest], size))
                 if files >= limit or nbytes >= limit_bytes:
                     return
         finally:
             self.files, self.nbytes = files, nbytes
+            if known is not None:
+                self.hits = hits
 
     def odd_file(self, fd: int, st: os.stat_result, path: str, d: Directory, name: str) -> None:
         """A file of the fast loop that is not a small regular file of someone else's."""
@@ -496,6 +688,8 @@ class _Task:
         if name.endswith(TEMPORARY_SUFFIX) and name.startswith("."):
             return  # an -o file that a parhash run is writing
         note_item(index, 0, path)
+        if self.cache is not None and self.answered(dirfd, name, path):
+            return
         try:
             fd = os.open(name, READ_FLAGS, dir_fd=dirfd)
         except OSError as e:
@@ -516,11 +710,16 @@ class _Task:
         finally:
             os.close(fd)
         if error is None:
-            self.hashed(path, hashers, st.st_size, st)
+            self.hashed(path, hashers, st.st_size, st, name)
         else:
             self.failed(path, error, code, st if error is CHANGED_WHILE_HASHING else None)
 
-    def hash_path(self, path: str, top: int = -1, root: tuple[int, int] | None = None) -> Result:
+    def hash_path(self, path: str, top: int = -1, root: tuple[int, int] | None = None,
+                  st: os.stat_result | None = None) -> Result:
+        """Hash the file ``path`` (see :func:`~parhash.hashing._hash_file`); with the
+        cache, its answer if it has one (``st``, if given, is what ``stat`` said)."""
+        if self.cache is not None:
+            return self.hash_cached(path, st, top, root)
         return _hash_file(path, self.constructors, self.job.algos, self.job.block_size, top, root)
 
     def named(self, index: int, path: str, argument: bool = False) -> None:
@@ -565,7 +764,7 @@ class _Task:
         if st.st_size >= self.job.alone and (self.size > 1 or self.job.first):
             self.alone.append(path)
         else:
-            self.result_of(self.hash_path(path))
+            self.result_of(self.hash_path(path, st=st))
 
     def walked(self, run: WalkedRun) -> None:
         for i, path in enumerate(run):
@@ -854,6 +1053,7 @@ def scan_tasks(
     kind: type[_Task] | None = None,
     pool: Callable[[], Executor] | None = None,
     streams: bool = True,
+    cache: Cache | None = None,
 ) -> Generator[TaskResult, None, None]:
     """Hash every file reachable from ``paths`` and ``listed`` as ``job`` says; the
     results of the tasks, as they complete.
@@ -865,8 +1065,12 @@ def scan_tasks(
     the names: no worker can. Per-file failures are in the results; only
     bugs raise. See :func:`run_tasks` for ``jobs``,
     ``stats``, ``idle``, ``executor`` and ``pool``, and :func:`run_task` for
-    ``kind``.
+    ``kind``. With ``cache``, files it holds are answered from it, and the
+    digests of the others are written to it as each task's result arrives
+    (a cluster's workers look nothing up: the file is the client's).
     """
+    if cache is not None:
+        job = job._replace(cache=cache.spec(lookup=executor is None))
     if (clamp_jobs(jobs) if executor is None else executor.jobs) == 1:
         job = job._replace(alone=NEVER_ALONE)
     if isinstance(paths, (str, bytes, os.PathLike)):
@@ -883,6 +1087,19 @@ def scan_tasks(
     small = inline_bytes(job.block_size)
     first = RunTask(job._replace(files=INLINE_MAX_FILES, nbytes=small,
                                  alone=min(job.alone, small), first=True), kind)
-    return run_tasks(RunTask(job, kind), feed, block_size=job.block_size, jobs=jobs,
-                     stats=stats, idle=idle, lost=functools.partial(lost_item, job, kind=kind),
-                     first=first, executor=executor, pool=pool)
+    results = run_tasks(RunTask(job, kind), feed, block_size=job.block_size, jobs=jobs,
+                        stats=stats, idle=idle, lost=functools.partial(lost_item, job, kind=kind),
+                        first=first, executor=executor, pool=pool)
+    return results if cache is None else _written(results, cache)
+
+
+def _written(results: Generator[TaskResult, None, None], cache: Cache
+             ) -> Generator[TaskResult, None, None]:
+    """``results``, each one's digests written to ``cache`` before it is passed on."""
+    try:
+        for r in results:
+            if r.cache is not None:
+                cache.write(r.cache)
+            yield r
+    finally:
+        results.close()

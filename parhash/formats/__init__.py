@@ -95,7 +95,8 @@ class RecordFormat:
     algorithms for a format that holds one.
     """
 
-    def __init__(self, fmt: str, algos: tuple[str, ...], zero: bool = False) -> None:
+    def __init__(self, fmt: str, algos: tuple[str, ...], zero: bool = False,
+                 cache: bool = False) -> None:
         spec = FORMATS.get(fmt)
         if spec is None:
             raise ValueError(f"unknown format {fmt!r}")
@@ -111,11 +112,18 @@ class RecordFormat:
         # Bound once: workers call text for every file they hash.
         self.text: Callable[[str, list[str], int], str] = writer.text
         self.error_text: Callable[[str, str], str] = writer.error_text
+        # The record of a file the cache answered for; with the cache on,
+        # --json says which records came from it.
+        self.hit_text: Callable[[str, list[str], int], str] = self.text
+        if cache and isinstance(writer, jsonl.JsonWriter):
+            self.text = writer.marked(False)
+            self.hit_text = writer.marked(True)
 
     def result(self, r: Result) -> bytes:
         """The record of one :class:`~parhash.results.Result`, as bytes."""
         if r.error is not None:
             text = self.error_text(r.path, r.error)
         else:
-            text = self.text(r.path, [r.digests[a] for a in self.algos], r.size)
+            write = self.hit_text if r.cached else self.text
+            text = write(r.path, [r.digests[a] for a in self.algos], r.size)
         return text.encode(FS_ENCODING, FS_ERRORS)

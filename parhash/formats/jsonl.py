@@ -8,6 +8,7 @@ most runs write and read other formats.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from parhash.algorithms import ALGORITHMS
@@ -52,6 +53,18 @@ class JsonWriter:
         record.update(zip(self.algos, digests, strict=True))
         return self.encode(record) + self.end
 
+    def marked(self, cached: bool) -> Callable[[str, list[str], int], str]:
+        """:meth:`text` with ``"cached": cached`` at the end, for runs with the cache on."""
+
+        def text(path: str, digests: list[str], size: int) -> str:
+            record = json_path(path)
+            record["size"] = size
+            record.update(zip(self.algos, digests, strict=True))
+            record["cached"] = cached
+            return self.encode(record) + self.end
+
+        return text
+
     def error_text(self, path: str, error: str) -> str:
         record = json_path(path)
         record["error"] = error
@@ -75,6 +88,8 @@ def json_record(r: Result) -> dict[str, Any]:
         return record
     record["size"] = r.size
     record.update(r.digests)
+    if r.cached is not None:
+        record["cached"] = r.cached
     return record
 
 
