@@ -328,6 +328,8 @@ def _cache_options(fn: Any) -> Any:
                 ) -> Any:
         from parhash.cache import chosen_path
 
+        if kwargs.get("trust_cache") and use_cache is None:
+            use_cache = True  # --trust-cache implies --cache
         return fn(*args, cache=chosen_path(use_cache, cache_file), **kwargs)
 
     wrapper = click.option(
@@ -473,12 +475,16 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
               help="JSON Lines on stdout, one object per checked file.")
 @click.option("-z", "--zero", is_flag=True, help="Manifest records end with NUL, not newline.")
 @_pipeline_options
+@click.option("--trust-cache", is_flag=True,
+              help="Answer files the hash cache holds unchanged from it, unread (implies "
+              "--cache); without it, check reads every file and only adds to the cache.")
+@_cache_options
 @_report_options(quiet=False)
 @_guarded()
 @_cluster_options(_check_roots)
 def check_command(manifests, algo, root, relative_to_manifest, allow_outside_root, verbosity,
                   strict, ignore_missing, as_json, zero, jobs, chunksize, block_size,
-                  stall_timeout, progress, summary, executor):
+                  stall_timeout, trust_cache, cache, progress, summary, executor):
     """Verify the files a manifest lists, answering as md5sum -c does.
 
     Reads md5sum/sha*sum/b2sum lines, BSD tag lines (md5sum --tag, xxhsum)
@@ -508,6 +514,7 @@ def check_command(manifests, algo, root, relative_to_manifest, allow_outside_roo
         verbosity=verbosity or "normal", strict=strict, ignore_missing=ignore_missing,
         json=as_json, zero=zero, jobs=jobs, chunksize=chunksize, block_size=block_size,
         stall_timeout=stall_timeout, progress=progress, summary=summary, executor=executor,
+        cache=cache, trust_cache=trust_cache and cache is not None,
     )
 
 

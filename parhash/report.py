@@ -370,6 +370,7 @@ class Meter:
         self.files = 0
         self.bytes = 0
         self.errors = 0
+        self.hits = 0  # files the hash cache answered for
         self.start = time.monotonic()
         self.total = total
         self.seen = 0  # bytes read, those of files not finished included
@@ -638,6 +639,8 @@ def run_check(
     progress: bool | None = None,
     summary: bool | None = None,
     executor: Executor | None = None,
+    cache: str | None = None,
+    trust_cache: bool = False,
 ) -> int:
     """``parhash check``: verify the files ``manifests`` list; return the exit status.
 
@@ -652,7 +655,9 @@ def run_check(
     draws a bar on stderr, and ``summary`` says :meth:`Meter.summary` with
     the verdicts' counts at the end (each by default when stderr is a
     terminal, and ``verbosity`` is not ``quiet`` or ``status``). ``executor``
-    is as for :func:`run_scan`.
+    is as for :func:`run_scan`. With ``cache`` (its file), the digests read
+    are added to the hash cache, and with ``trust_cache`` files it holds
+    unchanged are answered from it instead of being read.
 
     Returns :data:`EXIT_OK` when every manifest verified, else
     :data:`EXIT_FILE_ERROR`, as it does when a worker died (its lines are
@@ -674,9 +679,10 @@ def run_check(
                    options.verbosity, ignore_missing, json)
     # A signal sets STOPPING: a manifest read from a pipe stops being read, so
     # the pool stops without waiting for a producer that is still alive.
+    opened = open_cache(cache)
     pieces = check_tasks(manifests or ("-",), job, jobs=jobs, lines=chunksize or RANGE_LINES,
                          stop=STOPPING, stats=stats, idle=flush_idle, meter=meter,
-                         executor=executor)
+                         executor=executor, cache=opened, trust_cache=trust_cache)
     found = CheckCounts()
     try:
         with open_output(None) as raw:
@@ -685,10 +691,14 @@ def run_check(
             out.flush()
     finally:
         pieces.close()
+        if opened is not None:
+            opened.close()
     if stats.worker_deaths:
         warn_worker_deaths(stats)
     if say:
         tail, meter.errors = found.tail(ignore_missing)
+        if trust_cache:
+            tail += cache_tail(opened, meter.hits)
         sys.stderr.write(meter.summary(tail))
     return EXIT_OK if passed and not stats.worker_deaths else EXIT_FILE_ERROR
 

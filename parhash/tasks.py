@@ -24,13 +24,11 @@ formats a file. Everything here is plain picklable data, so any executor
 from __future__ import annotations
 
 import collections
-import contextlib
 import errno
 import functools
 import os
 import stat
 import threading
-import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -98,7 +96,7 @@ MAX_DIRS_PER_TASK = 32
 RESULTS = "results"
 
 if TYPE_CHECKING:
-    from parhash.cache import Cache, CacheSpec, Entry, Row
+    from parhash.cache import Cache, CacheSpec, Known, Recorder
 
 READ_FLAGS = OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0)
 WALKER_DIED = "worker process died while reading this directory"
@@ -209,16 +207,14 @@ class _Task:
         self.alone: list[Any] = []
         self.rest: list[Any] = []
         self.hits = 0
+        self.recorder: Recorder | None = None
         if job.cache is not None:
-            # Reading starts after this: the racy-file rule's reference.
-            self.started = time.time_ns()
-            self.rows: list[Row] = []
-            self.used: list[bytes] = []
+            from parhash.cache import Recorder
+
+            self.recorder = Recorder(job.cache)
             # The directory being read: its resolved path and cached entries.
             self.real = b""
-            self.known: dict[str, Entry] | None = None
-            # Those of the directories of named paths, by the name's head.
-            self.heads: dict[str, tuple[bytes, dict[str, Entry] | None]] = {}
+            self.known: Known | None = None
 
     def full(self) -> bool:
         """Whether the task has room for no more items."""
@@ -233,11 +229,7 @@ class _Task:
 
     def result(self) -> TaskResult:
         matched = getattr(self.job.select, "matched", None)
-        rows = None
-        if self.cache is not None and (self.rows or self.used):
-            from parhash.cache import Rows
-
-            rows = Rows(self.job.algos, self.rows, self.used)
+        rows = self.recorder.rows() if self.recorder is not None else None
         return TaskResult(
             "".join(self.out).encode(FS_ENCODING, FS_ERRORS),
             "".join(self.err).encode(FS_ENCODING, FS_ERRORS),
@@ -250,9 +242,9 @@ class _Task:
     def enter(self, dirfd: int, d: Directory, names: list[str] | None = None) -> None:
         """Look up the cached entries of directory ``d``, open as ``dirfd``
         (only those of ``names``' range, for a part of it): one query."""
-        from parhash.cache import lookup, resolved_directory
+        from parhash.cache import resolved_directory
 
-        assert self.cache is not None
+        assert self.recorder is not None
         self.real = resolved_directory(dirfd, d.path)
         first = last = None
         if names:
@@ -260,92 +252,51 @@ class _Task:
             last = names[-1].encode(FS_ENCODING, FS_ERRORS)
             if last < first:
                 first, last = last, first
-        self.known, used = lookup(self.cache, self.real, self.job.algos, first, last)
-        if used:
-            self.used.append(self.real)
+        self.known = self.recorder.directory(self.real, self.job.algos, first, last)
 
-    def keep(self, real: bytes, name: str, st: os.stat_result | Result, digests: list[str]
-             ) -> None:
-        """Send the digests of a file read back for the cache."""
-        from parhash.cache import confirmed
 
-        if isinstance(st, Result):
-            size, mtime, ctime, ino, dev = st.size, st.mtime_ns, st.ctime_ns, st.ino, st.dev
-        else:
-            size, mtime, ctime, ino, dev = (st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-                                            st.st_ino, st.st_dev)
-        self.rows.append((real, name.encode(FS_ENCODING, FS_ERRORS), size, mtime, ctime, ino,
-                          confirmed(dev, mtime, ctime, self.started), *digests))
-
-    def cached(self, path: str, entry: Entry, st: os.stat_result) -> None:
+    def cached(self, path: str, digests: list[str], st: os.stat_result) -> None:
         """A file the cache answered for."""
-        from parhash.cache import DIGESTS
-
         self.files += 1
         self.nbytes += st.st_size
         self.hits += 1
         if self.format is None:
-            self.records.append(Result(path, dict(zip(self.job.algos, entry[DIGESTS:],
-                                                      strict=True)),
+            self.records.append(Result(path, dict(zip(self.job.algos, digests, strict=True)),
                                        st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino,
                                        ctime_ns=st.st_ctime_ns, cached=True))
             return
-        self.record(path, self.format.hit_text(path, list(entry[DIGESTS:]), st.st_size))
+        self.record(path, self.format.hit_text(path, digests, st.st_size))
 
     def answered(self, dirfd: int, name: str, path: str) -> bool:
         """Whether the cache answered for file ``name`` of the directory being read."""
-        from parhash.cache import hit
-
         known = self.known
-        entry = known.get(name) if known is not None else None
-        if entry is None:
+        if known is None or name not in known.index:
             return False
         try:
             st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
         except OSError:
             return False
-        if not hit(entry, st):
+        i = known.hit(name, st)
+        if i is None:
             return False
         if not (self.job.skip and (st.st_dev, st.st_ino) in self.job.skip):
-            self.cached(path, entry, st)
+            self.cached(path, known.digests(i), st)
         return True
-
-    def head_of(self, path: str) -> tuple[bytes, dict[str, Entry] | None]:
-        """The resolved directory of a named path, and its cached entries."""
-        from parhash.cache import lookup
-
-        assert self.cache is not None
-        head = path.rpartition("/")[0] or ("/" if path.startswith("/") else ".")
-        known = self.heads.get(head)
-        if known is None:
-            real = os.fsencode(os.path.realpath(head))
-            entries, used = lookup(self.cache, real, self.job.algos)
-            if used:
-                self.used.append(real)
-            known = self.heads[head] = (real, entries)
-        return known
 
     def hash_cached(self, path: str, st: os.stat_result | None, top: int = -1,
                     root: tuple[int, int] | None = None) -> Result:
         """:meth:`hash_path` with the cache: the answer from it, or the file read
         and its digests kept. ``st``: what ``stat`` says of it (None: to ask)."""
-        from parhash.cache import DIGESTS, hit
-
-        real, known = self.head_of(path)
-        name = path.rpartition("/")[2]
-        entry = known.get(name) if known is not None else None
+        recorder = self.recorder
+        assert recorder is not None
         algos = self.job.algos
-        if entry is not None:
-            if st is None:
-                with contextlib.suppress(OSError):
-                    st = os.stat(path, follow_symlinks=top < 0)
-            if st is not None and hit(entry, st):
-                return Result(path, dict(zip(algos, entry[DIGESTS:], strict=True)), st.st_size,
-                              st.st_mtime_ns, st.st_dev, st.st_ino, ctime_ns=st.st_ctime_ns,
-                              cached=True)
+        digests, st = recorder.find(path, algos, st, follow=top < 0)
+        if digests is not None and st is not None:
+            return Result(path, digests, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino,
+                          ctime_ns=st.st_ctime_ns, cached=True)
         r = _hash_file(path, self.constructors, algos, self.job.block_size, top, root)
         if r.error is None:
-            self.keep(real, name, r, [r.digests[a] for a in algos])
+            recorder.keep_path(path, r.size, r.mtime_ns, r.ctime_ns, r.ino, r.dev, r.digests)
             r = r._replace(cached=False)
         return r
 
@@ -357,8 +308,9 @@ class _Task:
         self.files += 1
         self.nbytes += size
         hexes = [h.hexdigest() for h in hashers]
-        if self.cache is not None and name is not None:
-            self.keep(self.real, name, st, hexes)
+        if self.recorder is not None and name is not None:
+            self.recorder.keep(self.real, name, size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
+                               st.st_dev, self.job.algos, hexes)
         if self.format is None:
             digests = dict(zip(self.job.algos, hexes, strict=True))
             self.records.append(Result(path, digests, size, st.st_mtime_ns, st.st_dev, st.st_ino,
@@ -537,12 +489,23 @@ class _Task:
             lstat = functools.partial(os.stat, dir_fd=dirfd, follow_symlinks=False)
             hit_text = self.format.hit_text
             hits = self.hits
+            known_index = known.index
+            keys = known.keys
+            digests = known.columns[0]
+            length = known.lengths[0]
         if caching:
-            from parhash.cache import confirmed
+            from parhash.cache import COARSE_MARGIN_NS, REMOTE_MARGIN_NS, device_margin
 
-            keep = self.rows.append
-            real = self.real
-            started = self.started
+            assert self.recorder is not None
+            kept_names, kept_keys, kept_digests = self.recorder.store(self.real, job.algos)
+            keep_name = kept_names.append
+            keep_digest = kept_digests[0].append
+            started = self.recorder.started
+            # The racy-file rule (cache.confirmed) at its cheapest: a file
+            # older than the widest margin is confirmed at once.
+            old_cut = started - REMOTE_MARGIN_NS
+            device = -1
+            device_ns = 0
         out = self.out.append
         block_size = job.block_size
         view = _BUFFER.get(block_size)
@@ -583,23 +546,24 @@ class _Task:
                     else:
                         cells[cell] = start  # too long to name: its directory
                 if known is not None:
-                    entry = known.get(name)
-                    if entry is not None:
+                    i = known_index.get(name)
+                    if i is not None:
                         try:
                             st = lstat(name)
                         except OSError:
                             pass  # the open says what is wrong
                         else:
                             size = st.st_size
-                            if (entry[1] == size and entry[2] == st.st_mtime_ns
-                                    and entry[3] == st.st_ctime_ns and entry[4] == st.st_ino
+                            k = 5 * i
+                            if (keys[k] == size and keys[k + 1] == st.st_mtime_ns
+                                    and keys[k + 2] == st.st_ctime_ns and keys[k + 3] == st.st_ino
                                     and st.st_mode & 0o170000 == 0o100000):
                                 if owned and (st.st_dev, st.st_ino) in owned:
                                     continue
                                 files += 1
                                 nbytes += size
                                 hits += 1
-                                digest = entry[5]
+                                digest = digests[i * length:(i + 1) * length]
                                 if (gnu and "\\" not in path and "\n" not in path
                                         and "\r" not in path):
                                     out(f"{digest}  {path}\n")
@@ -655,8 +619,19 @@ class _Task:
                 digest = h.hexdigest()
                 if caching:
                     mtime, ctime = st.st_mtime_ns, st.st_ctime_ns
-                    keep((real, name.encode(FS_ENCODING, FS_ERRORS), size, mtime, ctime,
-                          st.st_ino, confirmed(st.st_dev, mtime, ctime, started), digest))
+                    newest = mtime if mtime > ctime else ctime
+                    if newest < old_cut:
+                        sure = 1
+                    else:
+                        if st.st_dev != device:
+                            device = st.st_dev
+                            device_ns = device_margin(device)
+                        wait = (device_ns if device_ns >= COARSE_MARGIN_NS or (
+                            mtime % 1_000_000_000 and ctime % 1_000_000_000) else COARSE_MARGIN_NS)
+                        sure = int(newest + wait < started)
+                    keep_name(name.encode(FS_ENCODING, FS_ERRORS))
+                    kept_keys += (size, mtime, ctime, st.st_ino, sure)
+                    keep_digest(digest)
                 if gnu and "\\" not in path and "\n" not in path and "\r" not in path:
                     out(f"{digest}  {path}\n")
                 else:

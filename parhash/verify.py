@@ -326,6 +326,9 @@ class CheckJob(NamedTuple):
     prog: str = "parhash"
     # A manifest is standard input: no line may read it as a file too.
     stdin_manifest: bool = False
+    # The hash cache: digests read are sent back for it, and with its
+    # ``lookup`` (--trust-cache) unchanged files are answered from it.
+    cache: Any = None
 
 
 # A piece of an answer: (STDOUT or STDERR, bytes), a Verdict (RESULTS), or a Hole.
@@ -356,6 +359,9 @@ class CheckResult(NamedTuple):
     alone: list[Any] = []
     rest: list[Any] = []
     guesses: tuple[str, ...] = ()
+    # With the cache: files it answered for, and the digests read (a cache.Rows).
+    hits: int = 0
+    cache: Any = None
 
     @property
     def errors(self) -> int:
@@ -620,6 +626,13 @@ class _Answer:
         self.noted = note_directory(0, "")
         self.block_size = job.block_size
         self.view, self.views = read_buffer(job.block_size)
+        self.recorder: Any = None
+        self.trusting = False  # files are looked up in the cache before they are read
+        if job.cache is not None:
+            from parhash.cache import Recorder
+
+            self.recorder = Recorder(job.cache)
+            self.trusting = job.cache.lookup
         if job.json:
             import json
 
@@ -629,7 +642,9 @@ class _Answer:
         self._flush()
         return CheckResult(self.key, self.manifest_index, self.pieces, tuple(self.counts),  # type: ignore[arg-type]
                            self.files, self.nbytes, decided, assumed, None, [], self.alone, [],
-                           tuple(self.guesses))
+                           tuple(self.guesses),
+                           *((self.recorder.hits, self.recorder.rows())
+                             if self.recorder is not None else ()))
 
     def _flush(self) -> None:
         if self.text:
@@ -747,7 +762,8 @@ class _Answer:
             return 1
         # A large file goes to a task of its own, unless it is the range's only one.
         alone = self.job.alone if before or not last or self.job.first else NEVER_ALONE
-        if len(lines) == 1 and under is None and path and self.quick(path, lines[0], alone):
+        if (len(lines) == 1 and under is None and path and not self.trusting
+                and self.quick(path, lines[0], alone)):
             return 1
         r = self.hash(path, lines, under, alone)
         if r is None:
@@ -809,6 +825,9 @@ class _Answer:
             os.close(fd)
         if h.hexdigest() != expected:
             return False
+        if self.recorder is not None:
+            self.recorder.keep_path(path, size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
+                                    st.st_dev, {algo: expected})
         self.files += 1
         self.nbytes += size
         self.counts[0] += 1
@@ -843,6 +862,15 @@ class _Answer:
             return r
         if not path:
             return Result(path, {}, error=os.strerror(errno.ENOENT), errno=errno.ENOENT)
+        recorder = self.recorder
+        if recorder is not None and self.trusting:
+            known, st = recorder.find(path, algos)
+            if known is not None and st is not None:
+                if under is None or (os.path.realpath(path) + "/").startswith(under):
+                    self.files += 1
+                    self.nbytes += st.st_size
+                    return Result(path, known, st.st_size, cached=True)
+                recorder.hits -= 1  # outside the root: the open says so
         try:
             fd = os.open(path, OPEN_FLAGS)
         except OSError as e:
@@ -865,8 +893,11 @@ class _Answer:
             return Result(path, {}, error=error, errno=code)
         self.files += 1
         self.nbytes += st.st_size
-        return Result(path, {a: h.hexdigest() for a, h in zip(algos, hashers, strict=True)},
-                      st.st_size)
+        read = {a: h.hexdigest() for a, h in zip(algos, hashers, strict=True)}
+        if recorder is not None:
+            recorder.keep_path(path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
+                               st.st_dev, read)
+        return Result(path, read, st.st_size)
 
     def stream(self, fd: int, path: str, algos: tuple[str, ...]) -> Result:
         """Read the FIFO or device open as ``fd`` to its end, as md5sum -c reads one a
@@ -1194,6 +1225,8 @@ def check_tasks(
     progress: bool = False,
     executor: Executor | None = None,
     meter: Meter | None = None,
+    cache: Any = None,
+    trust_cache: bool = False,
 ) -> Generator[Any, None, None]:
     """Check every line of ``manifests``; yield the answer's pieces in manifest order.
 
@@ -1204,7 +1237,12 @@ def check_tasks(
     :func:`~parhash.executor.run_tasks` for ``jobs``, ``stats``, ``idle`` and
     ``executor``. Setting ``stop`` ends the reading of a manifest from a pipe. ``meter``
     counts what is done and draws its bar (``progress`` makes one that does).
+    With ``cache`` (a :class:`~parhash.cache.Cache`), the digests of the
+    files read are written to it; with ``trust_cache`` too, files it holds
+    unchanged are answered from it, unread.
     """
+    if cache is not None:
+        job = job._replace(cache=cache.spec(lookup=trust_cache and executor is None))
     if (clamp_jobs(jobs) if executor is None else executor.jobs) == 1:
         job = job._replace(alone=NEVER_ALONE)
     job = job._replace(stdin_manifest=STDIN in manifests)
@@ -1239,6 +1277,9 @@ def check_tasks(
                 given = sent.get(answer.key)
                 meter.update(answer.files, answer.nbytes, answer.errors,
                              len(given.data) if given is not None else 0)
+                meter.hits += answer.hits
+            if answer.cache is not None:
+                cache.write(answer.cache)
             order.add(answer)
             yield from order.take()
         yield from order.take()
