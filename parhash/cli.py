@@ -589,11 +589,12 @@ def _check_prefer(ctx: click.Context, param: Any, value: tuple[str, ...]) -> tup
               "compared and the time taken when stderr is a terminal or --summary).")
 @click.option("-q", "--quiet", is_flag=True,
               help="Only what went wrong on stderr: no progress bar, no summary.")
+@_cache_options
 @_guarded(giving_up=EXIT_USAGE)
 @_cluster_options(_path_roots)
 def dupes(paths, algo, fmt, zero, order, prefer, follow, include, exclude, min_size, max_size,
           include_empty, exit_code, jobs, chunksize, block_size, stall_timeout, head_size,
-          files_from, files0_from, verbose, progress, summary, quiet, executor):
+          files_from, files0_from, verbose, progress, summary, quiet, cache, executor):
     """Find files with identical contents, reading as little as possible.
 
     Files are grouped by size, then by the digest of their first 64 KiB, then
@@ -633,7 +634,7 @@ def dupes(paths, algo, fmt, zero, order, prefer, follow, include, exclude, min_s
         exit_code=exit_code, jobs=jobs, chunksize=chunksize, block_size=block_size,
         stall_timeout=stall_timeout, head_size=head_size, files_from=files_from,
         files0_from=files0_from, quiet=quiet, progress=progress, summary=summary, order=order,
-        prefer=prefer, executor=executor,
+        prefer=prefer, executor=executor, cache=cache,
     )
 
 

@@ -964,6 +964,7 @@ def run_dupes(
     order: Order = "path",
     prefer: Sequence[str] = (),
     executor: Executor | None = None,
+    cache: str | None = None,
 ) -> int:
     """``parhash dupes``: find files with identical contents; return the exit status.
 
@@ -992,12 +993,13 @@ def run_dupes(
     show, timed = shown(False if quiet and progress is None else progress, summary)
     stats = pipeline_stats(stall_timeout)
     bar = StageProgress(stats) if show else None
+    opened = open_cache(cache)
     found = find_dupes(
         paths, algo=algo, jobs=jobs, chunksize=chunksize, block_size=block_size,
         head_size=head_size or HEAD_SIZE, min_size=min_size or 0, max_size=max_size,
         include_empty=include_empty, follow=follow, include=include, exclude=exclude,
         listed=listed, hardlinks=fmt in ("json", "csv"), order=order, prefer=prefer,
-        progress=bar, stats=stats, executor=executor,
+        progress=bar, stats=stats, executor=executor, cache=opened,
     )
     counts = DupeTally()
     try:
@@ -1010,6 +1012,8 @@ def run_dupes(
         found.close()
         if bar is not None:
             bar.close()
+        if opened is not None:
+            opened.close()
     # Before the summary, which stays the last line.
     warn_quiet_failures(Selector.from_patterns(include, exclude), stats.matched, stats.files,
                         "compared")
@@ -1019,6 +1023,8 @@ def run_dupes(
             files = "file" if stats.files == 1 else "files"
             line = (f"{line[:-1]}; {stats.files} {files} compared in "
                     f"{_seconds(time.monotonic() - start)}\n")
+        if opened is not None:
+            line = line[:-1] + cache_tail(opened, opened.hits) + "\n"
         sys.stderr.write(line)
     if stats.worker_deaths:
         # What a dead worker held was done again; a file or directory that

@@ -7,6 +7,7 @@ import functools
 import gc
 import os
 from collections.abc import Callable, Generator, Iterable, Iterator
+from typing import Any
 
 from parhash.algorithms import parse_algos
 from parhash.dupes.candidates import (
@@ -126,6 +127,7 @@ def find_dupes(
     progress: ProgressFn | None = None,
     stats: PipelineStats | None = None,
     executor: Executor | None = None,
+    cache: Any = None,
 ) -> Generator[DupeGroup | DupeError, None, None]:
     """Find the groups of files with identical contents under ``paths``.
 
@@ -168,7 +170,11 @@ def find_dupes(
     file whose size another file has; one whole read per file larger than
     ``head_size`` whose head another file shares. ``progress`` is called as
     stages advance. ``executor``, if given, does the walk's and the hashing
-    stages' tasks (see :func:`parhash.scan`). Raises
+    stages' tasks (see :func:`parhash.scan`). ``cache``, a hash cache's
+    file (``True``: as :func:`parhash.scan` takes it) or an open
+    :class:`~parhash.cache.Cache`, answers for whole contents of files it
+    holds unchanged, and takes the digests of those read; its ``hits``
+    count the files it answered for. Raises
     :class:`~parhash.algorithms.UnknownAlgorithm` or ``ValueError`` for bad
     arguments, before any work starts.
     """
@@ -197,9 +203,27 @@ def find_dupes(
         stats=stats,
         given=executor,
     )
+    opened = None
+    if cache is not None and cache is not False and not hasattr(cache, "write"):
+        from parhash.cache import Cache, chosen_path
+
+        path = chosen_path(True, None) if cache is True else str(cache)
+        assert path is not None
+        cache = opened = Cache.open(path)
+    hashing.cache = cache or None
     limits = SizeLimits(min_size, max_size, include_empty)
-    return _search(_walk(paths, listed, hashing, follow, select, limits), hashing, progress,
-                   hardlinks, file_order)
+    found = _search(_walk(paths, listed, hashing, follow, select, limits), hashing, progress,
+                    hardlinks, file_order)
+    return found if opened is None else _closing(found, opened)
+
+
+def _closing(found: Generator[DupeGroup | DupeError, None, None], cache: Any
+             ) -> Generator[DupeGroup | DupeError, None, None]:
+    try:
+        yield from found
+    finally:
+        found.close()
+        cache.close()
 
 
 def _walk(

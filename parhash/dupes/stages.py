@@ -364,21 +364,29 @@ class Split(NamedTuple):
     taken: int  # files in the part
     buckets: list[tuple[str, list[int]]]
     errors: list[DupeError]
+    # With the hash cache: files it answered for, and the digests read (a cache.Rows).
+    hits: int = 0
+    cache: Any = None
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return tuple.__new__, (Split, tuple(self))
 
 
-def split_parts(job: Job, parts: Sequence[Part]) -> list[Split]:
+def split_parts(job: Job, parts: Sequence[Part], cache: Any = None) -> list[Split]:
     """Hash each part's files (their heads when ``job.head`` is set) and bucket them.
 
     Runs in a worker. A file that fails to read, or no longer matches the
     ``stat`` of stage 1, leaves its part with a :class:`DupeError`. Only the
     buckets go back, not a digest per file: the parent's share of the work
-    is one step per group that survives, not one per file.
+    is one step per group that survives, not one per file. With ``cache``
+    (a :class:`~parhash.cache.CacheSpec`), whole contents' digests come from
+    the hash cache where it holds the file unchanged, and those read go back
+    to be added to it.
     """
     if job.head is not None:
         return _split_heads(job, job.head, parts)
+    if cache is not None:
+        return _split_cached(job, cache, parts)
     digest_of = _digester(job)
     out = []
     for k, (number, start, whole, files) in enumerate(parts):
@@ -395,6 +403,44 @@ def split_parts(job: Job, parts: Sequence[Part]) -> list[Split]:
                 by_digest.setdefault(got[0], []).append(i)
         buckets = [(d, at) for d, at in by_digest.items() if len(at) > 1 or not whole]
         out.append(Split(number, start, len(files), buckets, errors))
+    return out
+
+
+def _split_cached(job: Job, cache: Any, parts: Sequence[Part]) -> list[Split]:
+    """:func:`split_parts` for whole contents, with the hash cache."""
+    from parhash.cache import Recorder
+
+    algos = job.algos
+    algo = algos[0]
+    hash_path = path_hasher(job)
+    out = []
+    for k, (number, start, whole, files) in enumerate(parts):
+        recorder = Recorder(cache)
+        by_digest: dict[str, list[int]] = {}
+        errors = []
+        for i, sent in enumerate(files):
+            note_item(k, i)
+            path = sent[0]
+            digests, st = recorder.find(path, algos, follow=False)
+            if digests is not None and st is not None:
+                if (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino) != tuple(sent[1:5]):
+                    errors.append(DupeError(path, CHANGED))
+                    continue
+                digest = digests[algo]
+            else:
+                r = hash_path(path)
+                if r.error is not None:
+                    errors.append(DupeError(path, r.error, r.errno, not _vanished(r.errno)))
+                    continue
+                if (r.size, r.mtime_ns, r.dev, r.ino) != tuple(sent[1:5]):
+                    errors.append(DupeError(path, CHANGED))
+                    continue
+                recorder.keep_path(path, r.size, r.mtime_ns, r.ctime_ns, r.ino, r.dev, r.digests)
+                digest = r.digests[algo]
+            by_digest.setdefault(digest, []).append(i)
+        buckets = [(d, at) for d, at in by_digest.items() if len(at) > 1 or not whole]
+        out.append(Split(number, start, len(files), buckets, errors, recorder.hits,
+                         recorder.rows()))
     return out
 
 
@@ -537,8 +583,11 @@ class Hashing:
         progress: ProgressFn | None = None,
         stats: PipelineStats | None = None,
         given: Executor | None = None,
+        cache: Any = None,
     ) -> None:
         self.given = given
+        # The hash cache (a parhash.cache.Cache), for whole contents' digests.
+        self.cache = cache
         self.stats = stats
         self.algo = algo
         self.head_size = head_size
@@ -627,10 +676,17 @@ class Hashing:
 
         def hash_parts(batches: Iterable[list[Part]]) -> None:
             nonlocal done
+            spec = None
+            if self.cache is not None and head is None:
+                spec = self.cache.spec(lookup=self.given is None)
             for splits in executor.map_unordered(
-                functools.partial(split_parts, job), batches, waiting, lose
+                functools.partial(split_parts, job, cache=spec), batches, waiting, lose
             ):
                 for s in splits:
+                    if s.cache is not None:
+                        self.cache.write(s.cache)
+                    if s.hits:
+                        self.cache.hits += s.hits
                     group = groups[s.group]
                     files = group.files
                     if s.errors:
