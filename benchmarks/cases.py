@@ -43,7 +43,8 @@ CHECK = "5-check"  # check against scan and md5sum -c
 DUPES = "6-dupes"  # dupes against jdupes and rdfind
 HELD = "7-held"  # the targets of issue 3 that still hold
 CLUSTER = "8-cluster"  # a Dask cluster against the local pool (issue 15)
-TARGET_IDS = (PARENT_CPU, SMALL_FILES, PARALLEL, REAL_TREE, CHECK, DUPES, HELD, CLUSTER)
+CACHE = "9-cache"  # the hash cache: warm and cold scans against no cache (issue 16)
+TARGET_IDS = (PARENT_CPU, SMALL_FILES, PARALLEL, REAL_TREE, CHECK, DUPES, HELD, CLUSTER, CACHE)
 
 # Reading a process's CPU time gives whole clock ticks, so the parent-CPU
 # case averages at least this many rounds (but one with --quick).
@@ -392,6 +393,8 @@ def build_cases(sizes: Sizes, parhash: Parhash) -> list[Case]:
         ),
     ]
     default = f"--block-size {_size_text(default_block)}"
+    if parhash.accepts("scan", "--cache-file"):
+        cases += _cache_cases(ph, large, large_shown, tree)
     block_sizes = sorted({*BLOCK_SIZES, _size_text(default_block)}, key=_size_value)
     for algo in ("md5", "sha256", "xxh3"):
         commands = tuple(
@@ -416,6 +419,46 @@ def build_cases(sizes: Sizes, parhash: Parhash) -> list[Case]:
             "--chunksize (paths per task)", "parhash's default --chunksize", ("small",),
             commands, tuple(Comparison(c.label, "default") for c in commands[1:]),
             corpus="small", sweep="--chunksize",
+        ))
+    return cases
+
+
+def _cache_cases(ph: tuple[str, ...], large: list[str], large_shown: str, tree: str
+                 ) -> list[Case]:
+    """The hash cache (issue 16): a warm re-scan of an unchanged tree, and a cold scan
+    that fills a new cache, each against the same scan without the cache.
+
+    The warm command's untimed warm-up run fills its cache; the cold one
+    removes its cache first, and its baseline runs the same ``rm``.
+    """
+    cases = []
+    for corpus, paths, shown, target in (("large", large, large_shown, 0.1),
+                                         ("small", ["small"], "small", 0.5),
+                                         ("stdlib", [tree], tree, 0.4)):
+        warm_file = f"cache-warm-{corpus}.sqlite"
+        cold_file = f"cache-cold-{corpus}.sqlite"
+        args = ["scan", "-a", "md5", "-j", "2"]
+
+        def sh(label: str, cache: str | None, remove: str | None,
+               args: list[str] = args, paths: list[str] = paths, shown: str = shown) -> Command:
+            argv = [*ph, *args, *(["--cache-file", cache] if cache else []), *paths]
+            script = "exec " + shlex.join(argv)
+            if remove:
+                script = f"rm -f {remove} {remove}-wal {remove}-shm; {script}"
+            text = shlex.join(["parhash", *args, *(["--cache-file", cache] if cache else [])])
+            return Command(label, ("sh", "-c", script), f"{text} {shown}", is_parhash=True)
+
+        cases.append(Case(
+            f"cache-{corpus}", f"md5 of the {corpus} corpus with the hash cache: a warm "
+            "re-scan of the unchanged tree, and a cold scan that fills a new cache",
+            "the same scan without the cache", (corpus,),
+            (sh("warm cache", warm_file, None),
+             sh("no cache", None, None),
+             sh("cold cache", cold_file, cold_file),
+             sh("no cache (rm)", None, cold_file)),
+            (Comparison("warm cache", "no cache", target, CACHE),
+             Comparison("cold cache", "no cache (rm)", 1.1, CACHE)),
+            corpus=corpus,
         ))
     return cases
 

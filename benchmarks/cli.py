@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from benchmarks import cache as cache_mod
 from benchmarks import cases as cases_mod
 from benchmarks import cluster as cluster_mod
 from benchmarks import corpus as corpus_mod
@@ -169,6 +170,7 @@ def _main(argv: Sequence[str] | None) -> int:
         clusters = contextlib.ExitStack()
         cluster: cluster_mod.Cluster | None = None
         scheduler: list[cluster_mod.SchedulerFigures] = []
+        resume: list[cache_mod.ResumeFigures] = []
         try:
             for index, case in enumerate(chosen):
                 if case.cluster and cluster is None and cluster_mod.unavailable() is None:
@@ -200,6 +202,15 @@ def _main(argv: Sequence[str] | None) -> int:
                             1 if args.quick else 3)
                     clusters.close()
                     cluster = None
+            if any(c.name.startswith("cache-") for c in chosen):
+                for name, paths in (("large", [f"large/large-{i}.bin"
+                                               for i in range(sizes.large_files)]),
+                                    ("small", ["small"])):
+                    if name in corpora:
+                        _log(f"cache: a scan of {name} killed halfway, then resumed")
+                        resume.append(cache_mod.measure_resume(
+                            parhash.argv, workdir, name, paths, corpora[name].files,
+                            1 if args.quick else 3))
         finally:
             clusters.close()
             runner.close()
@@ -209,7 +220,7 @@ def _main(argv: Sequence[str] | None) -> int:
             machine=described, rounds=rounds, warmup=warmup, quick=args.quick, argv=argv,
             seconds=time.perf_counter() - started, load_after=machine.load_average(),
             rss_launcher=runner.launcher_name, rss_floor=runner.rss_floor,
-            scheduler=scheduler,
+            scheduler=scheduler, resume=resume,
         )
         chart_ref = None
         chart_note = "No chart: the report was not written (--no-write)."

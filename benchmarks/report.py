@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.cache import ResumeFigures
 from benchmarks.cases import (
+    CACHE,
     CHECK,
     CLUSTER,
     DUPES,
@@ -51,6 +53,7 @@ TARGETS = {
     HELD: "held from issue 3: large md5 -j 2 <= 0.54x md5sum, large xxh3 <= 0.9x "
     "xxhsum -H3, start-up <= 1.3x python -c 'import click', peak RSS on 200,000 files "
     "<= 1.5x on 20,000",
+    CACHE: "issue 16, the hash cache: a warm re-scan and a cold scan against no cache",
     CLUSTER: "issue 15, a Dask cluster on this machine (a scheduler, two workers of one "
     "thread) against the local -j 2 pool: <= 1.3x on the large files, <= 2x on the "
     "30,000 small files",
@@ -88,6 +91,7 @@ class Run:
     rss_launcher: str
     rss_floor: int
     scheduler: list[SchedulerFigures] = field(default_factory=list)
+    resume: list[ResumeFigures] = field(default_factory=list)
 
 
 def _values(s: Samples, metric: str) -> list[float]:
@@ -315,6 +319,29 @@ def parent_cpu_section(run: Run) -> list[str]:
     return lines
 
 
+def resume_section(run: Run) -> list[str]:
+    """The hash cache: a run killed halfway and resumed, and the size of an entry."""
+    if not run.resume:
+        return []
+    rows = [[f.corpus, f"{f.full_s:.3f}", f"{f.kept:.0%}", f"{f.resumed_s:.3f}",
+             f"{f.ratio:.2f}x", f"{f.entries:,}", f"{f.bytes_per_entry:.0f}"]
+            for f in run.resume]
+    return [
+        "",
+        "## The hash cache: killed and resumed (issue 16)",
+        "",
+        "A cold `parhash scan -a md5 -j 2 --cache-file F` is killed with SIGKILL when half "
+        "the median time of a full cold scan has passed; then the same scan runs again to "
+        f"the end. Medians of {run.resume[0].rounds} round"
+        f"{'s' if run.resume[0].rounds != 1 else ''}. *Kept* is the share of the corpus's "
+        "files in the cache after the kill; *bytes per entry* is the full cache's file "
+        "(with its WAL) over its entries, one md5 digest each.",
+        "",
+        *_table(["corpus", "full cold scan (s)", "kept after the kill", "resumed scan (s)",
+                 "resumed / full", "entries", "bytes per entry"], rows, "lrrrrrr"),
+    ]
+
+
 def scheduler_section(run: Run) -> list[str]:
     """The cluster's scheduler: CPU per task, and what one scheduler and one client can feed."""
     if not run.scheduler:
@@ -537,6 +564,7 @@ def render(run: Run, chart: str | None, chart_note: str, notes: str) -> str:
         "in each scan, its value the difference per file (next section).",
         *parent_cpu_section(run),
         *scheduler_section(run),
+        *resume_section(run),
         "",
         "## All measurements",
         "",

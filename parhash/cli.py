@@ -644,7 +644,13 @@ def cache_group() -> None:
 
     The cache is --cache-file, else PARHASH_CACHE, else
     $XDG_CACHE_HOME/parhash/hashes.sqlite (~/.cache/parhash/hashes.sqlite).
-    Exit status: 0, or 2 for a cache that can't be used.
+
+    Exit status: 0; 2 for a usage error or a cache that can't be used.
+
+    \b
+    Examples:
+      parhash cache stats --json | jq .entries
+      parhash cache prune --older-than 90d
     """
 
 

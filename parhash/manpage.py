@@ -230,6 +230,8 @@ def render_command(
         if not is_exit_status(paragraph):
             lines += render_paragraph(paragraph)
     lines += [".SH OPTIONS", *render_options(command, ctx)]
+    if isinstance(command, click.Group):
+        lines += render_subcommands(command, ctx)
 
     # The command's own words on its statuses come first; the shared statuses
     # follow for the numbers those words leave out (a signal's, say).
@@ -243,6 +245,20 @@ def render_command(
     pages = [(PROG, SECTION), *((f"{PROG}-{other}", SECTION) for other in others)]
     lines += render_see_also([*pages, *SEE_ALSO])
     return "\n".join(lines) + "\n"
+
+
+def render_subcommands(group: click.Group, ctx: click.Context) -> list[str]:
+    """A COMMANDS section: each subcommand's synopsis, help and options."""
+    lines = [".SH COMMANDS"]
+    for name in visible_commands(group, ctx):
+        sub = group.commands[name]
+        sub_ctx = click.Context(sub, info_name=name, parent=ctx, **sub.context_settings)
+        usage = " ".join(sub.collect_usage_pieces(sub_ctx))
+        lines.append(f".SS {escape(sub_ctx.command_path + ' ' + usage, code=True)}")
+        for paragraph in paragraphs(sub.help or ""):
+            lines += render_paragraph(paragraph)
+        lines += render_options(sub, sub_ctx)
+    return lines
 
 
 def render_group(group: click.Group, ctx: click.Context, date: str) -> str:

@@ -215,6 +215,8 @@ class _Task:
             # The directory being read: its resolved path and cached entries.
             self.real = b""
             self.known: Known | None = None
+            # Entries the client sent with the items (see Cached), by directory.
+            self.preloaded: dict[bytes, Known] = {}
 
     def full(self) -> bool:
         """Whether the task has room for no more items."""
@@ -245,14 +247,24 @@ class _Task:
         from parhash.cache import resolved_directory
 
         assert self.recorder is not None
-        self.real = resolved_directory(dirfd, d.path)
+        self.real = d.real if d.real is not None else resolved_directory(dirfd, d.path)
         first = last = None
         if names:
             first = names[0].encode(FS_ENCODING, FS_ERRORS)
             last = names[-1].encode(FS_ENCODING, FS_ERRORS)
             if last < first:
                 first, last = last, first
-        self.known = self.recorder.directory(self.real, self.job.algos, first, last)
+        known = self.preloaded.pop(self.real, None) if self.preloaded else None
+        self.known = (known if known is not None else
+                      self.recorder.directory(self.real, self.job.algos, first, last))
+
+    def preload(self, item: Cached) -> Any:
+        """Take the entries a cluster's client sent with ``item``; the item itself."""
+        inner = item.item
+        d = inner.directory if isinstance(inner, Part) else inner
+        if d.real is not None:
+            self.preloaded[d.real] = item.known
+        return item.item
 
 
     def cached(self, path: str, digests: list[str], st: os.stat_result) -> None:
@@ -719,8 +731,9 @@ class _Task:
             root = None
             if self.job.follow:
                 root = _Ancestor(st.st_dev, st.st_ino, path or ".", None)
+            real = os.fsencode(os.path.realpath(path)) if self.cache is not None else None
             self.tasks.append(Directory(_as_prefix(path), "", 0, root,
-                                        identity=(st.st_dev, st.st_ino)))
+                                        identity=(st.st_dev, st.st_ino), real=real))
         elif not stat.S_ISREG(st.st_mode):
             if argument:
                 self.named_special(path)
@@ -774,8 +787,10 @@ def run_task(job: ScanJob, items: Sequence[Any], kind: type[_Task] | None = None
         return [task.result()]
     for i, item in enumerate(items):
         if i and task.full():
-            task.rest.extend(items[i:])
+            task.rest.extend(x.item if type(x) is Cached else x for x in items[i:])
             break
+        if type(item) is Cached:
+            item = task.preload(item)
         kind = type(item)
         if kind is Directory:
             task.directory(i, item)
@@ -818,6 +833,8 @@ def lost_item(job: ScanJob, item: Any, why: str, kind: type[_Task] | None = None
     error at once, and the rest of its directory is done again without it.
     """
     task = (kind or _Task)(job, 1)
+    if type(item) is Cached:
+        item = item.item
     if isinstance(item, Within):
         inner, name = item.item, item.name
         task.failed(name, why)
@@ -890,6 +907,8 @@ class TaskFeed(Feed):
         self.items: collections.deque[Any] = collections.deque()
         self.alone: collections.deque[Any] = collections.deque()
         self.visited: set[tuple[int, int]] = set()
+        # What each task goes through before it is handed out, if anything.
+        self.attach: Callable[[list[Any]], list[Any]] | None = None
         self._stop = threading.Event()
         depth = max(4, jobs * INFLIGHT_PER_WORKER)
         self._named = ReadAhead(_named_tasks(named, chunksize), depth, self._stop,
@@ -940,6 +959,12 @@ class TaskFeed(Feed):
         return False
 
     def get(self, timeout: float) -> list[Any] | None:
+        task = self._get(timeout)
+        if task is not None and self.attach is not None:
+            return self.attach(task)
+        return task
+
+    def _get(self, timeout: float) -> list[Any] | None:
         if self.alone:
             return [self.alone.popleft()]
         dirs = self.dirs
@@ -960,6 +985,46 @@ class TaskFeed(Feed):
                 task.append(items.popleft())
             return task
         return self._named.get(timeout)
+
+
+class Cached(NamedTuple):
+    """A directory or a part of one, with the entries of the hash cache that its
+    files may have: on a cluster, whose workers can't read the client's cache,
+    the client looks them up and sends them along (see :func:`scan_tasks`)."""
+
+    item: Directory | Part
+    known: Known
+
+
+def _with_entries(cache: Cache, algos: tuple[str, ...]) -> Callable[[list[Any]], list[Any]]:
+    """What the client of a cluster does to each task before it goes: each directory
+    of it, or part of one, goes as :class:`Cached` with the cache's entries."""
+    from parhash.cache import Rows, lookup
+
+    spec = cache.spec(lookup=True)
+
+    def attach(task: list[Any]) -> list[Any]:
+        out = []
+        used = []
+        for item in task:
+            kind = type(item)
+            d = item if kind is Directory else item.directory if kind is Part else None
+            if d is not None and d.real is not None and not (kind is Part and item.split):
+                first = last = None
+                if kind is Part and item.names:
+                    names = item.names.split("\0")
+                    first, last = sorted((os.fsencode(names[0]), os.fsencode(names[-1])))
+                known, use = lookup(spec, d.real, algos, first, last)
+                if use:
+                    used.append(d.real)
+                if known is not None:
+                    item = Cached(item, known)
+            out.append(item)
+        if used:
+            cache.write(Rows([], used))
+        return out
+
+    return attach
 
 
 class Argument(str):
@@ -1059,6 +1124,8 @@ def scan_tasks(
         job = job._replace(files=job.files * scale, nbytes=job.nbytes * scale)
     feed = TaskFeed(named, chunksize=job.files, follow=job.follow,
                     max_dirs=MAX_DIRS_PER_TASK * scale)
+    if cache is not None and executor is not None:
+        feed.attach = _with_entries(cache, job.algos)
     small = inline_bytes(job.block_size)
     first = RunTask(job._replace(files=INLINE_MAX_FILES, nbytes=small,
                                  alone=min(job.alone, small), first=True), kind)

@@ -333,6 +333,10 @@ class Directory(NamedTuple):
     identity: tuple[int, int] | None = None
     # Those of the named part, path[:top], when it is not this directory.
     root: tuple[int, int] | None = None
+    # With the hash cache: the absolute path, links resolved, that its
+    # entries are kept under (its parent's and its name, entered without
+    # following a link).
+    real: bytes | None = None
 
     @property
     def shown(self) -> str:
@@ -648,8 +652,11 @@ def _entries(
                 node = None
                 if follow:
                     node = _Ancestor(st.st_dev, st.st_ino, top + name, current.ancestor)
+                real = None
+                if current.real is not None:
+                    real = current.real.rstrip(b"/") + b"/" + _encode(name)
                 yield Directory(top + name + "/", rel, depth, node, named,
-                                (st.st_dev, st.st_ino), root)
+                                (st.st_dev, st.st_ino), root, real)
                 continue
             # A link, followed on purpose: what it names is read as named.
             try:

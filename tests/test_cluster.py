@@ -678,3 +678,32 @@ def test_losing_the_scheduler_mid_run_is_one_line_and_exit_2(tmp_path: Path) -> 
     no_traceback(err)
     assert p.returncode == 2, err
     assert err.startswith(b"parhash: ") and err.count(b"\n") == 1, err
+
+
+def test_the_cache_belongs_to_the_client(cluster: Cluster, tmp_path: Path) -> None:
+    # The workers never open the client's cache: the client sends each
+    # directory's entries with its task, and writes what the workers read.
+    contents = _wide_tree(tmp_path / "tree", dirs=12, files=4)
+    cache = tmp_path / "client" / "hashes.sqlite"
+    cache.parent.mkdir()
+    time.sleep(0.3)  # past the racy-file margin of nanosecond times
+    args = ["scan", "--json", "-a", "md5", "--cache-file", str(cache), "tree", *dask(cluster)]
+    for expected in (False, True):
+        done = run(args, cwd=tmp_path)
+        no_traceback(done.stderr)
+        assert done.returncode == 0, done.stderr
+        got = {r["path"]: r for r in map(json.loads, records(done.stdout))}
+        assert sorted(got) == sorted(contents)
+        for path, data in contents.items():
+            assert got[path]["md5"] == hashlib.md5(data).hexdigest()
+            assert got[path]["cached"] is expected, (path, got[path])
+    # A changed file is read again, on the cluster, and its new digest kept.
+    changed = tmp_path / "tree" / "d03" / "f1"
+    changed.write_bytes(b"new contents, new size")
+    time.sleep(0.3)
+    for expected in (False, True):
+        again = run(args, cwd=tmp_path)
+        got = {r["path"]: r for r in map(json.loads, records(again.stdout))}
+        assert got["tree/d03/f1"]["md5"] == hashlib.md5(b"new contents, new size").hexdigest()
+        assert got["tree/d03/f1"]["cached"] is expected
+        assert got["tree/d00/f0"]["cached"] is True

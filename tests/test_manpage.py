@@ -83,6 +83,16 @@ def test_every_option_appears_in_its_page_with_its_help(groff: str, name: str) -
         record = param.get_help_record(ctx)
         assert record and " ".join(record[1].split()) in options, param.opts
         seen += 1
+    if isinstance(command, click.Group) and name:  # parhash cache: its subcommands' options
+        listed = section(render(groff, page), "COMMANDS")
+        for sub_name, sub in command.commands.items():
+            sub_ctx = click.Context(sub, info_name=sub_name, parent=ctx)
+            assert f"parhash {name} {sub_name}" in listed
+            for param in sub.get_params(sub_ctx):
+                if isinstance(param, click.Option) and not param.hidden:
+                    for opt in param.opts:
+                        assert re.search(rf"(?<![\w-]){re.escape(opt)}(?![\w-])", listed), opt
+                    seen += 1
     assert seen >= 2 and "-h, --help" in options
 
 
@@ -108,7 +118,8 @@ def test_exit_status_gives_the_command_s_own_words_then_the_shared_statuses(
 ) -> None:
     status = section(render(groff, MAN / f"parhash-{name}.1"), "EXIT STATUS")
     assert status.startswith({"scan": "Exits 1 if any file", "check": "Exits 1 if a file fails",
-                              "dupes": "0, or with --exit-code 1"}[name])
+                              "dupes": "0, or with --exit-code 1",
+                              "cache": "0; 2 for a usage error"}[name])
     for number, meaning in (("130", "interrupted (SIGINT)"), ("143", "terminated (SIGTERM)"),
                             ("141", "the reader of standard output went away")):
         assert f"{number} {meaning}" in status
