@@ -124,6 +124,11 @@ class CacheSpec(NamedTuple):
 
     path: str
     lookup: bool = True
+    # The cache's own directory (resolved) and names there (file, -wal,
+    # -shm, -journal): a scan of that directory leaves them out, as it
+    # leaves out its own -o file.
+    home: bytes = b""
+    own: frozenset[str] = frozenset()
 
 
 class Known:
@@ -612,12 +617,14 @@ class Cache:
                 # Another user's file could hold digests made up to match.
                 raise CacheUnusable(f"the cache {shown} belongs to another user")
         try:
-            self._connect()
+            self._connect(create)
             self._check(create)
         except sqlite3.DatabaseError as e:
             if isinstance(e, sqlite3.OperationalError) and _unwritable(e):
                 raise CacheUnusable(f"cannot write the cache {shown}: {e}") from None
-            self._move_aside(str(e))
+            self._move_aside(str(e), new=create)
+            if not create:
+                return  # moved aside, and no new one: there is no cache now
             try:
                 self._connect()
                 self._check(create)
@@ -626,13 +633,16 @@ class Cache:
         except OSError as e:
             raise CacheUnusable(f"cannot use the cache {shown}: {e.strerror}") from None
 
-    def _connect(self) -> None:
+    def _connect(self, create: bool = True) -> None:
+        """Open the file (``create``: made if missing)."""
         import sqlite3
+        from urllib.parse import quote
 
         global _WRITERS, _OPENED_BY
         old = os.umask(0o077)  # the cache names files: for its owner only
         try:
-            self.db = sqlite3.connect(self.path, timeout=BUSY_MS / 1000, isolation_level=None,
+            self.db = sqlite3.connect(f"file:{quote(self.path)}?mode={'rwc' if create else 'rw'}",
+                                      uri=True, timeout=BUSY_MS / 1000, isolation_level=None,
                                       check_same_thread=False)
         finally:
             os.umask(old)
@@ -693,8 +703,9 @@ class Cache:
                 db.execute("ROLLBACK")
             raise
 
-    def _move_aside(self, why: str) -> None:
-        """Put a file that is not a usable cache out of the way, with one warning."""
+    def _move_aside(self, why: str, new: bool = True) -> str | None:
+        """Put a file that is not a usable cache out of the way, with one warning
+        (which says a new one is started, with ``new``); where it went."""
         from parhash.console import warn
         from parhash.formats.names import quote_name
 
@@ -712,12 +723,25 @@ class Cache:
                 with contextlib.suppress(OSError):
                     os.rename(self.path + suffix, aside + suffix)
             warn(f"parhash: warning: the cache {quote_name(self.path)} was unreadable ({why}); "
-                 f"moved it to {quote_name(aside)} and started a new one")
+                 f"moved it to {quote_name(aside)}" + (" and started a new one" if new else ""))
+            return aside
+        return None
 
     # -- in use
 
     def spec(self, lookup: bool = True) -> CacheSpec:
-        return CacheSpec(os.path.abspath(self.path), lookup)
+        path = os.path.abspath(self.path)
+        home, _, name = os.path.realpath(path).rpartition("/")
+        return CacheSpec(path, lookup, os.fsencode(home or "/"),
+                         frozenset(name + s for s in ("", "-wal", "-shm", "-journal")))
+
+    def identity(self) -> tuple[int, int] | None:
+        """The cache file's device and inode, for a scan to leave it out."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
 
     def suspend(self) -> None:
         """Close the connection until the next write (a fork is coming)."""
@@ -770,7 +794,7 @@ class Cache:
                 self._give_up(str(e))
                 return
             except (sqlite3.DatabaseError, ValueError) as e:  # damaged while in use
-                self._give_up(str(e))
+                self.damaged(str(e))
                 return
 
     def _write(self, rows: Rows) -> None:
@@ -780,6 +804,9 @@ class Cache:
         assert db is not None
         now = time.time_ns()
         db.execute("BEGIN IMMEDIATE")
+        # Ids are looked up afresh in each transaction: another process may
+        # have cleared or pruned the directories since the last one.
+        self.dirs.clear()
         try:
             touched = set(rows.used).union(c.directory for c in rows.chunks)
             ids, new = self._dir_ids(touched, now)
@@ -856,9 +883,24 @@ class Cache:
         from parhash.formats.names import quote_name
 
         self.broken = True
-        warn(f"parhash: warning: cannot write the cache {quote_name(self.path)}: {why}; "
-             "going on without it")
+        if "readonly" in why:  # its entries still answer; this run's are not added
+            warn(f"parhash: warning: cannot write the cache {quote_name(self.path)}: {why}; "
+                 "what this run reads is not added to it")
+        else:
+            warn(f"parhash: warning: cannot write the cache {quote_name(self.path)}: {why}; "
+                 "going on without it")
         self.close()
+
+    def damaged(self, why: str, new: bool = True) -> None:
+        """The file turned out damaged in use: moved aside, with one warning, so
+        that the next run starts a new cache; nothing more is written to it."""
+        self.broken = True
+        try:
+            self._move_aside(why, new=False)
+        except CacheUnusable as e:
+            from parhash.console import warn
+
+            warn(f"parhash: warning: {e}")
 
     # -- management
 
@@ -1040,7 +1082,7 @@ def manage(path: str) -> Cache | None:
     except BaseException:
         cache.close()
         raise
-    return cache
+    return cache if cache.db is not None else None
 
 
 def describe(stats: dict[str, Any]) -> str:

@@ -668,8 +668,15 @@ def _managed(fn: Any) -> Any:
         except CacheUnusable as e:
             click.echo(f"parhash: {e}", err=True)
             raise click.exceptions.Exit(EXIT_USAGE) from None
+        import sqlite3
+
         try:
             return fn(*args, cache=cache, path=path, **kwargs)
+        except (sqlite3.DatabaseError, ValueError) as e:
+            assert cache is not None
+            cache.damaged(str(e))
+            click.echo(f"parhash: the cache {path} is damaged: {e}", err=True)
+            raise click.exceptions.Exit(EXIT_USAGE) from None
         finally:
             if cache is not None:
                 cache.close()

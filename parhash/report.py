@@ -240,8 +240,11 @@ def run_scan(
         if opened is not None:
             closing.callback(opened.close)
         out = flush_idle.out = Output(raw)
-        job = ScanJob(algos, block_size, fmt, zero, sort, follow, select,
-                      frozenset(_own_files(raw, output)), chunksize or TASK_FILES)
+        own = _own_files(raw, output)
+        if opened is not None and opened.identity() is not None:
+            own.add(opened.identity())
+        job = ScanJob(algos, block_size, fmt, zero, sort, follow, select, frozenset(own),
+                      chunksize or TASK_FILES)
         results = scan_tasks(paths, job, listed=listed, jobs=jobs, stats=stats, idle=flush_idle,
                              executor=executor, cache=opened)
         try:

@@ -382,6 +382,8 @@ class _Task:
         fd, entries = opened
         if self.cache is not None:
             self.enter(fd, d)
+            if self.real == self.cache.home:  # the cache's own files are not hashed
+                skip = skip | self.cache.own
         self.files_in(fd, d, entries, index, skip, 2)
         # What the task had no room for: the next tasks'.
         per = self.part_files()
@@ -442,10 +444,13 @@ class _Task:
             self.walk_error(opened)
             return
         names = p.names.split("\0")
+        skip = p.skip
         if self.cache is not None:
             self.enter(opened[0], d, names)
+            if self.real == self.cache.home:
+                skip = skip | self.cache.own
         rest = iter(names)
-        self.files_in(opened[0], d, rest, index, p.skip, len(names))
+        self.files_in(opened[0], d, rest, index, skip, len(names))
         left = list(rest)
         per = self.part_files()
         for start in range(0, len(left), per):
@@ -500,7 +505,6 @@ class _Task:
         if known is not None:
             lstat = functools.partial(os.stat, dir_fd=dirfd, follow_symlinks=False)
             hit_text = self.format.hit_text
-            hits = self.hits
             known_index = known.index
             keys = known.keys
             digests = known.columns[0]
@@ -574,7 +578,9 @@ class _Task:
                                     continue
                                 files += 1
                                 nbytes += size
-                                hits += 1
+                                # Not a local: the other paths (a link under -L)
+                                # count their hits on the task as they go.
+                                self.hits += 1
                                 digest = digests[i * length:(i + 1) * length]
                                 if (gnu and "\\" not in path and "\n" not in path
                                         and "\r" not in path):
@@ -652,8 +658,6 @@ class _Task:
                     return
         finally:
             self.files, self.nbytes = files, nbytes
-            if known is not None:
-                self.hits = hits
 
     def odd_file(self, fd: int, st: os.stat_result, path: str, d: Directory, name: str) -> None:
         """A file of the fast loop that is not a small regular file of someone else's."""
