@@ -1,10 +1,11 @@
 """The hash cache's figures that are not a timed case: a run killed halfway and
 resumed, and the cache's size per entry.
 
-A scan that fills a new cache is killed with SIGKILL when half of a full
-cold scan's time has passed; then the same scan runs again to the end and
-is timed. What it costs, against a full cold scan, says how much of the
-killed run's work the cache kept (the issue's "about half").
+A scan that fills a new cache is killed with SIGKILL halfway: once it has
+printed the records of half the files (each task's digests are written
+before its records are). Then the same scan runs again to the end and is
+timed. What it costs, against a full cold scan, says how much of the killed
+run's work the cache kept (the issue's "about half").
 """
 
 from __future__ import annotations
@@ -40,10 +41,11 @@ def _remove(path: Path) -> None:
             os.unlink(f"{path}{suffix}")
 
 
-def _scan(argv: tuple[str, ...], cache: Path, paths: list[str], workdir: Path
-          ) -> subprocess.Popen[bytes]:
+def _scan(argv: tuple[str, ...], cache: Path, paths: list[str], workdir: Path,
+          watch: bool = False) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*argv, "scan", "-a", "md5", "-j", "2", "--cache-file", str(cache),
-                             *paths], cwd=workdir, stdout=subprocess.DEVNULL,
+                             *paths], cwd=workdir,
+                            stdout=subprocess.PIPE if watch else subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 
 
@@ -70,15 +72,18 @@ def measure_resume(argv: tuple[str, ...], workdir: Path, corpus: str, paths: lis
     stats = _stats(argv, cache)
     entries = stats["entries"]
     per_entry = stats["bytes"] / entries if entries else 0.0
-    half = statistics.median(full) / 2
     resumed, kept = [], []
     for _ in range(rounds):
         _remove(cache)
-        proc = _scan(argv, cache, paths, workdir)
-        time.sleep(half)
+        proc = _scan(argv, cache, paths, workdir, watch=True)
+        assert proc.stdout is not None
+        printed = 0
+        while printed < files / 2 and proc.stdout.readline():
+            printed += 1
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        proc.stdout.close()
         kept.append(_stats(argv, cache)["entries"] / files if cache.exists() else 0.0)
         start = time.perf_counter()
         if _scan(argv, cache, paths, workdir).wait() != 0:

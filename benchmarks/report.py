@@ -330,8 +330,8 @@ def resume_section(run: Run) -> list[str]:
         "",
         "## The hash cache: killed and resumed (issue 16)",
         "",
-        "A cold `parhash scan -a md5 -j 2 --cache-file F` is killed with SIGKILL when half "
-        "the median time of a full cold scan has passed; then the same scan runs again to "
+        "A cold `parhash scan -a md5 -j 2 --cache-file F` is killed with SIGKILL once it "
+        "has printed half the files' records; then the same scan runs again to "
         f"the end. Medians of {run.resume[0].rounds} round"
         f"{'s' if run.resume[0].rounds != 1 else ''}. *Kept* is the share of the corpus's "
         "files in the cache after the kill; *bytes per entry* is the full cache's file "

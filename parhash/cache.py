@@ -196,7 +196,7 @@ def pack(directory: bytes, algos: tuple[str, ...], names: list[bytes], keys: lis
     from array import array
 
     n = len(names)
-    if any(names[i] >= names[i + 1] for i in range(n - 1)):
+    if sorted(names) != names:  # a listing's names come sorted; a list's may not
         order = sorted(range(n), key=names.__getitem__)
         names = [names[i] for i in order]
         keys = [keys[KEY * i + j] for i in order for j in range(KEY)]
