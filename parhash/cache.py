@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 _SECOND = 1_000_000_000
 # "parh": SQLite's application_id, which tells our file from any other database.
 APPLICATION_ID = 0x70617268
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FILE_NAME = "hashes.sqlite"
 ENVIRONMENT = "PARHASH_CACHE"
 # How long a process waits for another's write before trying again, and how
@@ -105,8 +105,10 @@ FILLER = "."
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID",
     # A directory's absolute path, links resolved, as bytes; when a run last used it.
+    # fsid: its file system's identity (see fs_id): another file system mounted
+    # at the same path may hold files of the same inodes, sizes and times.
     "CREATE TABLE IF NOT EXISTS dirs(id INTEGER PRIMARY KEY, path BLOB NOT NULL UNIQUE,"
-    " used INTEGER NOT NULL DEFAULT 0)",
+    " used INTEGER NOT NULL DEFAULT 0, fsid INTEGER NOT NULL DEFAULT 0)",
     "CREATE TABLE IF NOT EXISTS chunks(dir INTEGER NOT NULL, first BLOB NOT NULL,"
     " last BLOB NOT NULL, n INTEGER NOT NULL, hashed INTEGER NOT NULL, names BLOB NOT NULL,"
     " keys BLOB NOT NULL, "
@@ -129,6 +131,8 @@ class CacheSpec(NamedTuple):
     # leaves out its own -o file.
     home: bytes = b""
     own: frozenset[str] = frozenset()
+    # The cache file's device and inode as the main process checked it.
+    identity: tuple[int, int] | None = None
 
 
 class Known:
@@ -139,10 +143,11 @@ class Known:
     its digests, of the algorithms looked up, in their order.
     """
 
-    __slots__ = ("index", "keys", "columns", "lengths")
+    __slots__ = ("index", "keys", "columns", "lengths", "fsid")
 
     def __init__(self, index: dict[str, int], keys: Any, columns: list[str],
-                 lengths: list[int]) -> None:
+                 lengths: list[int], fsid: int = 0) -> None:
+        self.fsid = fsid
         self.index = index
         self.keys = keys
         self.columns = columns
@@ -155,7 +160,7 @@ class Known:
             return None
         keys, k = self.keys, KEY * i
         if (keys[k] == st.st_size and keys[k + 1] == st.st_mtime_ns
-                and keys[k + 2] == st.st_ctime_ns and keys[k + 3] == st.st_ino
+                and keys[k + 2] == st.st_ctime_ns and keys[k + 3] & U64 == st.st_ino
                 and stat.S_ISREG(st.st_mode)):
             return i
         return None
@@ -173,6 +178,7 @@ class Chunk(NamedTuple):
     """A directory's entries as a task sends them to be written, packed (see above)."""
 
     directory: bytes
+    fsid: int
     algos: tuple[str, ...]
     first: bytes
     last: bytes
@@ -189,8 +195,8 @@ class Rows(NamedTuple):
     used: list[bytes] = []
 
 
-def pack(directory: bytes, algos: tuple[str, ...], names: list[bytes], keys: list[int],
-         digests: list[list[str]]) -> list[Chunk]:
+def pack(directory: bytes, fsid: int, algos: tuple[str, ...], names: list[bytes],
+         keys: list[int], digests: list[list[str]]) -> list[Chunk]:
     """Entries (``names``, ``KEY`` integers each in ``keys``, per algorithm a digest
     each or FILLER-long ones) as chunks of :data:`CHUNK_ENTRIES`, names sorted."""
     from array import array
@@ -204,7 +210,7 @@ def pack(directory: bytes, algos: tuple[str, ...], names: list[bytes], keys: lis
     chunks = []
     for start in range(0, n, CHUNK_ENTRIES):
         end = min(n, start + CHUNK_ENTRIES)
-        chunks.append(Chunk(directory, algos, names[start], names[end - 1], end - start,
+        chunks.append(Chunk(directory, fsid, algos, names[start], names[end - 1], end - start,
                             b"\0".join(names[start:end]),
                             array("q", keys[KEY * start:KEY * end]).tobytes(),
                             tuple("".join(d[start:end]) for d in digests)))
@@ -225,23 +231,42 @@ class Recorder:
         self.used: list[bytes] = []
         self.hits = 0
         self.heads: dict[tuple[str, tuple[str, ...]], tuple[bytes, Known | None]] = {}
+        # The file system of each directory met (see fs_id).
+        self.fsids: dict[bytes, int] = {}
 
-    def directory(self, real: bytes, algos: tuple[str, ...], first: bytes | None = None,
-                  last: bytes | None = None) -> Known | None:
-        """The entries of directory ``real`` with ``algos``' digests (see :func:`lookup`)."""
-        known, used = lookup(self.spec, real, algos, first, last)
-        if used:
-            self.used.append(real)
+    def directory(self, real: bytes, algos: tuple[str, ...], fsid: int,
+                  first: bytes | None = None, last: bytes | None = None,
+                  known: Known | None = None) -> Known | None:
+        """The entries of directory ``real``, on file system ``fsid``, with ``algos``'
+        digests (see :func:`lookup`); ``known``: those a client sent, if any."""
+        self.fsids[real] = fsid
+        if known is None:
+            known, used = lookup(self.spec, real, algos, first, last)
+            if used:
+                self.used.append(real)
+        if known is not None and known.fsid != fsid:
+            return None  # another file system is mounted there now
         return known
 
     def head_of(self, path: str, algos: tuple[str, ...]) -> tuple[bytes, Known | None]:
-        """The resolved directory of a named path, and its entries with ``algos``' digests."""
+        """The resolved directory of a named path, and its entries with ``algos``'
+        digests; ``b""`` when it can't be resolved (then nothing is looked up or kept)."""
         head = path.rpartition("/")[0] or ("/" if path.startswith("/") else ".")
         known = self.heads.get((head, algos))
         if known is None:
-            real = os.fsencode(os.path.realpath(head))
-            known = self.heads[(head, algos)] = (real, self.directory(real, algos))
+            try:
+                real = os.fsencode(os.path.realpath(head))
+                fsid = fs_id(os.statvfs(real), os.stat(real).st_dev)
+            except (OSError, ValueError):  # a link that changed as it was read
+                known = self.heads[(head, algos)] = (b"", None)
+                return known
+            known = self.heads[(head, algos)] = (real, self.directory(real, algos, fsid))
         return known
+
+    def holds(self, path: str, algos: tuple[str, ...]) -> bool:
+        """Whether there is an entry for ``path`` at all (its file not looked at)."""
+        _, known = self.head_of(path, algos)
+        return known is not None and path.rpartition("/")[2] in known.index
 
     def find(self, path: str, algos: tuple[str, ...], st: os.stat_result | None = None,
              follow: bool = True) -> tuple[dict[str, str] | None, os.stat_result | None]:
@@ -256,6 +281,10 @@ class Recorder:
                 st = os.stat(path, follow_symlinks=follow)
             except (OSError, ValueError):
                 return None, None
+        if device_margin(st.st_dev) >= REMOTE_MARGIN_NS:
+            # A network file system may answer stat from attributes it cached
+            # a minute ago; only an open makes it ask the server.
+            return None, st
         i = known.hit(name, st)
         if i is None:
             return None, st
@@ -272,10 +301,18 @@ class Recorder:
 
     def keep(self, real: bytes, name: str, size: int, mtime: int, ctime: int, ino: int,
              dev: int, algos: tuple[str, ...], digests: Iterable[str]) -> None:
-        """Send the digests of file ``name`` of directory ``real`` back to be written."""
+        """Send the digests of file ``name`` of directory ``real`` back to be written.
+
+        Nothing is kept of a file on a pseudo file system (/proc, /sys): its
+        contents change while its size and times stay the same.
+        """
+        from parhash.walk import is_pseudo_fs
+
+        if not real or is_pseudo_fs(dev):
+            return
         names, keys, columns = self.store(real, algos)
         names.append(os.fsencode(name))
-        keys += (size, mtime, ctime, ino, confirmed(dev, mtime, ctime, self.started))
+        keys += (size, mtime, ctime, signed(ino), confirmed(dev, mtime, ctime, self.started))
         for column_, digest in zip(columns, digests, strict=True):
             column_.append(digest)
 
@@ -292,7 +329,7 @@ class Recorder:
         chunks = []
         for (real, algos), (names, keys, columns) in self.kept.items():
             if names:
-                chunks += pack(real, algos, names, keys, columns)
+                chunks += pack(real, self.fsids.get(real, 0), algos, names, keys, columns)
         return Rows(chunks, self.used) if chunks or self.used else None
 
 
@@ -425,17 +462,25 @@ def _may_read() -> bool:
     return _OPENED_BY is None or os.getpid() == _OPENED_BY
 
 
-def _reader(path: str) -> Any:
+def _reader(path: str, identity: tuple[int, int] | None = None) -> Any:
     global _READER, _READER_PATH, _OPENED_BY
+    if not _may_read():  # forked while the parent held a connection
+        return None
     if path == _READER_PATH:
         return _READER
     release_reader()
-    if not _may_read():
-        return None
     import sqlite3
     from urllib.parse import quote
 
     _READER_PATH = path
+    if identity is not None:
+        # The file the main process checked, not one put in its place since.
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        if (st.st_dev, st.st_ino) != identity:
+            return None
     try:
         _READER = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=BUSY_MS / 1000,
                                   isolation_level=None, check_same_thread=False)
@@ -468,7 +513,7 @@ def lookup(spec: CacheSpec, directory: bytes, algos: tuple[str, ...],
     :data:`USED_EVERY_NS`). Two queries, and some 0.2 us an entry."""
     if not spec.lookup:
         return None, False
-    db = _reader(spec.path)
+    db = _reader(spec.path, spec.identity)
     if db is None:
         return None, False
     import sqlite3
@@ -482,7 +527,8 @@ def lookup(spec: CacheSpec, directory: bytes, algos: tuple[str, ...],
                + "ORDER BY first")
         _LOOKUPS[(algos, first is not None)] = sql
     try:
-        found = db.execute("SELECT id, used FROM dirs WHERE path = ?", (directory,)).fetchone()
+        found = db.execute("SELECT id, used, fsid FROM dirs WHERE path = ?",
+                           (directory,)).fetchone()
         if found is None:
             return None, False
         args = (found[0],) if first is None else (found[0], last, first)
@@ -520,7 +566,8 @@ def lookup(spec: CacheSpec, directory: bytes, algos: tuple[str, ...],
             columns[j] += d
     if not index:
         return None, False
-    return Known(index, keys, columns, lengths), found[1] < time.time_ns() - USED_EVERY_NS
+    return (Known(index, keys, columns, lengths, found[2]),
+            found[1] < time.time_ns() - USED_EVERY_NS)
 
 
 _LOOKUPS: dict[tuple[tuple[str, ...], bool], str] = {}
@@ -598,30 +645,19 @@ class Cache:
         if create and not os.path.isdir(parent) and path == default_path():
             with contextlib.suppress(OSError):
                 os.makedirs(parent, mode=0o700, exist_ok=True)
-        fstype = file_system_of(os.path.realpath(parent))
+        fstype = file_system_of(os.path.realpath(path))
         if is_network(fstype):
             raise CacheUnusable(f"the cache {shown} is on a network file system ({fstype}), "
                                 "where SQLite's locking is not safe")
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            if not create:
-                raise CacheUnusable(f"no cache at {shown}") from None
-            st = None
-        except OSError as e:
-            raise CacheUnusable(f"cannot use the cache {shown}: {e.strerror}") from None
-        if st is not None:
-            if not stat.S_ISREG(st.st_mode):
-                raise CacheUnusable(f"the cache {shown} is not a regular file")
-            if st.st_uid != os.geteuid():
-                # Another user's file could hold digests made up to match.
-                raise CacheUnusable(f"the cache {shown} belongs to another user")
+        check_place(path, create)
         try:
             self._connect(create)
             self._check(create)
         except sqlite3.DatabaseError as e:
             if isinstance(e, sqlite3.OperationalError) and _unwritable(e):
                 raise CacheUnusable(f"cannot write the cache {shown}: {e}") from None
+            if not damage(e):  # busy, say: the file is fine
+                raise CacheUnusable(f"cannot use the cache {shown}: {e}") from None
             self._move_aside(str(e), new=create)
             if not create:
                 return  # moved aside, and no new one: there is no cache now
@@ -733,7 +769,8 @@ class Cache:
         path = os.path.abspath(self.path)
         home, _, name = os.path.realpath(path).rpartition("/")
         return CacheSpec(path, lookup, os.fsencode(home or "/"),
-                         frozenset(name + s for s in ("", "-wal", "-shm", "-journal")))
+                         frozenset(name + s for s in ("", "-wal", "-shm", "-journal")),
+                         self.identity())
 
     def identity(self) -> tuple[int, int] | None:
         """The cache file's device and inode, for a scan to leave it out."""
@@ -794,7 +831,10 @@ class Cache:
                 self._give_up(str(e))
                 return
             except (sqlite3.DatabaseError, ValueError) as e:  # damaged while in use
-                self.damaged(str(e))
+                if isinstance(e, ValueError) or damage(e):
+                    self.damaged(str(e))
+                else:
+                    self._give_up(str(e))
                 return
 
     def _write(self, rows: Rows) -> None:
@@ -814,6 +854,7 @@ class Cache:
                 db.executemany("UPDATE dirs SET used = ? WHERE id = ?",
                                [(now, ids[p]) for p in touched - new])
             for chunk in rows.chunks:
+                self._moved(ids[chunk.directory], chunk.fsid)
                 self._store(ids[chunk.directory], chunk, now)
             db.execute("COMMIT")
         except BaseException:
@@ -821,6 +862,15 @@ class Cache:
                 db.execute("ROLLBACK")
             self.dirs.clear()
             raise
+
+    def _moved(self, dir_id: int, fsid: int) -> None:
+        """Forget a directory's entries if another file system is there now."""
+        db = self.db
+        assert db is not None
+        found = db.execute("SELECT fsid FROM dirs WHERE id = ?", (dir_id,)).fetchone()
+        if found is not None and found[0] != fsid:
+            db.execute("DELETE FROM chunks WHERE dir = ?", (dir_id,))
+            db.execute("UPDATE dirs SET fsid = ? WHERE id = ?", (fsid, dir_id))
 
     def _store(self, dir_id: int, chunk: Chunk, now: int) -> None:
         """Write ``chunk`` to directory ``dir_id``, merged with the chunks it overlaps.
@@ -1034,7 +1084,7 @@ def _still(path: bytes, key: list[int]) -> bool:
         st = os.stat(path, follow_symlinks=False)
     except OSError:
         return False
-    return ([st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino] == key[:4]
+    return ([st.st_size, st.st_mtime_ns, st.st_ctime_ns, signed(st.st_ino)] == key[:4]
             and stat.S_ISREG(st.st_mode))
 
 
@@ -1043,6 +1093,75 @@ def _size(path: str) -> int:
         return os.stat(path).st_size
     except OSError:
         return 0
+
+
+U64 = (1 << 64) - 1
+
+
+def signed(n: int) -> int:
+    """An unsigned 64-bit number (an inode, a file system id) as SQLite and
+    ``array("q")`` keep it; ``n & U64`` turns it back."""
+    return n - (1 << 64) if n >= 1 << 63 else n
+
+
+def fs_id(st: os.statvfs_result, dev: int) -> int:
+    """The identity of a file system: its ``f_fsid``, which ext4, XFS and btrfs
+    derive from their UUID (the same after a remount, another file system's
+    differs), else its device number."""
+    return signed(st.f_fsid or dev)
+
+
+def damage(e: Exception) -> bool:
+    """Whether a SQLite error says the file is damaged or no database (rather
+    than busy, locked, full or read-only): then it is moved aside."""
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+    import sqlite3
+
+    text = str(e)
+    return (not isinstance(e, sqlite3.OperationalError) or "malformed" in text
+            or "not a database" in text)
+
+
+def check_place(path: str, create: bool) -> None:
+    """Refuse a cache another user could write into (raises :class:`CacheUnusable`).
+
+    The file, and its ``-wal`` and ``-shm`` if they exist, must be regular
+    files of this user's, with one link, not links; its directory (links
+    resolved) must be this user's or root's and writable by no one else:
+    another user who can put a ``-wal`` beside it, or a link in its place,
+    could make it say anything, or make this user write where the link
+    points.
+    """
+    from parhash.formats.names import quote_name
+
+    shown = quote_name(path)
+    me = os.geteuid()
+    parent = os.path.dirname(os.path.realpath(os.path.abspath(path)))
+    try:
+        st = os.stat(parent)
+    except OSError as e:
+        raise CacheUnusable(f"cannot use the cache {shown}: {e.strerror}") from None
+    if st.st_uid not in (me, 0) or st.st_mode & 0o022:
+        raise CacheUnusable(f"the cache {shown} is in a directory other users can write to "
+                            f"({quote_name(parent)})")
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            st = os.lstat(name)
+        except FileNotFoundError:
+            if name == path and not create:
+                raise CacheUnusable(f"no cache at {shown}") from None
+            continue
+        except OSError as e:
+            raise CacheUnusable(f"cannot use the cache {shown}: {e.strerror}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise CacheUnusable(f"{quote_name(name)} is not a regular file")
+        if st.st_uid != me:
+            # Another user's file could hold digests made up to match.
+            raise CacheUnusable(f"the cache {quote_name(name)} belongs to another user")
+        if st.st_nlink != 1:
+            raise CacheUnusable(f"the cache {quote_name(name)} has other names (hard links)")
 
 
 def _busy(e: Exception) -> bool:

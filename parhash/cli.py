@@ -673,9 +673,14 @@ def _managed(fn: Any) -> Any:
         try:
             return fn(*args, cache=cache, path=path, **kwargs)
         except (sqlite3.DatabaseError, ValueError) as e:
+            from parhash.cache import damage
+
             assert cache is not None
-            cache.damaged(str(e))
-            click.echo(f"parhash: the cache {path} is damaged: {e}", err=True)
+            if isinstance(e, ValueError) or damage(e):
+                cache.damaged(str(e))
+                click.echo(f"parhash: the cache {path} is damaged: {e}", err=True)
+            else:  # busy, say: the file is fine
+                click.echo(f"parhash: cannot use the cache {path}: {e}", err=True)
             raise click.exceptions.Exit(EXIT_USAGE) from None
         finally:
             if cache is not None:

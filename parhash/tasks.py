@@ -24,6 +24,7 @@ formats a file. Everything here is plain picklable data, so any executor
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import functools
 import os
@@ -212,9 +213,11 @@ class _Task:
             from parhash.cache import Recorder
 
             self.recorder = Recorder(job.cache)
-            # The directory being read: its resolved path and cached entries.
+            # The directory being read: its resolved path and cached entries,
+            # and whether it is on a network file system.
             self.real = b""
             self.known: Known | None = None
+            self.remote = False
             # Entries the client sent with the items (see Cached), by directory.
             self.preloaded: dict[bytes, Known] = {}
 
@@ -244,7 +247,7 @@ class _Task:
     def enter(self, dirfd: int, d: Directory, names: list[str] | None = None) -> None:
         """Look up the cached entries of directory ``d``, open as ``dirfd``
         (only those of ``names``' range, for a part of it): one query."""
-        from parhash.cache import resolved_directory
+        from parhash.cache import REMOTE_MARGIN_NS, device_margin, fs_id, resolved_directory
 
         assert self.recorder is not None
         self.real = d.real if d.real is not None else resolved_directory(dirfd, d.path)
@@ -255,8 +258,17 @@ class _Task:
             if last < first:
                 first, last = last, first
         known = self.preloaded.pop(self.real, None) if self.preloaded else None
-        self.known = (known if known is not None else
-                      self.recorder.directory(self.real, self.job.algos, first, last))
+        try:
+            dev = d.identity[0] if d.identity is not None else os.fstat(dirfd).st_dev
+            fsid = fs_id(os.fstatvfs(dirfd), dev)
+        except OSError:
+            self.known = None
+            self.real = b""  # nothing looked up, nothing kept
+            return
+        # On a network file system an entry is checked against the stat of
+        # the open file (see files_in): only an open makes it ask the server.
+        self.remote = device_margin(dev) >= REMOTE_MARGIN_NS
+        self.known = self.recorder.directory(self.real, self.job.algos, fsid, first, last, known)
 
     def preload(self, item: Cached) -> Any:
         """Take the entries a cluster's client sent with ``item``; the item itself."""
@@ -285,7 +297,14 @@ class _Task:
         if known is None or name not in known.index:
             return False
         try:
-            st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+            if self.remote:  # only an open makes a network file system ask its server
+                fd = os.open(name, READ_FLAGS, dir_fd=dirfd)
+                try:
+                    st = os.fstat(fd)
+                finally:
+                    os.close(fd)
+            else:
+                st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
         except OSError:
             return False
         i = known.hit(name, st)
@@ -502,7 +521,14 @@ class _Task:
         # With the cache: its entries for this directory, and what is read for it.
         caching = self.cache is not None
         known = self.known if caching else None
+        # On a network file system the entry is checked after the open (see enter).
+        remote_known = known if known is not None and self.remote else None
+        if remote_known is not None:
+            known = None
+            hit_text = self.format.hit_text
         if known is not None:
+            from parhash.cache import U64
+
             lstat = functools.partial(os.stat, dir_fd=dirfd, follow_symlinks=False)
             hit_text = self.format.hit_text
             known_index = known.index
@@ -510,7 +536,8 @@ class _Task:
             digests = known.columns[0]
             length = known.lengths[0]
         if caching:
-            from parhash.cache import COARSE_MARGIN_NS, REMOTE_MARGIN_NS, device_margin
+            from parhash.cache import COARSE_MARGIN_NS, REMOTE_MARGIN_NS, device_margin, signed
+            from parhash.walk import is_pseudo_fs
 
             assert self.recorder is not None
             kept_names, kept_keys, kept_digests = self.recorder.store(self.real, job.algos)
@@ -522,6 +549,8 @@ class _Task:
             old_cut = started - REMOTE_MARGIN_NS
             device = -1
             device_ns = 0
+            pseudo = True
+            keeping = bool(self.real)
         out = self.out.append
         block_size = job.block_size
         view = _BUFFER.get(block_size)
@@ -572,7 +601,8 @@ class _Task:
                             size = st.st_size
                             k = 5 * i
                             if (keys[k] == size and keys[k + 1] == st.st_mtime_ns
-                                    and keys[k + 2] == st.st_ctime_ns and keys[k + 3] == st.st_ino
+                                    and keys[k + 2] == st.st_ctime_ns
+                                    and keys[k + 3] & U64 == st.st_ino
                                     and st.st_mode & 0o170000 == 0o100000):
                                 if owned and (st.st_dev, st.st_ino) in owned:
                                     continue
@@ -600,6 +630,17 @@ class _Task:
                 try:
                     st = fstat(fd)
                     size = st.st_size
+                    if remote_known is not None:
+                        i = remote_known.hit(name, st)
+                        if i is not None:
+                            if not (owned and (st.st_dev, st.st_ino) in owned):
+                                files += 1
+                                nbytes += size
+                                self.hits += 1
+                                out(hit_text(path, remote_known.digests(i), size))
+                                if files >= limit or nbytes >= limit_bytes:
+                                    return
+                            continue
                     if (st.st_mode & 0o170000 != 0o100000 or size >= alone
                             or (owned and (st.st_dev, st.st_ino) in owned)):
                         self.files, self.nbytes = files, nbytes
@@ -635,21 +676,25 @@ class _Task:
                 files += 1
                 nbytes += size
                 digest = h.hexdigest()
-                if caching:
-                    mtime, ctime = st.st_mtime_ns, st.st_ctime_ns
-                    newest = mtime if mtime > ctime else ctime
-                    if newest < old_cut:
-                        sure = 1
-                    else:
-                        if st.st_dev != device:
-                            device = st.st_dev
-                            device_ns = device_margin(device)
-                        wait = (device_ns if device_ns >= COARSE_MARGIN_NS or (
-                            mtime % 1_000_000_000 and ctime % 1_000_000_000) else COARSE_MARGIN_NS)
-                        sure = int(newest + wait < started)
-                    keep_name(name.encode(FS_ENCODING, FS_ERRORS))
-                    kept_keys += (size, mtime, ctime, st.st_ino, sure)
-                    keep_digest(digest)
+                if caching and keeping:
+                    if st.st_dev != device:
+                        device = st.st_dev
+                        device_ns = device_margin(device)
+                        # /proc, /sys: contents change under the same size and times.
+                        pseudo = is_pseudo_fs(device)
+                    if not pseudo:
+                        mtime, ctime = st.st_mtime_ns, st.st_ctime_ns
+                        newest = mtime if mtime > ctime else ctime
+                        if newest < old_cut:
+                            sure = 1
+                        else:
+                            wait = (device_ns if device_ns >= COARSE_MARGIN_NS or (
+                                mtime % 1_000_000_000 and ctime % 1_000_000_000)
+                                else COARSE_MARGIN_NS)
+                            sure = int(newest + wait < started)
+                        keep_name(name.encode(FS_ENCODING, FS_ERRORS))
+                        kept_keys += (size, mtime, ctime, signed(st.st_ino), sure)
+                        keep_digest(digest)
                 if gnu and "\\" not in path and "\n" not in path and "\r" not in path:
                     out(f"{digest}  {path}\n")
                 else:
@@ -735,7 +780,10 @@ class _Task:
             root = None
             if self.job.follow:
                 root = _Ancestor(st.st_dev, st.st_ino, path or ".", None)
-            real = os.fsencode(os.path.realpath(path)) if self.cache is not None else None
+            real = None
+            if self.cache is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    real = os.fsencode(os.path.realpath(path))
             self.tasks.append(Directory(_as_prefix(path), "", 0, root,
                                         identity=(st.st_dev, st.st_ino), real=real))
         elif not stat.S_ISREG(st.st_mode):

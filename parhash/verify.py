@@ -864,13 +864,9 @@ class _Answer:
             return Result(path, {}, error=os.strerror(errno.ENOENT), errno=errno.ENOENT)
         recorder = self.recorder
         if recorder is not None and self.trusting:
-            known, st = recorder.find(path, algos)
-            if known is not None and st is not None:
-                if under is None or (os.path.realpath(path) + "/").startswith(under):
-                    self.files += 1
-                    self.nbytes += st.st_size
-                    return Result(path, known, st.st_size, cached=True)
-                recorder.hits -= 1  # outside the root: the open says so
+            found = self.from_cache(path, algos, under)
+            if found is not None:
+                return found
         try:
             fd = os.open(path, OPEN_FLAGS)
         except OSError as e:
@@ -898,6 +894,37 @@ class _Answer:
             recorder.keep_path(path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
                                st.st_dev, read)
         return Result(path, read, st.st_size)
+
+    def from_cache(self, path: str, algos: tuple[str, ...], under: str | None) -> Result | None:
+        """The answer of the hash cache for ``path``, if it holds the file unchanged
+        (``--trust-cache``); None to read it.
+
+        The file is opened without being read (``O_PATH``), so that the
+        ``--root`` fence and the comparison with the entry see the very file
+        the name leads to, as a read would: a name checked apart from the
+        open could be swapped for a link in between.
+        """
+        recorder = self.recorder
+        if not recorder.holds(path, algos):
+            return None
+        try:
+            fd = os.open(path, _PATH_FLAGS)
+        except (OSError, ValueError):
+            return None  # the read says what is wrong
+        try:
+            if under is not None and outside(fd, under):
+                return Result(path, {}, error=OUTSIDE_ROOT)
+            st = os.fstat(fd)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        known, st = recorder.find(path, algos, st)
+        if known is None or st is None:
+            return None
+        self.files += 1
+        self.nbytes += st.st_size
+        return Result(path, known, st.st_size, cached=True)
 
     def stream(self, fd: int, path: str, algos: tuple[str, ...]) -> Result:
         """Read the FIFO or device open as ``fd`` to its end, as md5sum -c reads one a
@@ -934,6 +961,8 @@ class _Answer:
 
 
 _NEW = {a.name: a.new for a in ALGORITHMS.values()}
+# Opens a file to look at it, not to read it: a FIFO doesn't wait for a writer.
+_PATH_FLAGS = (getattr(os, "O_PATH", 0) or os.O_RDONLY | os.O_NONBLOCK) | os.O_CLOEXEC
 
 # Holes of a range are numbered within its key: (n, 0) has holes (n, 1),
 # (n, 2) ...; a hole's own holes (n, k * HOLES + 1) ..., and so on; a range

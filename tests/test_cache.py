@@ -19,6 +19,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -1256,3 +1257,151 @@ def test_the_cache_in_the_scanned_tree_is_left_out(tmp_path: Path, cli: CLI) -> 
         proc = cli("scan", "-a", "md5", "--cache-file", tmp_path / "t" / "c.sqlite", "t")
         assert proc.returncode == 0 and proc.stderr == b"", text(proc)
         assert sorted(records(proc.stdout)) == gnu_expected(files)
+
+
+# --- what a review found --------------------------------------------------------------
+
+
+def test_pseudo_file_systems_are_never_kept(tmp_path: Path, cli: CLI) -> None:
+    # /proc's files keep their size and times while their contents change.
+    cache = tmp_path / "c.sqlite"
+    for _ in range(2):
+        got = jsonl(quiet(cli("scan", "--json", "-a", "md5", "--cache-file", cache,
+                              "/proc/self/stat", "/proc/loadavg")))
+        assert all(r["cached"] is False for r in got.values()), got
+    assert cli.stats(cache)["entries"] == 0
+
+
+def _image_of(tmp_path: Path, name: str, contents: bytes) -> Path:
+    """An ext4 image made from a tree whose one file has ``contents`` and old times:
+    mkfs copies the times, and gives the file the same inode in every image."""
+    tree = tmp_path / f"{name}-tree"
+    write(tree / "etc" / "app.conf", contents)
+    os.utime(tree / "etc" / "app.conf", (1_700_000_000, 1_700_000_000))
+    image = tmp_path / f"{name}.img"
+    with open(image, "wb") as f:
+        f.truncate(8 << 20)
+    made = subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(tree), str(image)],
+                          capture_output=True, check=False)
+    if made.returncode != 0:
+        pytest.skip("SKIPPED LOUDLY: mkfs.ext4 -d failed, so a cache over two file systems "
+                    f"mounted in turn is NOT tested: {made.stderr.decode(errors='replace')}")
+    return image
+
+
+def test_another_file_system_mounted_at_the_same_path_is_read_again(
+        tmp_path: Path, cli: CLI) -> None:
+    if shutil.which("mkfs.ext4") is None:
+        pytest.skip("SKIPPED LOUDLY: mkfs.ext4 (e2fsprogs) is not installed, so a cache over "
+                    "two file systems mounted in turn is NOT tested")
+    # Both images within one second, so that mkfs gives their files the same ctime.
+    _wait_for_start_of_second()
+    images = {v: _image_of(tmp_path, v, f"version={v}\n".encode()) for v in ("1.2.3", "1.2.4")}
+    time.sleep(2.3)  # past the margin of whole-second times: the entries are confirmed
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cache = tmp_path / "c.sqlite"
+    seen = []
+    for _ in range(2):
+        for version, image in images.items():
+            mounted = subprocess.run(["mount", "-o", "loop,ro", str(image), str(mnt)],
+                                     capture_output=True, check=False)
+            if mounted.returncode != 0:
+                pytest.skip("SKIPPED LOUDLY: the loop device is unavailable, so a cache over "
+                            "two file systems mounted in turn is NOT tested")
+            try:
+                st = os.stat(mnt / "etc" / "app.conf")
+                seen.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+                got = jsonl(quiet(cli("scan", "--json", "-a", "md5", "--cache-file", cache,
+                                      mnt)))
+                record = got[os.fsencode(mnt / "etc" / "app.conf")]
+                assert record["md5"] == md5(f"version={version}\n".encode()), record
+            finally:
+                subprocess.run(["umount", str(mnt)], capture_output=True, check=False)
+    # The files had the same key in both images: only the file system tells them apart.
+    assert seen[0] == seen[1], seen
+
+
+def test_a_link_at_the_cache_path_is_not_followed(tmp_path: Path, cli: CLI) -> None:
+    files = make_tree(tmp_path / "t", {"a": b"a\n"})
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"")
+    (tmp_path / "c.sqlite").symlink_to(target)
+    proc = cli("scan", "-a", "md5", "--cache-file", tmp_path / "c.sqlite", "t")
+    assert "not a regular file" in one_warning(proc)
+    assert sorted(records(proc.stdout)) == gnu_expected(files)
+    assert target.read_bytes() == b""
+
+
+def test_a_cache_in_a_directory_others_can_write_is_refused(tmp_path: Path, cli: CLI) -> None:
+    # Another user could put a -wal of their own beside it.
+    files = make_tree(tmp_path / "t", {"a": b"a\n"})
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    proc = cli("scan", "-a", "md5", "--cache-file", shared / "c.sqlite", "t")
+    assert "other users can write" in one_warning(proc)
+    assert sorted(records(proc.stdout)) == gnu_expected(files)
+    assert list(shared.iterdir()) == []
+
+
+def test_a_busy_cache_is_not_moved_aside(tmp_path: Path, cli: CLI) -> None:
+    cache = tmp_path / "c.sqlite"
+    files = make_tree(tmp_path / "t", {"a": b"a\n"})
+    time.sleep(SETTLE)
+    quiet(cli("scan", "-a", "md5", "--cache-file", cache, "t"))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3, sys, time\n"
+         "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+         "db.execute('BEGIN EXCLUSIVE'); print('held', flush=True); time.sleep(7)",
+         str(cache)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        proc = cli("cache", "clear", "--cache-file", cache)
+        assert proc.returncode == 2 and b"Traceback" not in proc.stderr, text(proc)
+        assert b"locked" in proc.stderr and b"moved it" not in proc.stderr, text(proc)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not list(tmp_path.glob("c.sqlite.bad-*"))
+    got = jsonl(quiet(cli("scan", "--json", "-a", "md5", "--cache-file", cache, "t")))
+    assert all(r["cached"] is True for r in got.values()) and len(got) == len(files)
+
+
+def test_inode_numbers_past_63_bits_are_kept_and_found() -> None:
+    # overlayfs with xino, some FUSE and CIFS mounts: inodes >= 2**63.
+    from array import array
+
+    from parhash.cache import CacheSpec, Known, Recorder, signed
+
+    recorder = Recorder(CacheSpec("/nonexistent", lookup=False))
+    ino = (1 << 63) + 5
+    recorder.keep(b"/d", "f", 3, 1_000_000_000_123, 1_000_000_000_456, ino, 1, ("md5",),
+                  [md5(b"abc")])
+    rows = recorder.rows()
+    assert rows is not None and len(rows.chunks) == 1
+    chunk = rows.chunks[0]
+    keys = array("q")
+    keys.frombytes(chunk.keys)
+    assert keys[3] == signed(ino) < 0
+    known = Known({"f": 0}, keys, list(chunk.columns), [32])
+    st = os.stat_result((0o100644, ino, 1, 1, 0, 0, 3, 0, 0, 0, 0.0, 0.0, 0.0,
+                         0, 1_000_000_000_123, 1_000_000_000_456))
+    assert known.hit("f", st) == 0
+    assert known.digests(0) == [md5(b"abc")]
+
+
+def test_trust_cache_keeps_the_root_fence(tmp_path: Path, cli: CLI) -> None:
+    # A file outside --root that the cache holds is still outside the root.
+    outside = tmp_path / "outside"
+    write(outside / "secret", b"PIN=1234\n")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "lnk").symlink_to(outside)
+    cache = tmp_path / "c.sqlite"
+    time.sleep(SETTLE)
+    quiet(cli("scan", "-a", "md5", "--cache-file", cache, outside))
+    (tmp_path / "SUMS").write_bytes(f"{md5(b'PIN=1234' + bytes([10]))}  lnk/secret\n".encode())
+    proc = cli("check", "--trust-cache", "--cache-file", cache, "--root", root, "SUMS")
+    assert proc.returncode == 1, text(proc)
+    assert b"lnk/secret: FAILED open or read" in proc.stdout, text(proc)
