@@ -1259,7 +1259,7 @@ def test_the_cache_in_the_scanned_tree_is_left_out(tmp_path: Path, cli: CLI) -> 
         assert sorted(records(proc.stdout)) == gnu_expected(files)
 
 
-# --- what a review found --------------------------------------------------------------
+# --- file systems, links, busy files, large inodes, the root fence -----------------
 
 
 def test_pseudo_file_systems_are_never_kept(tmp_path: Path, cli: CLI) -> None:
