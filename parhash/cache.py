@@ -899,22 +899,7 @@ class Cache:
             if before is not None and before[0] == key and key[KEY - 1] and before[0][KEY - 1]:
                 digests = {**before[1], **digests}
             merged[name] = (key, digests)
-        names_ = sorted(merged)
-        for start in range(0, len(names_), CHUNK_ENTRIES):
-            part = names_[start:start + CHUNK_ENTRIES]
-            from array import array
-
-            keys_ = array("q")
-            for name in part:
-                keys_.extend(merged[name][0])
-            columns_ = {}
-            for algo, spec in ALGORITHMS.items():
-                got = [merged[name][1].get(algo) for name in part]
-                if any(got):
-                    filler = FILLER * spec.hex_length
-                    columns_[algo] = "".join(d or filler for d in got)
-            self._insert(dir_id, part[0], part[-1], len(part), b"\0".join(part),
-                         keys_.tobytes(), columns_, now)
+        self._rewrite(dir_id, merged, now)
 
     def _insert(self, dir_id: int, first: bytes, last: bytes, n: int, names: bytes,
                 keys: bytes, columns: dict[str, str], now: int) -> None:
@@ -1025,19 +1010,22 @@ class Cache:
 
     def _rewrite(self, dir_id: int, found: dict[bytes, tuple[list[int], dict[str, str]]],
                  now: int) -> None:
+        """Write a directory's entries ``found`` (name -> key, digests) as chunks."""
         from array import array
 
         names = sorted(found)
-        keys = array("q")
-        for name in names:
-            keys.extend(found[name][0])
-        columns = {}
-        for algo, spec in ALGORITHMS.items():
-            got = [found[name][1].get(algo) for name in names]
-            if any(got):
-                columns[algo] = "".join(d or FILLER * spec.hex_length for d in got)
-        self._insert(dir_id, names[0], names[-1], len(names), b"\0".join(names),
-                     keys.tobytes(), columns, now)
+        for start in range(0, len(names), CHUNK_ENTRIES):
+            part = names[start:start + CHUNK_ENTRIES]
+            keys = array("q")
+            for name in part:
+                keys.extend(found[name][0])
+            columns = {}
+            for algo, spec in ALGORITHMS.items():
+                got = [found[name][1].get(algo) for name in part]
+                if any(got):
+                    columns[algo] = "".join(d or FILLER * spec.hex_length for d in got)
+            self._insert(dir_id, part[0], part[-1], len(part), b"\0".join(part),
+                         keys.tobytes(), columns, now)
 
     def clear(self) -> int:
         """Remove every entry; how many there were."""
