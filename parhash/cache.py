@@ -798,19 +798,27 @@ class Cache:
     def close(self) -> None:
         self._close_db()
 
-    def _dir_ids(self, paths: Iterable[bytes], now: int) -> tuple[dict[bytes, int], set[bytes]]:
-        """The ids of directories ``paths``, and those of them that are new (used now)."""
+    def _dir_ids(self, paths: Iterable[bytes], fsids: dict[bytes, int], now: int
+                 ) -> tuple[dict[bytes, int], set[bytes]]:
+        """The ids of directories ``paths``, and those of them that are new (used
+        now). A directory whose file system is not ``fsids``' any more (another
+        one is mounted there) loses its entries."""
         db = self.db
         assert db is not None
         ids = self.dirs
         new = set()
         for path in paths:
             if path not in ids:
-                found = db.execute("SELECT id FROM dirs WHERE path = ?", (path,)).fetchone()
+                fsid = fsids.get(path)
+                found = db.execute("SELECT id, fsid FROM dirs WHERE path = ?",
+                                   (path,)).fetchone()
                 if found is None:
-                    found = (db.execute("INSERT INTO dirs(path, used) VALUES (?, ?)",
-                                        (path, now)).lastrowid,)
+                    found = (db.execute("INSERT INTO dirs(path, used, fsid) VALUES (?, ?, ?)",
+                                        (path, now, fsid or 0)).lastrowid, fsid)
                     new.add(path)
+                elif fsid is not None and found[1] != fsid:
+                    db.execute("DELETE FROM chunks WHERE dir = ?", (found[0],))
+                    db.execute("UPDATE dirs SET fsid = ? WHERE id = ?", (fsid, found[0]))
                 ids[path] = found[0]
         return ids, new
 
@@ -848,14 +856,17 @@ class Cache:
         # have cleared or pruned the directories since the last one.
         self.dirs.clear()
         try:
-            touched = set(rows.used).union(c.directory for c in rows.chunks)
-            ids, new = self._dir_ids(touched, now)
+            fsids = {c.directory: c.fsid for c in rows.chunks}
+            touched = set(rows.used).union(fsids)
+            ids, new = self._dir_ids(touched, fsids, now)
             if len(new) < len(touched):
                 db.executemany("UPDATE dirs SET used = ? WHERE id = ?",
                                [(now, ids[p]) for p in touched - new])
             for chunk in rows.chunks:
-                self._moved(ids[chunk.directory], chunk.fsid)
-                self._store(ids[chunk.directory], chunk, now)
+                # A directory new in this transaction has no chunk to merge with yet.
+                fresh = chunk.directory in new
+                new.discard(chunk.directory)
+                self._store(ids[chunk.directory], chunk, now, fresh)
             db.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(Exception):
@@ -863,16 +874,7 @@ class Cache:
             self.dirs.clear()
             raise
 
-    def _moved(self, dir_id: int, fsid: int) -> None:
-        """Forget a directory's entries if another file system is there now."""
-        db = self.db
-        assert db is not None
-        found = db.execute("SELECT fsid FROM dirs WHERE id = ?", (dir_id,)).fetchone()
-        if found is not None and found[0] != fsid:
-            db.execute("DELETE FROM chunks WHERE dir = ?", (dir_id,))
-            db.execute("UPDATE dirs SET fsid = ? WHERE id = ?", (fsid, dir_id))
-
-    def _store(self, dir_id: int, chunk: Chunk, now: int) -> None:
+    def _store(self, dir_id: int, chunk: Chunk, now: int, fresh: bool = False) -> None:
         """Write ``chunk`` to directory ``dir_id``, merged with the chunks it overlaps.
 
         An entry of an older chunk keeps its place unless the new one names
@@ -882,9 +884,10 @@ class Cache:
         """
         db = self.db
         assert db is not None
-        old = db.execute("SELECT first, names, keys, " + _ALL_COLUMNS + " FROM chunks "
-                         "WHERE dir = ? AND first <= ? AND last >= ?",
-                         (dir_id, chunk.last, chunk.first)).fetchall()
+        old = [] if fresh else db.execute(
+            "SELECT first, names, keys, " + _ALL_COLUMNS + " FROM chunks "
+            "WHERE dir = ? AND first <= ? AND last >= ?",
+            (dir_id, chunk.last, chunk.first)).fetchall()
         if not old:
             self._insert(dir_id, chunk.first, chunk.last, chunk.n, chunk.names, chunk.keys,
                          dict(zip(chunk.algos, chunk.columns, strict=True)), now)
