@@ -1405,3 +1405,14 @@ def test_trust_cache_keeps_the_root_fence(tmp_path: Path, cli: CLI) -> None:
     proc = cli("check", "--trust-cache", "--cache-file", cache, "--root", root, "SUMS")
     assert proc.returncode == 1, text(proc)
     assert b"lnk/secret: FAILED open or read" in proc.stdout, text(proc)
+
+
+def test_dupes_leaves_out_the_cache_in_the_tree_it_searches(tmp_path: Path, cli: CLI) -> None:
+    # The cache's files change as the search writes them.
+    make_tree(tmp_path / "t", {"a": b"same\n" * 5000, "b": b"same\n" * 5000, "c": b"other\n"})
+    time.sleep(SETTLE)
+    for _ in range(2):
+        proc = cli("dupes", "--summary", "--cache-file", tmp_path / "t" / "c.sqlite", "t")
+        assert proc.returncode == 0, text(proc)
+        assert proc.stdout == b"t/a\nt/b\n\n", text(proc)
+        assert b"3 files compared" in proc.stderr, text(proc)

@@ -240,7 +240,11 @@ def _walk(
     executor, which the pool they start becomes. Yields each task's
     result as it completes.
     """
-    job = walk_job(hashing.algo, limits, head_size=hashing.head_size,
+    own = None
+    if hashing.cache is not None:
+        spec = hashing.cache.spec()
+        own = (spec.home, spec.own)
+    job = walk_job(hashing.algo, limits, head_size=hashing.head_size, own=own,
                    block_size=hashing.block_size, follow=follow, select=select)
     return scan_tasks(paths, job, listed=listed, jobs=hashing.jobs, stats=hashing.stats,
                       executor=hashing.given, kind=StatTask, pool=hashing.executor,

@@ -89,6 +89,9 @@ class DupeWalk(NamedTuple):
     limits: SizeLimits
     algo: str
     peek: int  # files up to this size are read and hashed; 0: none
+    # With the hash cache: its directory (resolved) and its files' names
+    # there, which change as the search writes them: never compared.
+    own: tuple[bytes, frozenset[str]] | None = None
 
 
 def _peeker(
@@ -165,6 +168,12 @@ class StatTask(_Task):
         job = self.job
         top = d.path
         depth = d.depth + 1
+        own = job.options.own
+        if own is not None:
+            from parhash.cache import resolved_directory
+
+            if resolved_directory(dirfd, top) == own[0]:
+                skip = skip | own[1]
         look, limits, records = self.look, self.limits, self.records
         noted = note_directory(index, top)
         if noted is not None:
@@ -275,13 +284,16 @@ def walk_job(
     block_size: int = DEFAULT_BLOCK_SIZE,
     follow: bool = False,
     select: Selector | None = None,
+    own: tuple[bytes, frozenset[str]] | None = None,
 ) -> ScanJob:
     """The job of stage 1's tasks (:class:`StatTask`, through ``tasks.run_task``).
 
     Files on ``/proc``, ``/sys`` and the like say sizes that are not their
     contents: compared by size, each would be a change under the read. They
-    are left out with a notice.
+    are left out with a notice. ``own``: the hash cache's directory and
+    file names, left out unlooked at.
     """
     return ScanJob((algo,), block_size, RESULTS, follow=follow, select=select,
                    alone=NEVER_ALONE, skip_pseudo=True,
-                   options=DupeWalk(limits or SizeLimits(), algo, min(head_size, PEEK_BYTES)))
+                   options=DupeWalk(limits or SizeLimits(), algo, min(head_size, PEEK_BYTES),
+                                    own))
