@@ -407,28 +407,26 @@ def is_network(fstype: str | None) -> bool:
 
 # --- the racy-file rule ---------------------------------------------------------------
 
-_MARGINS: dict[int, int] | None = None
-
-
-def _device_margins() -> dict[int, int]:
-    """The margin of each mounted device: remote file systems' is wider."""
-    margins = {}
-    for devno, _, fstype in _mounts():
-        major, _, minor = devno.partition(":")
-        with contextlib.suppress(ValueError):
-            remote = fstype in NETWORK_FILE_SYSTEMS or fstype.startswith("fuse")
-            margins[os.makedev(int(major), int(minor))] = (
-                REMOTE_MARGIN_NS if remote else FINE_MARGIN_NS)
-    return margins
+_MARGINS: dict[int, int] = {}
 
 
 def device_margin(dev: int) -> int:
-    """The margin of the file system on device ``dev``, for times with nanoseconds."""
-    global _MARGINS
-    if _MARGINS is None:
-        _MARGINS = _device_margins()
-    # A device the mounts don't name (a btrfs subvolume) gets the coarse margin.
-    return _MARGINS.get(dev, COARSE_MARGIN_NS)
+    """The margin of the file system on device ``dev``, for times with nanoseconds:
+    wider for network and FUSE file systems, and for a device the mount table
+    doesn't name (a btrfs subvolume), whose times may be whole seconds."""
+    found = _MARGINS.get(dev)
+    if found is None:
+        from parhash.walk import file_system_type
+
+        fstype = file_system_type(dev)
+        if not fstype:
+            found = COARSE_MARGIN_NS
+        elif fstype in NETWORK_FILE_SYSTEMS or fstype.startswith("fuse"):
+            found = REMOTE_MARGIN_NS
+        else:
+            found = FINE_MARGIN_NS
+        _MARGINS[dev] = found
+    return found
 
 
 def margin(dev: int, mtime_ns: int, ctime_ns: int) -> int:

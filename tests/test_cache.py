@@ -1416,3 +1416,17 @@ def test_dupes_leaves_out_the_cache_in_the_tree_it_searches(tmp_path: Path, cli:
         assert proc.returncode == 0, text(proc)
         assert proc.stdout == b"t/a\nt/b\n\n", text(proc)
         assert b"3 files compared" in proc.stderr, text(proc)
+
+
+def test_a_cache_on_a_network_file_system_is_recognised() -> None:
+    # No NFS server here: the mount table's words, as the kernel writes them.
+    from parhash.cache import file_system_of, is_network, parse_mountinfo
+
+    mounts = parse_mountinfo(
+        "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n"
+        "40 22 0:41 / /home rw,relatime - nfs4 server:/home rw,vers=4.2\n"
+        "41 40 0:42 / /home/a\\040b rw - fuse.sshfs host: rw\n")
+    assert file_system_of("/home/me/.cache/parhash/hashes.sqlite", mounts) == "nfs4"
+    assert file_system_of("/home/a b/c.sqlite", mounts) == "fuse.sshfs"
+    assert file_system_of("/var/cache/c.sqlite", mounts) == "ext4"
+    assert is_network("nfs4") and is_network("fuse.sshfs") and not is_network("ext4")
