@@ -406,14 +406,21 @@ def cli() -> None:
 @click.option("--sort", "sort_output", is_flag=True,
               help="Write in path order (deterministic manifests) instead of arrival order.")
 @click.option("-o", "--output", metavar="FILE",
-              help="Write to FILE atomically (a temporary file, then rename).")
+              help="Write to FILE atomically (a temporary file, then rename); its mtime "
+              "is set to the time the scan began.")
+@click.option("--update", metavar="MANIFEST",
+              help="Bring MANIFEST up to date with PATH in place, atomically: add new files, "
+              "drop vanished ones, read again those changed since it was written (or, with "
+              "--cache, whose cache entry no longer matches). Keeps its format, algorithm, "
+              "escaping and order; prints each change on stderr. A MANIFEST that doesn't "
+              "exist yet is written as with --sort -o.")
 @_cache_options
 @_report_options()
 @_guarded()
 @_cluster_options(_path_roots)
 def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, block_size,
-         stall_timeout, files_from, files0_from, sort_output, output, cache, progress, summary,
-         quiet, executor):
+         stall_timeout, files_from, files0_from, sort_output, output, update, cache, progress,
+         summary, quiet, executor):
     """Hash files, directories and globs, printing md5sum-style lines as they finish.
 
     PATH is a file, a directory (walked recursively) or a quoted glob such as
@@ -425,8 +432,14 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
       parhash scan ./src --algo md5 > MD5SUMS && md5sum -c MD5SUMS
       find . -name '*.iso' -print0 | parhash scan --files0-from - -a xxh3
       parhash scan data --json -a sha256,md5 | jq -r .sha256
+      parhash scan --update SHA256SUMS data
     """
     from parhash.report import run_scan
+
+    if update is not None:
+        return _update(update, paths, algos, fmt, zero, follow, include, exclude, jobs,
+                       chunksize, block_size, stall_timeout, files_from, files0_from,
+                       sort_output, output, cache, progress, summary, quiet, executor)
 
     if fmt is None:
         # xxhsum -c reads a GNU line by its digest's length: 16 digits are
@@ -447,6 +460,45 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
         summary=False if quiet and summary is None else summary, executor=executor,
         cache=cache,
     )
+
+
+def _update(manifest, paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize,
+            block_size, stall_timeout, files_from, files0_from, sort_output, output, cache,
+            progress, summary, quiet, executor):
+    """``scan --update MANIFEST``: the options it takes, then the update."""
+    import os
+
+    from parhash.update import run_update
+
+    for given, flag in ((output, "-o/--output"), (files_from, "--files-from"),
+                        (files0_from, "--files0-from"), (executor, "--executor")):
+        if given:
+            raise click.UsageError(f"--update and {flag} exclude each other")
+    if manifest == "-" or any(p in STDIN_NAMES for p in paths):
+        raise click.UsageError("--update needs a manifest file and paths, not standard input")
+    source = click.get_current_context().get_parameter_source("algo_specs")
+    algos_given = algos if source is not click.core.ParameterSource.DEFAULT else None
+    if not os.path.exists(manifest) or os.path.getsize(manifest) == 0:
+        from parhash.report import run_scan
+
+        # A first update writes the manifest whole, sorted: later ones keep it so.
+        fmt = fmt or ("bsd" if algos == ("xxh3",) else "gnu")
+        if len(algos) > 1 and fmt not in MULTI_ALGO_FORMATS:
+            raise click.UsageError(
+                "a GNU line holds one digest; with several algorithms use --tag, --json or --csv")
+        return run_scan(paths, algos=algos, fmt=fmt, zero=zero, follow=follow, include=include,
+                        exclude=exclude, jobs=jobs, chunksize=chunksize, block_size=block_size,
+                        stall_timeout=stall_timeout, sort=True, output=manifest,
+                        progress=False if quiet and progress is None else progress,
+                        summary=False if quiet and summary is None else summary, cache=cache)
+    if fmt is not None or sort_output:
+        raise click.UsageError("--update keeps the manifest's format and order: give no "
+                               "format flag or --sort")
+    return run_update(manifest, paths, algos=algos_given, zero=zero, follow=follow,
+                      include=include, exclude=exclude, jobs=jobs, chunksize=chunksize,
+                      block_size=block_size, stall_timeout=stall_timeout, cache=cache,
+                      progress=False if quiet and progress is None else progress,
+                      summary=False if quiet else summary, quiet=quiet)
 
 
 @cli.command("check")
