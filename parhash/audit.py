@@ -94,6 +94,8 @@ class Listing:
         self.algos: list[str] = []
         self.malformed = 0
         self.duplicates = 0
+        # Untagged lines whose algorithm was guessed from the digest's length.
+        self.guessed = False
         self.header = b""
         self.zero = False
         self.fmt = "gnu"
@@ -190,6 +192,7 @@ def _read_into(listing: Listing, stream: BinaryIO, algo: str | None, keep: bool)
             held = []
     for first, parsed in parser.finish():
         _add(listing, first, parsed, b"".join(held) if keep else b"")
+    listing.guessed = listing.guessed and algo is None
 
 
 def _add(listing: Listing, number: int, parsed: Entry | Malformed, raw: bytes) -> None:
@@ -200,6 +203,8 @@ def _add(listing: Listing, number: int, parsed: Entry | Malformed, raw: bytes) -
         return
     if not listing.by_key:
         _learn_form(listing, raw, parsed)
+    if parsed.reversed is not None:  # a GNU line: its algorithm is its length's
+        listing.guessed = True
     for a, _ in parsed.digests:
         if a not in listing.algos:
             listing.algos.append(a)

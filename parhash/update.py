@@ -232,6 +232,8 @@ def update_listing(listing: Listing, roots: Sequence[str], *, follow: bool = Fal
                     progress.update(task.files, task.nbytes, task.errors)
         finally:
             results.close()
+    if listing.guessed:
+        _confirm_guess(listing, listed_at, decided, hashed, block_size)
     writer = Writer(listing)
     changes: list[tuple[str, str]] = []
     kept = 0
@@ -270,6 +272,40 @@ def update_listing(listing: Listing, roots: Sequence[str], *, follow: bool = Fal
     data = listing.header + b"".join(_merged(out, added, _is_sorted(out)))
     changes.sort(key=lambda c: _sort_key(c[1]))
     return Update(data, changes, kept, len(hashed), errors)
+
+
+class GuessedWrong(Exception):
+    """An untagged manifest whose algorithm, guessed from its digests' length,
+    no listed file confirms: updating it would replace every line."""
+
+
+def _confirm_guess(listing: Listing, listed_at: dict[str, Listed], decided: Plan,
+                   hashed: dict[str, Result], block_size: int | None) -> None:
+    """Make sure the algorithm guessed for untagged lines is theirs: a file read
+    again with its listed digest confirms it, else up to three files kept
+    are read to see. b2sum's lines and sha512's have one length, xxhsum -H2's
+    and md5's another: a wrong guess would rewrite every line read."""
+    from parhash.hashing import DEFAULT_BLOCK_SIZE, hash_file
+
+    algos = listing.algos
+    for key, r in hashed.items():
+        entry = listed_at.get(key)
+        if entry is not None and r.error is None and all(
+                entry.digests.get(a) == r.digests[a] for a in algos):
+            return
+    kept = [key for key in decided.seen if key in listed_at and key not in hashed
+            and key not in decided.answered]
+    tried = False
+    for key in sorted(kept)[:3]:
+        r = hash_file(key, tuple(algos), block_size=block_size or DEFAULT_BLOCK_SIZE)
+        if r.error is None:
+            tried = True
+            if all(listed_at[key].digests.get(a) == r.digests[a] for a in algos):
+                return
+    if tried or any(key in listed_at and r.error is None for key, r in hashed.items()):
+        raise GuessedWrong(
+            f"{listing.path}: no file has its listed {', '.join(algos)} digest: the lines' "
+            "algorithm may be another of that length; give it with -a")
 
 
 def _sort_key(name: str) -> bytes:
@@ -322,9 +358,17 @@ def run_update(manifest: str, paths: Sequence[str] = (), *, algos: tuple[str, ..
     from parhash.report import Meter, error_line, open_cache, shown
 
     started = time.time_ns()
+    hint = algos[0] if algos and len(algos) == 1 else None
     try:
         st = os.stat(manifest)
-        listing = read_listing(manifest, zero=zero or is_zero(manifest), keep=True)
+        zero = zero or is_zero(manifest)
+        try:
+            listing = read_listing(manifest, algo=hint, zero=zero, keep=True)
+        except ManifestError:
+            if hint is None:
+                raise
+            # Lines of another algorithm than -a's: say which.
+            listing = read_listing(manifest, zero=zero, keep=True)
     except OSError as e:
         sys.stderr.write(error_line("parhash", manifest, e.strerror or str(e)))
         return EXIT_USAGE
@@ -351,6 +395,9 @@ def run_update(manifest: str, paths: Sequence[str] = (), *, algos: tuple[str, ..
             listing, list(paths) or ["."], follow=follow, include=include, exclude=exclude,
             since_ns=st.st_mtime_ns, skip=frozenset(skip), jobs=jobs, chunksize=chunksize,
             block_size=block_size, cache=opened, stats=stats, progress=meter)
+    except GuessedWrong as e:
+        sys.stderr.write(f"parhash: {e}\n")
+        return EXIT_USAGE
     finally:
         meter.close()
         if opened is not None:
