@@ -24,8 +24,10 @@ pipeline, so its cost is a scan's, plus a dictionary entry per listed file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
+import stat
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any, BinaryIO, NamedTuple
@@ -659,6 +661,7 @@ def audit_tree(
     stats: Any = None,
     idle: Any = None,
     progress: Any = None,
+    skip: Iterable[tuple[int, int]] = (),
     err: IO[str] | None = None,
 ) -> Audit:
     """Audit the tree at ``paths`` against ``manifest``: every file of either gets
@@ -670,7 +673,8 @@ def audit_tree(
     pipeline, with the manifest's algorithms, ``follow``, ``include`` and
     ``exclude`` as for a scan; listed files the walk would not reach (outside
     ``paths``, or left out by the patterns) are not part of the audit. The
-    manifest itself, and the cache's files, are never part of the tree.
+    manifest itself, the cache's files and ``skip`` (devices and inodes: the
+    report being written) are never part of the tree.
     ``cache`` (a :class:`~parhash.cache.Cache`) gets the digests read; only
     with ``trust_cache`` does it answer for unchanged files, unread. Files
     that can't be read have their ``parhash: PATH: reason`` line written to
@@ -692,7 +696,7 @@ def audit_tree(
         key = naming.key(e.name)
         if scope.holds(key):
             listed[key] = e
-    own: set[tuple[int, int]] = set()
+    own: set[tuple[int, int]] = set(skip)
     if manifest != "-":
         try:
             st = os.stat(manifest)
@@ -744,10 +748,15 @@ def run_audit(manifest: str, paths: Sequence[str] = (), *, as_json: bool = False
     meter = Meter("auditing", "audited", bar=show)
     meter.stats = stats
     opened = open_cache(cache)
+    skip = set()
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        st = os.fstat(sys.stdout.fileno())
+        if stat.S_ISREG(st.st_mode):  # a report written into the tree audited
+            skip.add((st.st_dev, st.st_ino))
     try:
         try:
             found = audit_tree(manifest, paths, cache=opened, stats=stats, progress=meter,
-                               **options)
+                               skip=skip, **options)
         except ManifestError as e:
             sys.stderr.write(f"parhash: {e}\n")
             return EXIT_USAGE
@@ -770,4 +779,18 @@ def run_audit(manifest: str, paths: Sequence[str] = (), *, as_json: bool = False
     if summary is not False:
         tail = "" if opened is None else f"; {found.hits} from the cache"
         sys.stderr.write(summary_line(counts).rstrip("\n") + tail + "\n")
+    hint_guess(found.listing, counts)
     return exit_status(counts)
+
+
+def hint_guess(listing: Listing, counts: dict[str, int]) -> None:
+    """When every file compared changed and the manifest's algorithm was guessed
+    from its digests' length, say which others have that length."""
+    if not listing.guessed or counts[UNCHANGED] or counts[CHANGED] < 2:
+        return
+    from parhash.results import guess_hint
+
+    hint = guess_hint(set(listing.algos))
+    if hint:
+        shown = "standard input" if listing.path == "-" else listing.path
+        sys.stderr.write(f"parhash: {shown}: hint: {hint}\n")
