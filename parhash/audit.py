@@ -675,7 +675,8 @@ def audit_tree(
     ``paths``, or left out by the patterns) are not part of the audit. The
     manifest itself, the cache's files and ``skip`` (devices and inodes: the
     report being written) are never part of the tree.
-    ``cache`` (a :class:`~parhash.cache.Cache`) gets the digests read; only
+    ``cache`` (a :class:`~parhash.cache.Cache`, a file name, or True for the
+    default file) gets the digests read; only
     with ``trust_cache`` does it answer for unchanged files, unread. Files
     that can't be read have their ``parhash: PATH: reason`` line written to
     ``err`` as they come. Raises :class:`ManifestError` for a manifest that
@@ -688,6 +689,21 @@ def audit_tree(
 
     err = err if err is not None else sys.stderr
     listing = read_listing(manifest, algo=algo, zero=zero)
+    if cache is True or isinstance(cache, str):
+        from parhash.cache import Cache, chosen_path
+
+        path = chosen_path(True, None) if cache is True else cache
+        opened = Cache.open(path) if path else None
+        try:
+            return audit_tree(manifest, paths, algo=algo, zero=zero, root=root,
+                              relative_to_manifest=relative_to_manifest, follow=follow,
+                              include=include, exclude=exclude, jobs=jobs, chunksize=chunksize,
+                              block_size=block_size, cache=opened, trust_cache=trust_cache,
+                              executor=executor, stats=stats, idle=idle, progress=progress,
+                              skip=skip, err=err)
+        finally:
+            if opened is not None:
+                opened.close()
     naming = Naming(look_up_base(manifest, root, relative_to_manifest), listing.style)
     roots = list(paths) or [naming.base if root is not None or relative_to_manifest else "."]
     scope = Scope(roots, include, exclude)
