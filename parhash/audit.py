@@ -25,8 +25,10 @@ pipeline, so its cost is a scan's, plus a dictionary entry per listed file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import posixpath
+import re
 import stat
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -124,7 +126,12 @@ def key_of(name: str) -> str:
     """The path a manifest's name stands for, to compare names by: ``./a/`` and
     ``a`` are one. ``..`` is taken away with the component before it, as a
     path without symbolic links would have it."""
-    return posixpath.normpath(name)
+    return name if _UNTIDY.search(name) is None and name else posixpath.normpath(name)
+
+
+# What normpath would change in a name: a "." or ".." component, an empty one,
+# a trailing slash. Most names have none, and skip its split and join.
+_UNTIDY = re.compile(r"(?:^|/)\.\.?(?:/|$)|//|/$")
 
 
 def read_listing(path: str, *, algo: str | None = None, zero: bool = False,
@@ -307,8 +314,10 @@ def nearness(old: str, new: str) -> tuple[int, int]:
     return tail, head
 
 
-# A group of identical files (empty ones, most often) larger than this is
-# paired by name alone: scoring every pair would cost its size squared.
+# A group of identical new files (empty ones, most often) larger than this is
+# indexed by the files' trailing path components, and only those sharing the
+# most with a gone file are scored, at most this many: scoring every pair
+# would cost the group's size squared.
 _SCORED = 256
 
 
@@ -350,21 +359,33 @@ def compare(listed: dict[str, Listed], found: dict[str, Found],
             by_digest.setdefault(pair, []).append(key)
     taken: set[str] = set()
     blocked = dict(unread)
+    groups: dict[tuple[str, str], _Candidates] = {}
     for key in sorted(gone, key=_sort_key):
         entry = listed[key]
-        algo, digest = next(iter(entry.digests.items()))
-        candidates = [k for k in by_digest.get((algo, digest), ()) if k not in taken
-                      and not _differs(entry.digests, found[k].digests)[1]]
-        if candidates:
-            target = _nearest(key, candidates)
+        why = _under(key, blocked)
+        if why is not None:
+            # Its directory could not be read: it may be there still, and a
+            # copy elsewhere is no move.
+            changes.append(Change(entry.name, UNREADABLE, error=why))
+            continue
+        target = None
+        for pair in entry.digests.items():
+            if pair not in by_digest:
+                continue
+            group = groups.get(pair)
+            if group is None:
+                group = groups[pair] = _Candidates(by_digest[pair])
+            target = group.nearest(key, taken, lambda k, e=entry: not _differs(
+                e.digests, found[k].digests)[1])
+            if target is not None:
+                algo, digest = pair
+                break
+        if target is not None:
             taken.add(target)
             changes.append(Change(found[target].name, MOVED, entry.name, algo, digest, digest))
             continue
-        why = _under(key, blocked)
-        if why is not None:
-            changes.append(Change(entry.name, UNREADABLE, error=why))
-        else:
-            changes.append(Change(entry.name, MISSING, None, algo, digest))
+        algo, digest = next(iter(entry.digests.items()))
+        changes.append(Change(entry.name, MISSING, None, algo, digest))
     for key in fresh:
         if key not in taken:
             now = found[key]
@@ -378,16 +399,50 @@ def _sort_key(path: str) -> bytes:
     return path.encode(FS_ENCODING, FS_ERRORS)
 
 
+class _Candidates:
+    """The new paths of one digest, indexed by their trailing path components,
+    so that the nearest to a gone path (:func:`nearness`) is found among those
+    sharing the most of them without scoring every one."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = sorted(paths, key=_sort_key)
+        self.by_tail: dict[str, list[str]] | None = None
+
+    def nearest(self, key: str, taken: set[str], agrees: Any) -> str | None:
+        """The nearest path not ``taken`` that ``agrees``; None if none is left."""
+        left = [p for p in self.paths if p not in taken] if len(self.paths) <= _SCORED else None
+        if left is not None:
+            left = [p for p in left if agrees(p)]
+            return _nearest(key, left) if left else None
+        if self.by_tail is None:
+            self.by_tail = {}
+            for p in self.paths:
+                parts = p.split("/")
+                for k in range(1, len(parts) + 1):
+                    self.by_tail.setdefault("/".join(parts[-k:]), []).append(p)
+        parts = key.split("/")
+        for k in range(len(parts), 0, -1):
+            same = self.by_tail.get("/".join(parts[-k:]))
+            if same:
+                found = [p for p in same if p not in taken and agrees(p)]
+                if found:
+                    return _nearest(key, found)
+        found = []
+        for p in self.paths:  # nothing shares its file name: the first ones left
+            if p not in taken and agrees(p):
+                found.append(p)
+                if len(found) == _SCORED:
+                    break
+        return _nearest(key, found) if found else None
+
+
 def _nearest(key: str, candidates: list[str]) -> str:
     """The candidate nearest ``key`` by :func:`nearness`; the first in byte order
-    among equals."""
+    among equals. Scores at most :data:`_SCORED` of them, the first in byte
+    order."""
     if len(candidates) == 1:
         return candidates[0]
-    candidates = sorted(candidates, key=_sort_key)
-    if len(candidates) > _SCORED:
-        name = posixpath.basename(key)
-        same = [c for c in candidates if posixpath.basename(c) == name]
-        candidates = (same or candidates)[:_SCORED]
+    candidates = sorted(candidates, key=_sort_key)[:_SCORED]
     best = candidates[0]
     score = nearness(key, best)
     for c in candidates[1:]:
@@ -470,8 +525,9 @@ def write_changes(changes: Iterable[Change], out: IO[bytes], *, as_json: bool = 
     for c in changes:
         counts[c.status] += 1
         if as_json:
-            out.write(json.dumps(change_record(c), ensure_ascii=False).encode(
-                "utf-8", FS_ERRORS) + b"\n")
+            # ASCII, as scan --json writes: a name's undecodable bytes are
+            # \udcXX escapes, and path_b64 has them.
+            out.write(json.dumps(change_record(c)).encode("ascii") + b"\n")
         elif verbose or c.status != UNCHANGED:
             out.write(change_text(c).encode(FS_ENCODING, FS_ERRORS))
     return counts
@@ -553,7 +609,9 @@ class Scope:
                  exclude: Sequence[str] = ()) -> None:
         from parhash.select import GlobPredicates, Selector, has_magic
 
-        self.roots: list[tuple[str, Any, bool]] = []  # (absolute base, predicates, is a dir)
+        # (absolute base, predicates, is a directory: None for a PATH that
+        # is gone, which was either)
+        self.roots: list[tuple[str, Any, bool | None]] = []
         for root in roots:
             select = Selector.from_patterns(include, exclude)
             try:
@@ -569,16 +627,18 @@ class Scope:
                 self.roots.append((absolute(base), GlobPredicates(
                     "/".join(parts[literal:]), select), True))
             else:
-                self.roots.append((absolute(root), select, bool(is_dir)))
+                self.roots.append((absolute(root), select, is_dir))
 
     def holds(self, key: str) -> bool:
         """Whether the file at ``key`` (an absolute path) is in scope."""
         for base, select, is_dir in self.roots:
-            if not is_dir:
+            if is_dir is False:
                 if key == base:
                     return True
                 continue
             if base != "/" and not key.startswith(base + "/"):
+                if is_dir is None and key == base:
+                    return True  # a PATH that is gone was this file
                 continue
             if select is None:
                 return True
@@ -590,10 +650,13 @@ class Scope:
         return False
 
 
-def absolute(path: str) -> str:
-    """``path`` made absolute against the current directory, normalised (links
-    are not resolved: a manifest names files by the paths it was given)."""
-    return posixpath.normpath(os.path.join(os.getcwd(), path))
+def absolute(path: str, cwd: str | None = None) -> str:
+    """``path`` made absolute against ``cwd`` (default: the current directory),
+    normalised (links are not resolved: a manifest names files by the paths
+    it was given)."""
+    if path.startswith("/"):
+        return key_of(path)
+    return key_of(f"{(cwd or os.getcwd()).rstrip('/')}/{path}")
 
 
 class Naming:
@@ -601,7 +664,8 @@ class Naming:
     its ``base`` (with ``./`` first if its names have it), or absolute."""
 
     def __init__(self, base: str, style: str) -> None:
-        self.base = absolute(base or ".")
+        self.cwd = os.getcwd()
+        self.base = absolute(base or ".", self.cwd)
         self.style = style
 
     def name(self, key: str) -> str:
@@ -614,7 +678,12 @@ class Naming:
         return "./" + rel if self.style == "./" else rel
 
     def key(self, name: str) -> str:
-        return posixpath.normpath(os.path.join(self.base, name))
+        """The absolute path a listed name stands for."""
+        return absolute(name, self.base)
+
+    def found(self, path: str) -> str:
+        """The absolute path of a path the walk gave."""
+        return absolute(path, self.cwd)
 
 
 def look_up_base(manifest: str, root: str | None, relative_to_manifest: bool) -> str:
@@ -730,12 +799,20 @@ def audit_tree(
     matched: frozenset[tuple[str, str]] = frozenset()
     results = scan_tasks(roots, job, jobs=jobs, stats=stats, idle=idle, executor=executor,
                          cache=cache, lookup=trust_cache, streams=False)
+    listed_dirs: set[str] | None = None
     try:
         for task in results:
             for r in task.records:
-                key = absolute(r.path)
+                key = naming.found(r.path)
                 if r.error is not None:
-                    err.write(error_line("parhash", r.path, r.error))
+                    if r.errno == errno.ENOENT:
+                        # A PATH, or a file, that is gone: what was listed
+                        # there is missing, not unreadable.
+                        if listed_dirs is None:
+                            listed_dirs = _ancestors(listed)
+                        if key in listed or key in listed_dirs:
+                            continue
+                    err.write(error_line("parhash", naming.name(key), r.error))
                     unread.append((key, r.error))
                 found[key] = Found(naming.name(key), r.digests, r.error)
             files += task.files
@@ -749,6 +826,17 @@ def audit_tree(
     finally:
         results.close()
     return Audit(compare(listed, found, unread), listing, files, nbytes, hits, errors, matched)
+
+
+def _ancestors(keys: Iterable[str]) -> set[str]:
+    """Every directory above the paths ``keys``."""
+    dirs: set[str] = set()
+    for key in keys:
+        head = posixpath.dirname(key)
+        while head not in dirs and head not in ("", "/"):
+            dirs.add(head)
+            head = posixpath.dirname(head)
+    return dirs
 
 
 def run_audit(manifest: str, paths: Sequence[str] = (), *, as_json: bool = False,

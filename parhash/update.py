@@ -32,7 +32,6 @@ from parhash.audit import (
     ManifestError,
     Naming,
     Scope,
-    absolute,
     read_listing,
 )
 from parhash.console import EXIT_FILE_ERROR, EXIT_OK, EXIT_USAGE
@@ -61,8 +60,8 @@ def is_zero(path: str) -> bool:
         return b"\0" in f.read(1 << 16)
 
 
-def plan(listing: Listing, listed_at: dict[str, Listed], roots: Sequence[str], *,
-         since_ns: int,
+def plan(listing: Listing, listed_at: dict[str, Listed], roots: Sequence[str],
+         naming: Naming, *, since_ns: int,
          follow: bool = False, include: Sequence[str] = (), exclude: Sequence[str] = (),
          skip: frozenset[tuple[int, int]] = frozenset(), cache: Any = None,
          err: IO[str] | None = None) -> Plan:
@@ -88,9 +87,9 @@ def plan(listing: Listing, listed_at: dict[str, Listed], roots: Sequence[str], *
         if not isinstance(item, str):
             path, why = item.path, item.error  # type: ignore[union-attr]
             err.write(error_line("parhash", path, why))
-            unread[absolute(path)] = why
+            unread[naming.found(path)] = why
             continue
-        key = absolute(item)
+        key = naming.found(item)
         try:
             st = os.stat(item) if type(item) is str else os.lstat(item)
         except OSError:
@@ -211,8 +210,8 @@ def update_listing(listing: Listing, roots: Sequence[str], *, follow: bool = Fal
     naming = Naming("", listing.style)
     scope = Scope(roots, include, exclude)
     listed_at = {naming.key(e.name): e for e in listing.files()}
-    decided = plan(listing, listed_at, roots, since_ns=since_ns, follow=follow, include=include,
-                   exclude=exclude, skip=skip, cache=cache, err=err)
+    decided = plan(listing, listed_at, roots, naming, since_ns=since_ns, follow=follow,
+                   include=include, exclude=exclude, skip=skip, cache=cache, err=err)
     algos = tuple(listing.algos)
     hashed: dict[str, Result] = {}
     errors = 0
@@ -227,7 +226,7 @@ def update_listing(listing: Listing, roots: Sequence[str], *, follow: bool = Fal
                     if r.error is not None:
                         err.write(error_line("parhash", r.path, r.error))
                         errors += 1
-                    hashed[absolute(r.path)] = r
+                    hashed[naming.found(r.path)] = r
                 if progress is not None:
                     progress.update(task.files, task.nbytes, task.errors)
         finally:
