@@ -932,6 +932,19 @@ def test_audit_reads_every_manifest_format_check_reads(
     assert got == expected and code == 1
 
 
+def test_upper_case_digests_and_crlf_lines_are_the_same_digests(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write("t/a", b"a\n")
+    write("t/b", b"b\n")
+    write("M", b"".join(gnu_line(d.upper(), os.fsencode(p)).replace(b"\n", b"\r\n")
+                        for p, d in snapshot("t").items()))
+    code, got, _ = audit_json("M", "t")
+    assert got == {"t/a": ("unchanged", None), "t/b": ("unchanged", None)} and code == 0
+    write("L", gnu_manifest(snapshot("t")))
+    assert invoke("diff", "M", "L")[:2] == (0, b"")
+
+
 def test_xxhsum_lines_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # xxhsum's default lines (XXH64, 16 digits: -a says which of the 64-bit
     # ones, as for check) and its tagged XXH3 lines.
