@@ -381,10 +381,6 @@ def test_equally_near_candidates_go_in_byte_order(
                    "t/y/f": ("new", None)}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "with more than 256 new files of one digest, parhash.audit._nearest keeps the first "
-    "256 in byte order before scoring nearness, so a renamed directory's files are "
-    "paired with unrelated files that sort first instead of their nearest new path"))
 def test_many_identical_empty_files_still_pair_with_the_nearest(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A renamed package full of empty __init__.py-like files, and more
@@ -509,10 +505,6 @@ def test_diff_of_gnu_and_json_manifests_says_what_audit_says(
     assert sorted(text.splitlines(keepends=True)) == expected_text(from_audit)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "compare() looks for a gone file's digest by the listed entry's FIRST algorithm only; "
-    "when OLD holds sha256 and md5 and NEW only md5 (the algorithm in common), a renamed "
-    "file is reported missing + new instead of moved"))
 @pytest.mark.parametrize("fmt", ["--json", "--tag"])
 def test_diff_finds_a_move_by_the_algorithm_in_common(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
@@ -835,10 +827,6 @@ def test_audit_of_an_unusable_manifest_is_exit_2(small: Path, problem: str) -> N
     assert invoke("audit", "--no-such-option", small / "SUMS")[0] == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a PATH that no longer exists is taken for a file (Scope: is_dir is None), so listed "
-    "files under a deleted directory PATH are not audited at all, and a deleted listed "
-    "file named as PATH is 'unreadable: No such file or directory' instead of missing"))
 @pytest.mark.parametrize("path", ["t", "t/d", "t/a"])
 def test_listed_files_under_a_path_that_was_deleted_are_missing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str) -> None:
@@ -884,10 +872,6 @@ def test_names_that_are_not_utf8_move_with_their_bytes(
     assert out == b"moved      t/lat\xe9 -> t/moved\xff\n" and code == 3
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "write_changes dumps JSON with ensure_ascii=False and encodes it with surrogateescape: "
-    "a name that is not UTF-8 comes out as raw bytes, so the line is not UTF-8 and no JSON "
-    "parser reads it (scan --json writes such a name as \\udcXX, which parses)"))
 @pytest.mark.parametrize("command", ["audit", "diff"])
 def test_json_of_names_that_are_not_utf8_is_valid_json(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str) -> None:
@@ -1005,10 +989,6 @@ def test_listed_files_in_an_unreadable_directory_are_unreadable(proc: Runner) ->
     assert re.search(rb"^unreadable t/locked/x\b", text.stdout, re.M), shown(text)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "compare() looks for a new copy before it asks whether the listed file's directory "
-    "could be read: the copy of a file in an unreadable directory is reported as "
-    "'moved' from it, though nothing says the file is gone"))
 def test_a_copy_of_a_file_in_an_unreadable_directory_is_new_not_moved(proc: Runner) -> None:
     need_setpriv()
     t = proc.cwd / "t"
