@@ -145,35 +145,53 @@ def read_listing(path: str, *, algo: str | None = None, zero: bool = False,
     algorithm (``--tag`` lines of several) adds to its digests. With
     ``keep``, each entry keeps its records' bytes. Raises
     :class:`ManifestError` when the manifest can't be read or holds no
-    checksum line; costs memory for each entry (some 300 bytes).
+    checksum line; costs memory for each entry (some 300 bytes), and some
+    6 us a line.
     """
     listing = Listing(path)
+    for _ in read_in_steps(listing, algo=algo, zero=zero, keep=keep, stream=stream):
+        pass
+    return listing
+
+
+# Records read by each step of read_in_steps.
+STEP = 2048
+
+
+def read_in_steps(listing: Listing, *, algo: str | None = None, zero: bool = False,
+                  keep: bool = False, stream: BinaryIO | None = None) -> Iterator[None]:
+    """:func:`read_listing` into ``listing``, a step of :data:`STEP` records at a
+    time: an audit reads its manifest between the results of the scan, while
+    the workers hash. The same errors, raised by the step that meets them."""
+    path = listing.path
     listing.zero = zero
     shown = "standard input" if path == "-" else path
     try:
         if stream is not None:
-            _read_into(listing, stream, algo, keep)
+            yield from _read_into(listing, stream, algo, keep)
         elif path == "-":
-            _read_into(listing, sys.stdin.buffer, algo, keep)
+            yield from _read_into(listing, sys.stdin.buffer, algo, keep)
         else:
             with open(path, "rb") as f:
                 if os.path.isdir(path):
                     raise IsADirectoryError(21, os.strerror(21))
-                _read_into(listing, f, algo, keep)
+                yield from _read_into(listing, f, algo, keep)
     except OSError as e:
         raise ManifestError(f"{shown}: {reason(e)}") from None
     if not listing.by_key:
         raise ManifestError(f"{shown}: no properly formatted checksum lines found")
-    return listing
 
 
-def _read_into(listing: Listing, stream: BinaryIO, algo: str | None, keep: bool) -> None:
+def _read_into(listing: Listing, stream: BinaryIO, algo: str | None, keep: bool
+               ) -> Iterator[None]:
     end = b"\0" if listing.zero else b"\n"
     parser = LineParser(algo=algo, zero=listing.zero)
     held: list[bytes] = []  # records of an entry not complete yet (a CSV name with a newline)
     number = 0
     for record in _records(stream, end, MAX_LINE):
         number += 1
+        if not number % STEP:
+            yield
         if isinstance(record, Overlong):
             listing.malformed += bool(parser.overlong(number, bytes(record)))
             continue  # its bytes are gone: an update drops it (see parhash.update)
@@ -654,9 +672,13 @@ def absolute(path: str, cwd: str | None = None) -> str:
     """``path`` made absolute against ``cwd`` (default: the current directory),
     normalised (links are not resolved: a manifest names files by the paths
     it was given)."""
+    path = key_of(path)
     if path.startswith("/"):
-        return key_of(path)
-    return key_of(f"{(cwd or os.getcwd()).rstrip('/')}/{path}")
+        return path
+    if path == "." or path == ".." or path.startswith("../"):
+        return posixpath.normpath(posixpath.join(cwd or os.getcwd(), path))
+    base = cwd or os.getcwd()
+    return f"{base}/{path}" if base != "/" else f"/{path}"
 
 
 class Naming:
@@ -752,12 +774,10 @@ def audit_tree(
     can't be used; costs a scan of the tree.
     """
     from parhash.hashing import DEFAULT_BLOCK_SIZE
-    from parhash.report import error_line
     from parhash.select import Selector
     from parhash.tasks import RESULTS, TASK_FILES, ScanJob, scan_tasks
 
     err = err if err is not None else sys.stderr
-    listing = read_listing(manifest, algo=algo, zero=zero)
     if cache is True or isinstance(cache, str):
         from parhash.cache import Cache, chosen_path
 
@@ -773,14 +793,14 @@ def audit_tree(
         finally:
             if opened is not None:
                 opened.close()
+    listing = Listing(manifest)
+    steps = read_in_steps(listing, algo=algo, zero=zero)
+    # The manifest is read a step at a time between the scan's results; its
+    # first entry says what to hash with and how names are written.
+    while not listing.by_key and next(steps, True) is None:
+        pass
     naming = Naming(look_up_base(manifest, root, relative_to_manifest), listing.style)
     roots = list(paths) or [naming.base if root is not None or relative_to_manifest else "."]
-    scope = Scope(roots, include, exclude)
-    listed = {}
-    for e in listing.files():
-        key = naming.key(e.name)
-        if scope.holds(key):
-            listed[key] = e
     own: set[tuple[int, int]] = set(skip)
     if manifest != "-":
         try:
@@ -790,42 +810,79 @@ def audit_tree(
             pass
     if cache is not None and cache.identity() is not None:
         own.add(cache.identity())
-    job = ScanJob(tuple(listing.algos), block_size or DEFAULT_BLOCK_SIZE, RESULTS,
-                  follow=follow, select=Selector.from_patterns(include, exclude),
-                  skip=frozenset(own), files=chunksize or TASK_FILES)
-    found: dict[str, Found] = {}
-    unread: list[tuple[str, str]] = []
-    files = nbytes = hits = errors = 0
-    matched: frozenset[tuple[str, str]] = frozenset()
-    results = scan_tasks(roots, job, jobs=jobs, stats=stats, idle=idle, executor=executor,
-                         cache=cache, lookup=trust_cache, streams=False)
-    listed_dirs: set[str] | None = None
-    try:
-        for task in results:
-            for r in task.records:
-                key = naming.found(r.path)
-                if r.error is not None:
-                    if r.errno == errno.ENOENT:
-                        # A PATH, or a file, that is gone: what was listed
-                        # there is missing, not unreadable.
-                        if listed_dirs is None:
-                            listed_dirs = _ancestors(listed)
-                        if key in listed or key in listed_dirs:
-                            continue
-                    err.write(error_line("parhash", naming.name(key), r.error))
-                    unread.append((key, r.error))
-                found[key] = Found(naming.name(key), r.digests, r.error)
-            files += task.files
-            nbytes += task.nbytes
-            hits += task.hits
-            errors += task.errors
-            if task.matched:
-                matched |= task.matched
-            if progress is not None:
-                progress.update(task.files, task.nbytes, task.errors)
-    finally:
-        results.close()
-    return Audit(compare(listed, found, unread), listing, files, nbytes, hits, errors, matched)
+    algos: tuple[str, ...] = ()
+    while set(listing.algos) - set(algos):
+        # Again only for a manifest whose lines of another algorithm came late.
+        algos = tuple(listing.algos)
+        job = ScanJob(algos, block_size or DEFAULT_BLOCK_SIZE, RESULTS, follow=follow,
+                      select=Selector.from_patterns(include, exclude), skip=frozenset(own),
+                      files=chunksize or TASK_FILES)
+        scanned = _Scanned()
+        results = scan_tasks(roots, job, jobs=jobs, stats=stats, idle=idle, executor=executor,
+                             cache=cache, lookup=trust_cache, streams=False)
+        try:
+            for task in results:
+                scanned.add(task, naming, err)
+                if progress is not None:
+                    progress.update(task.files, task.nbytes, task.errors)
+                next(steps, None)
+        finally:
+            results.close()
+        for _ in steps:
+            pass
+    scope = Scope(roots, include, exclude)
+    listed = {}
+    for name, e in listing.by_key.items():  # names as key_of has them already
+        key = naming.key(name)
+        if scope.holds(key):
+            listed[key] = e
+    if scanned.gone:
+        # A PATH, or a file, that is gone: what was listed there is missing,
+        # not unreadable; anything else gone is an error.
+        listed_dirs = _ancestors(listed)
+        for key, r in scanned.gone:
+            if key not in listed and key not in listed_dirs:
+                scanned.failed(key, r, naming, err)
+    return Audit(compare(listed, scanned.found, scanned.unread), listing, scanned.files,
+                 scanned.nbytes, scanned.hits, scanned.errors, scanned.matched)
+
+
+class _Scanned:
+    """What an audit's scan of the tree gave: files by key, and their counts."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, Found] = {}
+        self.unread: list[tuple[str, str]] = []
+        self.gone: list[tuple[str, Any]] = []
+        self.files = self.nbytes = self.hits = self.errors = 0
+        self.matched: frozenset[tuple[str, str]] = frozenset()
+
+    def add(self, task: Any, naming: Naming, err: IO[str]) -> None:
+        from parhash.results import Result
+
+        r: Result
+        for r in task.records:
+            key = naming.found(r.path)
+            if r.error is None:
+                self.found[key] = Found(naming.name(key), r.digests)
+            elif r.errno == errno.ENOENT:
+                self.gone.append((key, r))
+            else:
+                self.failed(key, r, naming, err)
+        self.files += task.files
+        self.nbytes += task.nbytes
+        self.hits += task.hits
+        self.errors += task.errors
+        if task.matched:
+            self.matched |= task.matched
+
+    def failed(self, key: str, r: Any, naming: Naming, err: IO[str]) -> None:
+        from parhash.report import error_line
+
+        name = naming.name(key)
+        err.write(error_line("parhash", name, r.error))
+        self.unread.append((key, r.error))
+        self.found[key] = Found(name, {}, r.error)
 
 
 def _ancestors(keys: Iterable[str]) -> set[str]:
