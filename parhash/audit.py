@@ -97,6 +97,8 @@ class Listing:
         self.by_key: dict[str, Listed] = {}
         self.algos: list[str] = []
         self.malformed = 0
+        # Lines too long to keep (over MAX_LINE, and no checksum line).
+        self.dropped = 0
         self.duplicates = 0
         # Untagged lines whose algorithm was guessed from the digest's length.
         self.guessed = False
@@ -194,6 +196,7 @@ def _read_into(listing: Listing, stream: BinaryIO, algo: str | None, keep: bool
             yield
         if isinstance(record, Overlong):
             listing.malformed += bool(parser.overlong(number, bytes(record)))
+            listing.dropped += 1
             continue  # its bytes are gone: an update drops it (see parhash.update)
         assert isinstance(record, bytes)
         if number == 1 and not listing.zero:
@@ -239,12 +242,12 @@ def _add(listing: Listing, number: int, parsed: Entry | Malformed, raw: bytes) -
     known = listing.by_key.get(key)
     if known is not None:
         fresh = [(a, d) for a, d in parsed.digests if a not in known.digests]
+        if raw:
+            known.records.append(raw)  # where the first is: an update keeps or replaces both
         if not fresh:
             listing.duplicates += 1
-            return  # its line goes with the first, and an update writes it once
+            return
         known.digests.update(fresh)
-        if raw:
-            known.records.append(raw)
         return
     entry = Listed(parsed.name, dict(parsed.digests), number)
     if raw:
@@ -703,6 +706,14 @@ class Naming:
         """The absolute path a listed name stands for."""
         return absolute(name, self.base)
 
+    def tidy_key(self, key: str) -> str:
+        """:meth:`key` of a name that :func:`key_of` gave already."""
+        if key.startswith("/"):
+            return key
+        if key == "." or key == ".." or key.startswith("../"):
+            return absolute(key, self.base)
+        return f"{self.base}/{key}" if self.base != "/" else f"/{key}"
+
     def found(self, path: str) -> str:
         """The absolute path of a path the walk gave."""
         return absolute(path, self.cwd)
@@ -833,7 +844,7 @@ def audit_tree(
     scope = Scope(roots, include, exclude)
     listed = {}
     for name, e in listing.by_key.items():  # names as key_of has them already
-        key = naming.key(name)
+        key = naming.tidy_key(name)
         if scope.holds(key):
             listed[key] = e
     if scanned.gone:

@@ -209,7 +209,12 @@ def update_listing(listing: Listing, roots: Sequence[str], *, follow: bool = Fal
     err = err if err is not None else sys.stderr
     naming = Naming("", listing.style)
     scope = Scope(roots, include, exclude)
-    listed_at = {naming.key(e.name): e for e in listing.files()}
+    listed_at: dict[str, Listed] = {}
+    where: dict[int, str] = {}
+    for name, e in listing.by_key.items():  # names as key_of has them already
+        key = naming.tidy_key(name)
+        listed_at[key] = e
+        where[id(e)] = key
     decided = plan(listing, listed_at, roots, naming, since_ns=since_ns, follow=follow,
                    include=include, exclude=exclude, skip=skip, cache=cache, err=err)
     algos = tuple(listing.algos)
@@ -241,7 +246,7 @@ def update_listing(listing: Listing, roots: Sequence[str], *, follow: bool = Fal
         if not isinstance(entry, Listed):
             out.append(entry)
             continue
-        key = naming.key(entry.name)
+        key = where[id(entry)]
         old = b"".join(entry.records)
         if not scope.holds(key):
             out.append((_sort_key(entry.name), old))
@@ -379,8 +384,11 @@ def run_update(manifest: str, paths: Sequence[str] = (), *, algos: tuple[str, ..
                          f"{', '.join(algos)}\n")
         return EXIT_USAGE
     if listing.malformed:
+        kept = listing.malformed - listing.dropped
         sys.stderr.write(f"parhash: {manifest}: {listing.malformed} improperly formatted "
-                         "line(s) kept as they are\n")
+                         f"line(s): {kept} kept as they are"
+                         + (f", {listing.dropped} longer than 1 MiB dropped\n"
+                            if listing.dropped else "\n"))
     stats = pipeline_stats(stall_timeout)
     show, _ = shown(progress, summary)
     meter = Meter("hashing", "hashed", bar=show and not quiet)
@@ -401,8 +409,16 @@ def run_update(manifest: str, paths: Sequence[str] = (), *, algos: tuple[str, ..
         meter.close()
         if opened is not None:
             opened.close()
-    with atomic_file(manifest, mtime_ns=started) as out:
-        out.write(done.data)
+    if done.changes or listing.dropped:
+        with atomic_file(manifest, mtime_ns=started) as out:
+            out.write(done.data)
+    else:
+        # Nothing to write; the mtime still says from when it is up to date.
+        try:
+            os.utime(manifest, ns=(started, started))
+        except OSError as e:
+            sys.stderr.write(error_line("parhash", manifest, e.strerror or str(e)))
+            return EXIT_FILE_ERROR
     if not quiet:
         sys.stderr.write("".join(f"{status}: {_shown(name)}\n" for status, name in done.changes))
     if stats.worker_deaths:

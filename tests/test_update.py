@@ -301,3 +301,23 @@ def _setpriv() -> bool:
     import shutil
 
     return shutil.which("setpriv") is not None
+
+
+def test_an_update_that_changes_nothing_rewrites_nothing_but_the_mtime(tmp_path: Path) -> None:
+    d = make_tree(tmp_path)
+    settle()
+    line = digest("md5", b"b\n").encode() + b"  d/sub/b\n"
+    text = run(["scan", "d", "-a", "md5", "--sort"], cwd=tmp_path).stdout + line  # b twice
+    (tmp_path / "M").write_bytes(text)
+    old = os.stat(tmp_path / "M")
+    settle()
+    started = time.time_ns()
+    done = update(tmp_path, "M")
+    assert done.returncode == 0, done.stderr
+    assert b"name listed more than once" not in done.stderr
+    new = os.stat(tmp_path / "M")
+    assert (tmp_path / "M").read_bytes() == text and new.st_ino == old.st_ino
+    assert new.st_mtime_ns >= started
+    (d / "f1").write_bytes(b"one\n")
+    assert update(tmp_path, "M").returncode == 0
+    assert (tmp_path / "M").read_bytes().count(b"  d/sub/b\n") == 2
