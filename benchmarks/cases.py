@@ -12,6 +12,7 @@ layout), but for the real tree, which is wherever the standard library is.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 import shutil
@@ -44,7 +45,9 @@ DUPES = "6-dupes"  # dupes against jdupes and rdfind
 HELD = "7-held"  # the targets of issue 3 that still hold
 CLUSTER = "8-cluster"  # a Dask cluster against the local pool (issue 15)
 CACHE = "9-cache"  # the hash cache: warm and cold scans against no cache (issue 16)
-TARGET_IDS = (PARENT_CPU, SMALL_FILES, PARALLEL, REAL_TREE, CHECK, DUPES, HELD, CLUSTER, CACHE)
+MANIFESTS = "10-manifests"  # audit, scan --update and diff against their peers (issue 17)
+TARGET_IDS = (PARENT_CPU, SMALL_FILES, PARALLEL, REAL_TREE, CHECK, DUPES, HELD, CLUSTER, CACHE,
+              MANIFESTS)
 
 # Reading a process's CPU time gives whole clock ticks, so the parent-CPU
 # case averages at least this many rounds (but one with --quick).
@@ -130,9 +133,9 @@ def find_parhash() -> tuple[str, ...]:
 
 
 def probe_parhash(argv: tuple[str, ...]) -> Parhash:
-    """Ask parhash which of ``scan``, ``check`` and ``dupes`` it has (``COMMAND --help``)."""
+    """Ask parhash which of its commands it has (``COMMAND --help``)."""
     commands = {}
-    for name in ("scan", "check", "dupes"):
+    for name in ("scan", "check", "dupes", "audit", "diff"):
         proc = subprocess.run([*argv, name, "--help"], capture_output=True, text=True)
         if proc.returncode == 0:
             commands[name] = proc.stdout
@@ -395,6 +398,8 @@ def build_cases(sizes: Sizes, parhash: Parhash) -> list[Case]:
     default = f"--block-size {_size_text(default_block)}"
     if parhash.accepts("scan", "--cache-file"):
         cases += _cache_cases(ph, large, large_shown, tree)
+    if parhash.has("audit"):
+        cases += _manifest_cases(ph)
     block_sizes = sorted({*BLOCK_SIZES, _size_text(default_block)}, key=_size_value)
     for algo in ("md5", "sha256", "xxh3"):
         commands = tuple(
@@ -460,6 +465,69 @@ def _cache_cases(ph: tuple[str, ...], large: list[str], large_shown: str, tree: 
              Comparison("cold cache", "no cache (rm)", 1.1, CACHE)),
             corpus=corpus,
         ))
+    return cases
+
+
+def _manifest_cases(ph: tuple[str, ...]) -> list[Case]:
+    """Manifests that live (issue 17): an audit of an unchanged tree against
+    hashdeep's audit and md5sum -c (which sees no new file), an update of an
+    unchanged tree against rhash --update and a whole new scan, and a diff of
+    two manifests against diff(1). The manifests are the ``manifests``
+    corpus'; an update works on a copy made just before it (so the tree is
+    older than it, as after a nightly run)."""
+    def parhash(label: str, args: list[str]) -> Command:
+        return Command(label, (*ph, *args), shlex.join(["parhash", *args]), is_parhash=True)
+
+    def copied(label: str, source: str, copy: str, argv: list[str], tools: tuple[str, ...],
+               shown: list[str]) -> Command:
+        script = f"cp {source} {copy} && exec {shlex.join(argv)}"
+        text = f"cp {source} {copy} && {shlex.join(shown)}"
+        return Command(label, ("sh", "-c", script), text, is_parhash=not tools,
+                       unavailable=_missing("sh", "cp", *tools))
+
+    cases = []
+    for corpus in ("small", "large"):
+        sums, known = f"manifests/{corpus}.md5", f"manifests/{corpus}.hashdeep"
+        cases.append(Case(
+            f"audit-{corpus}", f"auditing the unchanged {corpus} corpus against its md5 "
+            "manifest: every file read and compared", "hashdeep -a -k (md5)",
+            (corpus, "manifests"),
+            (parhash("parhash audit", ["audit", sums, corpus, "-j", "2", "-q"]),
+             _peer("hashdeep -a", ["hashdeep", "-c", "md5", "-l", "-r", "-a", "-k", known,
+                                   corpus]),
+             _peer("md5sum -c", ["md5sum", "-c", sums]),
+             parhash("parhash check", ["check", sums, "-j", "2"])),
+            (Comparison("parhash audit", "hashdeep -a", None, MANIFESTS),
+             Comparison("parhash audit", "md5sum -c", None, MANIFESTS),
+             Comparison("parhash audit", "parhash check")),
+            corpus=corpus,
+        ))
+    cases.append(Case(
+        "update-small", "bringing the small corpus' manifest up to date when nothing "
+        "changed since it was written (the nightly case): no file needs reading",
+        "rhash --update, which adds new files only", ("small", "manifests"),
+        (copied("parhash scan --update", "manifests/small.md5", "update-p.md5",
+                [*ph, "scan", "--update", "update-p.md5", "small", "-q"], (),
+                ["parhash", "scan", "--update", "update-p.md5", "small", "-q"]),
+         copied("rhash --update", "manifests/small.md5", "update-r.md5",
+                ["rhash", "-r", "--update=update-r.md5", "small"], ("rhash",),
+                ["rhash", "-r", "--update=update-r.md5", "small"]),
+         parhash("parhash scan (all)", ["scan", "small", "-a", "md5", "-j", "2", "-o",
+                                        "update-all.md5"])),
+        (Comparison("parhash scan --update", "rhash --update", None, MANIFESTS),
+         Comparison("parhash scan --update", "parhash scan (all)", None, MANIFESTS)),
+    ))
+    cases.append(Case(
+        "diff", "comparing two manifests of the small corpus (its first half against the "
+        "whole: 15,000 new files), reading no file", "diff(1) of the two files",
+        ("manifests",),
+        (dataclasses.replace(parhash("parhash diff", ["diff", "manifests/small-1.md5",
+                                                      "manifests/small.md5", "-q"]),
+                             succeeds=3),  # files were added
+         dataclasses.replace(_peer("diff", ["diff", "manifests/small-1.md5",
+                                            "manifests/small.md5"]), succeeds=1)),
+        (Comparison("parhash diff", "diff", None, MANIFESTS),),
+    ))
     return cases
 
 

@@ -16,7 +16,8 @@ Layout, relative to the work directory (the benchmarks run from there):
     dupes/...                 duplicates, same-size decoys, hard links, empties
     memory-20000/...          the two trees of the memory case
     one/one.bin               one small file, for the start-up case
-    manifests/small.md5       md5sum lines of ``small``, whole and in two halves
+    manifests/small.md5       md5sum lines of ``small``, whole and in two halves; of
+                              ``large``; and hashdeep's format of both
 
 One corpus is not generated: ``stdlib``, the installed standard library of
 the interpreter running the benchmarks (``sysconfig``'s ``stdlib`` path), a
@@ -450,22 +451,35 @@ def build_one(root: Path, sizes: Sizes) -> Corpus:
 
 
 def build_manifests(root: Path, small: Path) -> Corpus:
-    """``md5sum`` lines for the small corpus, and the same lines split in two halves.
+    """``md5sum`` lines for the small corpus, and the same lines split in two
+    halves; ``md5sum`` lines of the large corpus; and hashdeep's own format of
+    both (``size,md5,filename``, as ``hashdeep -c md5 -l -r`` writes it).
 
     Computed here with hashlib (paths relative to the work directory, which
     are plain ASCII, so no escaping is needed).
     """
     root.mkdir()
-    lines = []
-    for path in sorted(_files(small)):
-        digest = hashlib.md5(path.read_bytes()).hexdigest()
-        lines.append(f"{digest}  {path.relative_to(small.parent)}\n")
-    half = len(lines) // 2
-    (root / "small.md5").write_text("".join(lines))
-    (root / "small-1.md5").write_text("".join(lines[:half]))
-    (root / "small-2.md5").write_text("".join(lines[half:]))
-    return Corpus("manifests", root.name, 3, 0, 1,
-                  f"md5sum lines of the small corpus ({len(lines):,} lines), whole and halved")
+    counts = []
+    for tree in (small, small.parent / "large"):
+        lines, known = [], ["%%%% HASHDEEP-1.0\n", "%%%% size,md5,filename\n"]
+        for path in sorted(_files(tree)):
+            digest = hashlib.md5()
+            with path.open("rb") as f:
+                while block := f.read(MiB):
+                    digest.update(block)
+            name = path.relative_to(tree.parent)
+            lines.append(f"{digest.hexdigest()}  {name}\n")
+            known.append(f"{path.stat().st_size},{digest.hexdigest()},{name}\n")
+        (root / f"{tree.name}.md5").write_text("".join(lines))
+        (root / f"{tree.name}.hashdeep").write_text("".join(known))
+        counts.append(len(lines))
+        if tree == small:
+            half = len(lines) // 2
+            (root / "small-1.md5").write_text("".join(lines[:half]))
+            (root / "small-2.md5").write_text("".join(lines[half:]))
+    return Corpus("manifests", root.name, 6, 0, 1,
+                  f"md5sum lines of the small corpus ({counts[0]:,} lines), whole and halved, "
+                  f"and of the large one ({counts[1]:,}); hashdeep's format of both")
 
 
 def _files(root: Path) -> Iterator[Path]:
@@ -502,6 +516,9 @@ def _params(name: str, sizes: Sizes) -> dict[str, object]:
     fields = {k: v for k, v in asdict(sizes).items() if k == "seed" or k.startswith(prefix)}
     if name == sizes.small_head:
         fields["parent_cpu_files"] = sizes.parent_cpu_files
+    if name == "manifests":  # the large corpus' too, and hashdeep's format
+        fields.update((k, v) for k, v in asdict(sizes).items() if k.startswith("large"))
+        fields["manifests_version"] = 2
     return {"version": GENERATOR_VERSION, "name": name, "sizes": fields}
 
 
@@ -514,6 +531,9 @@ def ensure(workdir: Path, name: str, sizes: Sizes,
     """
     if name == sizes.small_head:  # links to the small corpus' files: that comes first
         ensure(workdir, "small", sizes, log)
+    if name == "manifests":  # lists both
+        ensure(workdir, "small", sizes, log)
+        ensure(workdir, "large", sizes, log)
     stamps = workdir / ".stamps"
     stamps.mkdir(parents=True, exist_ok=True)
     stamp = stamps / f"{name}.json"

@@ -23,6 +23,7 @@ from benchmarks.cases import (
     CLUSTER,
     DUPES,
     HELD,
+    MANIFESTS,
     PARALLEL,
     PARENT_CPU,
     REAL_TREE,
@@ -57,6 +58,9 @@ TARGETS = {
     CLUSTER: "issue 15, a Dask cluster on this machine (a scheduler, two workers of one "
     "thread) against the local -j 2 pool: <= 1.3x on the large files, <= 2x on the "
     "30,000 small files",
+    MANIFESTS: "issue 17, manifests that live (no targets): audit against hashdeep's audit "
+    "and md5sum -c, scan --update against rhash --update and a new scan, diff against "
+    "diff(1)",
 }
 
 
@@ -251,7 +255,8 @@ def targets_table(run: Run) -> list[str]:
             result = by_name.get(case.name)
             if result is None:
                 rows.append([c.target_id, case.name, c.subject, c.baseline, "", "", "",
-                             f"<= {c.target:g}x", "not run (case not selected)"])
+                             f"<= {c.target:g}x" if c.target is not None else "none",
+                             "not run (case not selected)"])
                 continue
             value, why = ratio(result, c)
             rows.append([
@@ -259,9 +264,11 @@ def targets_table(run: Run) -> list[str]:
                 _median_cell(result.get(c.subject), case.metric),
                 _median_cell(result.get(c.baseline), case.metric),
                 f"{value:.2f}x" if value is not None else "—",
-                f"<= {c.target:g}x", verdict(value, c.target, why),
+                *((f"<= {c.target:g}x", verdict(value, c.target, why)) if c.target is not None
+                  else ("none", "measured" if value is not None else why or "—")),
             ])
-    rows.sort(key=lambda r: r[0])
+    # By the number before the id's dash: 10 comes after 9.
+    rows.sort(key=lambda r: (int(r[0].split("-")[0]), r[0]) if r[0][:1].isdigit() else (0, r[0]))
     return _table(["#", "case", "parhash", "baseline", "parhash median", "baseline median",
                    "ratio", "target", "result"], rows, "llllrrrrl")
 

@@ -35,6 +35,8 @@ class Command:
     what runs, from the work directory; ``shown`` is the command line
     printed in RESULTS.md. ``unavailable`` says why it can't run here (a
     missing peer tool, a parhash command that doesn't exist yet).
+    ``succeeds`` is the exit status of a run that did its work (``diff``
+    says 1 when the files differ).
     """
 
     label: str
@@ -42,6 +44,7 @@ class Command:
     shown: str
     is_parhash: bool = False
     unavailable: str | None = None
+    succeeds: int = 0
 
 
 @dataclass(frozen=True)
@@ -313,7 +316,7 @@ def _run_into(runner: Runner, s: Samples, record: bool, rss: bool, cpu: bool) ->
     if s.error is not None:
         return
     outcome = runner.run(s.command, rss=rss, cpu=cpu)
-    if outcome.status != 0:
+    if outcome.status != s.command.succeeds:
         s.error = f"exit status {outcome.status}: {runner.stderr_tail()}".strip().rstrip(":")
         return
     if outcome.rss is not None:

@@ -231,15 +231,19 @@ def _add(listing: Listing, number: int, parsed: Entry | Malformed, raw: bytes) -
         if raw:
             listing.entries.append(raw)
         return
-    if not listing.by_key:
+    by_key = listing.by_key
+    if not by_key:
         _learn_form(listing, raw, parsed)
     if parsed.reversed is not None:  # a GNU line: its algorithm is its length's
         listing.guessed = True
-    for a, _ in parsed.digests:
-        if a not in listing.algos:
-            listing.algos.append(a)
-    key = key_of(parsed.name)
-    known = listing.by_key.get(key)
+    digests = parsed.digests
+    if len(digests) != 1 or digests[0][0] not in listing.algos:
+        for a, _ in digests:
+            if a not in listing.algos:
+                listing.algos.append(a)
+    name = parsed.name
+    key = name if _UNTIDY.search(name) is None else key_of(name)
+    known = by_key.get(key)
     if known is not None:
         fresh = [(a, d) for a, d in parsed.digests if a not in known.digests]
         if raw:
@@ -249,10 +253,10 @@ def _add(listing: Listing, number: int, parsed: Entry | Malformed, raw: bytes) -
             return
         known.digests.update(fresh)
         return
-    entry = Listed(parsed.name, dict(parsed.digests), number)
+    entry = Listed(name, dict(digests), number)
     if raw:
         entry.records.append(raw)
-    listing.by_key[key] = entry
+    by_key[key] = entry
     listing.entries.append(entry)
 
 
