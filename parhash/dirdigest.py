@@ -44,7 +44,7 @@ from parhash.walk import (
     LOOP,
     Descent,
     Directory,
-    Linked,
+    Walked,
     _Ancestor,
     _as_prefix,
     _loop_ancestor,
@@ -134,7 +134,7 @@ def dir_options(
         if props is not None:
             raise ValueError("entry properties are for the dirhash protocol")
         return DirOptions(GO_H1, name, prefix or "")
-    if prefix is not None:
+    if prefix:
         raise ValueError("a prefix is for the go-h1 protocol")
     if name not in DIRHASH_ALGOS:
         raise ValueError(f"the dirhash protocol takes {', '.join(DIRHASH_ALGOS)}, not {name}")
@@ -181,7 +181,7 @@ def _walk(top: str, st: os.stat_result, tree: _Tree, *, go: bool,
           select: Predicates | None) -> Iterator[str]:
     """Walk the directory ``top`` into ``tree``; yield each file to hash as it is found.
 
-    Files come as :class:`~parhash.walk.Walked` paths (and links to files as
+    Files come as :class:`~parhash.walk.Walked` paths (links to files as
     plain paths), for :func:`parhash.scan` to read. Links are followed as
     each protocol says. ``dirhash`` (the package's scantree): a link to a
     file is a file, a link to a directory a directory, walked again however
@@ -207,7 +207,7 @@ def _walk(top: str, st: os.stat_result, tree: _Tree, *, go: bool,
             for item in read_dir(current, follow=True, select=select, descent=descent, odd=go):
                 if isinstance(item, WalkError):
                     tree.errors.append((item.path, item.error))
-                elif type(item) is Directory:
+                elif isinstance(item, Directory):
                     name = item.rel[len(above):]
                     linked = item.named < 0
                     if go and linked:
@@ -224,8 +224,9 @@ def _walk(top: str, st: os.stat_result, tree: _Tree, *, go: bool,
                     node.entries.append((name, linked, child))
                     stack.append((item, child))
                 else:
-                    linked = type(item) is Linked
-                    path = item.path if isinstance(item, Linked) else item
+                    # read_dir gives a link to a file, followed, as a plain path.
+                    linked = type(item) is not Walked
+                    path: str = item
                     name = path[start:]
                     if go and "\n" in name:
                         tree.errors.append((path, NEWLINE_IN_NAME))
