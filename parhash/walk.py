@@ -538,9 +538,10 @@ def read_dir(
     directory on a pseudo file system comes back as a :class:`WalkError`
     saying :data:`PSEUDO_FS`, unread. With ``odd``, what the walk leaves out
     silently comes back as a :class:`WalkError` instead, unopened: a FIFO, a
-    socket or a device (:data:`NOT_REGULAR`), and with ``follow`` a broken
-    link (``ENOENT``) or a link to one of those; for a caller that must
-    account for every name (``parhash dirhash --protocol go-h1``).
+    socket or a device (:data:`NOT_REGULAR`; without ``follow``, a link
+    too), and with ``follow`` a broken link (``ENOENT``) or a link to a
+    FIFO, socket or device; for a caller that must account for every name
+    (``parhash dirhash --protocol go-h1``).
 
     Memory: a few bytes per name, however large the directory (names are
     sorted in packed runs of :data:`RUN`).

@@ -388,6 +388,12 @@ def test_command_usage_errors_exit_2(tmp_path: Path, args: list[str], message: s
     assert message in err, err
 
 
+def test_a_link_named_as_path_is_followed(awkward: Path, tmp_path: Path) -> None:
+    os.symlink(awkward, tmp_path / "link")
+    assert parhash.dirhash(tmp_path / "link", jobs=1) == reference(awkward)
+    assert invoke(str(tmp_path / "link"), "-j", "1") == (0, reference(awkward) + "\n", "")
+
+
 def test_python_dash_m_usage_error_in_coreutils_words(tmp_path: Path) -> None:
     proc = run(["dirhash", "--protocol", "go-h1", "-a", "sha512", str(tmp_path)])
     assert (proc.returncode, proc.stdout) == (2, b"")
