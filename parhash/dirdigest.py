@@ -275,12 +275,16 @@ def digest_dir(
     digests: dict[str, str] = {}
     hashed = go or "data" in options.properties
     if hashed:
-        for r in scan((), algos=(options.algo,), listed=walk, jobs=jobs, chunksize=chunksize,
-                      block_size=block_size, stats=stats, executor=executor):
-            if r.error is not None:
-                tree.errors.append((r.path, r.error))
-            else:
-                digests[r.path] = r.digests[options.algo]
+        results = scan((), algos=(options.algo,), listed=walk, jobs=jobs, chunksize=chunksize,
+                       block_size=block_size, stats=stats, executor=executor)
+        try:
+            for r in results:
+                if r.error is not None:
+                    tree.errors.append((r.path, r.error))
+                else:
+                    digests[r.path] = r.digests[options.algo]
+        finally:
+            results.close()  # stops the pool now, on Ctrl-C too
     else:
         for _ in walk:  # names only: no file is read, as the standard allows
             pass

@@ -24,7 +24,7 @@ from conftest import NO_DAC, no_traceback, run
 
 import parhash
 from parhash.cli import DIRHASH_PROTOCOLS, cli
-from parhash.dirdigest import PROTOCOLS, DirhashError
+from parhash.dirdigest import PROTOCOLS, DirhashError, go_name
 
 dirhash_package = pytest.importorskip("dirhash")
 
@@ -230,6 +230,21 @@ def test_go_h1_sorts_names_by_their_bytes(tmp_path: Path) -> None:
     # "B" < "a" < "a/b" < "a.txt"? Bytes say "B" < "a.txt" < "a/b" ('.' < '/').
     root = put(tmp_path / "t", {"a.txt": b"1", "a/b": b"2", "B": b"3", "\u00e9": b"4", "z": b"5"})
     assert parhash.dirhash(root, protocol="go-h1", jobs=1) == go_h1(root)
+
+
+@pytest.mark.parametrize(("prefix", "rel", "name"), [
+    ("", "a/b", "a/b"),
+    ("m@v1", "a", "m@v1/a"),
+    ("m/", "a", "m/a"),
+    ("./m", "a", "m/a"),
+    ("a//b/./c", "x", "a/b/c/x"),
+    ("a/..", "x", "x"),
+    ("../up", "x", "../up/x"),
+    ("/", "x", "/x"),
+    ("/..", "x", "/x"),
+])
+def test_prefix_joins_as_go_s_filepath_join(prefix: str, rel: str, name: str) -> None:
+    assert go_name(prefix, rel) == name
 
 
 # --- Go's own tests (golang.org/x/mod/sumdb/dirhash/hash_test.go), ported -------
