@@ -228,11 +228,12 @@ def _walk(top: str, st: os.stat_result, tree: _Tree, *, go: bool,
                     linked = type(item) is not Walked
                     path: str = item
                     name = path[start:]
-                    if go and "\n" in name:
+                    rel = above + name
+                    if go and "\n" in rel:  # in its own name or a directory's above
                         tree.errors.append((path, NEWLINE_IN_NAME))
                         continue
                     node.entries.append((name, linked, str(path)))
-                    tree.files.append((above + name, str(path)))
+                    tree.files.append((rel, str(path)))
                     yield path
     finally:
         descent.close()

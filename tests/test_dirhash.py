@@ -281,6 +281,16 @@ def test_go_s_TestHash1_newline_in_a_name_is_an_error(tmp_path: Path) -> None:
     assert e.value.errors == [(f"{tmp_path}/a\nbc", "file names with newlines are not supported")]
 
 
+def test_go_h1_newline_in_a_directory_s_name_is_an_error_too(tmp_path: Path) -> None:
+    put(tmp_path, {"ok": b"ok", "new\ndir/inner": b"x"})
+    with pytest.raises(DirhashError) as e:
+        parhash.dirhash(tmp_path, protocol="go-h1", jobs=1)
+    assert e.value.errors == [(f"{tmp_path}/new\ndir/inner", "file names with newlines are not "
+                               "supported")]
+    # The dirhash protocol has no such limit: its names are in NUL-separated fields.
+    assert parhash.dirhash(tmp_path, jobs=1) == reference(tmp_path)
+
+
 def test_go_s_TestDirFiles_invalid_directory(tmp_path: Path) -> None:
     path = tmp_path / "not-a-directory.txt"
     path.write_bytes(b"This is a file.")
