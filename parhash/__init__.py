@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO, UnknownAlgorithm
+    from parhash.audit import Change, ManifestError, audit_tree, diff_manifests
     from parhash.cluster import DaskExecutor
     from parhash.dirdigest import DirhashError
     from parhash.dupes import find_dupes
@@ -50,6 +51,10 @@ _LAZY = {
     "DupeError": "parhash.results",
     "DupeGroup": "parhash.results",
     "find_dupes": "parhash.dupes",
+    "audit_tree": "parhash.audit",
+    "diff_manifests": "parhash.audit",
+    "Change": "parhash.audit",
+    "ManifestError": "parhash.audit",
     "DEFAULT_BLOCK_SIZE": "parhash.hashing",
     "hash_file": "parhash.hashing",
 }
@@ -59,10 +64,12 @@ __all__ = [
     "DEFAULT_ALGO",
     "DEFAULT_BLOCK_SIZE",
     "DEFAULT_CHUNKSIZE",
+    "Change",
     "DaskExecutor",
     "DirhashError",
     "Executor",
     "InlineExecutor",
+    "ManifestError",
     "PipelineStats",
     "PoolExecutor",
     "DupeError",
@@ -72,7 +79,9 @@ __all__ = [
     "Verdict",
     "WalkError",
     "__version__",
+    "audit_tree",
     "check",
+    "diff_manifests",
     "dirhash",
     "find_dupes",
     "hash_file",

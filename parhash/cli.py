@@ -410,14 +410,21 @@ def cli() -> None:
 @click.option("--sort", "sort_output", is_flag=True,
               help="Write in path order (deterministic manifests) instead of arrival order.")
 @click.option("-o", "--output", metavar="FILE",
-              help="Write to FILE atomically (a temporary file, then rename).")
+              help="Write to FILE atomically (a temporary file, then rename); its mtime "
+              "is set to the time the scan began.")
+@click.option("--update", metavar="MANIFEST",
+              help="Bring MANIFEST up to date with PATH in place, atomically: add new files, "
+              "drop vanished ones, read again those changed since it was written (or, with "
+              "--cache, whose cache entry no longer matches). Keeps its format, algorithm, "
+              "escaping and order; prints each change on stderr. A MANIFEST that doesn't "
+              "exist yet is written as with --sort -o.")
 @_cache_options
 @_report_options()
 @_guarded()
 @_cluster_options(_path_roots)
 def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, block_size,
-         stall_timeout, files_from, files0_from, sort_output, output, cache, progress, summary,
-         quiet, executor):
+         stall_timeout, files_from, files0_from, sort_output, output, update, cache, progress,
+         summary, quiet, executor):
     """Hash files, directories and globs, printing md5sum-style lines as they finish.
 
     PATH is a file, a directory (walked recursively) or a quoted glob such as
@@ -429,8 +436,14 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
       parhash scan ./src --algo md5 > MD5SUMS && md5sum -c MD5SUMS
       find . -name '*.iso' -print0 | parhash scan --files0-from - -a xxh3
       parhash scan data --json -a sha256,md5 | jq -r .sha256
+      parhash scan --update SHA256SUMS data
     """
     from parhash.report import run_scan
+
+    if update is not None:
+        return _update(update, paths, algos, fmt, zero, follow, include, exclude, jobs,
+                       chunksize, block_size, stall_timeout, files_from, files0_from,
+                       sort_output, output, cache, progress, summary, quiet, executor)
 
     if fmt is None:
         # xxhsum -c reads a GNU line by its digest's length: 16 digits are
@@ -451,6 +464,45 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
         summary=False if quiet and summary is None else summary, executor=executor,
         cache=cache,
     )
+
+
+def _update(manifest, paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize,
+            block_size, stall_timeout, files_from, files0_from, sort_output, output, cache,
+            progress, summary, quiet, executor):
+    """``scan --update MANIFEST``: the options it takes, then the update."""
+    import os
+
+    from parhash.update import run_update
+
+    for given, flag in ((output, "-o/--output"), (files_from, "--files-from"),
+                        (files0_from, "--files0-from"), (executor, "--executor")):
+        if given:
+            raise click.UsageError(f"--update and {flag} exclude each other")
+    if manifest == "-" or any(p in STDIN_NAMES for p in paths):
+        raise click.UsageError("--update needs a manifest file and paths, not standard input")
+    source = click.get_current_context().get_parameter_source("algo_specs")
+    algos_given = algos if source is not click.core.ParameterSource.DEFAULT else None
+    if not os.path.exists(manifest) or os.path.getsize(manifest) == 0:
+        from parhash.report import run_scan
+
+        # A first update writes the manifest whole, sorted: later ones keep it so.
+        fmt = fmt or ("bsd" if algos == ("xxh3",) else "gnu")
+        if len(algos) > 1 and fmt not in MULTI_ALGO_FORMATS:
+            raise click.UsageError(
+                "a GNU line holds one digest; with several algorithms use --tag, --json or --csv")
+        return run_scan(paths, algos=algos, fmt=fmt, zero=zero, follow=follow, include=include,
+                        exclude=exclude, jobs=jobs, chunksize=chunksize, block_size=block_size,
+                        stall_timeout=stall_timeout, sort=True, output=manifest,
+                        progress=False if quiet and progress is None else progress,
+                        summary=False if quiet and summary is None else summary, cache=cache)
+    if fmt is not None or sort_output:
+        raise click.UsageError("--update keeps the manifest's format and order: give no "
+                               "format flag or --sort")
+    return run_update(manifest, paths, algos=algos_given, zero=zero, follow=follow,
+                      include=include, exclude=exclude, jobs=jobs, chunksize=chunksize,
+                      block_size=block_size, stall_timeout=stall_timeout, cache=cache,
+                      progress=False if quiet and progress is None else progress,
+                      summary=False if quiet else summary, quiet=quiet)
 
 
 @cli.command("check")
@@ -506,20 +558,25 @@ def check_command(manifests, algo, root, relative_to_manifest, allow_outside_roo
 
     if root is not None and relative_to_manifest:
         raise click.UsageError("--root and --relative-to-manifest exclude each other")
-    try:
-        algos = parse_algos([algo]) if algo else ()
-    except UnknownAlgorithm as e:
-        raise click.BadParameter(str(e), param_hint="'-a' / '--algo'") from None
-    if len(algos) > 1:
-        raise click.BadParameter("give one algorithm", param_hint="'-a' / '--algo'")
     return run_check(
-        manifests, algo=algos[0] if algos else None, root=root,
+        manifests, algo=_untagged_algo(algo), root=root,
         relative_to_manifest=relative_to_manifest, allow_outside_root=allow_outside_root,
         verbosity=verbosity or "normal", strict=strict, ignore_missing=ignore_missing,
         json=as_json, zero=zero, jobs=jobs, chunksize=chunksize, block_size=block_size,
         stall_timeout=stall_timeout, progress=progress, summary=summary, executor=executor,
         cache=cache, trust_cache=trust_cache and cache is not None,
     )
+
+
+def _untagged_algo(algo: str | None) -> str | None:
+    """The one algorithm ``-a`` gives untagged manifest lines, or None."""
+    try:
+        algos = parse_algos([algo]) if algo else ()
+    except UnknownAlgorithm as e:
+        raise click.BadParameter(str(e), param_hint="'-a' / '--algo'") from None
+    if len(algos) > 1:
+        raise click.BadParameter("give one algorithm", param_hint="'-a' / '--algo'")
+    return algos[0] if algos else None
 
 
 # --- parhash dupes ------------------------------------------------------------
@@ -640,6 +697,111 @@ def dupes(paths, algo, fmt, zero, order, prefer, follow, include, exclude, min_s
         files0_from=files0_from, quiet=quiet, progress=progress, summary=summary, order=order,
         prefer=prefer, executor=executor, cache=cache,
     )
+
+
+# --- parhash audit, parhash diff --------------------------------------------------
+
+
+def _untagged_option(fn: Any) -> Any:
+    fn = click.option("-z", "--zero", is_flag=True,
+                      help="Manifest records end with NUL, not newline.")(fn)
+    return click.option(
+        "-a", "--algo", metavar="NAME",
+        help="Algorithm of untagged lines, whose length can be ambiguous (b2sum's, "
+        "xxhsum -H2's).")(fn)
+
+
+def _changes_options(fn: Any) -> Any:
+    for option in reversed([
+        click.option("--json", "as_json", is_flag=True,
+                     help="JSON Lines on stdout: one object per path, unchanged ones included."),
+        click.option("-v", "--verbose", is_flag=True, help="List unchanged files too."),
+        click.option("--summary/--no-summary", default=True,
+                     help="Count the paths of each status on stderr at the end (default: on)."),
+        click.option("-q", "--quiet", is_flag=True,
+                     help="Only what went wrong on stderr: no progress bar, no summary."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@cli.command()
+@click.argument("manifest")
+@click.argument("paths", nargs=-1)
+@_untagged_option
+@click.option("--root", metavar="DIR", help="Names are relative to DIR (default: the current "
+              "directory), which is also what is audited when no PATH is given.")
+@click.option("--relative-to-manifest", is_flag=True,
+              help="Names are relative to the manifest's own directory.")
+@_walk_options
+@_pipeline_options
+@click.option("--trust-cache", is_flag=True,
+              help="Answer files the hash cache holds unchanged from it, unread (implies "
+              "--cache); without it every file is read.")
+@_cache_options
+@_changes_options
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar on stderr (default: when stderr is a terminal).")
+@_guarded()
+def audit(manifest, paths, algo, zero, root, relative_to_manifest, follow, include, exclude,
+          jobs, chunksize, block_size, stall_timeout, trust_cache, cache, as_json, verbose,
+          summary, quiet, progress):
+    """Check a tree against a manifest: what changed, went missing, moved or is new.
+
+    Hashes the files under PATH (default: where the names are looked up)
+    with the manifest's algorithm, and gives each path one status:
+    unchanged (shown with -v), changed, missing, new, moved (a listed file
+    gone, its digest at a new path; the nearest by name if at several), or
+    unreadable. Listed files that PATH and --include/--exclude leave out
+    are not audited. Exits 0 if the tree matches, 1 if a file changed, is
+    missing or can't be read, 3 if files were only added or moved, 2 for a
+    usage error or a manifest that can't be read.
+
+    \b
+    Examples:
+      parhash audit /backup/SHA256SUMS --relative-to-manifest
+      parhash audit MD5SUMS data --json | jq -r 'select(.status=="changed").path'
+    """
+    from parhash.audit import run_audit
+
+    if root is not None and relative_to_manifest:
+        raise click.UsageError("--root and --relative-to-manifest exclude each other")
+    return run_audit(
+        manifest, paths, algo=_untagged_algo(algo), zero=zero, root=root,
+        relative_to_manifest=relative_to_manifest, follow=follow, include=include,
+        exclude=exclude, jobs=jobs, chunksize=chunksize, block_size=block_size,
+        stall_timeout=stall_timeout, cache=cache, trust_cache=trust_cache and cache is not None,
+        as_json=as_json, verbose=verbose, summary=summary and not quiet,
+        progress=False if quiet and progress is None else progress,
+    )
+
+
+@cli.command("diff")
+@click.argument("old")
+@click.argument("new")
+@_untagged_option
+@_changes_options
+@_guarded()
+def diff_command(old, new, algo, zero, as_json, verbose, summary, quiet):
+    """Compare two manifests, reading no file: what changed from OLD to NEW.
+
+    Each path gets one status, as in audit: unchanged (shown with -v),
+    changed, missing, new or moved. OLD and NEW may be in different formats
+    (md5sum's and --json, say); names are compared as paths, so './a' and
+    'a' are one. Exits 0 if they agree, 1 if a file changed or is missing, 3
+    if files were only added or moved, 2 for a usage error, a manifest that
+    can't be read, or manifests with no algorithm in common.
+
+    \b
+    Example:
+      parhash diff release-1.0.sha256 release-1.1.sha256
+    """
+    from parhash.audit import run_diff
+
+    if old == "-" and new == "-":
+        raise click.UsageError("standard input can be only one of the two manifests")
+    return run_diff(old, new, algo=_untagged_algo(algo), zero=zero, as_json=as_json,
+                    verbose=verbose, summary=summary and not quiet)
 
 
 # parhash.dirdigest.PROTOCOLS, spelled out: importing the walk here would

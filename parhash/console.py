@@ -199,7 +199,8 @@ class Sink:
         pending.clear()
 
 
-def open_output(path: str | None) -> contextlib.AbstractContextManager[Any]:
+def open_output(path: str | None, mtime_ns: int | None = None
+                ) -> contextlib.AbstractContextManager[Any]:
     """Standard output, or ``path`` written atomically (see :func:`atomic_file`).
 
     Yields a stream with ``write`` and ``flush``. On an exception the output
@@ -209,7 +210,7 @@ def open_output(path: str | None) -> contextlib.AbstractContextManager[Any]:
     """
     if path is None or path == "-":
         return _standard_output()
-    return atomic_file(path)
+    return atomic_file(path, mtime_ns)
 
 
 @contextlib.contextmanager
@@ -254,8 +255,12 @@ def is_temporary_output(path: str) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str) -> Iterator[Any]:
+def atomic_file(path: str, mtime_ns: int | None = None) -> Iterator[Any]:
     """Write ``path`` through a temporary file beside it, renamed over it at the end.
+
+    With ``mtime_ns``, the file's times are set to it before the rename: a
+    manifest's mtime then says when the scan that wrote it began (see
+    :mod:`parhash.update`).
 
     A special file (``/dev/null``, a FIFO) is written in place instead: a
     rename would replace the device or pipe itself. A replaced file keeps its
@@ -308,6 +313,8 @@ def atomic_file(path: str) -> Iterator[Any]:
         _set_mode(fd, st)
         yield stream
         stream.flush()
+        if mtime_ns is not None:
+            os.utime(fd, ns=(mtime_ns, mtime_ns))
         os.fsync(fd)
         os.replace(tmp, target)
     except OSError as e:

@@ -227,6 +227,7 @@ def run_scan(
     from parhash.select import Selector
     from parhash.tasks import TASK_FILES, ScanJob, scan_tasks
 
+    started = time.time_ns()
     paths, listed = path_arguments(paths, files_from, files0_from)
     stats = pipeline_stats(stall_timeout)
     show, say = shown(progress, summary)
@@ -237,7 +238,7 @@ def run_scan(
     flush_idle = FlushWhenIdle(meter if show else None)
     select = Selector.from_patterns(include, exclude)
     opened = open_cache(cache)
-    with open_output(output) as raw, contextlib.ExitStack() as closing:
+    with open_output(output, started) as raw, contextlib.ExitStack() as closing:
         if opened is not None:
             closing.callback(opened.close)
         out = flush_idle.out = Output(raw)

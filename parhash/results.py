@@ -180,14 +180,14 @@ class Summary:
         if ignore_missing and self.ok == 0:
             out.append("{manifest}: no file was verified")
         # Two lines at least: one file that changed is not a pattern.
-        if self.guessed > 1 and self.guessed_failed == self.guessed and _guess_hint(self.guesses):
+        if self.guessed > 1 and self.guessed_failed == self.guessed and guess_hint(self.guesses):
             # b3sum's and xxhsum -H2's lines have the length of sha256's and
             # md5's: a manifest of them fails whole, file after file.
-            out.append("{manifest}: hint: " + _guess_hint(self.guesses))
+            out.append("{manifest}: hint: " + guess_hint(self.guesses))
         return out
 
 
-def _guess_hint(guesses: set[str]) -> str:
+def guess_hint(guesses: set[str]) -> str:
     """Why every untagged line may have failed: the algorithm guessed was not the one
     (empty when no other algorithm has digests of that length)."""
     from parhash.algorithms import ALGORITHMS

@@ -1146,6 +1146,7 @@ def scan_tasks(
     pool: Callable[[], Executor] | None = None,
     streams: bool = True,
     cache: Cache | None = None,
+    lookup: bool = True,
 ) -> Generator[TaskResult, None, None]:
     """Hash every file reachable from ``paths`` and ``listed`` as ``job`` says; the
     results of the tasks, as they complete.
@@ -1159,10 +1160,11 @@ def scan_tasks(
     ``stats``, ``idle``, ``executor`` and ``pool``, and :func:`run_task` for
     ``kind``. With ``cache``, files it holds are answered from it, and the
     digests of the others are written to it as each task's result arrives
-    (a cluster's workers look nothing up: the file is the client's).
+    (a cluster's workers look nothing up: the file is the client's); without
+    ``lookup``, every file is read and the cache only written.
     """
     if cache is not None:
-        job = job._replace(cache=cache.spec(lookup=executor is None))
+        job = job._replace(cache=cache.spec(lookup=lookup and executor is None))
     if (clamp_jobs(jobs) if executor is None else executor.jobs) == 1:
         job = job._replace(alone=NEVER_ALONE)
     if isinstance(paths, (str, bytes, os.PathLike)):
@@ -1176,7 +1178,7 @@ def scan_tasks(
         job = job._replace(files=job.files * scale, nbytes=job.nbytes * scale)
     feed = TaskFeed(named, chunksize=job.files, follow=job.follow,
                     max_dirs=MAX_DIRS_PER_TASK * scale)
-    if cache is not None and executor is not None:
+    if cache is not None and executor is not None and lookup:
         feed.attach = _with_entries(cache, job.algos)
     small = inline_bytes(job.block_size)
     first = RunTask(job._replace(files=INLINE_MAX_FILES, nbytes=small,
