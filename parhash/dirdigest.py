@@ -24,6 +24,10 @@ and a file that can't be read is reported by name, as a value.
 A digest of part of a tree is a wrong digest: any file that can't be read,
 any directory that can't be listed, a loop of links, is a :class:`DirhashError`
 listing every such path, and no digest.
+
+(The module is not called ``dirhash``: once imported, a submodule
+``parhash.dirhash`` would take the place of the function
+:func:`parhash.dirhash` as the package's attribute.)
 """
 
 from __future__ import annotations
@@ -149,8 +153,9 @@ def dir_options(
 
 
 def root_stat(path: str) -> os.stat_result:
-    """``stat`` of the directory ``path`` (followed if a link, as every command does);
-    raises ``OSError``, ``NotADirectoryError`` for anything but a directory."""
+    """``stat`` of the directory ``path`` (followed if a link, as every command does;
+    Go's ``DirFiles`` refuses a link there); raises ``OSError``,
+    ``NotADirectoryError`` for anything but a directory."""
     st = os.stat(path)
     if not stat.S_ISDIR(st.st_mode):
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
