@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from parhash.algorithms import ALGORITHMS, DEFAULT_ALGO, UnknownAlgorithm
     from parhash.audit import Change, ManifestError, audit_tree, diff_manifests
     from parhash.cluster import DaskExecutor
+    from parhash.dirdigest import DirhashError
     from parhash.dupes import find_dupes
     from parhash.executor import DEFAULT_CHUNKSIZE, Executor, InlineExecutor
     from parhash.hashing import DEFAULT_BLOCK_SIZE, hash_file
@@ -38,6 +39,7 @@ _LAZY = {
     "DEFAULT_ALGO": "parhash.algorithms",
     "UnknownAlgorithm": "parhash.algorithms",
     "DaskExecutor": "parhash.cluster",
+    "DirhashError": "parhash.dirdigest",
     "DEFAULT_CHUNKSIZE": "parhash.executor",
     "Executor": "parhash.executor",
     "InlineExecutor": "parhash.executor",
@@ -64,6 +66,7 @@ __all__ = [
     "DEFAULT_CHUNKSIZE",
     "Change",
     "DaskExecutor",
+    "DirhashError",
     "Executor",
     "InlineExecutor",
     "ManifestError",
@@ -79,6 +82,7 @@ __all__ = [
     "audit_tree",
     "check",
     "diff_manifests",
+    "dirhash",
     "find_dupes",
     "hash_file",
     "scan",
@@ -261,3 +265,59 @@ def check(
         block_size=block_size, progress=progress, stop=stop, stats=stats, idle=idle,
         executor=executor,
     )
+
+
+def dirhash(
+    path: "str" = ".",
+    *,
+    protocol: "str" = "dirhash",
+    algo: "str" = "sha256",
+    prefix: "str | None" = None,
+    empty_dirs: "bool" = False,
+    properties: "str | Sequence[str] | None" = None,
+    include: "Iterable[str]" = (),
+    exclude: "Iterable[str]" = (),
+    jobs: "int | None" = None,
+    chunksize: "int | None" = None,
+    block_size: "int | None" = None,
+    stats: "PipelineStats | None" = None,
+    executor: "Executor | None" = None,
+) -> "str":
+    """One digest for the directory ``path``, its files read in parallel as by :func:`scan`.
+
+    ``protocol="dirhash"`` (the default) is the Dirhash Standard, as the
+    ``dirhash`` package computes it: the hex digest of ``algo`` (md5,
+    sha1, sha224, sha256, sha384, sha512, sha3-256, sha3-512, blake2b or
+    blake2s). ``empty_dirs`` keeps empty directories in it (the standard's
+    ``empty_dirs``); ``properties`` are the standard's entry properties
+    (``("name", "data")`` by default; ``"is_link"`` may be added, and
+    without ``"data"`` no file is read at all). Links to files and
+    directories are followed, as the standard's defaults say.
+
+    ``protocol="go-h1"`` is Go's ``h1:`` directory hash (``go.sum``,
+    ``dirhash.HashDir``): SHA-256 only, ``h1:`` then base64; ``prefix``
+    is ``HashDir``'s, put before each name (``golang.org/x/mod@v0.20.0``).
+
+    ``include``/``exclude`` are :func:`scan`'s gitignore-style patterns,
+    relative to ``path``. ``jobs``, ``chunksize``, ``block_size``,
+    ``stats`` and ``executor`` are as for :func:`scan`.
+
+    Raises ``ValueError`` (:class:`UnknownAlgorithm` among them) for
+    options the protocol does not take, ``OSError`` when ``path`` is
+    missing or not a directory (``NotADirectoryError``), and
+    :class:`DirhashError`, whose ``errors`` lists every ``(path, reason)``,
+    when anything below could not be read: a digest of part of a tree
+    would be wrong. Costs one read of each file, in the pool, and memory
+    for each file's name and digest.
+    """
+    from parhash.dirdigest import digest_dir, dir_options, selector
+
+    options = dir_options(protocol, algo, prefix, empty_dirs, properties)
+    for option, value in (("jobs", jobs), ("chunksize", chunksize), ("block_size", block_size)):
+        if value is not None and value < 1:
+            raise ValueError(f"{option} must be at least 1")
+    import os
+
+    return digest_dir(os.fspath(path), options, select=selector(include, exclude), jobs=jobs,
+                      chunksize=chunksize, block_size=block_size, stats=stats,
+                      executor=executor)

@@ -7,6 +7,9 @@ away.
 
 ``dupes`` exits 0, or 1 with ``--exit-code`` when it found duplicates, and 2
 for a usage error or an error that could hide a duplicate (see its help).
+
+``dirhash`` exits 1, printing no digest, when anything below its directory
+can't be read, and 2 when the directory is missing or is not one.
 """
 
 from __future__ import annotations
@@ -135,8 +138,9 @@ def _pipeline_options(fn: Any) -> Any:
             ),
             click.option(
                 "--chunksize", type=click.IntRange(min=1), default=None,
-                help="Work in one task sent to a worker: files for scan (default 1024), "
-                f"manifest lines for check (1024), paths for dupes ({DEFAULT_CHUNKSIZE}). "
+                help="Work in one task sent to a worker: files for scan and dirhash "
+                "(default 1024), manifest lines for check (1024), paths for dupes "
+                f"({DEFAULT_CHUNKSIZE}). "
                 "Files of 4 MiB or more go alone.",
             ),
             click.option(
@@ -798,6 +802,65 @@ def diff_command(old, new, algo, zero, as_json, verbose, summary, quiet):
         raise click.UsageError("standard input can be only one of the two manifests")
     return run_diff(old, new, algo=_untagged_algo(algo), zero=zero, as_json=as_json,
                     verbose=verbose, summary=summary and not quiet)
+
+
+# parhash.dirdigest.PROTOCOLS, spelled out: importing the walk here would
+# slow the start of every command.
+DIRHASH_PROTOCOLS = ("dirhash", "go-h1")
+
+
+@cli.command("dirhash")
+@click.argument("path")
+@click.option("--protocol", type=click.Choice(DIRHASH_PROTOCOLS), default="dirhash",
+              show_default=True,
+              help="dirhash: the Dirhash Standard, as the dirhash package prints it. "
+              "go-h1: Go's h1: hash of a module tree, as go.sum holds it.")
+@click.option("-a", "--algo", metavar="NAME",
+              help="Algorithm (default sha256, the only one go-h1 takes); dirhash takes md5, "
+              "sha1, sha224, sha256, sha384, sha512, sha3-256, sha3-512, blake2b, blake2s.")
+@click.option("--prefix", metavar="TEXT",
+              help="go-h1: put TEXT/ before each name, as Go's HashDir does with a module's "
+              "path@version.")
+@click.option("--empty-dirs", is_flag=True,
+              help="dirhash: keep empty directories in the digest (the standard's empty_dirs).")
+@click.option("--properties", metavar="LIST",
+              help="dirhash: the entry properties, comma-separated from name, data and "
+              "is_link (default name,data; without data no file is read).")
+@click.option("--include", multiple=True, metavar="GLOB",
+              help="Take only files matching GLOB (gitignore-style, relative to PATH; "
+              "repeatable).")
+@click.option("--exclude", multiple=True, metavar="GLOB",
+              help="Leave out files and directories matching GLOB (repeatable).")
+@_pipeline_options
+@_guarded()
+def dirhash_command(path, protocol, algo, prefix, empty_dirs, properties, include, exclude,
+                    jobs, chunksize, block_size, stall_timeout):
+    """Print one digest for a directory, its files hashed in parallel.
+
+    The Dirhash Standard's hex digest (--protocol dirhash, the default), or
+    Go's h1: (--protocol go-h1), from one read of each file in scan's
+    worker pool. Symbolic links are followed as each protocol says.
+
+    Exit status: 0 and the digest; 1 and no digest if anything below PATH
+    can't be read (each path is named on stderr), a link loops, or the
+    dirhash protocol finds nothing to hash (no file, and no --empty-dirs);
+    2 for a usage error, or a PATH that is missing or not a directory.
+
+    \b
+    Examples:
+      parhash dirhash models/llama -a sha256 > models/llama.dirhash
+      parhash dirhash vendor/ --exclude '*.pyc' --exclude __pycache__/
+      parhash dirhash --protocol go-h1 --prefix golang.org/x/mod@v0.20.0 mod/
+    """
+    from parhash.dirdigest import dir_options
+    from parhash.report import run_dirhash
+
+    try:
+        options = dir_options(protocol, algo, prefix, empty_dirs, properties)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    return run_dirhash(path, options, include=include, exclude=exclude, jobs=jobs,
+                       chunksize=chunksize, block_size=block_size, stall_timeout=stall_timeout)
 
 
 @cli.group("cache")

@@ -8,7 +8,7 @@ verdict and manifest, and the writers of ``dupes`` (:data:`DUPE_WRITERS`).
 
 Each command of :mod:`parhash.cli` is one function here that gives its
 pipeline's results to its writer and returns the exit status:
-:func:`run_scan`, :func:`run_check`, :func:`run_dupes`.
+:func:`run_scan`, :func:`run_check`, :func:`run_dupes`, :func:`run_dirhash`.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from parhash.results import (
 )
 
 if TYPE_CHECKING:
+    from parhash.dirdigest import DirOptions
     from parhash.dupes import Order, Stage
     from parhash.executor import Executor
     from parhash.formats import RecordFormat
@@ -260,6 +261,55 @@ def run_scan(
     if say:
         sys.stderr.write(meter.summary(cache_tail(opened, counts.hits)))
     return EXIT_FILE_ERROR if counts.errors or stats.worker_deaths else EXIT_OK
+
+
+def run_dirhash(
+    path: str,
+    options: DirOptions,
+    *,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    jobs: int | None = None,
+    chunksize: int | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    stall_timeout: float | None = None,
+) -> int:
+    """``parhash dirhash``: print the directory's one digest; return the exit status.
+
+    :data:`EXIT_USAGE` when ``path`` is missing or not a directory, after
+    ``parhash: PATH: reason``. :data:`EXIT_FILE_ERROR`, and no digest,
+    when anything below could not be read: each such path gets its
+    ``parhash: PATH: reason`` line, in path order. A worker that died
+    costs nothing but a warning (its files were read again) and, as for
+    scan, the status 1; the digest is still printed.
+    """
+    from parhash.dirdigest import DirhashError, digest_dir, root_stat, selector
+
+    try:
+        st = root_stat(path)
+    except OSError as e:
+        write_stderr(sys.stderr, error_line("parhash", path, e.strerror or str(e)).encode(
+            FS_ENCODING, FS_ERRORS))
+        return EXIT_USAGE
+    stats = pipeline_stats(stall_timeout)
+    select = selector(include, exclude)
+    try:
+        digest = digest_dir(path, options, select=select, jobs=jobs, chunksize=chunksize,
+                            block_size=block_size, stats=stats, top_stat=st)
+    except DirhashError as e:
+        lines = "".join(error_line("parhash", p, why) for p, why in e.errors)
+        write_stderr(sys.stderr, lines.encode(FS_ENCODING, FS_ERRORS))
+        digest = None
+    if select is not None:  # a pattern that matched nothing is most likely a typo
+        warn_quiet_failures(select, select.matched, 1, "hashed")
+    if digest is None:
+        return EXIT_FILE_ERROR
+    sys.stdout.write(digest + "\n")
+    sys.stdout.flush()
+    if stats.worker_deaths:
+        warn_worker_deaths(stats)
+        return EXIT_FILE_ERROR
+    return EXIT_OK
 
 
 def open_cache(path: str | None) -> Any:

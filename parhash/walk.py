@@ -440,6 +440,7 @@ RUN = 1 << 16
 _BLOCK = 4096
 _DIR = 1
 _LINK = 2
+_ODD = 3  # a FIFO, socket or device, kept for read_dir's odd
 _ENCODING = sys.getfilesystemencoding()
 _ERRORS = sys.getfilesystemencodeerrors()
 _encode: Callable[[str], bytes] = operator.methodcaller("encode", _ENCODING, _ERRORS)
@@ -464,12 +465,15 @@ def _unpack(blocks: list[bytes]) -> Iterator[bytes]:
         yield from block.split(b"\0")
 
 
-def _list_dir(fd: int, follow: bool) -> tuple[Iterator[str], dict[str, int | OSError]]:
+def _list_dir(
+    fd: int, follow: bool, odd: bool = False
+) -> tuple[Iterator[str], dict[str, int | OSError]]:
     """The names of the entries of directory ``fd`` worth a look, in byte order.
 
     Files, directories and (with ``follow``) links; with them, what each
     name that is not a file is: ``_DIR``, ``_LINK``, or the error met
-    telling. Other entries (FIFOs, sockets, devices) are left out unopened.
+    telling. Other entries (FIFOs, sockets, devices) are left out unopened,
+    or with ``odd`` kept as ``_ODD``.
     """
     kinds: dict[str, int | OSError] = {}
     packed: list[list[bytes]] = []
@@ -483,6 +487,8 @@ def _list_dir(fd: int, follow: bool) -> tuple[Iterator[str], dict[str, int | OSE
                         kinds[name] = _DIR
                     elif follow and entry.is_symlink():
                         kinds[name] = _LINK
+                    elif odd:
+                        kinds[name] = _ODD
                     else:
                         continue  # a FIFO, socket, device, or a link we don't follow
             except OSError as e:
@@ -510,6 +516,7 @@ def read_dir(
     select: Predicates | None = None,
     descent: Descent | None = None,
     skip_pseudo: bool = False,
+    odd: bool = False,
 ) -> Iterator[str | WalkError | Directory]:
     """Read one directory: its regular files' paths, its errors, and its subdirectories.
 
@@ -529,7 +536,12 @@ def read_dir(
     long for the system's calls comes back as ``ENAMETOOLONG``, as it would
     by name: no manifest line could name it. With ``skip_pseudo``, a
     directory on a pseudo file system comes back as a :class:`WalkError`
-    saying :data:`PSEUDO_FS`, unread.
+    saying :data:`PSEUDO_FS`, unread. With ``odd``, what the walk leaves out
+    silently comes back as a :class:`WalkError` instead, unopened: a FIFO, a
+    socket or a device (:data:`NOT_REGULAR`; without ``follow``, a link
+    too), and with ``follow`` a broken link (``ENOENT``) or a link to a
+    FIFO, socket or device; for a caller that must account for every name
+    (``parhash dirhash --protocol go-h1``).
 
     Memory: a few bytes per name, however large the directory (names are
     sorted in packed runs of :data:`RUN`).
@@ -538,7 +550,7 @@ def read_dir(
     if descent is None:
         descent = Descent()
     try:
-        opened = _open_dir(current, descent, follow, skip_pseudo)
+        opened = _open_dir(current, descent, follow, skip_pseudo, odd)
         if isinstance(opened, WalkError):
             yield opened
             return
@@ -546,7 +558,7 @@ def read_dir(
         top = current.path
         named = current.top
         root = current.named_root
-        for entry in _entries(current, fd, names, kinds, room, follow, select):
+        for entry in _entries(current, fd, names, kinds, room, follow, select, odd=odd):
             if type(entry) is str:
                 item = Walked(top + entry)
                 item.top = named
@@ -612,8 +624,10 @@ def _entries(
     select: Predicates | None,
     skip: frozenset[str] = frozenset(),
     note: Callable[[str], None] | None = None,
+    odd: bool = False,
 ) -> Iterator[str | Linked | Directory | WalkError]:
-    """The entries of :func:`open_listing`, from what :func:`_open_dir` found."""
+    """The entries of :func:`open_listing`, from what :func:`_open_dir` found
+    (``odd`` as for :func:`read_dir`)."""
     long_names = room <= _NAME_MAX
     if not kinds and select is None and not long_names and not skip:
         # Only files, and nothing to choose from: most directories.
@@ -642,6 +656,10 @@ def _entries(
             if isinstance(kind, OSError):
                 raise kind
             rel = above + name
+            if kind == _ODD:
+                if select is None or select.keep_file(rel):
+                    yield WalkError(top + name, NOT_REGULAR, None, depth)
+                continue
             if kind == _DIR:
                 if select is not None and not select.enter_dir(rel):
                     continue
@@ -662,20 +680,25 @@ def _entries(
             try:
                 st = os.stat(name, dir_fd=fd)
             except FileNotFoundError:
+                if odd and (select is None or select.keep_file(rel)):
+                    raise
                 continue  # a broken link
             path = top + name
             if stat.S_ISREG(st.st_mode):
                 if select is None or select.keep_file(rel):
                     yield Linked(path, st)
-            elif stat.S_ISDIR(st.st_mode) and (select is None or select.enter_dir(rel)):
-                node = _Ancestor(st.st_dev, st.st_ino, path, current.ancestor)
-                yield Directory(path + "/", rel, depth, node, -1, (st.st_dev, st.st_ino))
+            elif stat.S_ISDIR(st.st_mode):
+                if select is None or select.enter_dir(rel):
+                    node = _Ancestor(st.st_dev, st.st_ino, path, current.ancestor)
+                    yield Directory(path + "/", rel, depth, node, -1, (st.st_dev, st.st_ino))
+            elif odd and (select is None or select.keep_file(rel)):
+                yield WalkError(path, NOT_REGULAR, None, depth)
         except OSError as e:
             yield WalkError(top + name, reason(e), e.errno, depth)
 
 
 def _open_dir(
-    current: Directory, descent: Descent, follow: bool, skip_pseudo: bool
+    current: Directory, descent: Descent, follow: bool, skip_pseudo: bool, odd: bool = False
 ) -> tuple[int, Iterator[str], dict[str, int | OSError], int] | WalkError:
     """Open and list ``current`` for :func:`read_dir`, or say why not.
 
@@ -688,7 +711,7 @@ def _open_dir(
         return opened
     fd, room = opened
     try:
-        names, kinds = _list_dir(fd, follow)
+        names, kinds = _list_dir(fd, follow, odd)
     except OSError as e:
         return WalkError(current.shown, reason(e), e.errno, current.depth)
     return fd, names, kinds, room

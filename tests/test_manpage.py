@@ -121,7 +121,8 @@ def test_exit_status_gives_the_command_s_own_words_then_the_shared_statuses(
                               "dupes": "0, or with --exit-code 1",
                               "cache": "0; 2 for a usage error",
                               "audit": "Exits 0 if the tree matches",
-                              "diff": "Exits 0 if they agree"}[name])
+                              "diff": "Exits 0 if they agree",
+                              "dirhash": "0 and the digest; 1 and no digest"}[name])
     for number, meaning in (("130", "interrupted (SIGINT)"), ("143", "terminated (SIGTERM)"),
                             ("141", "the reader of standard output went away")):
         assert f"{number} {meaning}" in status

@@ -161,6 +161,27 @@ def test_fifo_met_during_the_walk_is_skipped_without_being_opened(tree: Tree) ->
     assert proc.stderr == b""
 
 
+def test_read_dir_odd_reports_what_it_would_leave_out_silently(tree: Tree) -> None:
+    # For dirhash --protocol go-h1, which must account for every name.
+    top = Directory(str(tree.root) + "/", "", 0)
+    quiet = [i for i in read_dir(top, follow=True) if isinstance(i, WalkError)]
+    assert [e.path for e in quiet] == [str(tree.root) + "/self-loop"]
+    odd = {e.path: e.error for e in read_dir(top, follow=True, odd=True)
+           if isinstance(e, WalkError)}
+    assert odd == {str(tree.root) + "/broken-link": "No such file or directory",
+                   str(tree.root) + "/fifo": "not a regular file",
+                   str(tree.root) + "/self-loop": os.strerror(errno.ELOOP)}
+    # Without follow, links are not looked at: each is one more name not hashed.
+    odd = {e.path: e.error for e in read_dir(top, odd=True) if isinstance(e, WalkError)}
+    assert odd == {str(tree.root) + "/" + name: "not a regular file" for name in
+                   ("fifo", "broken-link", "link-to-dir", "link-to-file", "self-loop")}
+    # What an --exclude removes is never reported.
+    select = Selector(exclude=["fifo", "broken-link"])
+    odd = {e.path for e in read_dir(top, follow=True, odd=True, select=select)
+           if isinstance(e, WalkError)}
+    assert odd == {str(tree.root) + "/self-loop"}
+
+
 def test_unreadable_directory_during_the_walk_is_reported_and_walk_goes_on(
     tmp_path: Path,
 ) -> None:
