@@ -831,7 +831,7 @@ def audit_tree(
         algos = tuple(listing.algos)
         job = ScanJob(algos, block_size or DEFAULT_BLOCK_SIZE, RESULTS, follow=follow,
                       select=Selector.from_patterns(include, exclude), skip=frozenset(own),
-                      files=chunksize or TASK_FILES)
+                      files=chunksize or TASK_FILES, temporary=False)
         scanned = _Scanned()
         results = scan_tasks(roots, job, jobs=jobs, stats=stats, idle=idle, executor=executor,
                              cache=cache, lookup=trust_cache, streams=False)

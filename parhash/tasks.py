@@ -147,6 +147,9 @@ class ScanJob(NamedTuple):
     options: Any = None
     # The hash cache to look files up in and send digests back for.
     cache: CacheSpec | None = None
+    # Leave out names of -o files being written (see TEMPORARY_SUFFIX). An
+    # audit sees them: a name anyone can give a file must not hide it there.
+    temporary: bool = True
 
 
 class TaskResult(NamedTuple):
@@ -579,7 +582,7 @@ class _Task:
                     continue
                 if skip and name in skip:
                     continue
-                if name[0] == "." and name.endswith(TEMPORARY_SUFFIX):
+                if name[0] == "." and name.endswith(TEMPORARY_SUFFIX) and job.temporary:
                     continue  # an -o file that a parhash run is writing
                 path = top + name
                 if noted is not None:
@@ -721,7 +724,7 @@ class _Task:
                 among: int) -> None:
         """Hash regular file ``name`` of the open directory ``dirfd`` (shown as ``top``)."""
         path = top + name
-        if name.endswith(TEMPORARY_SUFFIX) and name.startswith("."):
+        if name.endswith(TEMPORARY_SUFFIX) and name.startswith(".") and self.job.temporary:
             return  # an -o file that a parhash run is writing
         note_item(index, 0, path)
         if self.cache is not None and self.answered(dirfd, name, path):
@@ -766,7 +769,8 @@ class _Task:
         reported unopened, so that a FIFO with no writer never hangs the run.
         """
         note_item(index)
-        if path.endswith(TEMPORARY_SUFFIX) and path.rpartition("/")[2].startswith("."):
+        if (path.endswith(TEMPORARY_SUFFIX) and path.rpartition("/")[2].startswith(".")
+                and self.job.temporary):
             return
         try:
             st = os.stat(path)
@@ -815,7 +819,8 @@ class _Task:
         """A file a glob's walk found: opened below what the walk saw, never by a link."""
         if isinstance(path, Walked):
             top, root = path.top, path.root
-        if path.endswith(TEMPORARY_SUFFIX) and path.rpartition("/")[2].startswith("."):
+        if (path.endswith(TEMPORARY_SUFFIX) and path.rpartition("/")[2].startswith(".")
+                and self.job.temporary):
             return
         self.result_of(self.hash_path(str(path), top, root))
 

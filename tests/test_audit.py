@@ -1108,3 +1108,19 @@ def test_python_dash_m_diff_in_a_real_process(proc: Runner) -> None:
     assert (p.returncode, p.stdout, p.stderr) == (
         3, b"unchanged  a\nmoved      b -> c\n",
         b"parhash: 1 unchanged, 0 changed, 0 missing, 0 new, 1 moved\n"), shown(p)
+
+
+def test_a_file_named_as_a_parhash_temporary_is_not_hidden_from_an_audit(
+    tmp_path: Path, proc: Runner
+) -> None:
+    # Scans leave out ".NAME.XXXXXX.parhash-tmp", the -o file another run is
+    # writing; anyone can give a file that name, and an audit still sees it.
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "a").write_bytes(b"a")
+    manifest = tmp_path / "M"
+    manifest.write_bytes(hashlib.md5(b"a").hexdigest().encode() + b"  t/a\n")
+    (tree / ".hidden.abc123.parhash-tmp").write_bytes(b"payload")
+    done = proc("audit", "M", "t")
+    assert done.returncode == 3, shown(done)
+    assert done.stdout == b"new        t/.hidden.abc123.parhash-tmp\n"
