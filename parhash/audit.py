@@ -1,8 +1,8 @@
 """Comparing a manifest with what it describes: ``audit`` (a tree) and ``diff`` (another manifest).
 
 A manifest is read whole into a :class:`Listing`: its entries by name, and
-(for ``scan --update``, :mod:`parhash.update`) each entry's own records, as
-bytes, with what the writer of new lines needs to know of its format.
+(for ``scan --update``, :mod:`parhash.update`) every record, as bytes, in
+its place, with what the writer of new lines needs to know of its format.
 :func:`compare` then gives each path one :class:`Change`:
 
 - ``unchanged``: the same path, the same digest;
@@ -64,36 +64,46 @@ class ManifestError(Exception):
 
 
 class Listed:
-    """One file of a manifest: its name as written, its digests, its records.
+    """One file of a manifest: its name as written, and its digests.
 
-    ``records`` are the manifest's bytes that describe it (one line, or
-    several for a file with a ``--tag`` line per algorithm), kept only when
-    the listing is read with ``keep``; ``number`` is its first line's.
+    ``number`` is the line its first record starts on.
     """
 
-    __slots__ = ("name", "digests", "records", "number")
+    __slots__ = ("name", "digests", "number")
 
     def __init__(self, name: str, digests: dict[str, str], number: int) -> None:
         self.name = name
         self.digests = digests
-        self.records: list[bytes] = []
         self.number = number
 
 
-class Listing:
-    """A manifest read whole: its files in order and by key, and its form.
+class Record(NamedTuple):
+    """One record of a manifest as read with ``keep``: the file it is about,
+    its bytes, and the algorithms whose digests it holds (none for a second
+    line of a name already listed)."""
 
-    ``algos`` are the algorithms its entries hold, in order of appearance.
-    ``malformed`` counts the lines that are no checksum line; with ``keep``
-    they are in ``entries`` as ``bytes`` in their place, so that an update
-    leaves them as they were. ``header`` is a CSV manifest's first line;
-    ``form`` is what :mod:`parhash.update` needs to write new lines like
-    the old (``fmt``, the GNU separator, the line end).
+    entry: Listed
+    raw: bytes
+    algos: tuple[str, ...]
+
+
+class Listing:
+    """A manifest read whole: its files by key, and its form.
+
+    ``by_key`` holds each file once, in the order first listed. ``algos``
+    are the algorithms its entries hold, in order of appearance.
+    ``malformed`` counts the lines that are no checksum line, ``dropped``
+    those of them too long to keep (over 1 MiB), ``duplicates`` the names
+    listed again for an algorithm they had. With ``keep``, ``entries``
+    holds every record in its place (:class:`Record`, or the bytes of a
+    comment or malformed line), so that an update leaves them as they were.
+    ``header`` is a CSV manifest's first line; ``fmt``, ``separator`` and
+    ``newline`` are what an update needs to write new lines like the old.
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.entries: list[Listed | bytes] = []
+        self.entries: list[Record | bytes] = []
         self.by_key: dict[str, Listed] = {}
         self.algos: list[str] = []
         self.malformed = 0
@@ -109,9 +119,7 @@ class Listing:
         self.newline = b"\n"
 
     def files(self) -> Iterator[Listed]:
-        for e in self.entries:
-            if isinstance(e, Listed):
-                yield e
+        return iter(self.by_key.values())
 
     @property
     def style(self) -> str:
@@ -145,7 +153,7 @@ def read_listing(path: str, *, algo: str | None = None, zero: bool = False,
     ``check``. A name listed twice for the same algorithm is kept once (the
     first), and counted in ``duplicates``; a name given again for another
     algorithm (``--tag`` lines of several) adds to its digests. With
-    ``keep``, each entry keeps its records' bytes. Raises
+    ``keep``, every record is kept in ``entries``. Raises
     :class:`ManifestError` when the manifest can't be read or holds no
     checksum line; costs memory for each entry (some 300 bytes), and some
     6 us a line.
@@ -175,8 +183,6 @@ def read_in_steps(listing: Listing, *, algo: str | None = None, zero: bool = Fal
             yield from _read_into(listing, sys.stdin.buffer, algo, keep)
         else:
             with open(path, "rb") as f:
-                if os.path.isdir(path):
-                    raise IsADirectoryError(21, os.strerror(21))
                 yield from _read_into(listing, f, algo, keep)
     except OSError as e:
         raise ManifestError(f"{shown}: {reason(e)}") from None
@@ -245,9 +251,9 @@ def _add(listing: Listing, number: int, parsed: Entry | Malformed, raw: bytes) -
     key = name if _UNTIDY.search(name) is None else key_of(name)
     known = by_key.get(key)
     if known is not None:
-        fresh = [(a, d) for a, d in parsed.digests if a not in known.digests]
+        fresh = [(a, d) for a, d in digests if a not in known.digests]
         if raw:
-            known.records.append(raw)  # where the first is: an update keeps or replaces both
+            listing.entries.append(Record(known, raw, tuple(a for a, _ in fresh)))
         if not fresh:
             listing.duplicates += 1
             return
@@ -255,17 +261,16 @@ def _add(listing: Listing, number: int, parsed: Entry | Malformed, raw: bytes) -
         return
     entry = Listed(name, dict(digests), number)
     if raw:
-        entry.records.append(raw)
+        listing.entries.append(Record(entry, raw, tuple(a for a, _ in digests)))
     by_key[key] = entry
-    listing.entries.append(entry)
 
 
 def _learn_form(listing: Listing, raw: bytes, entry: Entry) -> None:
     """What the first entry's record says of the manifest's format."""
-    if listing.fmt == "csv" or not raw:
-        return
     if raw.endswith(b"\r\n"):
         listing.newline = b"\r\n"
+    if listing.fmt == "csv" or not raw:
+        return
     text = raw.lstrip(b" \t")
     if text.startswith(b"{"):
         listing.fmt = "json"
@@ -701,10 +706,9 @@ class Naming:
         if self.style == "/":
             return key
         prefix = self.base.rstrip("/") + "/"
-        if not key.startswith(prefix):
-            return key
-        rel = key[len(prefix):]
-        return "./" + rel if self.style == "./" else rel
+        # Above the base: ../a, as a manifest names such a file.
+        rel = key[len(prefix):] if key.startswith(prefix) else os.path.relpath(key, self.base)
+        return "./" + rel if self.style == "./" and not rel.startswith("../") else rel
 
     def key(self, name: str) -> str:
         """The absolute path a listed name stands for."""
@@ -817,12 +821,12 @@ def audit_tree(
     naming = Naming(look_up_base(manifest, root, relative_to_manifest), listing.style)
     roots = list(paths) or [naming.base if root is not None or relative_to_manifest else "."]
     own: set[tuple[int, int]] = set(skip)
-    if manifest != "-":
-        try:
-            st = os.stat(manifest)
+    try:
+        st = os.stat(manifest) if manifest != "-" else os.fstat(sys.stdin.fileno())
+        if stat.S_ISREG(st.st_mode):
             own.add((st.st_dev, st.st_ino))
-        except OSError:
-            pass
+    except (OSError, ValueError, AttributeError):
+        pass
     if cache is not None and cache.identity() is not None:
         own.add(cache.identity())
     algos: tuple[str, ...] = ()
@@ -851,6 +855,10 @@ def audit_tree(
         key = naming.tidy_key(name)
         if scope.holds(key):
             listed[key] = e
+    linked = [key for key in listed if key not in scanned.found and os.path.lexists(key)]
+    if linked:
+        _follow_listed(linked, scope, job, scanned, naming, err, jobs=jobs, stats=stats,
+                       executor=executor, cache=cache, trust_cache=trust_cache)
     if scanned.gone:
         # A PATH, or a file, that is gone: what was listed there is missing,
         # not unreadable; anything else gone is an error.
@@ -860,6 +868,40 @@ def audit_tree(
                 scanned.failed(key, r, naming, err)
     return Audit(compare(listed, scanned.found, scanned.unread), listing, scanned.files,
                  scanned.nbytes, scanned.hits, scanned.errors, scanned.matched)
+
+
+def _follow_listed(keys: list[str], scope: Scope, job: Any, scanned: _Scanned, naming: Naming,
+                   err: IO[str], **options: Any) -> None:
+    """Listed files the walk didn't reach though they are there: a symbolic
+    link, or a name through one, which the walk leaves alone (unless -L).
+    Names are looked up as check looks them up, so these are read through
+    their links, as md5sum -c reads them; but only where the link stays in
+    the tree audited (its PATHs, resolved): a link leading elsewhere is an
+    error, never a read."""
+    from parhash.results import Result
+    from parhash.tasks import scan_tasks
+
+    reals = [os.path.realpath(base) for base, _, _ in scope.roots]
+    inside = []
+    for key in keys:
+        real = os.path.realpath(key)
+        if any(real == r or real.startswith(r.rstrip("/") + "/") for r in reals):
+            inside.append(key)
+        elif not os.path.isdir(key):
+            scanned.failed(key, Result(key, {}, error=OUTSIDE_TREE), naming, err)
+    if not inside:
+        return
+    results = scan_tasks((), job._replace(select=None), listed=inside, streams=False,
+                         lookup=options.pop("trust_cache"), **options)
+    try:
+        for task in results:
+            scanned.add(task, naming, err)
+    finally:
+        results.close()
+
+
+# Why a listed name that leads out of the audited tree through a link is not read.
+OUTSIDE_TREE = "a symbolic link out of the tree audited"
 
 
 class _Scanned:

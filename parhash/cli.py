@@ -418,13 +418,16 @@ def cli() -> None:
               "--cache, whose cache entry no longer matches). Keeps its format, algorithm, "
               "escaping and order; prints each change on stderr. A MANIFEST that doesn't "
               "exist yet is written as with --sort -o.")
+@click.option("--relative-to-manifest", is_flag=True,
+              help="With --update: the manifest's names are relative to its own directory, "
+              "which is walked when no PATH is given.")
 @_cache_options
 @_report_options()
 @_guarded()
 @_cluster_options(_path_roots)
 def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, block_size,
-         stall_timeout, files_from, files0_from, sort_output, output, update, cache, progress,
-         summary, quiet, executor):
+         stall_timeout, files_from, files0_from, sort_output, output, update,
+         relative_to_manifest, cache, progress, summary, quiet, executor):
     """Hash files, directories and globs, printing md5sum-style lines as they finish.
 
     PATH is a file, a directory (walked recursively) or a quoted glob such as
@@ -443,7 +446,10 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
     if update is not None:
         return _update(update, paths, algos, fmt, zero, follow, include, exclude, jobs,
                        chunksize, block_size, stall_timeout, files_from, files0_from,
-                       sort_output, output, cache, progress, summary, quiet, executor)
+                       sort_output, output, relative_to_manifest, cache, progress, summary,
+                       quiet, executor)
+    if relative_to_manifest:
+        raise click.UsageError("--relative-to-manifest goes with --update")
 
     if fmt is None:
         # xxhsum -c reads a GNU line by its digest's length: 16 digits are
@@ -467,8 +473,8 @@ def scan(paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize, blo
 
 
 def _update(manifest, paths, algos, fmt, zero, follow, include, exclude, jobs, chunksize,
-            block_size, stall_timeout, files_from, files0_from, sort_output, output, cache,
-            progress, summary, quiet, executor):
+            block_size, stall_timeout, files_from, files0_from, sort_output, output,
+            relative_to_manifest, cache, progress, summary, quiet, executor):
     """``scan --update MANIFEST``: the options it takes, then the update."""
     import os
 
@@ -485,6 +491,10 @@ def _update(manifest, paths, algos, fmt, zero, follow, include, exclude, jobs, c
     if not os.path.exists(manifest) or os.path.getsize(manifest) == 0:
         from parhash.report import run_scan
 
+        if relative_to_manifest:
+            raise click.UsageError("--relative-to-manifest needs a manifest to update; write "
+                                   "the first one from its directory")
+
         # A first update writes the manifest whole, sorted: later ones keep it so.
         fmt = fmt or ("bsd" if algos == ("xxh3",) else "gnu")
         if len(algos) > 1 and fmt not in MULTI_ALGO_FORMATS:
@@ -499,7 +509,8 @@ def _update(manifest, paths, algos, fmt, zero, follow, include, exclude, jobs, c
         raise click.UsageError("--update keeps the manifest's format and order: give no "
                                "format flag or --sort")
     return run_update(manifest, paths, algos=algos_given, zero=zero, follow=follow,
-                      include=include, exclude=exclude, jobs=jobs, chunksize=chunksize,
+                      include=include, exclude=exclude,
+                      relative_to_manifest=relative_to_manifest, jobs=jobs, chunksize=chunksize,
                       block_size=block_size, stall_timeout=stall_timeout, cache=cache,
                       progress=False if quiet and progress is None else progress,
                       summary=False if quiet else summary, quiet=quiet)
@@ -762,10 +773,14 @@ def audit(manifest, paths, algo, zero, root, relative_to_manifest, follow, inclu
       parhash audit /backup/SHA256SUMS --relative-to-manifest
       parhash audit MD5SUMS data --json | jq -r 'select(.status=="changed").path'
     """
+    import os
+
     from parhash.audit import run_audit
 
     if root is not None and relative_to_manifest:
         raise click.UsageError("--root and --relative-to-manifest exclude each other")
+    if root is not None and not os.path.isdir(root):
+        raise click.BadParameter(f"{root!r} is not a directory", param_hint="'--root'")
     return run_audit(
         manifest, paths, algo=_untagged_algo(algo), zero=zero, root=root,
         relative_to_manifest=relative_to_manifest, follow=follow, include=include,

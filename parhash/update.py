@@ -1,24 +1,31 @@
 """``scan --update``: bring a manifest up to date with its tree, reading only what changed.
 
-The manifest is read whole (:func:`~parhash.audit.read_listing`, keeping each
-entry's bytes) and the tree walked here, in the main process, with a
-``stat`` per file. A listed file is read again only when it may have changed
-since the manifest was written: its mtime or ctime is not safely older than
-the manifest's own mtime (the racy-file rule of :mod:`parhash.cache`, with
-its margins), or, with the cache, the cache's entry for it no longer
-matches. New files are read; files gone are dropped. The files to read go
-to the scan pipeline as the walk found them, so a worker opens each as a
-scan would (a file swapped for a link since the walk is refused).
+The manifest is read whole (:func:`~parhash.audit.read_listing`, keeping
+every record) and the tree walked here, in the main process, with an
+``lstat`` per file and per directory. A listed file is read again only when
+it may have changed since the manifest was written: its mtime or ctime is
+not safely older than the manifest's own mtime (the racy-file rule of
+:mod:`parhash.cache`, with its margins), a directory above it was renamed
+or had its metadata changed since (its ctime is new but its mtime is not:
+entries added to a directory change both), or, with the cache, the cache's
+entry for it no longer matches. New files are read; files gone are dropped.
+The files to read go to the scan pipeline as the walk found them, so a
+worker opens each as a scan would (a file swapped for a link since the walk
+is refused); the main process reads no file.
 
-The new manifest keeps the old one's lines byte for byte where nothing
-changed, its format, algorithms, escaping and line ends, and its order: new
-lines go to their place in a manifest sorted by name, else at its end. It
-replaces the old one atomically, and its mtime is set to the moment the
-update began, so that the next update reads a file changed during this one.
+The new manifest keeps the old one's records byte for byte where nothing
+changed, each in its place; its format, algorithms, escaping and line ends;
+and its order: new lines go to their place in a manifest sorted by name,
+else at its end. It replaces the old one atomically. Its mtime is set to
+the moment the update began when the update saw every listed file (no
+PATH, pattern or error left one out), so that the next update reads a file
+changed during this one; otherwise the old mtime is kept, and files left
+out are still judged against it next time.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import stat
 import sys
@@ -31,6 +38,7 @@ from parhash.audit import (
     Listing,
     ManifestError,
     Naming,
+    Record,
     Scope,
     read_listing,
 )
@@ -44,33 +52,67 @@ REMOVED = "removed"
 
 
 class Plan(NamedTuple):
-    """What the walk decided: files to read (as the walk gave them), the keys
-    of every file seen, and why directories could not be read."""
+    """What the walk decided: files to read (as the walk gave them), the size
+    of every file seen by key, why paths could not be walked, the digests
+    the cache gave for files it holds unchanged, and a few kept files read
+    to confirm a guessed algorithm."""
 
     read: list[str]
-    seen: set[str]
+    seen: dict[str, int]
     unread: dict[str, str]
     answered: dict[str, dict[str, str]]
+    samples: list[str]
 
 
 def is_zero(path: str) -> bool:
-    """Whether the manifest's records end in NUL (``-z``): no text manifest
-    holds one."""
+    """Whether the manifest's records end in NUL (``-z``): its first record
+    does, before any newline."""
     with open(path, "rb") as f:
-        return b"\0" in f.read(1 << 16)
+        start = f.read(1 << 16)
+    nul, newline = start.find(b"\0"), start.find(b"\n")
+    return nul >= 0 and (newline < 0 or nul < newline)
 
 
-def plan(listing: Listing, listed_at: dict[str, Listed], roots: Sequence[str],
-         naming: Naming, *, since_ns: int,
-         follow: bool = False, include: Sequence[str] = (), exclude: Sequence[str] = (),
-         skip: frozenset[tuple[int, int]] = frozenset(), cache: Any = None,
+class _Directories:
+    """Whether a directory, or one above it up to the walk's root, was renamed
+    (or had its metadata changed) since the manifest: its ctime is not
+    safely older than the manifest's mtime while its mtime is. A file moved
+    in with its directory keeps its own times."""
+
+    def __init__(self, since_ns: int) -> None:
+        self.since_ns = since_ns
+        self.known: dict[str, bool] = {}
+
+    def moved(self, directory: str, top: str) -> bool:
+        found = self.known.get(directory)
+        if found is not None:
+            return found
+        from parhash.cache import margin
+
+        try:
+            st = os.lstat(directory or ".")
+            edge = self.since_ns - margin(st.st_dev, st.st_mtime_ns, st.st_ctime_ns)
+            found = st.st_ctime_ns >= edge and st.st_mtime_ns < edge
+        except OSError:
+            found = True
+        if not found and directory not in (top, "", "/", ".") and len(directory) > len(top):
+            found = self.moved(os.path.dirname(directory), top)
+        self.known[directory] = found
+        return found
+
+
+def plan(listed_at: dict[str, Listed], roots: Sequence[str], naming: Naming, *,
+         since_ns: int, follow: bool = False, include: Sequence[str] = (),
+         exclude: Sequence[str] = (), skip: frozenset[tuple[int, int]] = frozenset(),
+         cache: Any = None, algos: tuple[str, ...] = (), samples: int = 0,
          err: IO[str] | None = None) -> Plan:
     """Walk ``roots`` and decide which files need reading: those not listed
-    (``listed_at`` holds the entries of ``listing`` by absolute path),
-    and listed ones whose times are not safely older than ``since_ns`` (the
-    manifest's mtime) or whose cache entry no longer matches. Walk errors
-    are written to ``err``. Costs an ``lstat`` per file, and with ``cache``
-    a query per directory."""
+    (``listed_at`` holds the listed entries by absolute path), and listed
+    ones that may have changed since ``since_ns`` (see the module's
+    documentation). Walk errors are written to ``err``. With ``samples``,
+    that many listed files that need no reading, the smallest, are read
+    anyway (see :func:`_confirm_guess`). Costs an ``lstat`` per file and directory, and
+    with ``cache`` a query per directory."""
     from parhash.cache import confirmed
     from parhash.report import error_line
     from parhash.select import Selector
@@ -78,41 +120,54 @@ def plan(listing: Listing, listed_at: dict[str, Listed], roots: Sequence[str],
 
     err = err if err is not None else sys.stderr
     read: list[str] = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     unread: dict[str, str] = {}
     answered: dict[str, dict[str, str]] = {}
-    entries = _CacheEntries(cache, tuple(listing.algos)) if cache is not None else None
-    for item in walk_paths(roots, follow=follow, select=Selector.from_patterns(include, exclude),
-                           skip_pseudo=True):
-        if not isinstance(item, str):
-            path, why = item.path, item.error  # type: ignore[union-attr]
-            err.write(error_line("parhash", path, why))
-            unread[naming.found(path)] = why
-            continue
-        key = naming.found(item)
-        try:
-            st = os.stat(item) if type(item) is str else os.lstat(item)
-        except OSError:
-            read.append(item)  # the worker says what became of it
-            seen.add(key)
-            continue
-        if (st.st_dev, st.st_ino) in skip:
-            continue
-        seen.add(key)
-        listed = listed_at.get(key)
-        if listed is None or not stat.S_ISREG(st.st_mode):
+    sampled: list[tuple[int, int, str]] = []
+    entries = _CacheEntries(cache, algos) if cache is not None else None
+    directories = _Directories(since_ns)
+    for root in roots:
+        # Where the files' directories stop counting: the walk's names start so.
+        top = (root.rstrip("/") or "/") if os.path.isdir(root) else os.path.dirname(root)
+        for item in walk_paths((root,), follow=follow,
+                               select=Selector.from_patterns(include, exclude),
+                               skip_pseudo=True):
+            if not isinstance(item, str):
+                path, why = item.path, item.error  # type: ignore[union-attr]
+                err.write(error_line("parhash", path, why))
+                unread[naming.found(path)] = why
+                continue
+            key = naming.found(item)
+            try:
+                st = os.stat(item) if type(item) is str else os.lstat(item)
+            except OSError:
+                read.append(item)  # the worker says what became of it
+                seen[key] = -1
+                continue
+            if (st.st_dev, st.st_ino) in skip:
+                continue
+            seen[key] = st.st_size
+            listed = listed_at.get(key)
+            if listed is None or not stat.S_ISREG(st.st_mode):
+                read.append(item)
+                continue
+            verdict = entries.verdict(item, st, listed) if entries is not None else None
+            if isinstance(verdict, dict):
+                answered[key] = verdict
+                continue
+            if verdict is False or directories.moved(os.path.dirname(item), top):
+                read.append(item)
+                continue
+            if verdict is True or confirmed(st.st_dev, st.st_mtime_ns, st.st_ctime_ns,
+                                            since_ns):
+                if samples:  # the smallest kept: a max-heap by size
+                    heapq.heappush(sampled, (-st.st_size, len(sampled), item))
+                    if len(sampled) > samples:
+                        heapq.heappop(sampled)
+                continue
             read.append(item)
-            continue
-        verdict = entries.verdict(item, st, listed) if entries is not None else None
-        if verdict is True:
-            continue
-        if verdict is None and confirmed(st.st_dev, st.st_mtime_ns, st.st_ctime_ns, since_ns):
-            continue
-        if isinstance(verdict, dict):
-            answered[key] = verdict
-            continue
-        read.append(item)
-    return Plan(read, seen, unread, answered)
+    chosen = [item for _, _, item in sampled]
+    return Plan(read + chosen, seen, unread, answered, chosen)
 
 
 class _CacheEntries:
@@ -124,7 +179,7 @@ class _CacheEntries:
     def __init__(self, cache: Any, algos: tuple[str, ...]) -> None:
         self.spec = cache.spec(lookup=True)
         self.algos = algos
-        self.directory = ""
+        self.directory: str | None = None
         self.known: Any = None
 
     def verdict(self, path: str, st: os.stat_result, listed: Listed
@@ -151,26 +206,29 @@ class _CacheEntries:
         if i is None:
             return False
         digests = dict(zip(self.algos, known.digests(i), strict=True))
-        if all(listed.digests.get(a) == d for a, d in digests.items()):
+        if all(digests.get(a) == d for a, d in listed.digests.items()):
             return True
         return digests
 
 
 class Writer:
-    """New records in the manifest's own form: its format, algorithms, GNU
-    separator (``  ``, `` *`` or md5 -r's one blank) and line end."""
+    """New records in the manifest's own form: its format, the algorithms
+    asked, GNU separator (``  ``, `` *`` or md5 -r's one blank) and line end."""
 
     def __init__(self, listing: Listing) -> None:
+        self.listing = listing
+        self.formats: dict[tuple[str, ...], Any] = {}
+
+    def record(self, name: str, digests: dict[str, str], size: int,
+               algos: Sequence[str] | None = None) -> bytes:
         from parhash.formats import RecordFormat
 
-        self.listing = listing
-        algos = tuple(listing.algos)
-        fmt = listing.fmt
-        self.records = RecordFormat(fmt, algos, listing.zero)
-
-    def record(self, name: str, digests: dict[str, str], size: int) -> bytes:
         listing = self.listing
-        data = self.records.result(Result(name, digests, size))
+        algos = tuple(algos or listing.algos)
+        records = self.formats.get(algos)
+        if records is None:
+            records = self.formats[algos] = RecordFormat(listing.fmt, algos, listing.zero)
+        data: bytes = records.result(Result(name, digests, size))
         if listing.fmt == "gnu" and listing.separator != b"  ":
             start = data.index(b"  ")
             data = data[:start] + listing.separator + data[start + 2:]
@@ -181,33 +239,65 @@ class Writer:
 
 class Update(NamedTuple):
     """What an update did: the new manifest's bytes, its changes as
-    ``(status, name)``, the files read, and the files that could not be."""
+    ``(status, name)``, the listed files kept as they were, the files read,
+    those that could not be (or walked), and whether every listed file was
+    in the update's reach (then the manifest's mtime may move on)."""
 
     data: bytes
     changes: list[tuple[str, str]]
     kept: int
     read: int
     errors: int
+    whole: bool
+
+
+class GuessedWrong(Exception):
+    """An untagged manifest whose algorithm, guessed from its digests' length,
+    a listed file contradicts: updating it would rewrite every line read."""
+
+
+class Refused(Exception):
+    """An update that would do more harm than good: listed files, and no file
+    at all where they were (an unmounted disk would drop them all)."""
+
+
+# Listed files read again, when nothing else confirms an algorithm guessed
+# from the digests' length.
+SAMPLES = 3
+
+
+def _ambiguous(listing: Listing) -> bool:
+    """Whether some other algorithm has digests of the length of one guessed."""
+    from parhash.algorithms import ALGORITHMS
+
+    if not listing.guessed:
+        return False
+    lengths = {ALGORITHMS[a].hex_length for a in listing.algos}
+    return any(a.hex_length in lengths and a.name not in listing.algos
+               for a in ALGORITHMS.values())
 
 
 def update_listing(listing: Listing, roots: Sequence[str], *, follow: bool = False,
                    include: Sequence[str] = (), exclude: Sequence[str] = (),
-                   since_ns: int, skip: frozenset[tuple[int, int]] = frozenset(),
+                   since_ns: int, base: str = "", skip: frozenset[tuple[int, int]] = frozenset(),
                    jobs: int | None = None, chunksize: int | None = None,
                    block_size: int | None = None, cache: Any = None, stats: Any = None,
                    progress: Any = None, err: IO[str] | None = None) -> Update:
     """The manifest ``listing`` brought up to date with the files under
-    ``roots``: see the module's documentation. Listed files outside the
+    ``roots``: see the module's documentation. Names are relative to
+    ``base`` (default: the current directory). Listed files outside the
     roots, or left out by ``include``/``exclude``, are kept as they are; so
-    are those that can't be read (their error goes to ``err``), and those
-    under a directory that can't be. Costs a walk, an ``lstat`` a file, and
+    are those that can't be read (their error goes to ``err``), those under
+    a directory that can't be, and those the walk doesn't reach but are
+    there (a symbolic link, without ``follow``). Raises :class:`GuessedWrong`
+    and :class:`Refused` (see them). Costs a walk, an ``lstat`` a file, and
     the reading of new and changed files through the scan pipeline."""
     from parhash.hashing import DEFAULT_BLOCK_SIZE
     from parhash.report import error_line
     from parhash.tasks import RESULTS, TASK_FILES, ScanJob, scan_tasks
 
     err = err if err is not None else sys.stderr
-    naming = Naming("", listing.style)
+    naming = Naming(base, listing.style)
     scope = Scope(roots, include, exclude)
     listed_at: dict[str, Listed] = {}
     where: dict[int, str] = {}
@@ -215,11 +305,12 @@ def update_listing(listing: Listing, roots: Sequence[str], *, follow: bool = Fal
         key = naming.tidy_key(name)
         listed_at[key] = e
         where[id(e)] = key
-    decided = plan(listing, listed_at, roots, naming, since_ns=since_ns, follow=follow,
-                   include=include, exclude=exclude, skip=skip, cache=cache, err=err)
     algos = tuple(listing.algos)
+    decided = plan(listed_at, roots, naming, since_ns=since_ns, follow=follow,
+                   include=include, exclude=exclude, skip=skip, cache=cache, algos=algos,
+                   samples=SAMPLES if _ambiguous(listing) else 0, err=err)
     hashed: dict[str, Result] = {}
-    errors = 0
+    errors = len(decided.unread)
     if decided.read:
         job = ScanJob(algos, block_size or DEFAULT_BLOCK_SIZE, RESULTS, follow=follow,
                       skip=skip, files=chunksize or TASK_FILES)
@@ -236,35 +327,56 @@ def update_listing(listing: Listing, roots: Sequence[str], *, follow: bool = Fal
                     progress.update(task.files, task.nbytes, task.errors)
         finally:
             results.close()
-    if listing.guessed:
-        _confirm_guess(listing, listed_at, decided, hashed, block_size)
-    writer = Writer(listing)
-    changes: list[tuple[str, str]] = []
-    kept = 0
-    out: list[tuple[bytes, bytes] | bytes] = []  # (name, records) of files; bytes of other lines
-    for entry in listing.entries:
-        if not isinstance(entry, Listed):
-            out.append(entry)
-            continue
-        key = where[id(entry)]
-        old = b"".join(entry.records)
+    if decided.samples:
+        _confirm_guess(listing, listed_at, hashed)
+    # What becomes of each listed file: None kept, REMOVED, or its new digests.
+    fate: dict[int, Any] = {}
+    whole = True
+    in_scope = gone = 0
+    for key, entry in listed_at.items():
         if not scope.holds(key):
-            out.append((_sort_key(entry.name), old))
+            whole = False
             continue
+        in_scope += 1
         r = hashed.get(key)
         digests = decided.answered.get(key)
         if r is not None and r.error is None:
             digests = r.digests
-        if key not in decided.seen and _blocked(key, decided.unread) is None:
-            changes.append((REMOVED, entry.name))
+        if key not in decided.seen:
+            if _blocked(key, decided.unread) is not None or os.path.lexists(key):
+                whole = False  # out of reach, not gone: a link, an unreadable directory
+                continue
+            fate[id(entry)] = REMOVED
+            gone += 1
+        elif digests is not None and any(digests[a] != d for a, d in entry.digests.items()):
+            fate[id(entry)] = digests
+        elif r is not None and r.error is not None:
+            whole = False
+    if in_scope and not decided.seen:
+        raise Refused(f"{listing.path}: every listed file under {', '.join(roots)} is gone "
+                      "(an unmounted disk?); the manifest is left as it was. Remove it to "
+                      "start anew.")
+    writer = Writer(listing)
+    changes: list[tuple[str, str]] = []
+    done: set[int] = set()
+    out: list[tuple[bytes, bytes] | bytes] = []  # (name, bytes) of records; bytes of other lines
+    for item in listing.entries:
+        if not isinstance(item, Record):
+            out.append(item)
             continue
-        if digests is not None and any(entry.digests.get(a) != digests[a] for a in algos):
-            changes.append((UPDATED, entry.name))
-            size = r.size if r is not None else -1
-            out.append((_sort_key(entry.name), writer.record(entry.name, digests, size)))
+        entry = item.entry
+        now = fate.get(id(entry))
+        if now is None:
+            out.append((_sort_key(entry.name), item.raw))
             continue
-        kept += 1
-        out.append((_sort_key(entry.name), old))
+        if id(entry) not in done:
+            done.add(id(entry))
+            changes.append((REMOVED if now is REMOVED else UPDATED, entry.name))
+        if now is REMOVED or not item.algos:
+            continue  # gone, or a second line of a name whose first is rewritten
+        key = where[id(entry)]
+        out.append((_sort_key(entry.name),
+                    writer.record(entry.name, now, decided.seen.get(key, -1), item.algos)))
     added: list[tuple[bytes, bytes]] = []
     for key, r in hashed.items():
         if key in listed_at or r.error is not None:
@@ -275,41 +387,31 @@ def update_listing(listing: Listing, roots: Sequence[str], *, follow: bool = Fal
     added.sort()
     data = listing.header + b"".join(_merged(out, added, _is_sorted(out)))
     changes.sort(key=lambda c: _sort_key(c[1]))
-    return Update(data, changes, kept, len(hashed), errors)
+    kept = in_scope - len(done)
+    whole = whole and not errors
+    return Update(data, changes, kept, len(hashed), errors, whole)
 
 
-class GuessedWrong(Exception):
-    """An untagged manifest whose algorithm, guessed from its digests' length,
-    no listed file confirms: updating it would replace every line."""
-
-
-def _confirm_guess(listing: Listing, listed_at: dict[str, Listed], decided: Plan,
-                   hashed: dict[str, Result], block_size: int | None) -> None:
-    """Make sure the algorithm guessed for untagged lines is theirs: a file read
-    again with its listed digest confirms it, else up to three files kept
-    are read to see. b2sum's lines and sha512's have one length, xxhsum -H2's
-    and md5's another: a wrong guess would rewrite every line read."""
-    from parhash.hashing import DEFAULT_BLOCK_SIZE, hash_file
-
-    algos = listing.algos
+def _confirm_guess(listing: Listing, listed_at: dict[str, Listed],
+                   hashed: dict[str, Result]) -> None:
+    """Make sure the algorithm guessed for untagged lines is theirs: b2sum's
+    lines and sha512's have one length, xxhsum -H2's and md5's another, and
+    a wrong guess would rewrite every line read. The files read include a
+    few that need no reading (:data:`SAMPLES`, chosen by :func:`plan`): one
+    that has its listed digests confirms the guess; if none of the listed
+    files read has them, the update is refused."""
+    tried = False
     for key, r in hashed.items():
         entry = listed_at.get(key)
-        if entry is not None and r.error is None and all(
-                entry.digests.get(a) == r.digests[a] for a in algos):
+        if entry is None or r.error is not None:
+            continue
+        tried = True
+        if all(r.digests.get(a) == d for a, d in entry.digests.items()):
             return
-    kept = [key for key in decided.seen if key in listed_at and key not in hashed
-            and key not in decided.answered]
-    tried = False
-    for key in sorted(kept)[:3]:
-        r = hash_file(key, tuple(algos), block_size=block_size or DEFAULT_BLOCK_SIZE)
-        if r.error is None:
-            tried = True
-            if all(listed_at[key].digests.get(a) == r.digests[a] for a in algos):
-                return
-    if tried or any(key in listed_at and r.error is None for key, r in hashed.items()):
+    if tried:
         raise GuessedWrong(
-            f"{listing.path}: no file has its listed {', '.join(algos)} digest: the lines' "
-            "algorithm may be another of that length; give it with -a")
+            f"{listing.path}: no file has its listed {', '.join(listing.algos)} digest: the "
+            "lines' algorithm may be another of that length; give it with -a")
 
 
 def _sort_key(name: str) -> bytes:
@@ -344,25 +446,44 @@ def _merged(out: list[tuple[bytes, bytes] | bytes], added: list[tuple[bytes, byt
         yield record
 
 
+def _refuse_link(manifest: str) -> str | None:
+    """Why ``manifest`` is not to be rewritten through a symbolic link: one that
+    another user owns could send the new manifest anywhere its owner likes."""
+    try:
+        st = os.lstat(manifest)
+    except OSError:
+        return None
+    if stat.S_ISLNK(st.st_mode) and st.st_uid not in (0, os.geteuid()):
+        return "a symbolic link another user owns; give the file it leads to"
+    return None
+
+
 def run_update(manifest: str, paths: Sequence[str] = (), *, algos: tuple[str, ...] | None,
                zero: bool = False, follow: bool = False, include: Sequence[str] = (),
-               exclude: Sequence[str] = (), jobs: int | None = None,
-               chunksize: int | None = None, block_size: int | None = None,
-               stall_timeout: float | None = None, cache: str | None = None,
-               progress: bool | None = None, summary: bool | None = None,
-               quiet: bool = False) -> int:
+               exclude: Sequence[str] = (), relative_to_manifest: bool = False,
+               jobs: int | None = None, chunksize: int | None = None,
+               block_size: int | None = None, stall_timeout: float | None = None,
+               cache: str | None = None, progress: bool | None = None,
+               summary: bool | None = None, quiet: bool = False) -> int:
     """``parhash scan --update``: update ``manifest`` in place; the exit status.
 
-    ``algos``, when given, must be the manifest's. Prints each change on
-    stderr (``added: NAME``, ``updated: NAME``, ``removed: NAME``) unless
-    ``quiet``, and a summary line. Returns 0, 1 when a file could not be
-    read (its line is kept), 2 when the manifest can't be read or updated
-    as asked."""
+    ``algos``, when given, must be the manifest's. With
+    ``relative_to_manifest`` its names are relative to its own directory,
+    which is also what is walked when no ``paths`` are given. Prints each
+    change on stderr (``added: NAME``, ``updated: NAME``, ``removed:
+    NAME``) unless ``quiet``, and a summary line. Returns 0; 1 when a file
+    or directory could not be read (its lines are kept) or the manifest
+    could not be written; 2 when the manifest can't be read or updated as
+    asked."""
     from parhash.console import atomic_file, pipeline_stats, warn_worker_deaths
     from parhash.report import Meter, error_line, open_cache, shown
 
     started = time.time_ns()
     hint = algos[0] if algos and len(algos) == 1 else None
+    why = _refuse_link(manifest)
+    if why is not None:
+        sys.stderr.write(error_line("parhash", manifest, why))
+        return EXIT_USAGE
     try:
         st = os.stat(manifest)
         zero = zero or is_zero(manifest)
@@ -383,12 +504,16 @@ def run_update(manifest: str, paths: Sequence[str] = (), *, algos: tuple[str, ..
         sys.stderr.write(f"parhash: {manifest} holds {', '.join(listing.algos)} digests, not "
                          f"{', '.join(algos)}\n")
         return EXIT_USAGE
+    if listing.dropped:
+        sys.stderr.write(f"parhash: {manifest}: a line longer than 1 MiB that is no checksum "
+                         "line can't be kept; the manifest is left as it was\n")
+        return EXIT_USAGE
     if listing.malformed:
-        kept = listing.malformed - listing.dropped
-        sys.stderr.write(f"parhash: {manifest}: {listing.malformed} improperly formatted "
-                         f"line(s): {kept} kept as they are"
-                         + (f", {listing.dropped} longer than 1 MiB dropped\n"
-                            if listing.dropped else "\n"))
+        n = listing.malformed
+        sys.stderr.write(f"parhash: {manifest}: {n} improperly formatted "
+                         f"line{' is' if n == 1 else 's are'} kept as "
+                         f"{'it is' if n == 1 else 'they are'}\n")
+    base = os.path.dirname(manifest) if relative_to_manifest else ""
     stats = pipeline_stats(stall_timeout)
     show, _ = shown(progress, summary)
     meter = Meter("hashing", "hashed", bar=show and not quiet)
@@ -399,23 +524,34 @@ def run_update(manifest: str, paths: Sequence[str] = (), *, algos: tuple[str, ..
         skip.add(opened.identity())
     try:
         done = update_listing(
-            listing, list(paths) or ["."], follow=follow, include=include, exclude=exclude,
-            since_ns=st.st_mtime_ns, skip=frozenset(skip), jobs=jobs, chunksize=chunksize,
-            block_size=block_size, cache=opened, stats=stats, progress=meter)
-    except GuessedWrong as e:
+            listing, list(paths) or [base or "."], follow=follow, include=include,
+            exclude=exclude, since_ns=st.st_mtime_ns, base=base, skip=frozenset(skip),
+            jobs=jobs, chunksize=chunksize, block_size=block_size, cache=opened, stats=stats,
+            progress=meter)
+    except (GuessedWrong, Refused) as e:
         sys.stderr.write(f"parhash: {e}\n")
         return EXIT_USAGE
     finally:
         meter.close()
         if opened is not None:
             opened.close()
-    if done.changes or listing.dropped:
-        with atomic_file(manifest, mtime_ns=started) as out:
+    try:
+        now = os.stat(manifest)
+    except OSError:
+        now = None
+    if now is None or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+        sys.stderr.write(error_line("parhash", manifest, "replaced while it was updated; "
+                                    "left as it is"))
+        return EXIT_FILE_ERROR
+    # Whether the manifest now holds everything as it was when the update
+    # began; if not, files left out must still be judged by the old time.
+    mtime = started if done.whole and (stats.worker_deaths == 0) else st.st_mtime_ns
+    if done.changes:
+        with atomic_file(manifest, mtime_ns=mtime) as out:
             out.write(done.data)
-    else:
-        # Nothing to write; the mtime still says from when it is up to date.
+    elif mtime != st.st_mtime_ns:
         try:
-            os.utime(manifest, ns=(started, started))
+            os.utime(manifest, ns=(mtime, mtime))
         except OSError as e:
             sys.stderr.write(error_line("parhash", manifest, e.strerror or str(e)))
             return EXIT_FILE_ERROR

@@ -84,6 +84,20 @@ def snapshot(top: Path | str, *, follow: bool = False, skip: Sequence[str] = (),
     return out
 
 
+def audited(listed: dict[str, str], top: str, *, follow: bool = False,
+            skip: Sequence[str] = ()) -> dict[str, str]:
+    """What an audit of ``top`` sees: the walk's files (:func:`snapshot`), and
+    listed names the walk leaves alone but that are there, read through their
+    links as check reads them, where the link stays inside ``top``."""
+    now = snapshot(top, follow=follow, skip=skip)
+    inside = os.path.realpath(top) + "/"
+    for p in listed:
+        if p not in now and os.path.isfile(p) and os.path.realpath(p).startswith(inside):
+            with open(p, "rb") as f:
+                now[p] = hashlib.md5(f.read()).hexdigest()
+    return now
+
+
 def nearness(old: str, new: str) -> tuple[int, int]:
     a, b = old.split("/"), new.split("/")
     tail = len(os.path.commonprefix([a[::-1], b[::-1]]))
@@ -290,7 +304,7 @@ def mutated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, 
 def test_every_mutation_gets_the_status_the_brute_force_reckons(
         mutated: tuple[dict[str, str], Path]) -> None:
     listed, manifest = mutated
-    expected = reckon(listed, snapshot("t", skip=["t/MD5SUMS"]))
+    expected = reckon(listed, audited(listed, "t", skip=["t/MD5SUMS"]))
     # The scenarios are there, as the issue names them (the brute force is
     # checked too, not only trusted).
     assert expected["t/edit.bin"] == ("changed", None)
@@ -301,8 +315,10 @@ def test_every_mutation_gets_the_status_the_brute_force_reckons(
     assert expected["t/orig.txt"] == ("unchanged", None)
     assert expected["t/new\nline.txt"] == ("moved", "t/nl-src.txt")
     assert expected["t/empty-me.txt"] == ("changed", None)
-    assert expected["t/sym.txt"] == ("missing", None)
-    assert expected["t/sym2-real.txt"] == ("moved", "t/sym2.txt")
+    # A listed name is read through its link, as check reads it.
+    assert expected["t/sym.txt"] == ("changed", None)
+    assert expected["t/sym2.txt"] == ("changed", None)
+    assert expected["t/sym2-real.txt"] == ("new", None)
     assert expected["t/z/q/twin.dat"] == ("moved", "t/p/q/twin.dat")
     assert expected["t/a/s/twin.dat"] == ("moved", "t/r/s/twin.dat")
     for i in range(12):
@@ -332,23 +348,36 @@ def test_text_lines_come_in_byte_order_of_their_paths(
     assert code == 1 and paths == sorted(paths)
 
 
-def test_a_listed_file_replaced_by_a_symlink_is_what_scan_makes_of_it(
+def test_a_listed_file_replaced_by_a_symlink_is_read_through_it_as_check_reads_it(
         mutated: tuple[dict[str, str], Path]) -> None:
-    # Without -L the walk leaves links out, as scan does: sym.txt is
-    # missing and sym2.txt moved. With -L the links are read through, as
-    # scan -L reads them: both are there, changed (they point to keep.txt).
+    # The walk leaves links out unless -L, as scan does, so a link is never
+    # new; but a listed name is looked up as check looks it up: sym.txt and
+    # sym2.txt are read through their links, and changed (they point to
+    # keep.txt). With -L the walk reads them too: the same answers.
     listed, manifest = mutated
     for follow in (False, True):
         flags = ["-L"] if follow else []
         code, got, _ = audit_json(manifest, *flags)
-        expected = reckon(listed, snapshot("t", follow=follow, skip=["t/MD5SUMS"]))
+        expected = reckon(listed, audited(listed, "t", follow=follow, skip=["t/MD5SUMS"]))
         assert got == expected, follow
+        assert got["t/sym.txt"] == ("changed", None)
         code, out, _ = invoke("scan", "--json", "-a", "md5", *flags, "t")
         scanned = {json.loads(line)["path"] for line in out.splitlines()} - {"t/MD5SUMS"}
         present = {p for p, (s, _) in got.items() if s != "missing"}
-        assert present == scanned, follow
-    assert reckon(listed, snapshot("t", follow=True, skip=["t/MD5SUMS"]))["t/sym.txt"] == (
-        "changed", None)
+        assert present == scanned | {"t/sym.txt", "t/sym2.txt"}, follow
+
+
+def test_a_listed_link_out_of_the_tree_is_not_read(tmp_path: Path, proc: Runner) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "secret").write_bytes(b"secret\n")
+    (tmp_path / "t" / "a").write_bytes(b"a\n")
+    write(tmp_path / "M", gnu_manifest({"t/a": md5(b"a\n"), "t/link": md5(b"secret\n")}))
+    (tmp_path / "t" / "link").symlink_to(tmp_path / "secret")
+    done = proc("audit", "--json", "M", "t")
+    assert done.returncode == 1, shown(done)
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert {"path": "t/link", "status": "unreadable", "algo": None, "expected": None,
+            "actual": None, "error": "a symbolic link out of the tree audited"} in records
 
 
 def test_two_identical_files_renamed_in_place_pair_by_their_directories(
@@ -493,7 +522,8 @@ def test_diff_of_gnu_and_json_manifests_says_what_audit_says(
         mutated: tuple[dict[str, str], Path]) -> None:
     _, manifest = mutated
     _, from_audit, _ = audit_json(manifest)
-    code, out, _ = invoke("scan", "--json", "-a", "md5", "t")
+    # -L: the listed links are read through by the audit, and by this scan.
+    code, out, _ = invoke("scan", "--json", "-a", "md5", "-L", "t")
     assert code == 0
     write("after.json", b"".join(line + b"\n" for line in out.splitlines()
                                  if json.loads(line)["path"] != "t/MD5SUMS"))
@@ -1124,3 +1154,20 @@ def test_a_file_named_as_a_parhash_temporary_is_not_hidden_from_an_audit(
     done = proc("audit", "M", "t")
     assert done.returncode == 3, shown(done)
     assert done.stdout == b"new        t/.hidden.abc123.parhash-tmp\n"
+
+
+def test_a_manifest_on_standard_input_is_not_new_in_its_tree(proc: Runner) -> None:
+    write(proc.cwd / "t" / "a", b"a\n")
+    write(proc.cwd / "t" / "M", gnu_manifest({"t/a": md5(b"a\n")}))
+    with open(proc.cwd / "t" / "M", "rb") as manifest:
+        done = subprocess.run([*PARHASH, "audit", "-", "t"], cwd=proc.cwd, env=proc.env,
+                              stdin=manifest, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, shown(done)
+    assert done.stdout == b""
+
+
+def test_a_root_that_is_no_directory_is_a_usage_error(proc: Runner) -> None:
+    write(proc.cwd / "M", gnu_manifest({"a": md5(b"a\n")}))
+    done = proc("audit", "--root", "nowhere", "M")
+    assert done.returncode == 2, shown(done)
+    assert b"'nowhere' is not a directory" in done.stderr
