@@ -502,21 +502,24 @@ def _manifest_cases(ph: tuple[str, ...]) -> list[Case]:
              Comparison("parhash audit", "parhash check")),
             corpus=corpus,
         ))
-    cases.append(Case(
-        "update-small", "bringing the small corpus' manifest up to date when nothing "
-        "changed since it was written (the nightly case): no file needs reading",
-        "rhash --update, which adds new files only", ("small", "manifests"),
-        (copied("parhash scan --update", "manifests/small.md5", "update-p.md5",
-                [*ph, "scan", "--update", "update-p.md5", "small", "-q"], (),
-                ["parhash", "scan", "--update", "update-p.md5", "small", "-q"]),
-         copied("rhash --update", "manifests/small.md5", "update-r.md5",
-                ["rhash", "-r", "--update=update-r.md5", "small"], ("rhash",),
-                ["rhash", "-r", "--update=update-r.md5", "small"]),
-         parhash("parhash scan (all)", ["scan", "small", "-a", "md5", "-j", "2", "-o",
-                                        "update-all.md5"])),
-        (Comparison("parhash scan --update", "rhash --update", None, MANIFESTS),
-         Comparison("parhash scan --update", "parhash scan (all)", None, MANIFESTS)),
-    ))
+    for corpus in ("small", "large"):
+        sums = f"manifests/{corpus}.md5"
+        cases.append(Case(
+            f"update-{corpus}", f"bringing the {corpus} corpus' manifest up to date when "
+            "nothing changed since it was written (the nightly case): no file needs "
+            "reading but the three that confirm md5sum's lines are md5",
+            "rhash --update, which adds new files only", (corpus, "manifests"),
+            (copied("parhash scan --update", sums, f"update-p-{corpus}.md5",
+                    [*ph, "scan", "--update", f"update-p-{corpus}.md5", corpus, "-q"], (),
+                    ["parhash", "scan", "--update", f"update-p-{corpus}.md5", corpus, "-q"]),
+             copied("rhash --update", sums, f"update-r-{corpus}.md5",
+                    ["rhash", "-r", f"--update=update-r-{corpus}.md5", corpus], ("rhash",),
+                    ["rhash", "-r", f"--update=update-r-{corpus}.md5", corpus]),
+             parhash("parhash scan (all)", ["scan", corpus, "-a", "md5", "-j", "2", "-o",
+                                            f"update-all-{corpus}.md5"])),
+            (Comparison("parhash scan --update", "rhash --update", None, MANIFESTS),
+             Comparison("parhash scan --update", "parhash scan (all)", None, MANIFESTS)),
+        ))
     cases.append(Case(
         "diff", "comparing two manifests of the small corpus (its first half against the "
         "whole: 15,000 new files), reading no file", "diff(1) of the two files",

@@ -110,9 +110,10 @@ def plan(listed_at: dict[str, Listed], roots: Sequence[str], naming: Naming, *,
     (``listed_at`` holds the listed entries by absolute path), and listed
     ones that may have changed since ``since_ns`` (see the module's
     documentation). Walk errors are written to ``err``. With ``samples``,
-    that many listed files that need no reading, the smallest, are read
-    anyway (see :func:`_confirm_guess`). Costs an ``lstat`` per file and directory, and
-    with ``cache`` a query per directory."""
+    that many listed files that need no reading, the smallest if no larger
+    than :data:`SAMPLE_BYTES`, are read anyway (see :func:`_confirm_guess`).
+    Costs an ``lstat`` per file and directory, and with ``cache`` a query
+    per directory."""
     from parhash.cache import confirmed
     from parhash.report import error_line
     from parhash.select import Selector
@@ -160,7 +161,7 @@ def plan(listed_at: dict[str, Listed], roots: Sequence[str], naming: Naming, *,
                 continue
             if verdict is True or confirmed(st.st_dev, st.st_mtime_ns, st.st_ctime_ns,
                                             since_ns):
-                if samples:  # the smallest kept: a max-heap by size
+                if samples and st.st_size <= SAMPLE_BYTES:  # the smallest: a max-heap
                     heapq.heappush(sampled, (-st.st_size, len(sampled), item))
                     if len(sampled) > samples:
                         heapq.heappop(sampled)
@@ -262,8 +263,9 @@ class Refused(Exception):
 
 
 # Listed files read again, when nothing else confirms an algorithm guessed
-# from the digests' length.
+# from the digests' length; only files this small are read for it.
 SAMPLES = 3
+SAMPLE_BYTES = 4 << 20
 
 
 def _ambiguous(listing: Listing) -> bool:
