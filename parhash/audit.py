@@ -880,13 +880,24 @@ def _follow_listed(keys: list[str], scope: Scope, job: Any, scanned: _Scanned, n
     error, never a read."""
     from parhash.results import Result
     from parhash.tasks import scan_tasks
+    from parhash.walk import walked
 
-    reals = [os.path.realpath(base) for base, _, _ in scope.roots]
-    inside = []
+    roots = []
+    for base, _, _ in scope.roots:
+        real = os.path.realpath(base)
+        with contextlib.suppress(OSError):
+            st = os.stat(real)
+            roots.append((real.rstrip("/") + "/", (st.st_dev, st.st_ino)))
+    inside: list[str] = []
+    keyed: dict[str, list[str]] = {}  # several links may lead to one file
     for key in keys:
         real = os.path.realpath(key)
-        if any(real == r or real.startswith(r.rstrip("/") + "/") for r in reals):
-            inside.append(key)
+        root = next(((r, i) for r, i in roots if real.startswith(r)), None)
+        if root is not None:
+            # Read where the link led when it was resolved, below the root
+            # and by no link: a link swapped in the meantime is not followed.
+            inside.append(walked(real, len(root[0]), root[1]))
+            keyed.setdefault(real, []).append(key)
         elif not os.path.isdir(key):
             scanned.failed(key, Result(key, {}, error=OUTSIDE_TREE), naming, err)
     if not inside:
@@ -895,7 +906,7 @@ def _follow_listed(keys: list[str], scope: Scope, job: Any, scanned: _Scanned, n
                          lookup=options.pop("trust_cache"), **options)
     try:
         for task in results:
-            scanned.add(task, naming, err)
+            scanned.add(task, naming, err, keyed)
     finally:
         results.close()
 
@@ -914,12 +925,18 @@ class _Scanned:
         self.files = self.nbytes = self.hits = self.errors = 0
         self.matched: frozenset[tuple[str, str]] = frozenset()
 
-    def add(self, task: Any, naming: Naming, err: IO[str]) -> None:
+    def add(self, task: Any, naming: Naming, err: IO[str],
+            keyed: dict[str, list[str]] | None = None) -> None:
+        """A task's results; ``keyed`` gives the listed names a path was read for."""
         from parhash.results import Result
 
         r: Result
         for r in task.records:
-            key = naming.found(r.path)
+            if keyed is None:
+                key = naming.found(r.path)
+            else:
+                names = keyed.get(r.path)
+                key = names.pop() if names else r.path
             if r.error is None:
                 self.found[key] = Found(naming.name(key), r.digests)
             elif r.errno == errno.ENOENT:

@@ -488,6 +488,14 @@ def _update(manifest, paths, algos, fmt, zero, follow, include, exclude, jobs, c
         raise click.UsageError("--update needs a manifest file and paths, not standard input")
     source = click.get_current_context().get_parameter_source("algo_specs")
     algos_given = algos if source is not click.core.ParameterSource.DEFAULT else None
+    from parhash.update import refuse_manifest
+
+    why = refuse_manifest(manifest)
+    if why is not None:
+        from parhash.report import error_line
+
+        sys.stderr.write(error_line("parhash", manifest, why))
+        return EXIT_USAGE
     if not os.path.exists(manifest) or os.path.getsize(manifest) == 0:
         from parhash.report import run_scan
 

@@ -9,9 +9,9 @@ not safely older than the manifest's own mtime (the racy-file rule of
 or had its metadata changed since (its ctime is new but its mtime is not:
 entries added to a directory change both), or, with the cache, the cache's
 entry for it no longer matches. New files are read; files gone are dropped.
-The files to read go to the scan pipeline as the walk found them, so a
-worker opens each as a scan would (a file swapped for a link since the walk
-is refused); the main process reads no file.
+The files to read go to the scan pipeline as the walk found them, which
+opens each as a scan would (a file swapped for a link since the walk is
+refused).
 
 The new manifest keeps the old one's records byte for byte where nothing
 changed, each in its place; its format, algorithms, escaping and line ends;
@@ -25,6 +25,7 @@ out are still judged against it next time.
 
 from __future__ import annotations
 
+import errno
 import heapq
 import os
 import stat
@@ -65,12 +66,22 @@ class Plan(NamedTuple):
 
 
 def is_zero(path: str) -> bool:
-    """Whether the manifest's records end in NUL (``-z``): its first record
-    does, before any newline."""
+    """Whether the manifest's records end in NUL (``-z``): more of its first
+    records read as checksum lines split at NUL than at newline (a name may
+    hold a newline, a garbage line a NUL)."""
+    from parhash.formats.entries import Entry
+    from parhash.manifest import parse_line
+
     with open(path, "rb") as f:
         start = f.read(1 << 16)
-    nul, newline = start.find(b"\0"), start.find(b"\n")
-    return nul >= 0 and (newline < 0 or nul < newline)
+    if b"\0" not in start:
+        return False
+
+    def read(end: bytes, zero: bool) -> int:
+        records = start.split(end)[:-1][:256]
+        return sum(type(parse_line(r + end, zero=zero)) is Entry for r in records)
+
+    return read(b"\0", True) > read(b"\n", False)
 
 
 class _Directories:
@@ -110,8 +121,9 @@ def plan(listed_at: dict[str, Listed], roots: Sequence[str], naming: Naming, *,
     (``listed_at`` holds the listed entries by absolute path), and listed
     ones that may have changed since ``since_ns`` (see the module's
     documentation). Walk errors are written to ``err``. With ``samples``,
-    that many listed files that need no reading, the smallest if no larger
-    than :data:`SAMPLE_BYTES`, are read anyway (see :func:`_confirm_guess`).
+    up to that many listed files that need no reading are chosen to confirm
+    a guessed algorithm if need be (see :func:`_confirm_guess`): the
+    smallest, and the next ones if no larger than :data:`SAMPLE_BYTES`.
     Costs an ``lstat`` per file and directory, and with ``cache`` a query
     per directory."""
     from parhash.cache import confirmed
@@ -135,8 +147,11 @@ def plan(listed_at: dict[str, Listed], roots: Sequence[str], naming: Naming, *,
                                skip_pseudo=True):
             if not isinstance(item, str):
                 path, why = item.path, item.error  # type: ignore[union-attr]
+                key = naming.found(path)
+                if item.errno == errno.ENOENT and key in listed_at:  # type: ignore[union-attr]
+                    continue  # a listed file named as PATH, gone: dropped
                 err.write(error_line("parhash", path, why))
-                unread[naming.found(path)] = why
+                unread[key] = why
                 continue
             key = naming.found(item)
             try:
@@ -161,14 +176,16 @@ def plan(listed_at: dict[str, Listed], roots: Sequence[str], naming: Naming, *,
                 continue
             if verdict is True or confirmed(st.st_dev, st.st_mtime_ns, st.st_ctime_ns,
                                             since_ns):
-                if samples and st.st_size <= SAMPLE_BYTES:  # the smallest: a max-heap
+                if samples:  # the smallest kept ones: a max-heap by size
                     heapq.heappush(sampled, (-st.st_size, len(sampled), item))
                     if len(sampled) > samples:
                         heapq.heappop(sampled)
                 continue
             read.append(item)
-    chosen = [item for _, _, item in sampled]
-    return Plan(read + chosen, seen, unread, answered, chosen)
+    # The smallest whatever its size; the next ones only if small.
+    smallest = sorted(sampled, reverse=True)
+    chosen = [item for i, (size, _, item) in enumerate(smallest) if i == 0 or -size <= SAMPLE_BYTES]
+    return Plan(read, seen, unread, answered, chosen)
 
 
 class _CacheEntries:
@@ -227,8 +244,13 @@ class Writer:
         listing = self.listing
         algos = tuple(algos or listing.algos)
         records = self.formats.get(algos)
-        if records is None:
+        if records is None and not (len(algos) > 1 and listing.fmt == "gnu"):
             records = self.formats[algos] = RecordFormat(listing.fmt, algos, listing.zero)
+        if len(algos) > 1 and listing.fmt == "gnu":
+            # A GNU line holds one digest: one per algorithm, as cat MD5SUMS
+            # SHA256SUMS would have them.
+            return b"".join(self.record(name, digests, size, (a,)) for a in algos)
+        assert records is not None
         data: bytes = records.result(Result(name, digests, size))
         if listing.fmt == "gnu" and listing.separator != b"  ":
             start = data.index(b"  ")
@@ -329,8 +351,20 @@ def update_listing(listing: Listing, roots: Sequence[str], *, follow: bool = Fal
                     progress.update(task.files, task.nbytes, task.errors)
         finally:
             results.close()
-    if decided.samples:
-        _confirm_guess(listing, listed_at, hashed)
+    if _ambiguous(listing) and not _confirmed(listed_at, hashed):
+        # Nothing read confirms the algorithm guessed: read a few unchanged
+        # files to see, and stop rather than rewrite lines with the wrong one.
+        sampled: dict[str, Result] = {}
+        if decided.samples:
+            job = ScanJob(algos, block_size or DEFAULT_BLOCK_SIZE, RESULTS, skip=skip)
+            results = scan_tasks((), job, listed=decided.samples, jobs=jobs, stats=stats,
+                                 streams=False)
+            try:
+                for task in results:
+                    sampled.update((naming.found(r.path), r) for r in task.records)
+            finally:
+                results.close()
+        _confirm_guess(listing, listed_at, hashed, sampled)
     # What becomes of each listed file: None kept, REMOVED, or its new digests.
     fate: dict[int, Any] = {}
     whole = True
@@ -345,16 +379,18 @@ def update_listing(listing: Listing, roots: Sequence[str], *, follow: bool = Fal
         if r is not None and r.error is None:
             digests = r.digests
         if key not in decided.seen:
-            if _blocked(key, decided.unread) is not None or os.path.lexists(key):
-                whole = False  # out of reach, not gone: a link, an unreadable directory
+            if _blocked(key, decided.unread) is not None:
+                whole = False  # under a directory that can't be read: not gone
                 continue
+            if os.path.lexists(key):
+                continue  # a link, or a name through one: kept, and not judged by times
             fate[id(entry)] = REMOVED
             gone += 1
         elif digests is not None and any(digests[a] != d for a, d in entry.digests.items()):
             fate[id(entry)] = digests
         elif r is not None and r.error is not None:
             whole = False
-    if in_scope and not decided.seen:
+    if gone and not decided.seen and any(os.path.isdir(r) for r in roots):
         raise Refused(f"{listing.path}: every listed file under {', '.join(roots)} is gone "
                       "(an unmounted disk?); the manifest is left as it was. Remove it to "
                       "start anew.")
@@ -394,26 +430,34 @@ def update_listing(listing: Listing, roots: Sequence[str], *, follow: bool = Fal
     return Update(data, changes, kept, len(hashed), errors, whole)
 
 
-def _confirm_guess(listing: Listing, listed_at: dict[str, Listed],
-                   hashed: dict[str, Result]) -> None:
-    """Make sure the algorithm guessed for untagged lines is theirs: b2sum's
-    lines and sha512's have one length, xxhsum -H2's and md5's another, and
-    a wrong guess would rewrite every line read. The files read include a
-    few that need no reading (:data:`SAMPLES`, chosen by :func:`plan`): one
-    that has its listed digests confirms the guess; if none of the listed
-    files read has them, the update is refused."""
-    tried = False
+def _confirmed(listed_at: dict[str, Listed], hashed: dict[str, Result]) -> bool:
+    """Whether a listed file read has its listed digests."""
     for key, r in hashed.items():
         entry = listed_at.get(key)
-        if entry is None or r.error is not None:
-            continue
-        tried = True
-        if all(r.digests.get(a) == d for a, d in entry.digests.items()):
-            return
-    if tried:
+        if entry is not None and r.error is None and all(
+                r.digests.get(a) == d for a, d in entry.digests.items()):
+            return True
+    return False
+
+
+def _confirm_guess(listing: Listing, listed_at: dict[str, Listed], hashed: dict[str, Result],
+                   sampled: dict[str, Result]) -> None:
+    """Make sure the algorithm guessed for untagged lines is theirs, when a
+    listed file read differs: b2sum's lines and sha512's have one length,
+    xxhsum -H2's and md5's another, and a wrong guess would rewrite every
+    line read. ``sampled`` are unchanged files read to see (see :func:`plan`):
+    one with its listed digests confirms the guess. With none, and a listed
+    file read that differs, the update is refused."""
+    if _confirmed(listed_at, sampled):
+        return
+    differ = [listed_at[k].name for k, r in {**hashed, **sampled}.items()
+              if k in listed_at and r.error is None]
+    if differ:
         raise GuessedWrong(
-            f"{listing.path}: no file has its listed {', '.join(listing.algos)} digest: the "
-            "lines' algorithm may be another of that length; give it with -a")
+            f"{listing.path}: no listed file read has its listed "
+            f"{', '.join(listing.algos)} digest (of {len(differ)}, such as {differ[0]!r}): "
+            "either they all changed, or the lines' algorithm is another of that length; "
+            "give it with -a")
 
 
 def _sort_key(name: str) -> bytes:
@@ -448,15 +492,22 @@ def _merged(out: list[tuple[bytes, bytes] | bytes], added: list[tuple[bytes, byt
         yield record
 
 
-def _refuse_link(manifest: str) -> str | None:
-    """Why ``manifest`` is not to be rewritten through a symbolic link: one that
-    another user owns could send the new manifest anywhere its owner likes."""
+def refuse_manifest(manifest: str) -> str | None:
+    """Why ``manifest`` is not to be written by an update, or None: a symbolic
+    link another user owns could send the new manifest anywhere its owner
+    likes, and a FIFO or device is no file to replace."""
     try:
         st = os.lstat(manifest)
     except OSError:
         return None
     if stat.S_ISLNK(st.st_mode) and st.st_uid not in (0, os.geteuid()):
         return "a symbolic link another user owns; give the file it leads to"
+    try:
+        st = os.stat(manifest)
+    except OSError:
+        return None  # a dangling link of one's own: the manifest is written there
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
     return None
 
 
@@ -482,7 +533,7 @@ def run_update(manifest: str, paths: Sequence[str] = (), *, algos: tuple[str, ..
 
     started = time.time_ns()
     hint = algos[0] if algos and len(algos) == 1 else None
-    why = _refuse_link(manifest)
+    why = refuse_manifest(manifest)
     if why is not None:
         sys.stderr.write(error_line("parhash", manifest, why))
         return EXIT_USAGE
@@ -541,8 +592,9 @@ def run_update(manifest: str, paths: Sequence[str] = (), *, algos: tuple[str, ..
         now = os.stat(manifest)
     except OSError:
         now = None
-    if now is None or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
-        sys.stderr.write(error_line("parhash", manifest, "replaced while it was updated; "
+    if now is None or ((now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns, now.st_ctime_ns)
+                       != (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)):
+        sys.stderr.write(error_line("parhash", manifest, "changed while it was updated; "
                                     "left as it is"))
         return EXIT_FILE_ERROR
     # Whether the manifest now holds everything as it was when the update
