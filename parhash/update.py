@@ -351,7 +351,9 @@ def update_listing(listing: Listing, roots: Sequence[str], *, follow: bool = Fal
                     progress.update(task.files, task.nbytes, task.errors)
         finally:
             results.close()
-    if _ambiguous(listing) and not _confirmed(listed_at, hashed):
+    rewrites = decided.answered or any(k in listed_at and r.error is None
+                                       for k, r in hashed.items())
+    if rewrites and _ambiguous(listing) and not _confirmed(listed_at, hashed):
         # Nothing read confirms the algorithm guessed: read a few unchanged
         # files to see, and stop rather than rewrite lines with the wrong one.
         sampled: dict[str, Result] = {}

@@ -107,10 +107,14 @@ def test_xxhsum_lines_keep_their_form(tmp_path: Path) -> None:
         assert (tmp_path / "X").read_bytes() == run_tool([xxhsum, *flags, *files(d)],
                                                          cwd=tmp_path).stdout
         (d / "new").unlink()
-    # xxhsum -H2's lines have md5's length: guessed as md5, no file confirms
-    # them, and the manifest is left as it was rather than rewritten whole.
+    # xxhsum -H2's lines have md5's length: guessed as md5, a changed file
+    # would be rewritten with an md5 digest. No unchanged file confirms md5,
+    # and the manifest is left as it was.
     old = run_tool([xxhsum, "-H2", *files(d)], cwd=tmp_path).stdout
     (tmp_path / "X").write_bytes(old)
+    assert update(tmp_path, "X").stderr.endswith(b"0 files read\n")  # nothing to rewrite
+    settle()
+    (d / "f1").write_bytes(b"one\n")
     refused = update(tmp_path, "X")
     assert refused.returncode == 2
     assert refused.stderr.startswith(b"parhash: X: no listed file read has its listed md5 "
