@@ -92,6 +92,16 @@ PARHASH = [sys.executable, "-m", "parhash"]
 NO_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
 
 
+def need_setpriv(what: str) -> None:
+    """Skip, loudly, unless :data:`NO_DAC` can take root's reading of anything
+    away: then ``what`` is not tested."""
+    if shutil.which("setpriv") is None:
+        pytest.skip(f"SKIPPED LOUDLY: setpriv (util-linux) is not installed, so {what} "
+                    "is NOT tested")
+    if os.geteuid() != 0:
+        pytest.skip(f"SKIPPED LOUDLY: not root, so {what} is NOT tested through setpriv")
+
+
 def run(
     args: Sequence[str | bytes | os.PathLike[str]],
     *,

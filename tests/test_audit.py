@@ -37,7 +37,16 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import ENV, NO_DAC, PARHASH, bsd_line, escape, gnu_line, no_traceback
+from conftest import (
+    ENV,
+    NO_DAC,
+    PARHASH,
+    bsd_line,
+    escape,
+    gnu_line,
+    need_setpriv,
+    no_traceback,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -211,15 +220,6 @@ def rewrite_keeping_size_and_mtime(path: Path | str, data: bytes) -> None:
         f.write(data)
     os.utime(path, ns=(st_.st_atime_ns, st_.st_mtime_ns))
     assert (os.stat(path).st_size, os.stat(path).st_mtime_ns) == (st_.st_size, st_.st_mtime_ns)
-
-
-def need_setpriv() -> None:
-    if shutil.which("setpriv") is None:
-        pytest.skip("SKIPPED LOUDLY: setpriv (util-linux) is not installed, so unreadable "
-                    "files and directories are NOT tested")
-    if os.geteuid() != 0:
-        pytest.skip("SKIPPED LOUDLY: not root, so unreadable files are NOT tested through "
-                    "setpriv (run the tests as root, or with setpriv installed)")
 
 
 class Runner:
@@ -987,7 +987,7 @@ def test_xxhsum_lines_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_listed_files_in_an_unreadable_directory_are_unreadable(proc: Runner) -> None:
-    need_setpriv()
+    need_setpriv("unreadable files and directories")
     t = proc.cwd / "t"
     write(t / "ok", b"fine\n")
     write(t / "locked/x", b"x\n")
@@ -1020,7 +1020,7 @@ def test_listed_files_in_an_unreadable_directory_are_unreadable(proc: Runner) ->
 
 
 def test_a_copy_of_a_file_in_an_unreadable_directory_is_new_not_moved(proc: Runner) -> None:
-    need_setpriv()
+    need_setpriv("unreadable files and directories")
     t = proc.cwd / "t"
     write(t / "locked/x", b"x\n")
     write(proc.cwd / "M", gnu_line(md5(b"x\n"), b"t/locked/x"))

@@ -26,7 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import AWKWARD_NAMES, ENV, NO_DAC, PARHASH, gnu_line, random_bytes, records
+from conftest import (
+    AWKWARD_NAMES,
+    ENV,
+    NO_DAC,
+    PARHASH,
+    gnu_line,
+    need_setpriv,
+    random_bytes,
+    records,
+)
 
 import parhash
 
@@ -720,15 +729,6 @@ def test_cache_stats_on_garbage_moves_it_aside_only_once(tmp_path: Path, cli: CL
 # --- 8. a cache that can't be used ----------------------------------------------------
 
 
-def _need_setpriv() -> None:
-    if shutil.which("setpriv") is None:
-        pytest.skip("SKIPPED LOUDLY: setpriv (util-linux) is not installed, so a cache that "
-                    "root can't write is NOT tested")
-    if os.geteuid() != 0:
-        pytest.skip("SKIPPED LOUDLY: not root, so a cache that can't be written is NOT tested "
-                    "through setpriv")
-
-
 @pytest.mark.parametrize("case", ["missing-directory", "a-directory", "unwritable-directory",
                                   "read-only-cache"])
 def test_unusable_cache_is_one_warning_and_the_right_output(
@@ -743,11 +743,11 @@ def test_unusable_cache_is_one_warning_and_the_right_output(
     elif case == "a-directory":
         cache.mkdir()
     elif case == "unwritable-directory":
-        _need_setpriv()
+        need_setpriv("a cache that root can't write")
         prefix = NO_DAC
         state.chmod(0o555)
     else:
-        _need_setpriv()
+        need_setpriv("a cache that root can't write")
         prefix = NO_DAC
         time.sleep(SETTLE)
         quiet(cli("scan", "-a", "md5", "--cache-file", cache, "t"))

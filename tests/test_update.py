@@ -16,7 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ENV, NO_DAC, PARHASH, digest, no_traceback, run, run_tool, tool
+from conftest import (
+    ENV,
+    NO_DAC,
+    PARHASH,
+    digest,
+    need_setpriv,
+    no_traceback,
+    run,
+    run_tool,
+    tool,
+)
 
 
 def make_tree(root: Path) -> Path:
@@ -165,8 +175,7 @@ def test_files_older_than_the_manifest_are_not_read_again(tmp_path: Path) -> Non
 
 
 def test_an_unreadable_changed_file_keeps_its_line_and_fails(tmp_path: Path) -> None:
-    if not _setpriv():
-        pytest.skip("SKIPPED LOUDLY: setpriv (util-linux) is not installed")
+    need_setpriv("an update that can't read a file or directory")
     d = make_tree(tmp_path)
     assert run(["scan", "d", "-a", "md5", "--sort", "-o", "M"], cwd=tmp_path).returncode == 0
     before = (tmp_path / "M").read_bytes()
@@ -301,12 +310,6 @@ def test_an_update_killed_halfway_leaves_the_old_manifest_or_the_whole_new_one(
         assert proc.returncode == 0 and (tmp_path / "M").read_bytes() == new
     assert not list(tmp_path.glob(".M.*"))
     assert False in outcomes  # a kill landed before the end
-
-
-def _setpriv() -> bool:
-    import shutil
-
-    return shutil.which("setpriv") is not None
 
 
 def test_an_update_that_changes_nothing_rewrites_nothing_but_the_mtime(tmp_path: Path) -> None:
@@ -451,8 +454,7 @@ def test_sizes_of_files_the_cache_answers_for_are_their_own(tmp_path: Path) -> N
 
 
 def test_a_directory_that_cant_be_read_fails_the_update(tmp_path: Path) -> None:
-    if not _setpriv():
-        pytest.skip("SKIPPED LOUDLY: setpriv (util-linux) is not installed")
+    need_setpriv("an update that can't read a file or directory")
     d = make_tree(tmp_path)
     assert run(["scan", "d", "-a", "md5", "--sort", "-o", "M"], cwd=tmp_path).returncode == 0
     before = (tmp_path / "M").read_bytes()
