@@ -710,12 +710,9 @@ class Naming:
         rel = key[len(prefix):] if key.startswith(prefix) else os.path.relpath(key, self.base)
         return "./" + rel if self.style == "./" and not rel.startswith("../") else rel
 
-    def key(self, name: str) -> str:
-        """The absolute path a listed name stands for."""
-        return absolute(name, self.base)
-
     def tidy_key(self, key: str) -> str:
-        """:meth:`key` of a name that :func:`key_of` gave already."""
+        """The absolute path a listed name stands for, given as :func:`key_of`
+        has it."""
         if key.startswith("/"):
             return key
         if key == "." or key == ".." or key.startswith("../"):
